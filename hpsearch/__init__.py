@@ -1,0 +1,39 @@
+"""hpsearch: which regularization techniques actually help your model, and by how much.
+
+The public API: every CLI command is a thin wrapper over a function exported here.
+Functions that need torch are imported on first use, so ``hpsearch report`` starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+from hpsearch.errors import ConfigError, DataError, HPSearchError, StorageError, StudyError
+from hpsearch.settings import Settings
+from hpsearch.space import PARAMS, QUESTIONS, Preset, TrialConfig, load_preset, sample
+
+# name -> module, for the lazily imported part of the API
+_LAZY = {
+    "optimize": "hpsearch.optimize",
+    "train": "hpsearch.train",
+    "build_model": "hpsearch.models",
+    "load_dataset": "hpsearch.data",
+    "DeviceData": "hpsearch.data",
+    "load_study": "hpsearch.storage",
+}
+
+__all__ = [
+    "__version__",
+    "ConfigError", "DataError", "HPSearchError", "StorageError", "StudyError",
+    "PARAMS", "QUESTIONS", "Preset", "Settings", "TrialConfig", "load_preset", "sample",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hpsearch' has no attribute {name!r}")

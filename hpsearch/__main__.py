@@ -1,0 +1,5 @@
+"""``python -m hpsearch`` works like the ``hpsearch`` script."""
+
+from hpsearch.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""The ``hpsearch`` command: parse flags, call one library function, print.
+
+Library errors (``HPSearchError``) become one-line ``click.ClickException`` messages here
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from hpsearch import __version__
+from hpsearch.errors import HPSearchError
+from hpsearch.settings import PRUNERS, SAMPLERS, Settings
+
+
+def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """HPSearchError -> one line on stderr and exit 1; Ctrl-C -> exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from hpsearch.storage import mask
+
+        try:
+            return fn(*args, **kwargs)
+        except HPSearchError as exc:
+            raise click.ClickException(mask(str(exc))) from None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hpsearch")
+def main() -> None:
+    """Which regularization techniques actually help your model, and by how much."""
+
+
+def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any]) -> Settings:
+    from hpsearch.settings import settings_from
+
+    settings = settings_from(preset_settings, source="preset [settings]")
+    given = {k: v for k, v in flags.items() if v is not None}
+    return settings_from(given, source="command line", base=settings)
+
+
+@main.command()
+@click.option("--trials", type=click.IntRange(min=1), help="Total finished trials the study "
+              "should reach (a re-run resumes).  [default: 100]")
+@click.option("--dataset", type=click.Choice(["mnist", "fashion-mnist", "kmnist", "digits",
+                                               "synthetic"]), help="[default: mnist]")
+@click.option("--model", type=click.Choice(["mlp", "cnn", "any"]),
+              help="Fix the model family; any = sample both.  [default: any]")
+@click.option("--epochs", type=click.IntRange(1, 1000), help="Epochs per trial.  [default: 10]")
+@click.option("--storage", help="SQLite file, SQLAlchemy URL or journal .log file.  "
+              "[default: study.db]")
+@click.option("--study-name", help="[default: PRESET-DATASET]")
+@click.option("--preset", help="A studies/*.toml file, or the bare name of a bundled one.")
+@click.option("--set", "assignments", multiple=True, metavar="PARAM=VALUE",
+              help="Fix a param (batch_norm=before), narrow choices (a,b) or a range (lo..hi).")
+@click.option("--sampler", type=click.Choice(SAMPLERS), help="[default: tpe]")
+@click.option("--pruner", type=click.Choice(PRUNERS), help="[default: median]")
+@click.option("--jobs", type=click.IntRange(1, 64), help="Worker processes.  [default: 1]")
+@click.option("--device", help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
+@click.option("--seed", type=click.IntRange(min=0), help="[default: 0]")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Stop starting trials after SEC seconds.")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Where dataset files are looked for first.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@friendly_errors
+def optimize(model: str | None, preset: str | None, assignments: tuple[str, ...],
+             quiet: bool, **flags: Any) -> None:
+    """Run (or resume) a study over the whole search space."""
+    import optuna
+
+    from hpsearch.optimize import optimize as run
+    from hpsearch.space import Preset, load_preset
+
+    loaded = load_preset(preset) if preset else Preset()
+    if model and model != "any":
+        assignments = (f"model={model}", *assignments)
+    loaded = loaded.with_overrides(assignments)
+    settings = _settings_from_flags(dict(loaded.settings), flags)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    click.echo(f"study {settings.study_name or f'{loaded.name}-{settings.dataset}'} in "
+               f"{_masked(settings.storage)}: target {settings.trials} finished trials, "
+               f"{settings.epochs} epochs each, dataset {settings.dataset}", err=True)
+    try:
+        summary = run(loaded, settings, progress=not quiet)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: the running trial is marked failed; finished trials are "
+                   "kept. Run the same command again to finish the budget.", err=True)
+        raise SystemExit(130) from None
+    states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.states.items()))
+    click.echo(f"study {summary.study_name} ({summary.storage}): {summary.n_finished} finished "
+               f"trials ({states}); {summary.ran_here} ran now")
+    if summary.best_value is None:
+        click.echo("no trial completed yet")
+        return
+    click.echo(f"best trial #{summary.best_number}: validation accuracy "
+               f"{summary.best_value:.4f}")
+    for key, value in summary.best_params.items():
+        click.echo(f"  {key:16} {value}")
+
+
+def _masked(spec: str) -> str:
+    from hpsearch.storage import mask
+
+    return mask(spec)
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@friendly_errors
+def datasets(data_dir: str | None) -> None:
+    """Which datasets are available here, and where."""
+    from hpsearch.data import available_datasets, search_dirs
+
+    rows = available_datasets(data_dir)
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['name']:{width}}  {r['available']:8}  {r['where']}")
+    click.echo("searched: " + ", ".join(str(d) for d in search_dirs(data_dir)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Build the MLP (seeds 000-003) or the seed-004 CNN for one :class:`TrialConfig`.
+
+A model is one flat ``nn.Sequential``, so printing it shows every layer in order and code
+finds layers by type (``[m for m in model if isinstance(m, nn.BatchNorm1d)]``). It takes a
+normalized float batch ``(B, C, H, W)`` and returns logits ``(B, n_classes)``.
+
+Every hidden block follows one rule, for Linear and Conv alike (``cfg.batch_norm``):
+
+- ``none``:   layer(bias) -> act
+- ``before``: layer(no bias) -> BN -> act    (BN's shift makes the bias redundant, seed 002)
+- ``after``:  layer(bias) -> act -> BN
+
+then pooling (CNN) and dropout, the latter only when its rate is > 0 (no no-op modules).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from hpsearch.space import TrialConfig
+
+# Layers whose weights are initialised by ``cfg.init`` and penalised by :func:`l1_penalty`.
+WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
+CNN_BLOCKS = 3  # channels c, 2c, 4c; each block halves H and W (28 -> 14 -> 7 -> 3)
+LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default, named because the inits need it too
+Nonlinearity = Literal["linear", "relu", "leaky_relu", "sigmoid", "tanh"]  # for torch's gains
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU,
+}
+
+
+def build_model(cfg: TrialConfig, input_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """The model ``cfg`` describes, for inputs of ``input_shape`` = (C, H, W).
+
+    The config was validated upstream, so an unknown model, activation, batch-norm
+    placement or init is a programming error and raises ``ValueError``.
+    """
+    if cfg.model == "mlp":
+        layers = _mlp_layers(cfg, input_shape, n_classes)
+    elif cfg.model == "cnn":
+        layers = _cnn_layers(cfg, input_shape, n_classes)
+    else:
+        raise ValueError(f"unknown model {cfg.model!r}; expected 'mlp' or 'cnn'")
+    model = nn.Sequential(*layers)
+    _init_weights(model, cfg.init, cfg.activation)
+    return model
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters (BN's running statistics are buffers, not counted)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def l1_penalty(model: nn.Module) -> torch.Tensor:
+    """Sum of ``|w|`` over the weights of Linear and Conv layers, for the trainer's L1 term.
+
+    Biases and BN affine params are excluded: penalising them does not regularise the
+    mapping's complexity, and shrinking BN's scale just fights the normalization.
+    """
+    weights = [m.weight for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
+    if not weights:
+        return torch.zeros(())
+    return torch.stack([w.abs().sum() for w in weights]).sum()
+
+
+# ---------------------------------------------------------------------------- architectures
+
+
+def _mlp_layers(cfg: TrialConfig, input_shape: tuple[int, int, int],
+                n_classes: int) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Flatten()]
+    width_in = math.prod(input_shape)
+    for width in cfg.hidden_widths():
+        linear = nn.Linear(width_in, width, bias=_has_bias(cfg))
+        layers += _block(linear, width, cfg, nn.BatchNorm1d)
+        layers += _dropout(nn.Dropout, cfg.dropout)
+        width_in = width
+    layers.append(nn.Linear(width_in, n_classes))
+    return layers
+
+
+def _cnn_layers(cfg: TrialConfig, input_shape: tuple[int, int, int],
+                n_classes: int) -> list[nn.Module]:
+    channels_in, height, width = input_shape
+    layers: list[nn.Module] = []
+    for i in range(CNN_BLOCKS):
+        channels = cfg.cnn_channels * 2**i
+        conv = nn.Conv2d(channels_in, channels, kernel_size=3, padding=1, bias=_has_bias(cfg))
+        layers += _block(conv, channels, cfg, nn.BatchNorm2d)
+        layers.append(nn.MaxPool2d(2))
+        layers += _dropout(nn.Dropout2d, cfg.dropout2d)
+        # padding=1 keeps the size through the conv; MaxPool2d(2) floors odd sizes (7 -> 3).
+        channels_in, height, width = channels, height // 2, width // 2
+    if height < 1 or width < 1:
+        raise ValueError(f"input {input_shape} is too small for {CNN_BLOCKS} pooling blocks; "
+                         f"the CNN needs H, W >= {2**CNN_BLOCKS}")
+    features = channels_in * height * width
+    layers.append(nn.Flatten())
+    layers += _block(nn.Linear(features, cfg.cnn_fc_units, bias=_has_bias(cfg)),
+                     cfg.cnn_fc_units, cfg, nn.BatchNorm1d)
+    layers += _dropout(nn.Dropout, cfg.dropout)
+    layers.append(nn.Linear(cfg.cnn_fc_units, n_classes))
+    return layers
+
+
+def _has_bias(cfg: TrialConfig) -> bool:
+    return cfg.batch_norm != "before"
+
+
+def _block(layer: nn.Module, width: int, cfg: TrialConfig,
+           norm: type[nn.BatchNorm1d] | type[nn.BatchNorm2d]) -> list[nn.Module]:
+    """``layer`` with its BN and activation in the order ``cfg.batch_norm`` asks for."""
+    act = _activation(cfg.activation)
+    if cfg.batch_norm == "none":
+        return [layer, act]
+    if cfg.batch_norm == "before":
+        return [layer, norm(width), act]
+    if cfg.batch_norm == "after":
+        return [layer, act, norm(width)]
+    raise ValueError(f"unknown batch_norm {cfg.batch_norm!r}; expected none, before or after")
+
+
+def _dropout(kind: type[nn.Dropout] | type[nn.Dropout2d], p: float) -> list[nn.Module]:
+    return [kind(p)] if p > 0 else []
+
+
+def _activation(name: str) -> nn.Module:
+    # A fresh module per use: sharing one instance would make the printed model lie about
+    # where activations sit, and hooks registered on it would fire for every block.
+    if name == "leaky_relu":
+        return nn.LeakyReLU(LEAKY_SLOPE)
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; expected one of "
+                         f"{', '.join([*_ACTIVATIONS, 'leaky_relu'])}")
+    return _ACTIVATIONS[name]()
+
+
+# ---------------------------------------------------------------------------- init
+
+
+# activation -> (nonlinearity, param) for nn.init.calculate_gain and kaiming_normal_.
+# GELU has no gain of its own in PyTorch; it is ReLU-shaped for positive inputs, so it takes
+# ReLU's sqrt(2). Kaiming accepts sigmoid (gain 1) and tanh (gain 5/3) too: with them it is
+# LeCun-normal scaled by the activation's gain, the same rule xavier uses for its gain.
+_GAINS: dict[str, tuple[Nonlinearity, float]] = {
+    "relu": ("relu", 0.0), "gelu": ("relu", 0.0), "leaky_relu": ("leaky_relu", LEAKY_SLOPE),
+    "sigmoid": ("sigmoid", 0.0), "tanh": ("tanh", 0.0),
+}
+
+
+def _init_weights(model: nn.Sequential, init: str, activation: str) -> None:
+    """Apply ``init`` to every Linear/Conv weight and zero their biases.
+
+    The output layer is initialised with the same scheme but with the gain of the identity
+    ("linear", gain 1), because no activation follows it: xavier keeps the logits' variance
+    near the input's and kaiming gives std 1/sqrt(fan_in). "normal" ignores gains, so the
+    output layer gets N(0, 0.02) like every other layer. BN weights stay at 1 and biases at 0.
+    """
+    if init == "default":
+        return  # PyTorch's own init (kaiming_uniform with a=sqrt(5), uniform biases)
+    if init not in ("normal", "xavier", "kaiming"):
+        raise ValueError(f"unknown init {init!r}; expected default, normal, xavier or kaiming")
+    if activation not in _GAINS:
+        raise ValueError(f"unknown activation {activation!r}")
+    hidden_gain = _GAINS[activation]
+    layers = [m for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
+    nonlinearity: Nonlinearity
+    for i, layer in enumerate(layers):
+        last = i == len(layers) - 1
+        nonlinearity, param = ("linear", 0.0) if last else hidden_gain
+        if init == "normal":
+            nn.init.normal_(layer.weight, mean=0.0, std=0.02)
+        elif init == "xavier":
+            nn.init.xavier_uniform_(layer.weight,
+                                    gain=nn.init.calculate_gain(nonlinearity, param))
+        else:
+            nn.init.kaiming_normal_(layer.weight, a=param, mode="fan_in",
+                                    nonlinearity=nonlinearity)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)

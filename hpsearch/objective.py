@@ -1,0 +1,71 @@
+"""Adapt ``train`` to Optuna: sample, report every epoch, prune, record user attrs.
+
+This is the only module that touches an Optuna ``Trial`` while training.
+"""
+
+from __future__ import annotations
+
+import optuna
+import torch
+
+from hpsearch.data import DeviceData
+from hpsearch.settings import Settings
+from hpsearch.space import Preset, sample
+from hpsearch.train import EpochMetrics, train
+
+
+class TrialFailure(Exception):
+    """A trial that cannot produce a result (e.g. CUDA out of memory); the study goes on."""
+
+
+def training_seed(settings: Settings, trial_number: int) -> int:
+    """Each trial trains with its own seed, derived from the study's seed and its number."""
+    return settings.seed * 1_000_003 + trial_number
+
+
+class Objective:
+    """``objective(trial) -> validation accuracy``; raises ``TrialPruned`` to prune."""
+
+    def __init__(self, preset: Preset, settings: Settings, data: DeviceData) -> None:
+        self.preset, self.settings, self.data = preset, settings, data
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        cfg = sample(trial, self.preset)
+        seed = training_seed(self.settings, trial.number)
+        # Fixed params are not in trial.params: keep the whole config so `best` and
+        # `verify` can retrain exactly this trial.
+        trial.set_user_attr("config", cfg.as_dict())
+        trial.set_user_attr("train_seed", seed)
+
+        def on_epoch(epoch: int, m: EpochMetrics) -> bool:
+            trial.report(m.val_acc, epoch)
+            return trial.should_prune()
+
+        try:
+            result = train(cfg, self.data, epochs=self.settings.epochs,
+                           patience=self.settings.patience, seed=seed, on_epoch=on_epoch)
+        except torch.OutOfMemoryError as exc:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            reason = f"out of memory: {str(exc).splitlines()[0][:200]}"
+            trial.set_user_attr("failure_reason", reason)
+            raise TrialFailure(reason) from None
+
+        h = result.history
+        trial.set_user_attr("learning_curve", {
+            "train_loss": [m.train_loss for m in h], "val_loss": [m.val_loss for m in h],
+            "val_acc": [m.val_acc for m in h], "lr": [m.lr for m in h]})
+        trial.set_user_attr("epoch_seconds", [round(m.seconds, 4) for m in h])
+        trial.set_user_attr("n_params", result.n_params)
+        trial.set_user_attr("device", result.device)
+        trial.set_user_attr("best_epoch", result.best_epoch)
+        trial.set_user_attr("epochs_run", len(h))
+        trial.set_user_attr("stop_reason", result.stop_reason)
+        if result.stop_reason == "diverged":
+            # A diverged config is a bad config, not a broken trial: pruning keeps it in
+            # the study (TPE and the report learn from it) with the reason stored.
+            trial.set_user_attr("failure_reason", result.detail)
+            raise optuna.TrialPruned(result.detail)
+        if result.stop_reason == "stopped":
+            raise optuna.TrialPruned(f"pruned after epoch {len(h)}")
+        return result.val_acc

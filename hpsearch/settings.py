@@ -1,0 +1,85 @@
+"""Every fixed (not sampled) setting in one commented dataclass.
+
+Precedence, lowest first: these defaults, a preset's ``[settings]`` table, command-line
+flags. The resolved settings are stored with every study (provenance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hpsearch.errors import ConfigError
+
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
+PRUNERS = ("median", "hyperband", "sha", "percentile", "none")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- data
+    dataset: str = "mnist"        # the seeds' dataset; `digits` needs no download
+    data_dir: str | None = None   # searched first, before $HPSEARCH_DATA_DIR and the cache
+    val_size: int = 10_000        # seeded hold-out of the training set; the objective's data
+    # --- training (seed 001: early stopping and best-epoch weights are trainer behaviour)
+    epochs: int = 10              # per trial; pruning stops hopeless trials sooner
+    patience: int = 3             # epochs without a better validation accuracy before stopping
+    device: str = "auto"          # auto = cuda when present, else cpu
+    # --- search
+    trials: int = 100             # total finished (complete + pruned) trials the study targets
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0                 # sampler seed and the base of every trial's training seed
+    jobs: int = 1                 # worker processes sharing the storage
+    timeout: float | None = None  # seconds for this run; the study keeps what finished
+    # --- storage
+    storage: str = "study.db"     # SQLite path, SQLAlchemy URL or journal `.log` file
+    study_name: str | None = None  # default: derived from preset and dataset
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def settings_from(overrides: Mapping[str, Any], *, source: str,
+                  base: Settings | None = None) -> Settings:
+    """Apply ``overrides`` (a preset's table or CLI flags) to ``base``, checking every value."""
+    base = base or Settings()
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise ConfigError(f"{source}: unknown setting {key!r}; allowed: {', '.join(fields)}")
+        changes[key] = value
+    settings = dataclasses.replace(base, **changes)
+    validate(settings, source=source)
+    return settings
+
+
+def validate(s: Settings, *, source: str = "settings") -> None:
+    """Raise ConfigError naming the first invalid setting."""
+    from hpsearch.data import DATASETS  # data imports torch; keep this module light
+
+    def need(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            raise ConfigError(f"{source}: {key} = {getattr(s, key)!r} is invalid; {what}")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    need(s.dataset in DATASETS, "dataset", f"choose from {', '.join(DATASETS)}")
+    need(is_int(s.val_size) and s.val_size >= 1, "val_size", "must be an integer >= 1")
+    need(is_int(s.epochs) and 1 <= s.epochs <= 1000, "epochs", "must be an integer in 1..1000")
+    need(is_int(s.patience) and s.patience >= 1, "patience", "must be an integer >= 1")
+    need(is_int(s.trials) and s.trials >= 1, "trials", "must be an integer >= 1")
+    need(is_int(s.jobs) and 1 <= s.jobs <= 64, "jobs", "must be an integer in 1..64")
+    need(is_int(s.seed) and s.seed >= 0, "seed", "must be an integer >= 0")
+    need(s.sampler in SAMPLERS, "sampler", f"choose from {', '.join(SAMPLERS)}")
+    need(s.pruner in PRUNERS, "pruner", f"choose from {', '.join(PRUNERS)}")
+    need(s.timeout is None or (isinstance(s.timeout, int | float) and s.timeout > 0),
+         "timeout", "must be a number of seconds > 0")
+    need(isinstance(s.device, str) and (s.device in ("auto", "cpu", "mps", "cuda")
+                                        or s.device.startswith("cuda:")),
+         "device", "choose auto, cpu, cuda, cuda:N or mps")
+    need(isinstance(s.storage, str) and bool(s.storage), "storage", "must be a path or URL")

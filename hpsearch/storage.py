@@ -1,0 +1,143 @@
+"""Every way a study is opened: SQLite paths, SQLAlchemy URLs, journal files.
+
+This is the only module that parses storage specs. Every string shown to a person goes
+through :func:`mask` so that a password in a PostgreSQL URL is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import (
+    BaseStorage,
+    JournalStorage,
+    RDBStorage,
+    RetryHeartbeatStaleTrialCallback,
+)
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+from hpsearch.errors import StorageError, StudyError
+
+JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+# A worker that stops sending heartbeats for GRACE seconds is presumed dead: its trial is
+# failed and re-queued (once per trial) by the next worker that starts a trial.
+HEARTBEAT_INTERVAL = int(os.environ.get("HPSEARCH_HEARTBEAT_INTERVAL", "20"))
+HEARTBEAT_GRACE = int(os.environ.get("HPSEARCH_HEARTBEAT_GRACE", "60"))
+MAX_RETRY = 1
+
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+
+
+def mask(text: str) -> str:
+    """Replace the password of every URL in ``text`` by ``***``."""
+    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+def kind(spec: str) -> str:
+    """``url`` (any SQLAlchemy URL), ``journal`` (a .log file) or ``sqlite`` (a file path)."""
+    if "://" in spec:
+        return "url"
+    if spec.endswith(JOURNAL_SUFFIXES):
+        return "journal"
+    return "sqlite"
+
+
+def _sqlite_path(spec: str) -> Path | None:
+    if kind(spec) == "sqlite":
+        return Path(spec)
+    if spec.startswith("sqlite:///") and spec != "sqlite:///:memory:":
+        return Path(spec[len("sqlite:///"):])
+    return None
+
+
+def _check_existing_file(spec: str) -> None:
+    """Reject, before SQLAlchemy sees it, a path that is missing or is not a SQLite file."""
+    path = _sqlite_path(spec) if kind(spec) != "journal" else Path(spec)
+    if path is None:
+        return
+    if not path.exists():
+        raise StorageError(f"storage {spec!r} does not exist (give the file that "
+                           "`hpsearch optimize --storage` wrote)")
+    if path.is_dir():
+        raise StorageError(f"storage {spec!r} is a directory, not a study file")
+    if kind(spec) != "journal" and path.stat().st_size > 0:
+        with path.open("rb") as f:
+            if f.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                raise StorageError(f"storage {spec!r} is not a SQLite database "
+                                   "(journal files must end in .log)")
+
+
+def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) -> BaseStorage:
+    """Open ``spec``; with ``create=False`` a missing file is an error, never a new empty DB.
+
+    ``heartbeat`` turns on RDB heartbeats (workers that train) so a killed worker's trial
+    does not stay RUNNING forever.
+    """
+    if not create:
+        _check_existing_file(spec)
+    try:
+        if kind(spec) == "journal":
+            # The open-lock works on every filesystem (the symlink lock fails on some NFS).
+            return JournalStorage(JournalFileBackend(spec, lock_obj=JournalFileOpenLock(spec)))
+        url = spec if kind(spec) == "url" else f"sqlite:///{Path(spec).resolve()}"
+        engine_kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            # Several worker processes write one SQLite file: wait for the lock, don't fail.
+            engine_kwargs = {"connect_args": {"timeout": 60}}
+        elif url.startswith("postgresql"):
+            engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+        if not heartbeat:
+            return RDBStorage(url, engine_kwargs=engine_kwargs)
+        return RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
+            grace_period=HEARTBEAT_GRACE,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+    except StorageError:
+        raise
+    except Exception as exc:  # SQLAlchemy, driver and OS errors all mean "cannot open"
+        raise StorageError(f"cannot open storage {mask(spec)}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "ModuleNotFoundError" in type(exc).__name__ or "No module named" in text:
+        text += " (for PostgreSQL: pip install 'hpsearch[postgres]')"
+    return mask(text)[:300]
+
+
+def study_names(storage: BaseStorage) -> list[str]:
+    try:
+        return [s.study_name for s in storage.get_all_studies()]
+    except Exception as exc:
+        raise StorageError(f"cannot read studies: {_reason(exc)}") from None
+
+
+def resolve_study_name(storage: BaseStorage, spec: str, study_name: str | None) -> str:
+    """The one study a read-only command should use, or a message listing the choices."""
+    names = study_names(storage)
+    if not names:
+        raise StudyError(f"{mask(spec)} holds no study yet")
+    if study_name is None:
+        if len(names) > 1:
+            raise StudyError(f"{mask(spec)} holds {len(names)} studies; choose one with "
+                             f"--study-name: {', '.join(sorted(names))}")
+        return names[0]
+    if study_name not in names:
+        raise StudyError(f"no study named {study_name!r} in {mask(spec)}; it holds: "
+                         f"{', '.join(sorted(names))}")
+    return study_name
+
+
+def load_study(spec: str, study_name: str | None = None) -> optuna.Study:
+    """Open an existing study for reading (report, best, verify, dashboard)."""
+    storage = open_storage(spec, create=False)
+    name = resolve_study_name(storage, spec, study_name)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except Exception as exc:
+        raise StorageError(f"cannot load study {name!r}: {_reason(exc)}") from None
