@@ -50,6 +50,11 @@ class Objective:
             reason = f"out of memory: {str(exc).splitlines()[0][:200]}"
             trial.set_user_attr("failure_reason", reason)
             raise TrialFailure(reason) from None
+        except Exception as exc:
+            # The study goes on (Optuna fails the trial and logs the traceback); keep the
+            # reason with the trial so the report and the failure limit can show it.
+            trial.set_user_attr("failure_reason", f"{type(exc).__name__}: {exc}"[:300])
+            raise
 
         h = result.history
         trial.set_user_attr("learning_curve", {

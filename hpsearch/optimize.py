@@ -8,12 +8,16 @@ with the same command, share one budget.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import multiprocessing as mp
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
+import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +27,19 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch import __version__
-from hpsearch.errors import ConfigError, StudyError
+from hpsearch.errors import ConfigError, HPSearchError, StudyError
 from hpsearch.settings import Settings, validate
 from hpsearch.space import Preset
-from hpsearch.storage import mask, open_storage
+from hpsearch.storage import HEARTBEAT_GRACE, HEARTBEAT_INTERVAL, kind, mask, open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# Trials that hold a place in the budget: finished, running, or queued (a dead worker's
+# trial re-queued by RetryHeartbeatStaleTrialCallback).
+_CLAIMED = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
 # Stop a worker whose last trials all failed with no success in between: something is
 # wrong with every config (data, device), not with one of them.
 MAX_CONSECUTIVE_FAILURES = 5
+OVER_BUDGET = "not run: the study's budget was taken by other workers' trials"
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -161,6 +169,98 @@ def _threads_per_worker(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
+class BudgetReached(Exception):
+    """Raised instead of running a trial that another worker's trials left no room for."""
+
+
+class _Budgeted:
+    """Run ``objective`` only for a trial that is among the study's first ``n`` claimed ones.
+
+    Workers check the budget before asking for a trial, but two of them can check at the
+    same moment; the trial with the higher number then fails here without training, so a
+    study ends with exactly ``n`` finished trials however many workers share it.
+    """
+
+    def __init__(self, objective: Callable[[optuna.Trial], float], n: int) -> None:
+        self.objective, self.n = objective, n
+        self.skipped: set[int] = set()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        ahead = sum(1 for t in trial.study.get_trials(deepcopy=False, states=_CLAIMED)
+                    if t.number < trial.number)
+        if ahead >= self.n:
+            self.skipped.add(trial.number)
+            trial.set_user_attr("failure_reason", OVER_BUDGET)
+            raise BudgetReached(OVER_BUDGET)
+        return self.objective(trial)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Optuna logs every failed trial with a traceback; a skipped one is not news."""
+        return not any(record.getMessage().startswith(f"Trial {n} failed")
+                       for n in self.skipped)
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail (and re-queue, see storage.py) the trials of workers whose heartbeat stopped."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int,
+               *, deadline: float | None = None, linger: float = 0.0,
+               on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> None:
+    """Run trials one at a time until ``study`` has ``n_trials`` finished ones.
+
+    Before each trial the worker fails heartbeat-stale trials (their re-queued copies are
+    WAITING and run first), then counts the study. When the rest of the budget is running
+    in other workers it waits up to ``linger`` seconds (enough for a dead worker's trial to
+    become stale and be re-queued) and then stops; a live worker finishes its own trial.
+    ``deadline`` is a ``time.monotonic()`` value.
+    """
+    budgeted = _Budgeted(objective, n_trials)
+    ran: list[FrozenTrial] = []
+
+    def record(study: optuna.Study, trial: FrozenTrial) -> None:
+        ran.append(trial)
+        if on_trial is not None and trial.number not in budgeted.skipped:
+            on_trial(study, trial)
+
+    log = logging.getLogger("optuna.study._optimize")
+    log.addFilter(budgeted)
+    try:
+        failures, linger_until = 0, None
+        while deadline is None or time.monotonic() < deadline:
+            fail_stale_trials(study)
+            states = Counter(t.state for t in study.get_trials(deepcopy=False))
+            done = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
+            if done >= n_trials:
+                break
+            if done + states[TrialState.RUNNING] >= n_trials:
+                now = time.monotonic()
+                linger_until = linger_until or now + linger
+                if now >= linger_until:
+                    break
+                time.sleep(max(0.0, min(1.0 + HEARTBEAT_INTERVAL / 4, linger_until - now,
+                                        (deadline or now + 60) - now)))
+                continue
+            linger_until = None
+            study.optimize(budgeted, n_trials=1, catch=(Exception,), callbacks=[record],
+                           gc_after_trial=False)
+            trial = ran[-1]
+            if trial.state != TrialState.FAIL:
+                failures = 0
+            elif trial.number not in budgeted.skipped:
+                failures += 1
+            if failures >= MAX_CONSECUTIVE_FAILURES:
+                reason = trial.user_attrs.get("failure_reason", "see the log above")
+                first = "the first" if count(study, FINISHED) == 0 else "this worker's last"
+                raise StudyError(f"{first} {failures} trials all failed, so this worker "
+                                 f"stopped; last reason: {mask(str(reason))}")
+    finally:
+        log.removeFilter(budgeted)
+
+
 def run_worker(preset: Preset, settings: Settings,
                on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> None:
     """One worker: run trials until the study has ``settings.trials`` finished ones."""
@@ -177,26 +277,13 @@ def run_worker(preset: Preset, settings: Settings,
     study = open_study(preset, settings)
     raw = load_dataset(settings.dataset, settings.data_dir)
     data = DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=device)
-    objective = Objective(preset, settings, data)
     deadline = time.monotonic() + settings.timeout if settings.timeout else None
-    failures = 0
-    while deadline is None or time.monotonic() < deadline:
-        done = count(study, FINISHED)
-        in_flight = count(study, (TrialState.RUNNING,))
-        waiting = count(study, (TrialState.WAITING,))  # re-queued trials of dead workers
-        if done + in_flight >= settings.trials and waiting == 0:
-            break
-        study.optimize(objective, n_trials=1, catch=(Exception,),
-                       callbacks=[on_trial] if on_trial else None, gc_after_trial=False)
-        last = study.trials[-1] if study.trials else None
-        mine = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL]
-        if last is not None and last.state == TrialState.FAIL:
-            failures += 1
-        else:
-            failures = 0
-        if failures >= MAX_CONSECUTIVE_FAILURES and count(study, FINISHED) == 0:
-            reason = mine[-1].user_attrs.get("failure_reason", "see the log above")
-            raise StudyError(f"the first {failures} trials all failed; last reason: {reason}")
+    # Journal files have no heartbeats: a dead worker's trial is never re-queued, so there
+    # is nothing to wait for.
+    journal = kind(settings.storage) == "journal"
+    linger = 0.0 if journal else HEARTBEAT_GRACE + 2 * HEARTBEAT_INTERVAL
+    run_trials(study, Objective(preset, settings, data), settings.trials, deadline=deadline,
+               linger=linger, on_trial=on_trial)
 
 
 def _worker_entry(preset: Preset, settings: Settings) -> None:
@@ -205,6 +292,9 @@ def _worker_entry(preset: Preset, settings: Settings) -> None:
         run_worker(preset, settings)
     except KeyboardInterrupt:
         sys.exit(130)
+    except HPSearchError as exc:  # one line, as the CLI prints it, not a traceback
+        print(f"Error: {mask(str(exc))}", file=sys.stderr)
+        sys.exit(1)
 
 
 def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
@@ -228,6 +318,14 @@ def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
         p.start()
     try:
         run_worker(preset, settings, on_trial=bar)
+    except KeyboardInterrupt:
+        # Ctrl-C in a terminal reaches every worker; `kill -INT` of this process alone
+        # must stop them too (each fails its running trial and exits 130).
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGINT)
+        raise
     finally:
         for p in procs:
             p.join()

@@ -313,7 +313,9 @@ def load_preset(path_or_name: str | Path) -> Preset:
     """Read a preset TOML: a path, or a bare name of a file in ``studies/``."""
     path = Path(path_or_name)
     if not path.exists() and path.suffix != ".toml" and "/" not in str(path_or_name):
-        path = STUDIES_DIR / f"{path_or_name}.toml"
+        # A bare name: ./studies/ first (a user's own presets), then the bundled ones.
+        path = next((d / f"{path_or_name}.toml" for d in (Path("studies"), STUDIES_DIR)
+                     if (d / f"{path_or_name}.toml").is_file()), path)
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in STUDIES_DIR.glob("*.toml"))) or "none"
         raise ConfigError(f"preset {str(path_or_name)!r} not found (bundled presets: {known})")

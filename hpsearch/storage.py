@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 HEARTBEAT_INTERVAL = int(os.environ.get("HPSEARCH_HEARTBEAT_INTERVAL", "20"))
 HEARTBEAT_GRACE = int(os.environ.get("HPSEARCH_HEARTBEAT_GRACE", "60"))
 MAX_RETRY = 1
+# Seconds a process waits for another one's lock on a SQLite file before it gives up.
+SQLITE_TIMEOUT = float(os.environ.get("HPSEARCH_SQLITE_TIMEOUT", "60"))
 
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
 
@@ -84,28 +87,45 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
         if kind(spec) == "journal":
             # The open-lock works on every filesystem (the symlink lock fails on some NFS).
             return JournalStorage(JournalFileBackend(spec, lock_obj=JournalFileOpenLock(spec)))
-        url = spec if kind(spec) == "url" else f"sqlite:///{Path(spec).resolve()}"
+        url = _with_driver(spec) if kind(spec) == "url" else f"sqlite:///{Path(spec).resolve()}"
         engine_kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             # Several worker processes write one SQLite file: wait for the lock, don't fail.
-            engine_kwargs = {"connect_args": {"timeout": 60}}
+            engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT}}
         elif url.startswith("postgresql"):
             engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
         if not heartbeat:
             return RDBStorage(url, engine_kwargs=engine_kwargs)
-        return RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
-            grace_period=HEARTBEAT_GRACE,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
+                grace_period=HEARTBEAT_GRACE,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=MAX_RETRY))
     except StorageError:
         raise
     except Exception as exc:  # SQLAlchemy, driver and OS errors all mean "cannot open"
         raise StorageError(f"cannot open storage {mask(spec)}: {_reason(exc)}") from None
 
 
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, 2.0 to psycopg2; the
+    ``postgres`` extra installs psycopg2, so name it when psycopg 3 is missing.
+    """
+    import importlib.util
+
+    if (url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None
+            and importlib.util.find_spec("psycopg2") is not None):
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "ModuleNotFoundError" in type(exc).__name__ or "No module named" in text:
+    if isinstance(exc, ImportError) or "No module named" in text:
         text += " (for PostgreSQL: pip install 'hpsearch[postgres]')"
     return mask(text)[:300]
 
@@ -141,3 +161,19 @@ def load_study(spec: str, study_name: str | None = None) -> optuna.Study:
         return optuna.load_study(study_name=name, storage=storage)
     except Exception as exc:
         raise StorageError(f"cannot load study {name!r}: {_reason(exc)}") from None
+
+
+def artifact_dir(spec: str) -> Path:
+    """Where Optuna artifacts (model weights, reports) of studies in ``spec`` are kept.
+
+    Beside a SQLite or journal file: ``study.db`` -> ``study.db.artifacts/``. For a server
+    URL: ``./hpsearch-artifacts/<database name>`` (or ``$HPSEARCH_ARTIFACTS``), since the
+    database has no directory of its own.
+    """
+    if os.environ.get("HPSEARCH_ARTIFACTS"):
+        return Path(os.environ["HPSEARCH_ARTIFACTS"])
+    path = _sqlite_path(spec) if kind(spec) != "journal" else Path(spec)
+    if path is not None:
+        return path.with_name(path.name + ".artifacts")
+    database = re.sub(r"[^\w.-]", "_", spec.rsplit("/", 1)[-1].split("?")[0]) or "default"
+    return Path("hpsearch-artifacts") / database

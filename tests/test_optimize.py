@@ -18,8 +18,9 @@ FAST = Preset(name="fast", fixed={"model": "mlp", "hidden_layers": 1, "hidden_un
 
 
 def _settings(tmp_path, **kw) -> Settings:
-    return Settings(dataset="synthetic", epochs=2, trials=4, storage=str(tmp_path / "s.db"),
-                    val_size=400, **kw)
+    base = {"dataset": "synthetic", "epochs": 2, "trials": 4, "val_size": 400,
+            "storage": str(tmp_path / "s.db")}
+    return Settings(**{**base, **kw})
 
 
 def test_study_reaches_budget_and_records_everything(tmp_path):
@@ -53,7 +54,7 @@ def test_rerun_resumes_to_the_total_not_n_more(tmp_path):
 
 
 def test_resuming_with_another_dataset_is_refused(tmp_path):
-    settings = _settings(tmp_path, trials=1)
+    settings = _settings(tmp_path, trials=1, study_name="mine")
     optimize(FAST, settings, progress=False)
     with pytest.raises(StudyError, match="dataset='synthetic', not 'digits'"):
         open_study(FAST, settings.replace(dataset="digits"))

@@ -76,10 +76,11 @@ def test_divergence_is_reported_not_raised(data):
 
 @pytest.mark.parametrize("name", PARAM_BY_NAME["optimizer"].choices)
 def test_every_optimizer_trains(data, name):
-    cfg = SMALL.replace(optimizer=name, lr=0.01, momentum=0.5, nesterov=True,
+    lr = 0.1 if name == "sgd" else 0.01  # plain SGD needs a larger step in 2 short epochs
+    cfg = SMALL.replace(optimizer=name, lr=lr, momentum=0.5, nesterov=True,
                         weight_penalty="l1_l2", l1=1e-5, l2=1e-4)
-    result = train(cfg, data, epochs=1, seed=0)
-    assert result.stop_reason == "completed" and result.val_acc > 0.2
+    result = train(cfg, data, epochs=2, seed=0)
+    assert result.stop_reason == "completed" and result.val_acc > 0.5
 
 
 @pytest.mark.parametrize("name", PARAM_BY_NAME["scheduler"].choices)

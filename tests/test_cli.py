@@ -1,0 +1,88 @@
+"""The CLI in-process: it parses, calls one library function and prints; errors are one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hpsearch.cli import main
+from hpsearch.storage import load_study
+
+FAST = ["--dataset", "synthetic", "--epochs", "2", "--set", "hidden_layers=1",
+        "--set", "hidden_units=64", "--model", "mlp", "-q"]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_optimize_prints_best_and_stores_study(tmp_path):
+    db = tmp_path / "s.db"
+    code, out = run("optimize", "--trials", "3", "--storage", str(db), *FAST)
+    assert code == 0, out
+    assert "best trial #" in out and "validation accuracy" in out
+    study = load_study(str(db))
+    assert study.study_name == "full-synthetic"
+    assert len(study.trials) == 3
+    assert all(t.params.get("hidden_layers") is None for t in study.trials)  # fixed by --set
+
+
+def test_preset_by_bare_name_and_cli_overrides_win(tmp_path):
+    db = tmp_path / "s.db"
+    code, out = run("optimize", "--trials", "1", "--storage", str(db), "--preset",
+                    "bn_placement", "--dataset", "synthetic", "--epochs", "1",
+                    "--set", "hidden_units=64", "--set", "batch_size=128", "-q")
+    assert code == 0, out
+    study = load_study(str(db))
+    assert study.study_name == "bn_placement-synthetic"
+    assert study.user_attrs["question"] == "bn_placement"
+    prov = study.user_attrs["provenance"]
+    assert prov["settings"]["epochs"] == 1 and prov["fixed"]["hidden_units"] == 64
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "batch_norm=sideways"], "batch_norm = 'sideways' is not allowed"),
+    (["--set", "nope=1"], "unknown param 'nope'"),
+    (["--preset", "missing-preset"], "preset 'missing-preset' not found"),
+    (["--device", "tpu"], "device = 'tpu' is invalid"),
+    (["--dataset", "cifar"], "Invalid value for '--dataset'"),
+    (["--trials", "0"], "Invalid value for '--trials'"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    db = tmp_path / "s.db"
+    code, out = run("optimize", "--storage", str(db), *args)
+    assert code != 0
+    assert message in out
+    assert "Traceback" not in out
+    assert not db.exists() or message.startswith("Invalid")
+
+
+def test_offline_mnist_error_names_dirs_and_alternatives(tmp_path, monkeypatch):
+    import hpsearch.data as data
+
+    def no_network(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(data, "_download", no_network, raising=False)
+    code, out = run("optimize", "--storage", str(tmp_path / "s.db"), "--trials", "1",
+                    "--data-dir", str(tmp_path / "empty"))
+    assert code == 1 and "Traceback" not in out
+    assert "mnist is not available offline" in out and "--dataset digits" in out
+
+
+def test_datasets_lists_every_dataset(tmp_path):
+    code, out = run("datasets", "--data-dir", str(tmp_path))
+    assert code == 0
+    for name in ("mnist", "fashion-mnist", "kmnist", "digits", "synthetic"):
+        assert name in out
+
+
+def test_python_dash_m_works_like_the_script():
+    out = subprocess.run([sys.executable, "-m", "hpsearch", "--help"], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).parent.parent).stdout
+    assert "optimize" in out and "datasets" in out
