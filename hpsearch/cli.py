@@ -38,10 +38,12 @@ def main() -> None:
     """Which regularization techniques actually help your model, and by how much."""
 
 
-def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any]) -> Settings:
+def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any],
+                         preset: str | None = None) -> Settings:
     from hpsearch.settings import settings_from
 
-    settings = settings_from(preset_settings, source="preset [settings]")
+    # Name the preset file, as errors in its [params] do.
+    settings = settings_from(preset_settings, source=f"preset {preset or ''} [settings]")
     given = {k: v for k, v in flags.items() if v is not None}
     return settings_from(given, source="command line", base=settings)
 
@@ -83,7 +85,7 @@ def optimize(model: str | None, preset: str | None, assignments: tuple[str, ...]
     if model and model != "any":
         assignments = (f"model={model}", *assignments)
     loaded = loaded.with_overrides(assignments)
-    settings = _settings_from_flags(dict(loaded.settings), flags)
+    settings = _settings_from_flags(dict(loaded.settings), flags, preset)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     click.echo(f"study {settings.study_name or f'{loaded.name}-{settings.dataset}'} in "
                f"{_masked(settings.storage)}: target {settings.trials} finished trials, "
@@ -124,6 +126,60 @@ def datasets(data_dir: str | None) -> None:
     for r in rows:
         click.echo(f"{r['name']:{width}}  {r['available']:8}  {r['where']}")
     click.echo("searched: " + ", ".join(str(d) for d in search_dirs(data_dir)))
+
+
+@main.command()
+@click.argument("storage")
+@click.option("--study-name", help="Which study, when STORAGE holds several.")
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="Where to write.  [default: report.html; md and json go to stdout]")
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "json"]), default="html",
+              show_default=True)
+@click.option("--evaluator", "evaluators", multiple=True,
+              type=click.Choice(["ped_anova", "fanova", "mdi"]),
+              help="Importance evaluator; repeat for several.  [default: ped_anova]")
+@friendly_errors
+def report(storage: str, study_name: str | None, out: str | None, fmt: str,
+           evaluators: tuple[str, ...]) -> None:
+    """Analyse a study: verdicts on the questions, importances, figures."""
+    import optuna
+
+    from hpsearch.report import report as run
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    result = run(storage, study_name=study_name, fmt=fmt, out=out,
+                 evaluators=evaluators or ("ped_anova",))
+    to_stdout = result.path is None  # then the summary goes to stderr, out of the way
+    if to_stdout:
+        click.echo(result.text, nl=False)
+    click.echo(result.summary, err=to_stdout)
+    if result.path is not None:
+        where = f" (also artifact {result.artifact_id} of the study)" if result.artifact_id \
+            else ""
+        click.echo(f"wrote {result.path}{where}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@main.command()
+@click.argument("storage")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; 0.0.0.0 opens the dashboard (no login) to the "
+                   "network.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@friendly_errors
+def dashboard(storage: str, host: str, port: int) -> None:
+    """optuna-dashboard for STORAGE, with the reports and artifacts of its studies."""
+    from hpsearch.dashboard import dashboard as serve
+    from hpsearch.dashboard import is_loopback
+
+    def started(url: str) -> None:
+        click.echo(f"optuna-dashboard for {_masked(storage)} at {url}  (Ctrl-C to stop)")
+        if not is_loopback(host):
+            click.echo(f"warning: listening on {host}: anyone who can reach this machine can "
+                       "read, change and delete these studies", err=True)
+
+    serve(storage, host=host, port=port, on_start=started)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ class Objective:
         trial.set_user_attr("device", result.device)
         trial.set_user_attr("best_epoch", result.best_epoch)
         trial.set_user_attr("epochs_run", len(h))
-        trial.set_user_attr("stop_reason", result.stop_reason)
+        # The trainer says "stopped" when on_epoch asked it to: here that means pruned.
+        reason = "pruned" if result.stop_reason == "stopped" else result.stop_reason
+        trial.set_user_attr("stop_reason", reason)
         if result.stop_reason == "diverged":
             # A diverged config is a bad config, not a broken trial: pruning keeps it in
             # the study (TPE and the report learn from it) with the reason stored.

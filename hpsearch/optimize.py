@@ -29,8 +29,15 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch import __version__
 from hpsearch.errors import ConfigError, HPSearchError, StudyError
 from hpsearch.settings import Settings, validate
-from hpsearch.space import Preset
-from hpsearch.storage import HEARTBEAT_GRACE, HEARTBEAT_INTERVAL, kind, mask, open_storage
+from hpsearch.space import Preset, active_params
+from hpsearch.storage import (
+    HEARTBEAT_GRACE,
+    HEARTBEAT_INTERVAL,
+    kind,
+    mask,
+    open_storage,
+    storage_errors,
+)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Trials that hold a place in the budget: finished, running, or queued (a dead worker's
@@ -59,12 +66,18 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    """Median by default: after 5 finished trials, prune below the median at the same epoch."""
+    """Median by default: after 5 finished trials, prune below the median at the same epoch.
+
+    No trial is pruned on its first epoch (``n_warmup_steps``; epochs are 1-based steps):
+    regularized configs (dropout, augmentation, weight decay) start slower and pay back
+    later, so epoch-1 pruning would bias the study against the very techniques it measures.
+    """
+    warmup = 2 if epochs > 2 else 1
     pruners: dict[str, Callable[[], optuna.pruners.BasePruner]] = {
-        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup),
         "percentile": lambda: optuna.pruners.PercentilePruner(
-            25.0, n_startup_trials=5, n_warmup_steps=1),
-        "sha": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1),
+            25.0, n_startup_trials=5, n_warmup_steps=warmup),
+        "sha": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=warmup),
         "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs),
         "none": lambda: optuna.pruners.NopPruner(),
     }
@@ -161,8 +174,9 @@ def summarize(study: optuna.Study, before: int) -> OptimizeSummary:
     finished = sum(states.get(s.name, 0) for s in FINISHED)
     return OptimizeSummary(
         study.study_name, "", finished, states,
-        best.value if best else None, dict(best.user_attrs.get("config", best.params))
-        if best else {}, best.number if best else None, finished - before)
+        best.value if best else None,
+        active_params(best.user_attrs.get("config", best.params)) if best else {},
+        best.number if best else None, finished - before)
 
 
 def _threads_per_worker(jobs: int) -> int:
@@ -241,8 +255,7 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
                 linger_until = linger_until or now + linger
                 if now >= linger_until:
                     break
-                time.sleep(max(0.0, min(1.0 + HEARTBEAT_INTERVAL / 4, linger_until - now,
-                                        (deadline or now + 60) - now)))
+                time.sleep(max(0.0, min(1.0, linger_until - now, (deadline or now + 1) - now)))
                 continue
             linger_until = None
             study.optimize(budgeted, n_trials=1, catch=(Exception,), callbacks=[record],
@@ -271,7 +284,10 @@ def run_worker(preset: Preset, settings: Settings,
     from hpsearch.train import resolve_device
 
     torch.set_num_threads(_threads_per_worker(settings.jobs))
-    device = resolve_device(settings.device)
+    try:
+        device = resolve_device(settings.device)
+    except RuntimeError as exc:  # torch: "Invalid device string: 'cuda:x'"
+        raise ConfigError(f"--device {settings.device}: {exc}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {settings.device}: CUDA is not available here")
     study = open_study(preset, settings)
@@ -282,8 +298,9 @@ def run_worker(preset: Preset, settings: Settings,
     # is nothing to wait for.
     journal = kind(settings.storage) == "journal"
     linger = 0.0 if journal else HEARTBEAT_GRACE + 2 * HEARTBEAT_INTERVAL
-    run_trials(study, Objective(preset, settings, data), settings.trials, deadline=deadline,
-               linger=linger, on_trial=on_trial)
+    with storage_errors(settings.storage):
+        run_trials(study, Objective(preset, settings, data), settings.trials,
+                   deadline=deadline, linger=linger, on_trial=on_trial)
 
 
 def _worker_entry(preset: Preset, settings: Settings) -> None:

@@ -158,6 +158,16 @@ def config_from_params(params: Mapping[str, Any]) -> TrialConfig:
     return TrialConfig(**values)  # type: ignore[arg-type]
 
 
+def active_params(params: Mapping[str, Any]) -> dict[str, Value]:
+    """Only the params that mean something for this config (e.g. no cnn_* for an MLP)."""
+    cfg = config_from_params(params).as_dict()
+    out: dict[str, Value] = {}
+    for p in PARAMS:
+        if p.active(out):
+            out[p.name] = cfg[p.name]
+    return out
+
+
 @dataclass(frozen=True)
 class Question:
     """A question the report answers about one param (the design's "Questions" table)."""

@@ -6,9 +6,12 @@ through :func:`mask` so that a password in a PostgreSQL URL is never printed or 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +61,10 @@ def _sqlite_path(spec: str) -> Path | None:
     return None
 
 
-def _check_existing_file(spec: str) -> None:
-    """Reject, before SQLAlchemy sees it, a path that is missing or is not a SQLite file."""
+def _check_existing_file(spec: str, must_exist: bool = True) -> None:
+    """Reject, before SQLAlchemy sees it, a path that is missing or is not a study file."""
     path = _sqlite_path(spec) if kind(spec) != "journal" else Path(spec)
-    if path is None:
+    if path is None or (not must_exist and not path.exists()):
         return
     if not path.exists():
         raise StorageError(f"storage {spec!r} does not exist (give the file that "
@@ -73,6 +76,14 @@ def _check_existing_file(spec: str) -> None:
             if f.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
                 raise StorageError(f"storage {spec!r} is not a SQLite database "
                                    "(journal files must end in .log)")
+    if kind(spec) == "journal" and path.stat().st_size > 0:
+        with path.open("rb") as f:
+            first = f.readline()
+        try:
+            json.loads(first)
+        except ValueError:
+            raise StorageError(f"storage {spec!r} is not an Optuna journal file (its first "
+                               "line is not JSON)") from None
 
 
 def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) -> BaseStorage:
@@ -81,8 +92,7 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
     ``heartbeat`` turns on RDB heartbeats (workers that train) so a killed worker's trial
     does not stay RUNNING forever.
     """
-    if not create:
-        _check_existing_file(spec)
+    _check_existing_file(spec, must_exist=not create)
     try:
         if kind(spec) == "journal":
             # The open-lock works on every filesystem (the symlink lock fails on some NFS).
@@ -106,6 +116,9 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
     except StorageError:
         raise
     except Exception as exc:  # SQLAlchemy, driver and OS errors all mean "cannot open"
+        if kind(spec) == "journal" and isinstance(exc, ValueError):  # a line is not JSON
+            raise StorageError(f"storage {mask(spec)} is not an Optuna journal file: "
+                               f"{_reason(exc)}") from None
         raise StorageError(f"cannot open storage {mask(spec)}: {_reason(exc)}") from None
 
 
@@ -127,7 +140,31 @@ def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, ImportError) or "No module named" in text:
         text += " (for PostgreSQL: pip install 'hpsearch[postgres]')"
-    return mask(text)[:300]
+    if "database is locked" in text:
+        text += (f" (another process held a lock on the file for {SQLITE_TIMEOUT:g} s; "
+                 "set HPSEARCH_SQLITE_TIMEOUT to wait longer)")
+    return mask(text)[:400]
+
+
+@contextmanager
+def storage_errors(spec: str) -> Iterator[None]:
+    """Turn a storage failure in the middle of a run (lost server, locked file, full disk)
+    into one StorageError line; trials that finished are in the storage already."""
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except Exception as exc:
+        # Optuna 5.0 can raise an UnboundLocalError from its own clean-up when the storage
+        # fails while a trial is told; the storage error is then in the exception's context.
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(
+                cause, sqlalchemy.exc.SQLAlchemyError | OSError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise StorageError(f"storage {mask(spec)} failed: {_reason(cause)}; finished trials "
+                           "are kept, run the same command again to go on") from None
 
 
 def study_names(storage: BaseStorage) -> list[str]:

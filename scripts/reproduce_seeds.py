@@ -75,8 +75,9 @@ def _verify_text(v: dict[str, Any]) -> str:
     parts = []
     for r in v["rows"]:
         parts.append(f"{r['alternative']} vs {r['baseline']}: {r['mean_diff']:+.2f} pts "
-                     f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], Wilcoxon p={r['p_wilcoxon']:.3g},"
-                     f" P(better)={r['p_improvement']:.2f}, n={r['n']} seeds")
+                     f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], "
+                     f"Wilcoxon p={r['p_wilcoxon']:.3g}, P(better)={r['p_improvement']:.2f}, "
+                     f"n={r['n']} seeds")
     return "<br>".join(parts) or "—"
 
 

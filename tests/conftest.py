@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest_plugins = ["postgres"]  # the postgres_url fixture (tests/postgres.py)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     import optuna

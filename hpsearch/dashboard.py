@@ -1,0 +1,87 @@
+"""``hpsearch dashboard``: optuna-dashboard over a study storage, with its artifact store.
+
+The storage is opened through :mod:`hpsearch.storage` (a missing file is an error, never
+a new empty database) and the artifact store is the one ``hpsearch report`` uploads its
+HTML page to, so the report shows up on the study's page. The server listens on
+127.0.0.1 unless ``host`` says otherwise: the dashboard can edit and delete studies and
+has no login, so exposing it to a network is a decision the user makes explicitly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from hpsearch.errors import HPSearchError, StorageError
+from hpsearch.storage import artifact_dir, mask, open_storage, study_names
+
+if TYPE_CHECKING:
+    from optuna.artifacts import FileSystemArtifactStore
+    from optuna.storages import BaseStorage
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def artifact_store(storage: str) -> FileSystemArtifactStore:
+    """The artifact store of the studies in ``storage`` (its directory is created)."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    path = artifact_dir(storage)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the artifact directory {path}: {exc}") from None
+    return FileSystemArtifactStore(str(path))
+
+
+def _open(storage: str) -> BaseStorage:
+    opened = open_storage(storage, create=False)
+    study_names(opened)  # unreadable (not an Optuna database, no permission): fail here
+    return opened
+
+
+def app(storage: str) -> Callable[..., Any]:
+    """The optuna-dashboard WSGI application for ``storage``, with the artifact store.
+
+    For tests and for serving behind a production WSGI server (gunicorn, uwsgi).
+    """
+    import optuna_dashboard
+
+    return optuna_dashboard.wsgi(_open(storage), artifact_store=artifact_store(storage))
+
+
+def url(host: str, port: int) -> str:
+    """The address a browser should open (IPv6 hosts in brackets)."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/dashboard"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def dashboard(storage: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+              on_start: Callable[[str], None] | None = None) -> None:
+    """Serve optuna-dashboard for ``storage`` until interrupted (blocks).
+
+    ``on_start`` is called with the dashboard's URL once the storage is open, just
+    before the server starts listening.
+    """
+    import optuna_dashboard
+
+    opened = _open(storage)
+    store = artifact_store(storage)
+    if on_start is not None:
+        on_start(url(host, port))
+    try:
+        optuna_dashboard.run_server(opened, host=host, port=port, artifact_store=store)
+    except OSError as exc:  # port in use, host not on this machine, no permission
+        raise HPSearchError(f"cannot serve {mask(storage)} on {host}:{port}: "
+                           f"{exc.strerror or exc}") from None

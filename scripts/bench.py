@@ -1,0 +1,632 @@
+"""Benchmark hpsearch's trainer and studies against seed 000's loop, side by side.
+
+Every row is measured in one run on one machine, each figure the median of ``--reps``
+repetitions, and reported as a ratio or a share (absolute seconds on a shared machine are
+noise; ratios of interleaved repetitions are not). Prints a table and writes JSON.
+
+    python scripts/bench.py                          # fashion-mnist when installed, else digits
+    python scripts/bench.py --skip memory --reps 5   # leave out rows, more repetitions
+    python scripts/bench.py --quick --out /tmp/b.json  # tiny sizes: the smoke test's run
+
+Rows (targets in TARGETS): epoch ratio vs seed 000's DataLoader loop, FLOP/s efficiency
+against this machine's matmul speed, time to the seed's accuracy, study throughput and
+Optuna's overhead per trial, memory growth over a 100-trial study, and (CUDA only) bf16
+vs fp32 accuracy parity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+import optuna  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
+from hpsearch.data import DeviceData, available_datasets, load_dataset  # noqa: E402
+from hpsearch.models import build_model  # noqa: E402
+from hpsearch.optimize import FINISHED, optimize, run_worker  # noqa: E402
+from hpsearch.settings import Settings  # noqa: E402
+from hpsearch.space import Preset, TrialConfig  # noqa: E402
+from hpsearch.train import EpochMetrics, TrainResult, resolve_device, train  # noqa: E402
+
+SCHEMA = 1
+# Seed 000: MLP 784-512-256-10, BN before ReLU, dropout 0.5, SGD lr 0.01 momentum 0.5, batch 32.
+SEED_CFG = TrialConfig(hidden_units=512, hidden_layers=2, taper="halve", batch_norm="before",
+                       dropout=0.5, optimizer="sgd", lr=0.01, momentum=0.5, batch_size=32,
+                       input_norm="standardize")
+SEED_NORM = ((0.1307,), (0.3081,))   # the seed's transforms.Normalize constants (MNIST's)
+SEED_EVAL_BATCH = 1000               # the PyTorch MNIST example's test_batch_size
+BIG_BATCH = 256                      # hpsearch's "default-ish" batch for throughput rows
+# Studies: a small MLP space, so trials are short and comparable between runs.
+STUDY_OVERRIDES = ("model=mlp", "hidden_layers=1..2", "hidden_units=64..256")
+STUDY_EPOCHS, MEMORY_EPOCHS = 3, 1
+# THREADS: every row runs with --threads torch threads per process (default 1), the seed's
+# side and hpsearch's alike, study workers included. The rows compare code paths, not a
+# machine's thread scaling; and on a machine whose cores are busy with other processes
+# (CI, colleagues' tests), OpenMP threads beyond the idle cores stall every small op at
+# each barrier. The "threads" row measures that effect on its own.
+ROWS = ("epoch", "efficiency", "accuracy", "study", "memory", "threads", "bf16")
+TARGETS = {
+    "epoch": "hpsearch >= 3x faster per epoch at batch 32",
+    "efficiency": ">= 50% of this machine's matmul FLOP/s",
+    "accuracy": "hpsearch reaches the seed's accuracy sooner",
+    "study": "Optuna overhead < 5% of a 3-epoch digits trial",
+    "memory": "RSS growth <= 10% from trial 10 to trial 100",
+    "threads": "(information: 1 thread vs all cores)",
+    "bf16": "|bf16 - fp32| <= 0.5 accuracy points",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How big each row's work is; ``--quick`` shrinks everything for the smoke test."""
+
+    n_train: int | None = None   # training images (None: the whole train split)
+    n_eval: int | None = None    # validation / test images
+    seed_epochs: int = 2         # epochs of the seed loop in the accuracy row
+    study_trials: int = 20       # per --jobs setting in the study row
+    memory_trials: int = 100
+    mm_steps: int = 50           # fwd+bwd matmul iterations timed per repetition
+
+
+FULL = Sizes()
+QUICK = Sizes(n_train=256, n_eval=128, seed_epochs=1, study_trials=2, memory_trials=4,
+              mm_steps=3)
+
+
+@dataclasses.dataclass
+class Context:
+    args: argparse.Namespace
+    sizes: Sizes
+    device: torch.device
+    data: DeviceData   # train/val/test on the device, cut to ``sizes``
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued CUDA work, so a timer measures the work and not its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
+    sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    sync(device)
+    return time.perf_counter() - t0, out
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def matmul_shapes(model: nn.Module) -> list[tuple[int, int]]:
+    """(in, out) of every Linear layer, in order."""
+    return [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def train_flops_per_sample(shapes: list[tuple[int, int]]) -> int:
+    """Matmul FLOPs of one training sample: forward 2*P, backward 4*P minus the first
+    layer's input gradient (the input needs none): (6*P - 2*P_first)."""
+    p = sum(i * o for i, o in shapes)
+    return 6 * p - 2 * shapes[0][0] * shapes[0][1]
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current, peak) resident set size of this process in MiB, from /proc when present."""
+    try:
+        fields = dict(line.split(":", 1) for line in
+                      Path("/proc/self/status").read_text().splitlines() if ":" in line)
+        return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+    except (OSError, KeyError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        return peak, peak
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in
+                   Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or "unknown"
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "optuna": optuna.__version__,
+            "python": platform.python_version(), "device": str(device),
+            "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def pinned_workers(threads: int) -> Any:
+    """Study workers in this process use ``threads // jobs`` threads (see THREADS) instead of
+    hpsearch's all-cores choice; spawned workers keep hpsearch's own ``cores // jobs``."""
+    return mock.patch("hpsearch.optimize._threads_per_worker",
+                      lambda jobs: max(1, threads // jobs))
+
+
+def subset(data: DeviceData, sizes: Sizes) -> DeviceData:
+    if sizes.n_train is None and sizes.n_eval is None:
+        return data
+    n, m = sizes.n_train, sizes.n_eval
+    return dataclasses.replace(data, train_x=data.train_x[:n], train_y=data.train_y[:n],
+                               val_x=data.val_x[:m], val_y=data.val_y[:m],
+                               test_x=data.test_x[:m], test_y=data.test_y[:m])
+
+
+def test_as_val(data: DeviceData) -> DeviceData:
+    """The same data with the test split in the validation slot (for the accuracy row)."""
+    return dataclasses.replace(data, val_x=data.test_x, val_y=data.test_y)
+
+
+# ---------------------------------------------------------------------------- seed 000's loop
+
+
+class SeedDataset(Dataset):
+    """What ``torchvision.datasets.FashionMNIST`` does per sample, over the same uint8 images:
+    a PIL image per index, then the transform (no download: the images are given)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        # Imported here: the memory row's child process must not load torchvision (~160 MiB).
+        from PIL import Image
+        from torchvision import transforms
+
+        self.fromarray = Image.fromarray
+        self.data, self.targets = images[:, 0].cpu(), labels.cpu()  # (N, H, W) uint8
+        self.transform = transforms.Compose([transforms.ToTensor(),
+                                             transforms.Normalize(*SEED_NORM)])
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        img, target = self.data[index], int(self.targets[index])
+        return self.transform(self.fromarray(img.numpy())), target
+
+
+class SeedRun:
+    """Seed 000's model, optimizer and loops. The model is hpsearch's ``build_model`` of the
+    same config, so the two sides differ only in how data reaches the model and the loop."""
+
+    def __init__(self, data: DeviceData, device: torch.device, seed: int) -> None:
+        torch.manual_seed(seed)
+        self.device = device
+        self.model = build_model(SEED_CFG, data.input_shape, data.n_classes).to(device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=SEED_CFG.lr,
+                                         momentum=SEED_CFG.momentum)
+        self.criterion = nn.CrossEntropyLoss()
+        self.train_loader = DataLoader(SeedDataset(data.train_x, data.train_y),
+                                       batch_size=SEED_CFG.batch_size, shuffle=True)
+
+    def train_epoch(self) -> None:
+        self.model.train()
+        for x, y in self.train_loader:
+            x, y = x.to(self.device), y.to(self.device)
+            self.optimizer.zero_grad()
+            loss = self.criterion(self.model(x), y)
+            loss.backward()
+            self.optimizer.step()
+
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        loader = DataLoader(SeedDataset(images, labels), batch_size=SEED_EVAL_BATCH)
+        self.model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in loader:
+                pred = self.model(x.to(self.device)).argmax(1)
+                correct += int((pred == y.to(self.device)).sum())
+        return correct / max(1, len(labels))
+
+
+# ---------------------------------------------------------------------------- rows
+
+
+def row_epoch(ctx: Context) -> dict[str, Any]:
+    """One epoch (50k train images + evaluation of the 10k validation images), both ways."""
+    data, dev = ctx.data, ctx.device
+    seed_s: list[float] = []
+    hps_s: dict[int, list[float]] = {SEED_CFG.batch_size: [], BIG_BATCH: []}
+    for rep in range(ctx.args.reps):  # interleaved, so load changes hit both sides alike
+        run = SeedRun(data, dev, seed=rep)
+        seconds, _ = timed(lambda run=run: (run.train_epoch(),
+                                            run.evaluate(data.val_x, data.val_y)), dev)
+        seed_s.append(seconds)
+        for bs, out in hps_s.items():
+            out.append(train(SEED_CFG.replace(batch_size=bs), data, epochs=1,
+                             seed=rep).history[0].seconds)
+    seed = median(seed_s)
+    ratio = {bs: seed / median(v) for bs, v in hps_s.items()}
+    return {
+        "seed_s": seed, "hpsearch_b32_s": median(hps_s[32]),
+        "hpsearch_b256_s": median(hps_s[BIG_BATCH]),
+        "ratio_b32": ratio[32], "ratio_b256": ratio[BIG_BATCH],
+        "n_train": len(data.train_y), "n_eval": len(data.val_y),
+        "pass": ratio[32] >= 3.0,
+        "measured": f"seed {seed:.2f} s, hpsearch b32 {median(hps_s[32]):.2f} s "
+                    f"({ratio[32]:.1f}x), b256 {median(hps_s[BIG_BATCH]):.2f} s "
+                    f"({ratio[BIG_BATCH]:.1f}x)",
+        "raw": {"seed_s": seed_s, "hpsearch_b32_s": hps_s[32],
+                "hpsearch_b256_s": hps_s[BIG_BATCH]},
+    }
+
+
+def matmul_flops_per_second(shapes: list[tuple[int, int]], batch: int, steps: int,
+                            device: torch.device) -> float:
+    """The practical limit: the MLP's matmuls alone, fwd + bwd, back to back in a loop."""
+    g = torch.Generator(device=device).manual_seed(0)
+    layers = [(torch.randn(batch, i, device=device, generator=g),
+               torch.randn(o, i, device=device, generator=g),
+               torch.randn(batch, o, device=device, generator=g)) for i, o in shapes]
+
+    def step() -> None:
+        for k, (x, w, gy) in enumerate(layers):
+            x @ w.T                 # forward
+            gy.T @ x                # weight gradient
+            if k > 0:
+                gy @ w              # input gradient (none for the first layer)
+
+    step()  # warm-up: first-call allocations and kernel selection
+    seconds, _ = timed(lambda: [step() for _ in range(steps)], device)
+    return train_flops_per_sample(shapes) * batch * steps / seconds
+
+
+def row_efficiency(ctx: Context) -> dict[str, Any]:
+    data, dev = ctx.data, ctx.device
+    cfg = SEED_CFG.replace(batch_size=BIG_BATCH)
+    shapes = matmul_shapes(build_model(cfg, data.input_shape, data.n_classes))
+    p = sum(i * o for i, o in shapes)
+    flops = (train_flops_per_sample(shapes) * len(data.train_y) + 2 * p * len(data.val_y))
+    achieved, limit = [], []
+    for rep in range(ctx.args.reps):
+        achieved.append(flops / train(cfg, data, epochs=1, seed=rep).history[0].seconds)
+        limit.append(matmul_flops_per_second(shapes, BIG_BATCH, ctx.sizes.mm_steps, dev))
+    share = median(achieved) / median(limit)
+    return {
+        "trainer_gflops": median(achieved) / 1e9, "matmul_gflops": median(limit) / 1e9,
+        "efficiency": share, "batch": BIG_BATCH, "matmul_params": p,
+        "formula": "epoch FLOPs = (6P - 2P_first) * n_train + 2P * n_val; P = weights in "
+                   "matmuls, P_first = the first layer's (its input needs no gradient)",
+        "pass": share >= 0.5,
+        "measured": f"{median(achieved) / 1e9:.1f} of {median(limit) / 1e9:.1f} GFLOP/s "
+                    f"= {100 * share:.0f}% (batch {BIG_BATCH})",
+        "raw": {"trainer_flops": achieved, "matmul_flops": limit},
+    }
+
+
+def row_accuracy(ctx: Context) -> dict[str, Any]:
+    """Seconds until the seed's test accuracy after ``seed_epochs`` epochs, both ways."""
+    data, dev, epochs = ctx.data, ctx.device, ctx.sizes.seed_epochs
+    seed_s, hps_s, targets, hps_epochs = [], [], [], []
+    for rep in range(ctx.args.reps):
+        run = SeedRun(data, dev, seed=rep)
+        elapsed, accs, times = 0.0, [], []
+        for _ in range(epochs):
+            seconds, acc = timed(lambda run=run: (run.train_epoch(),
+                                                  run.evaluate(data.test_x, data.test_y))[1], dev)
+            elapsed += seconds
+            accs.append(acc)
+            times.append(elapsed)
+        target = accs[-1]
+        targets.append(target)
+        seed_s.append(next(t for t, a in zip(times, accs, strict=True) if a >= target))
+
+        reached: list[float] = []
+        start = time.perf_counter()
+
+        def stop_at_target(epoch: int, m: EpochMetrics, start: float = start,
+                           target: float = target, reached: list[float] = reached) -> bool:
+            if m.val_acc >= target:  # val slot holds the test split here
+                reached += [time.perf_counter() - start, epoch]
+                return True
+            return False
+
+        # Up to 3x the seed's epochs; patience never stops it first.
+        train(SEED_CFG, test_as_val(data), epochs=3 * epochs, patience=3 * epochs, seed=rep,
+              on_epoch=stop_at_target)
+        hps_s.append(reached[0] if reached else float("inf"))
+        hps_epochs.append(int(reached[1]) if reached else None)
+    seed, hps = median(seed_s), median(hps_s)
+    return {
+        "target_acc": median(targets), "seed_epochs": epochs, "seed_s": seed,
+        "hpsearch_s": hps, "hpsearch_epochs": hps_epochs, "ratio": seed / hps,
+        "pass": hps < seed,
+        "measured": f"test acc {median(targets):.4f}: seed {seed:.2f} s ({epochs} ep), "
+                    f"hpsearch {hps:.2f} s ({seed / hps:.1f}x)",
+        "raw": {"seed_s": seed_s, "hpsearch_s": hps_s, "target_acc": targets},
+    }
+
+
+def _fake_train(cfg: TrialConfig, data: DeviceData, *, epochs: int, patience: int, seed: int,
+                on_epoch: Callable[[int, EpochMetrics], bool] | None = None) -> TrainResult:
+    """``train`` without the training: the same reports, prunes and result shape."""
+    rng = random.Random(seed)
+    result = TrainResult(val_acc=0.0, best_epoch=0, stop_reason="completed", device="cpu")
+    for epoch in range(1, epochs + 1):
+        m = EpochMetrics(epoch, 1 / epoch, 1 / epoch, rng.random(), cfg.lr, 0.0)
+        result.history.append(m)
+        if m.val_acc > result.val_acc:
+            result.val_acc, result.best_epoch = m.val_acc, epoch
+        if on_epoch is not None and on_epoch(epoch, m):
+            result.stop_reason = "stopped"
+            break
+    return result
+
+
+def _study_settings(ctx: Context, directory: Path, name: str, **changes: Any) -> Settings:
+    return Settings(dataset="digits", epochs=STUDY_EPOCHS, trials=ctx.sizes.study_trials,
+                    device=ctx.args.device, storage=str(directory / f"{name}.db"),
+                    study_name=name, **changes)
+
+
+def _per_trial(settings: Settings) -> tuple[float, float]:
+    """(seconds per finished trial in steady state, training seconds per trial).
+
+    Steady state: from the first finished trial to the last, so process start-up, imports
+    and data loading are left out; with several workers it is the study's combined rate.
+    """
+    study = optuna.load_study(study_name=settings.study_name,
+                              storage=f"sqlite:///{settings.storage}")
+    trials = study.get_trials(deepcopy=False, states=FINISHED)
+    done = sorted(t.datetime_complete for t in trials if t.datetime_complete)
+    training = sum(sum(t.user_attrs.get("epoch_seconds", [])) for t in trials)
+    if len(done) < 2:
+        return float("nan"), training / max(1, len(trials))
+    return (done[-1] - done[0]).total_seconds() / (len(done) - 1), training / len(trials)
+
+
+def row_study(ctx: Context) -> dict[str, Any]:
+    """Finished trials per minute at --jobs 1 and 2, and what Optuna costs per trial.
+
+    Optuna's share = seconds per trial of the same study with ``train`` replaced by a stub
+    that reports the same epochs (so sampler, pruner, SQLite storage, user attrs and
+    hpsearch's worker loop all run) over seconds per trial of the real study at --jobs 1.
+    """
+    preset = Preset(name="bench").with_overrides(list(STUDY_OVERRIDES), source="bench")
+    per_trial: dict[str, list[float]] = {"jobs1": [], "jobs2": [], "stub": [], "train": []}
+    end_to_end: dict[str, list[float]] = {"jobs1": [], "jobs2": []}
+    with tempfile.TemporaryDirectory() as tmp, pinned_workers(ctx.args.threads):
+        for rep in range(ctx.args.reps):
+            for jobs in (1, 2):
+                settings = _study_settings(ctx, Path(tmp), f"jobs{jobs}-{rep}", jobs=jobs,
+                                           seed=rep)
+                wall, summary = timed(lambda s=settings: optimize(preset, s, progress=False),
+                                      ctx.device)
+                end_to_end[f"jobs{jobs}"].append(60 * summary.ran_here / wall)
+                seconds, training = _per_trial(settings)
+                per_trial[f"jobs{jobs}"].append(seconds)
+                if jobs == 1:
+                    per_trial["train"].append(training)
+            stub = _study_settings(ctx, Path(tmp), f"stub-{rep}", seed=rep)
+            with mock.patch("hpsearch.objective.train", _fake_train):
+                run_worker(preset, stub)
+            per_trial["stub"].append(_per_trial(stub)[0])
+    trial_s, stub_s = median(per_trial["jobs1"]), median(per_trial["stub"])
+    rate = {j: 60 / median(per_trial[j]) for j in ("jobs1", "jobs2")}
+    share = stub_s / trial_s
+    return {
+        "trials": ctx.sizes.study_trials, "epochs": STUDY_EPOCHS, "dataset": "digits",
+        "preset": list(STUDY_OVERRIDES),
+        "trials_per_min_jobs1": rate["jobs1"], "trials_per_min_jobs2": rate["jobs2"],
+        "end_to_end_trials_per_min": {j: median(v) for j, v in end_to_end.items()},
+        "seconds_per_trial": trial_s, "optuna_seconds_per_trial": stub_s,
+        "training_seconds_per_trial": median(per_trial["train"]),
+        "optuna_share": share, "pass": share < 0.05,
+        "measured": f"{rate['jobs1']:.0f} trials/min (jobs 1), {rate['jobs2']:.0f} (jobs 2); "
+                    f"Optuna {1000 * stub_s:.0f} ms = {100 * share:.0f}% of a "
+                    f"{1000 * trial_s:.0f} ms trial",
+        "raw": {**per_trial, "end_to_end_trials_per_min": end_to_end},
+    }
+
+
+def memory_child(params: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a fresh process: a study on digits, RSS recorded after every trial."""
+    torch.set_num_threads(params["threads"])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rss: list[float] = []
+    preset = Preset(name="bench").with_overrides(list(STUDY_OVERRIDES), source="bench")
+    settings = Settings(dataset="digits", epochs=MEMORY_EPOCHS, trials=params["trials"],
+                        device=params["device"], storage=params["storage"], study_name="mem")
+    with pinned_workers(params["threads"]):
+        run_worker(preset, settings, on_trial=lambda study, trial: rss.append(rss_mb()[0]))
+    return {"rss_mb": rss, "peak_mb": rss_mb()[1]}
+
+
+def row_memory(ctx: Context) -> dict[str, Any]:
+    n = ctx.sizes.memory_trials
+    early = max(1, n // 10)  # trial 10 of 100
+    with tempfile.TemporaryDirectory() as tmp:
+        params = {"trials": n, "device": ctx.args.device, "threads": ctx.args.threads,
+                  "storage": str(Path(tmp) / "mem.db")}
+        out = subprocess.run([sys.executable, __file__, "--memory-child", json.dumps(params)],
+                             capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"memory child failed: {out.stderr.strip()[-2000:]}")
+    child = json.loads(out.stdout.strip().splitlines()[-1])
+    rss = child["rss_mb"]
+    growth = (rss[-1] - rss[early - 1]) / rss[early - 1]
+    return {
+        "trials": len(rss), "epochs": MEMORY_EPOCHS, "early_trial": early,
+        "rss_early_mb": rss[early - 1], "rss_last_mb": rss[-1], "peak_rss_mb": child["peak_mb"],
+        "growth": growth, "pass": growth <= 0.10,
+        "measured": f"peak {child['peak_mb']:.0f} MiB; trial {early} {rss[early - 1]:.0f} MiB "
+                    f"-> trial {len(rss)} {rss[-1]:.0f} MiB ({100 * growth:+.1f}%)",
+        "raw": {"rss_mb": rss},
+    }
+
+
+def row_threads(ctx: Context) -> dict[str, Any]:
+    """A 3-epoch digits trial (the study row's kind) with --threads vs all cores."""
+    data = subset(DeviceData.create(load_dataset("digits"), device=ctx.device), ctx.sizes)
+    cfg = TrialConfig(hidden_units=128, hidden_layers=2, optimizer="adam", lr=0.003)
+    counts = sorted({ctx.args.threads, os.cpu_count() or 1})
+    secs: dict[int, list[float]] = {n: [] for n in counts}
+    try:
+        for rep in range(ctx.args.reps):
+            for n in counts:
+                torch.set_num_threads(n)
+                secs[n].append(train(cfg, data, epochs=STUDY_EPOCHS, seed=rep).seconds)
+    finally:
+        torch.set_num_threads(ctx.args.threads)
+    few, many = counts[0], counts[-1]
+    slowdown = median(secs[many]) / median(secs[few])
+    return {
+        "seconds": {str(n): median(v) for n, v in secs.items()}, "slowdown": slowdown,
+        "pass": None,
+        "measured": f"3-epoch digits trial: {few} thread(s) {median(secs[few]):.2f} s, "
+                    f"{many} {median(secs[many]):.2f} s ({slowdown:.1f}x)",
+        "raw": {str(n): v for n, v in secs.items()},
+    }
+
+
+def row_bf16(ctx: Context) -> dict[str, Any]:
+    """CUDA only: the trainer's bf16 autocast against fp32, same seeds, same epochs."""
+    import hpsearch.train as trainer
+
+    def fp32(device: torch.device) -> torch.autocast:
+        return torch.autocast(device_type=device.type, enabled=False)
+
+    cfg, epochs = SEED_CFG.replace(batch_size=BIG_BATCH), ctx.sizes.seed_epochs
+    acc: dict[str, list[float]] = {"bf16": [], "fp32": []}
+    secs: dict[str, list[float]] = {"bf16": [], "fp32": []}
+    for rep in range(ctx.args.reps):
+        for kind in acc:
+            with mock.patch.object(trainer, "_autocast", fp32) if kind == "fp32" else \
+                    mock.patch.object(trainer, "_autocast", trainer._autocast):
+                r = train(cfg, ctx.data, epochs=epochs, patience=epochs, seed=rep)
+            acc[kind].append(r.val_acc)
+            secs[kind].append(r.seconds)
+    diffs = [100 * (b - f) for b, f in zip(acc["bf16"], acc["fp32"], strict=True)]
+    diff = median(diffs)
+    return {
+        "bf16_acc": median(acc["bf16"]), "fp32_acc": median(acc["fp32"]),
+        "diff_points": diff, "speedup": median(secs["fp32"]) / median(secs["bf16"]),
+        "pass": abs(diff) <= 0.5,
+        "measured": f"val acc bf16 {median(acc['bf16']):.4f} vs fp32 {median(acc['fp32']):.4f}"
+                    f" ({diff:+.2f} pts), bf16 {median(secs['fp32']) / median(secs['bf16']):.1f}x"
+                    " faster",
+        "raw": {"acc": acc, "seconds": secs},
+    }
+
+
+ROW_FUNCS: dict[str, Callable[[Context], dict[str, Any]]] = {
+    "epoch": row_epoch, "efficiency": row_efficiency, "accuracy": row_accuracy,
+    "study": row_study, "memory": row_memory, "threads": row_threads, "bf16": row_bf16,
+}
+ROW_TITLES = {"epoch": "epoch ratio", "efficiency": "efficiency", "accuracy": "time to accuracy",
+              "study": "study throughput", "memory": "memory", "threads": "threads",
+              "bf16": "bf16 parity"}
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def default_dataset() -> str:
+    rows = {r["name"]: r["available"] for r in available_datasets()}
+    return "fashion-mnist" if rows.get("fashion-mnist") == "yes" else "digits"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default=None,
+                    help="default: fashion-mnist when installed, else digits")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions per figure (median)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads per process, both sides (0: all cores); see THREADS")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test)")
+    ap.add_argument("--out", type=Path, default=Path("bench.json"))
+    ap.add_argument("--skip", nargs="+", default=[], choices=ROWS, metavar="ROW",
+                    help=f"rows to leave out: {', '.join(ROWS)}")
+    ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.reps < 1:
+        ap.error(f"--reps must be >= 1, got {args.reps}")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure every row not skipped; returns the JSON document."""
+    threads = args.threads or os.cpu_count() or 1
+    args.threads = threads
+    torch.set_num_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    device = resolve_device(args.device)
+    args.dataset = args.dataset or default_dataset()
+    sizes = QUICK if args.quick else FULL
+    data = subset(DeviceData.create(load_dataset(args.dataset), device=device), sizes)
+    ctx = Context(args, sizes, device, data)
+    doc: dict[str, Any] = {
+        "schema": SCHEMA, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "dataset": args.dataset, "device": str(device), "reps": args.reps,
+        "quick": args.quick, "machine": machine_info(device), "targets": TARGETS, "rows": {},
+    }
+    for name in ROWS:
+        if name in args.skip or (name == "bf16" and device.type != "cuda"):
+            continue
+        t0 = time.perf_counter()
+        row = ROW_FUNCS[name](ctx)
+        torch.set_num_threads(threads)  # a study's workers set their own thread count
+        row["target"], row["bench_seconds"] = TARGETS[name], time.perf_counter() - t0
+        doc["rows"][name] = row
+        print(f"  {ROW_TITLES[name]}: {row['measured']} ({row['bench_seconds']:.0f} s)",
+              file=sys.stderr, flush=True)
+    doc["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    return doc
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    head = [f"hpsearch bench: {doc['dataset']} on {doc['device']}, median of {doc['reps']} "
+            f"rep(s){' (--quick)' if doc['quick'] else ''}",
+            f"machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, "
+            f"torch {m['torch']}{', ' + m['gpu'] if 'gpu' in m else ''}; load avg "
+            f"{m['load_avg_start'][0]} -> {m.get('load_avg_end', ['?'])[0]}", ""]
+    rows = [("row", "measured", "target", "result")]
+    for name, row in doc["rows"].items():
+        rows.append((ROW_TITLES[name], row["measured"], row["target"],
+                     {True: "PASS", False: "FAIL", None: "info"}[row["pass"]]))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+             for r in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(head + lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if args.memory_child is not None:
+        print(json.dumps(memory_child(json.loads(args.memory_child))))
+        return {}
+    doc = run(args)
+    print(format_table(doc))
+    args.out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    print(f"\nwrote {args.out}")
+    return doc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Time what `hpsearch report` does before it renders: load a study, analyse it.
+
+Builds a planted study (hpsearch's full space with its conditionals, 10-epoch curves, a
+share of pruned trials; no training) in a temporary SQLite file, then times each stage
+from a freshly opened storage, so reading the trials is counted:
+
+    .venv/bin/python scripts/bench_report.py                  # 1,000 trials, with fANOVA
+    .venv/bin/python scripts/bench_report.py --no-fanova --out bench.json
+
+Every stage is one entry of STAGES; a rendering stage is one more entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from hpsearch.analysis import analyze
+from hpsearch.space import PARAM_BY_NAME, PARAMS, Param
+from hpsearch.storage import load_study
+
+STUDY = "bench"
+EPOCHS = 10
+PRUNED_SHARE = 0.3      # about what the median pruner stops in our studies
+
+
+def _dist(p: Param) -> BaseDistribution:
+    if p.kind == "categorical":
+        return CategoricalDistribution(p.choices)
+    if p.kind == "int":
+        return IntDistribution(int(p.low), int(p.high), log=p.log)
+    return FloatDistribution(p.low, p.high, log=p.log)
+
+
+def planted_trial(rng: np.random.Generator) -> FrozenTrial:
+    """One trial drawn like the space; batch_norm "before" is planted +1.5 pts better."""
+    params: dict[str, Any] = {}
+    for p in PARAMS:
+        if not p.active(params):
+            continue
+        if p.kind == "categorical":
+            params[p.name] = p.choices[rng.integers(len(p.choices))]
+        else:
+            x = (np.exp(rng.uniform(np.log(p.low), np.log(p.high))) if p.log
+                 else rng.uniform(p.low, p.high))
+            params[p.name] = int(round(x)) if p.kind == "int" else float(x)
+    value = 0.95 + (0.015 if params["batch_norm"] == "before" else 0.0) + rng.normal(0, 0.01)
+    pruned = rng.random() < PRUNED_SHARE
+    epochs = int(rng.integers(1, EPOCHS)) if pruned else EPOCHS
+    return create_trial(
+        state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
+        value=None if pruned else value, params=params,
+        distributions={k: _dist(PARAM_BY_NAME[k]) for k in params},
+        intermediate_values={e: value - 0.1 / e for e in range(1, epochs + 1)})
+
+
+def build(path: Path, n: int, seed: int) -> str:
+    """A planted study of ``n`` trials in a new SQLite file; returns its path."""
+    rng = np.random.default_rng(seed)
+    study = optuna.create_study(storage=f"sqlite:///{path}", study_name=STUDY,
+                                direction="maximize")
+    study.add_trials([planted_trial(rng) for _ in range(n)])
+    study.set_user_attr("provenance", {"settings": {"epochs": EPOCHS}})
+    return str(path)
+
+
+def _load(storage: str) -> int:
+    return len(load_study(storage, STUDY).get_trials(deepcopy=False))
+
+
+def _analyze(evaluators: tuple[str, ...]) -> Callable[[str], int]:
+    def run(storage: str) -> int:
+        return len(analyze(load_study(storage, STUDY), evaluators=evaluators).answers)
+    return run
+
+
+# (name, note, stage(storage) -> a count that shows the stage did its work)
+STAGES: list[tuple[str, str, Callable[[str], int]]] = [
+    ("load", "open storage + read all trials", _load),
+    ("load+analyze", "default: PED-ANOVA, 30 bootstrap refits", _analyze(("ped_anova",))),
+    ("load+analyze+fanova", "slower: adds one fANOVA fit (no CI)",
+     _analyze(("ped_anova", "fanova"))),
+]
+
+
+def time_stage(stage: Callable[[str], int], storage: str) -> dict[str, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    count = stage(storage)
+    return {"seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
+            "count": count}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-fanova", action="store_true", help="skip the fANOVA stage")
+    ap.add_argument("--out", type=Path, help="also write the results as JSON here")
+    args = ap.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        storage = build(Path(tmp) / "bench.db", args.trials, args.seed)
+        print(f"built {args.trials} planted trials in {storage} "
+              f"({time.perf_counter() - t0:.1f} s, not timed below)")
+        print(f"{'stage':<22} {'n_trials':>8} {'wall_s':>8} {'cpu_s':>8}  what")
+        rows = []
+        for name, note, stage in STAGES:
+            if args.no_fanova and "fanova" in name:
+                continue
+            rows.append({"stage": name, "note": note, "n_trials": args.trials,
+                         **time_stage(stage, storage)})
+            r = rows[-1]
+            print(f"{name:<22} {r['n_trials']:>8} {r['seconds']:>8.2f} {r['cpu_seconds']:>8.2f}"
+                  f"  {note}", flush=True)
+    result = {"rows": rows, "python": platform.python_version(), "optuna": optuna.__version__,
+              "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+              "machine": platform.machine()}
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

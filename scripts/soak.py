@@ -1,0 +1,152 @@
+"""Soak the storage layer: many short trials across worker processes, then count.
+
+    python scripts/soak.py                                  # 200 trials x 4 workers, on a
+                                                            # throw-away local PostgreSQL
+                                                            # and on a journal file
+    python scripts/soak.py --storage postgresql://u:pw@host/db --storage s.log --trials 500
+
+Each worker is a process running ``hpsearch.optimize.run_trials`` (the budget loop of
+``hpsearch optimize``) on a trial that samples the whole search space and stores its config
+like the real objective, but trains nothing: the figures are the storage's overhead alone.
+A worker logs every trial it finished; the report compares those logs with the storage:
+
+- completed: finished (complete + pruned) trials in the storage; must equal --trials
+- lost: finished in a worker's log but not in the storage
+- duplicated: a trial number finished twice (in the logs or in the storage)
+- skipped: trials created in a race for the last places and failed without running
+- trials/s: finished trials per second, first trial start to last trial end
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hpsearch.optimize import FINISHED, OVER_BUDGET, run_trials  # noqa: E402
+from hpsearch.space import sample  # noqa: E402
+from hpsearch.storage import kind, mask, open_storage  # noqa: E402
+
+
+def _objective(trial: optuna.Trial) -> float:
+    cfg = sample(trial)
+    trial.set_user_attr("config", cfg.as_dict())
+    return cfg.lr * (1.0 - cfg.dropout)
+
+
+class _Log:
+    """``on_trial`` callback: one line per trial this worker finished."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        with self.path.open("a") as f:
+            f.write(f"{trial.number} {trial.state.name}\n")
+
+
+def _worker(spec: str, study_name: str, trials: int, log: Path) -> None:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(spec, create=True, heartbeat=kind(spec) != "journal")
+    study = optuna.load_study(study_name=study_name, storage=storage,
+                              sampler=optuna.samplers.RandomSampler())
+    run_trials(study, _objective, trials, linger=30.0, on_trial=_Log(log))
+
+
+def soak(spec: str, *, trials: int = 200, workers: int = 4,
+         logdir: Path | None = None) -> dict[str, Any]:
+    """Run ``trials`` trivial trials across ``workers`` processes on ``spec``; count them."""
+    logdir = Path(logdir or tempfile.mkdtemp(prefix="hpsearch-soak-"))
+    name = f"soak-{uuid.uuid4().hex[:8]}"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(storage=open_storage(spec, create=True), study_name=name,
+                                direction="maximize")
+    logs = [logdir / f"{name}-worker{i}.log" for i in range(workers)]
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(spec, name, trials, log)) for log in logs]
+    start = time.monotonic()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    wall = time.monotonic() - start
+
+    db = study.get_trials(deepcopy=False)
+    finished = [t for t in db if t.state in FINISHED]
+    seen = [int(line.split()[0]) for log in logs if log.exists()
+            for line in log.read_text().splitlines() if line.split()[1] in ("COMPLETE", "PRUNED")]
+    per_worker = [sum(1 for line in log.read_text().splitlines()) if log.exists() else 0
+                  for log in logs]
+    numbers = Counter(t.number for t in db)
+    span = (max(t.datetime_complete for t in finished if t.datetime_complete)
+            - min(t.datetime_start for t in finished if t.datetime_start)).total_seconds()
+    return {
+        "storage": mask(spec), "workers": workers, "target": trials,
+        "completed": len(finished),
+        "lost": len(set(seen) - {t.number for t in finished}),
+        "duplicated": (sum(n - 1 for n in Counter(seen).values() if n > 1)
+                       + sum(n - 1 for n in numbers.values() if n > 1)),
+        "skipped": sum(1 for t in db if t.user_attrs.get("failure_reason") == OVER_BUDGET),
+        "failed": sum(1 for t in db if t.state == TrialState.FAIL),
+        "left_running": sum(1 for t in db if t.state in (TrialState.RUNNING,
+                                                         TrialState.WAITING)),
+        "per_worker": per_worker,
+        "exit_codes": [p.exitcode for p in procs],
+        "trials_per_s": round(len(finished) / span, 1) if span > 0 else float("inf"),
+        "wall_s": round(wall, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--storage", action="append", help="URL or journal file (repeatable); "
+                        "default: a throw-away local PostgreSQL and a journal file")
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    server = None
+    specs = list(args.storage or [])
+    tmp = Path(tempfile.mkdtemp(prefix="hpsearch-soak-"))
+    if not specs:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from postgres import PostgresServer, find_bindir  # the e2e tests' server
+
+        bindir = find_bindir()
+        if bindir is None:
+            print("no PostgreSQL binaries (initdb, pg_ctl): soaking the journal file only")
+        else:
+            server = PostgresServer(bindir)
+            specs.append(server.start())
+        specs.append(str(tmp / "soak.log"))
+    ok = True
+    try:
+        for spec in specs:
+            r = soak(spec, trials=args.trials, workers=args.workers, logdir=tmp)
+            ok &= (r["completed"] == args.trials and r["lost"] == 0 and r["duplicated"] == 0
+                   and r["left_running"] == 0)
+            print(f"{r['storage']}: {r['workers']} workers, {r['completed']}/{r['target']} "
+                  f"completed, {r['lost']} lost, {r['duplicated']} duplicated, "
+                  f"{r['skipped']} skipped, {r['trials_per_s']} trials/s "
+                  f"(wall {r['wall_s']} s with process start-up; per worker "
+                  f"{r['per_worker']})", flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

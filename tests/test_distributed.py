@@ -1,0 +1,257 @@
+"""Distributed studies on a real PostgreSQL: workers share one budget, and survive crashes.
+
+Every test here starts worker processes against the session's throw-away server
+(``tests/postgres.py``); they are ``e2e`` tests, skipped with a reason when PostgreSQL is
+not installed. Trials are tiny (1-layer MLP, synthetic data, 1-2 epochs); where a worker
+must be killed mid-trial, the CLI runs with its trainer slowed by a sleep per epoch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+from postgres import PASSWORD
+
+from hpsearch.cli import main
+from hpsearch.optimize import FINISHED, OVER_BUDGET, run_worker
+from hpsearch.settings import Settings
+from hpsearch.space import PARAM_BY_NAME, Preset, config_from_params
+from hpsearch.storage import load_study
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = Preset(name="fast", fixed={"model": "mlp", "hidden_layers": 1, "hidden_units": 64,
+                                  "batch_size": 128})
+CLI_FAST = ["--dataset", "synthetic", "--model", "mlp", "--set", "hidden_layers=1",
+            "--set", "hidden_units=64", "--set", "batch_size=128", "-q"]
+
+
+def _check_trials(url: str, study_name: str, n: int, preset: Preset = FAST) -> list[FrozenTrial]:
+    """The study has exactly ``n`` finished trials, unique numbers, valid params, none stuck."""
+    study = load_study(url, study_name)
+    trials = study.trials
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers)) and sorted(numbers) == list(range(len(trials)))
+    finished = [t for t in trials if t.state in FINISHED]
+    assert len(finished) == n
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    for t in finished:
+        cfg = config_from_params(t.user_attrs["config"])  # the stored config is valid
+        for name, value in t.params.items():
+            p = preset.param(name)
+            if p.kind == "categorical":
+                assert value in p.choices, (t.number, name, value)
+            else:
+                assert p.low <= value <= p.high, (t.number, name, value)
+            assert getattr(cfg, name) == value
+        for name, value in preset.fixed.items():
+            assert getattr(cfg, name) == value and name not in t.params
+    assert set(PARAM_BY_NAME) >= {k for t in finished for k in t.params}
+    return trials
+
+
+# ---------------------------------------------------------------- 3 workers, one budget
+
+
+class _Log:
+    """on_trial callback of one worker: the trials it saw finish, one line each."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        with self.path.open("a") as f:
+            f.write(f"{trial.number} {trial.state.name}\n")
+
+
+def _worker(settings: Settings, log: Path) -> None:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    run_worker(FAST, settings, on_trial=_Log(log))
+
+
+def test_three_workers_share_one_budget_exactly(postgres_db, tmp_path):
+    n = 15
+    settings = Settings(dataset="synthetic", epochs=1, trials=n, val_size=400, jobs=3,
+                        storage=postgres_db, study_name="shared")
+    logs = [tmp_path / f"w{i}.log" for i in range(3)]
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(settings, log)) for log in logs]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=150)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+
+    trials = _check_trials(postgres_db, "shared", n)
+    seen = [(int(num), state) for log in logs if log.exists()
+            for num, state in (line.split() for line in log.read_text().splitlines())]
+    seen_finished = [num for num, state in seen if state in ("COMPLETE", "PRUNED")]
+    db_finished = {t.number for t in trials if t.state in FINISHED}
+    lost = db_finished ^ set(seen_finished)
+    duplicated = len(seen_finished) - len(set(seen_finished))
+    print(f"3 workers: {len(db_finished)}/{n} completed, {len(lost)} lost, {duplicated} "
+          f"duplicated, per worker {[sum(1 for _ in open(g)) if g.exists() else 0 for g in logs]}")
+    assert not lost and not duplicated
+    assert sum(1 for log in logs if log.exists()) >= 2  # the work really was shared
+    # Trials a worker created in a race for the last place failed without training.
+    assert all(t.user_attrs.get("failure_reason") == OVER_BUDGET
+               for t in trials if t.state == TrialState.FAIL)
+
+
+# ---------------------------------------------------------------- the CLI, killed
+
+
+SLOW_CLI = textwrap.dedent("""
+    # `hpsearch` with every epoch slowed by a sleep, so that a test can kill it mid-trial.
+    import os, sys, time
+    import hpsearch.objective as objective
+    from hpsearch.cli import main
+
+    real_train, delay = objective.train, float(os.environ["EPOCH_SLEEP"])
+
+    def slow_train(cfg, data, *, on_epoch=None, **kw):
+        def hook(epoch, metrics):
+            time.sleep(delay)
+            return on_epoch(epoch, metrics) if on_epoch else False
+        return real_train(cfg, data, on_epoch=hook, **kw)
+
+    objective.train = slow_train  # also in --jobs workers, which import this as __mp_main__
+    if __name__ == "__main__":
+        main(prog_name="hpsearch")
+""")
+
+
+def _start(tmp_path: Path, url: str, name: str, trials: int, *extra: str,
+           sleep: float = 0.6) -> subprocess.Popen[str]:
+    script = tmp_path / "slow_hpsearch.py"
+    script.write_text(SLOW_CLI)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EPOCH_SLEEP": str(sleep),
+           "HPSEARCH_HEARTBEAT_INTERVAL": "1", "HPSEARCH_HEARTBEAT_GRACE": "3",
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(script), "optimize", "--storage", url, "--study-name", name,
+         "--trials", str(trials), "--epochs", "2", *CLI_FAST, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+
+
+def _wait_for_running_trial(url: str, name: str, proc: subprocess.Popen[str],
+                            timeout: float = 90, others: int = 0) -> int:
+    """Poll the study until ``others + 1`` trials are RUNNING; the number of the first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            running = load_study(url, name).get_trials(states=(TrialState.RUNNING,))
+        except Exception:  # the study does not exist yet
+            running = []
+        if len(running) > others:
+            time.sleep(0.3)  # mid-epoch
+            return running[0].number
+        time.sleep(0.2)
+    raise AssertionError("no trial started in time")
+
+
+def _assert_masked(output: str) -> None:
+    assert PASSWORD not in output
+    assert "hp:***@127.0.0.1" in output
+
+
+def test_a_worker_killed_mid_trial_is_retried_and_the_study_completes(postgres_db, tmp_path):
+    n = 6
+    victim = _start(tmp_path, postgres_db, "crash", n, sleep=30)  # one long trial
+    t0 = time.monotonic()
+    killed = _wait_for_running_trial(postgres_db, "crash", victim)
+    print(f"victim running after {time.monotonic() - t0:.1f} s")
+    survivors = [_start(tmp_path, postgres_db, "crash", n) for _ in range(2)]
+    _wait_for_running_trial(postgres_db, "crash", survivors[0], others=1)
+    print(f"survivor running after {time.monotonic() - t0:.1f} s")
+    victim.send_signal(signal.SIGKILL)  # mid-trial: its heartbeat stops, the trial stays RUNNING
+    victim.communicate(timeout=30)
+    assert victim.returncode == -signal.SIGKILL
+    t_kill = time.monotonic()
+    outputs = [p.communicate(timeout=150) for p in survivors]
+    print(f"survivors took {time.monotonic() - t_kill:.1f} s after the kill")
+    for p, (out, err) in zip(survivors, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+        _assert_masked(out + err)
+        assert "study crash (postgresql://hp:***@127.0.0.1" in out
+
+    trials = _check_trials(postgres_db, "crash", n)
+    assert trials[killed].state == TrialState.FAIL
+    retries = [t for t in trials
+               if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed]
+    assert len(retries) == 1 and retries[0].state in FINISHED
+    assert retries[0].params == trials[killed].params
+    failed = [t.number for t in trials if t.state == TrialState.FAIL]
+    for t in trials:
+        print(t.number, t.state.name, t.datetime_start, t.datetime_complete, t.user_attrs.get("epoch_seconds"))
+    print(f"SIGKILL: {sum(t.state in FINISHED for t in trials)}/{n} completed, trial "
+          f"{killed} failed and retried as {retries[0].number}, failed {failed}")
+
+
+def test_ctrl_c_fails_the_running_trial_and_says_how_to_resume(postgres_db, tmp_path):
+    n = 4
+    worker = _start(tmp_path, postgres_db, "sigint", n)
+    interrupted = _wait_for_running_trial(postgres_db, "sigint", worker)
+    worker.send_signal(signal.SIGINT)
+    out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 130, err[-3000:]
+    assert "interrupted" in err and "Run the same command again" in err
+    _assert_masked(out + err)
+    assert load_study(postgres_db, "sigint").trials[interrupted].state == TrialState.FAIL
+
+    # The same command again (in-process: no slow trainer needed) finishes the budget.
+    result = CliRunner().invoke(main, ["optimize", "--storage", postgres_db, "--study-name",
+                                       "sigint", "--trials", str(n), "--epochs", "2",
+                                       *CLI_FAST])
+    assert result.exit_code == 0, result.output
+    _assert_masked(result.output)
+    _check_trials(postgres_db, "sigint", n)
+
+
+def test_ctrl_c_to_the_main_process_stops_every_job(postgres_db, tmp_path):
+    worker = _start(tmp_path, postgres_db, "jobs", 20, "--jobs", "2")
+    _wait_for_running_trial(postgres_db, "jobs", worker)
+    time.sleep(8)  # let the second job start a trial too
+    worker.send_signal(signal.SIGINT)  # `kill -INT`: this process only, not the group
+    out, err = worker.communicate(timeout=90)
+    assert worker.returncode == 130, err[-3000:]
+    trials = load_study(postgres_db, "jobs").trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert sum(t.state == TrialState.FAIL for t in trials) >= 1
+
+
+# ---------------------------------------------------------------- soak
+
+
+def _soak_module():
+    spec = importlib.util.spec_from_file_location("soak", ROOT / "scripts" / "soak.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "journal"])
+def test_soak_many_short_trials(postgres_db, tmp_path, backend):
+    soak = _soak_module()
+    spec = postgres_db if backend == "postgresql" else str(tmp_path / "soak.log")
+    r = soak.soak(spec, trials=60, workers=3, logdir=tmp_path)
+    print(r)
+    assert (r["completed"], r["lost"], r["duplicated"], r["left_running"]) == (60, 0, 0, 0)
+    assert r["exit_codes"] == [0, 0, 0]
+    assert r["failed"] == r["skipped"]  # the only failures are race losers that never ran
