@@ -23,6 +23,11 @@ _LAZY = {
     "load_dataset": "hpsearch.data",
     "DeviceData": "hpsearch.data",
     "load_study": "hpsearch.storage",
+    "analyze": "hpsearch.analysis",
+    "report": "hpsearch.report",
+    "dashboard": "hpsearch.dashboard",
+    "verify": "hpsearch.verify",
+    "best": "hpsearch.best",
 }
 
 __all__ = [

@@ -55,7 +55,20 @@ QUESTION_VALUES: dict[str, tuple[Any, ...]] = {"bn_placement": ("before", "after
 TOP_QUANTILE = 0.9     # ChoiceSummary.top_quantile: what the good runs of a choice reach
 MAX_LEVELS = 8         # numeric params with more distinct values are grouped into quartiles
 AGREE_TAU = 0.5        # two importance rankings "agree" at Kendall's tau >= this
-FEW_FOR_IMPORTANCE = 50  # PED-ANOVA's top 10% holds < 5 trials below this
+# Below this many complete trials importances are rough: in planted 25-param studies of 150
+# trials, PED-ANOVA ranked a 1.5-sd effect level with noise params (small conditional
+# regimes such as l2 get large divergences); the bootstrap CIs show it.
+FEW_FOR_IMPORTANCE = 200
+# Samplers whose draws do not depend on earlier results. With an adaptive one (TPE), params
+# drift together towards good regions, so the rank tests see associations that another
+# param causes: in 20 planted studies where only lr mattered (150 TPE trials each), 10 had
+# at least one null question called "matters"; with the random sampler 4 of 40 (~alpha).
+UNBIASED_SAMPLERS = ("random", "qmc")
+ADAPTIVE_NOTE = ("trials were chosen by the {sampler} sampler, which moves params together "
+                 "towards good regions: a question can look like it matters because another "
+                 "param does, so its significant differences read \"associated\", not "
+                 "\"matters\". Treat them as leads for `hpsearch verify`, or run the study "
+                 "with --sampler random for study-level answers")
 CAVEAT = ("Study trials are observational: the sampler chose the other params too, so they "
           "co-vary with this one. Run `hpsearch verify STORAGE --question {id}` for a causal "
           "answer (paired re-runs that differ only in this param).")
@@ -83,7 +96,7 @@ EVALUATORS: dict[str, _Evaluator] = {
 class Importance:
     param: str
     value: float      # normalized importance (all params of one evaluator sum to 1)
-    ci_low: float     # percentile bootstrap over trials; nan when not bootstrapped
+    ci_low: float     # bootstrap over trials (see param_importances); nan: no bootstrap
     ci_high: float
 
 
@@ -194,20 +207,25 @@ def analyze(study: optuna.Study, *, evaluators: Sequence[str] = ("ped_anova",),
         notes.append("objective values lie outside [0, 1]: effects are in objective units, "
                      "not accuracy points")
 
+    sampler, epochs = _setting(study, "sampler"), _setting(study, "epochs")
+    if sampler is not None and sampler not in UNBIASED_SAMPLERS:
+        notes.append(ADAPTIVE_NOTE.format(sampler=sampler))
+
     importances: dict[str, list[Importance]] = {}
     if len(complete) < 2:
         notes.append(f"{len(complete)} complete trial(s): no importances")
     else:
         if len(complete) < FEW_FOR_IMPORTANCE:
             notes.append(f"importances from {len(complete)} complete trials are rough "
-                         f"(PED-ANOVA's top 10% holds {math.ceil(0.1 * len(complete))})")
+                         "(noise params can rank high): read their CIs")
         for name in evaluators:
             n_boot = n_bootstrap_importance if EVALUATORS[name].bootstrap else 0
             if n_boot == 0 and n_bootstrap_importance > 0:
                 notes.append(f"{name}: one fit, no CI (too slow to bootstrap by default)")
             try:
                 importances[name], more = _importances(complete, direction, name,
-                                                       n_bootstrap=n_boot, seed=seed)
+                                                       n_bootstrap=n_boot, seed=seed,
+                                                       alpha=alpha)
                 notes += more
             except StudyError as exc:
                 notes.append(str(exc))
@@ -228,8 +246,10 @@ def analyze(study: optuna.Study, *, evaluators: Sequence[str] = ("ped_anova",),
         importances=importances, importance_agreement=_agreement(importances),
         answers=answer_questions(complete, direction=direction, alpha=alpha,
                                  n_bootstrap=n_bootstrap, seed=seed,
-                                 min_per_choice=min_per_choice),
-        pruning=pruning_stats(trials, max_epochs=_study_epochs(study)),
+                                 min_per_choice=min_per_choice,
+                                 adaptive=sampler is not None
+                                 and sampler not in UNBIASED_SAMPLERS),
+        pruning=pruning_stats(trials, max_epochs=epochs if type(epochs) is int else None),
         curves=curves, notes=notes)
 
 
@@ -244,7 +264,8 @@ def param_importances(study: optuna.Study, *, evaluator: str = "ped_anova",
     ``evaluator`` is "ped_anova" (Optuna 5's default; ranks conditional params too),
     "fanova" or "mdi" (both only rank params present in every complete trial). The CI is
     the percentile interval over ``n_bootstrap`` refits on trials resampled with
-    replacement: it shows how stable a rank is, not a calibrated coverage.
+    replacement, shifted so that the refits' median sits on the estimate (resamples repeat
+    trials, which biases normalized importances): a stability band, not calibrated coverage.
     """
     _check_evaluator(evaluator)
     complete = _complete(study.get_trials(deepcopy=False))
@@ -330,8 +351,13 @@ def _importances(complete: Sequence[FrozenTrial], direction: StudyDirection, nam
             except (ValueError, RuntimeError):
                 continue  # a degenerate resample (e.g. one value only): leave it out
             boot[b] = [res.get(p, 0.0) for p in params]  # absent from the resample: 0
-    out = [Importance(p, float(point[p]), *stats.percentile_ci(boot[:, j], alpha))
-           for j, p in enumerate(params)]
+    out = []
+    for j, p in enumerate(params):
+        # Resamples repeat trials, which dilutes the normalized share of real effects: the
+        # percentile interval is shifted by that median bias (and importances are >= 0).
+        lo, hi = stats.median_bias_corrected_ci(boot[:, j], float(point[p]), alpha)
+        lo, hi = np.maximum(0.0, (lo, hi))  # np.maximum keeps nan (no bootstrap)
+        out.append(Importance(p, float(point[p]), float(lo), float(hi)))
     return sorted(out, key=lambda imp: -imp.value), notes
 
 
@@ -345,7 +371,7 @@ def _agreement(importances: dict[str, list[Importance]]) -> dict[str, Any]:
             pairs.append({"a": a, "b": b, "tau": tau, "n_params": n,
                           "same_top": bool(ra and rb and ra[0].param == rb[0].param)})
     if not pairs:
-        return {"pairs": [], "summary": "one evaluator: nothing to compare"}
+        return {"pairs": [], "summary": f"{len(names)} evaluator(s): nothing to compare"}
     summary = "; ".join(
         f"{p['a']} and {p['b']} {_agree(p['tau'])} "
         f"(Kendall tau {p['tau']:.2f} over {p['n_params']} common params"
@@ -365,12 +391,14 @@ def _agree(tau: float) -> str:
 def answer_questions(trials: Sequence[FrozenTrial], *, questions: Sequence[Question] = QUESTIONS,
                      direction: StudyDirection | str = "maximize", alpha: float = 0.05,
                      n_bootstrap: int = 2000, seed: int = 0, min_per_choice: int = 5,
-                     ) -> list[Answer]:
+                     adaptive: bool = False) -> list[Answer]:
     """Answer each question from the complete trials (objective 0) that sampled its param.
 
     Groups with fewer than ``min_per_choice`` trials are dropped; the remaining ones are
     compared with a rank test, Holm-corrected across all answered questions, and each is
     set against the best choice (by median) with a bootstrap CI of the median difference.
+    ``adaptive``: the trials came from an adaptive sampler (TPE, GP, CMA-ES), so a
+    significant difference is called "associated", not "matters" (see ADAPTIVE_NOTE).
     """
     sign = _sign(direction)
     complete = _complete(trials)
@@ -382,18 +410,19 @@ def answer_questions(trials: Sequence[FrozenTrial], *, questions: Sequence[Quest
         if q.off_value is not None and not isinstance(q.off_value, str):
             n_off = len(groups.get(_label(q.off_value), ()))
             if n_off < min_per_choice and sum(map(len, groups.values())) >= 2 * min_per_choice:
-                # A continuous range (dropout 0-0.5) almost never draws exactly 0: say so,
-                # and answer the other half of the question, "which rate?", instead.
+                # A range without 0 (a preset's 0.3-0.6, or a continuous one) has no "off"
+                # group: say so, and answer the other half of the question, "which rate?".
                 groups = _question_groups(q, complete, binary=False)
                 remarks[q.id] = (f"; {q.param} = {_label(q.off_value)} occurred in {n_off} "
-                                 "trial(s), so rate quartiles were compared instead of off/on")
+                                 "trial(s), so the rates were compared instead of off/on")
         answers.append(_answer(q, groups, sign=sign, scale=scale, unit=unit, alpha=alpha,
                                n_bootstrap=n_bootstrap, min_per_choice=min_per_choice,
                                rng=np.random.default_rng([seed, i])))
     answered = [a for a in answers if a.status == "answered"]
     for a, p in zip(answered, stats.holm([a.p_value for a in answered]), strict=True):
         a.p_holm, a.significant = float(p), bool(p < alpha)
-        a.verdict = _verdict(a, sign, min_per_choice)
+        a.verdict = _verdict(a, sign, min_per_choice,
+                             "associated" if adaptive else "matters")
     for a in answers:
         a.verdict += remarks.get(a.question, "")
     return answers
@@ -463,29 +492,38 @@ def _answer(q: Question, groups: dict[str, np.ndarray], *, sign: float, scale: f
     return answer
 
 
-def _verdict(a: Answer, sign: float, min_per_choice: int) -> str:
-    """Plain words: best vs runner-up, with the CI, the n's and the corrected p."""
-    runner = a.effects[0]
-    # Effects are "other minus best"; the verdict states how much better the best is.
-    gap, lo, hi = (-sign * x for x in (runner.diff, runner.ci_high, runner.ci_low))
-    op = ">" if sign > 0 else "<"
+def _verdict(a: Answer, sign: float, min_per_choice: int, word: str = "matters") -> str:
+    """Plain words: how much better the best is than the nearest choice its CI separates."""
     fmt = "{:.2f}" if a.unit == "pts" else "{:.3g}"
-    ci = f"[{fmt.format(lo)}, {fmt.format(hi)}]"
-    p = f"Holm p={a.p_holm:.2g}"
+
+    def gap(e: Effect) -> tuple[float, float, float]:
+        # Effects are "other minus best"; the verdict says how much better the best is.
+        lo, hi = sorted((-sign * e.ci_low, -sign * e.ci_high))
+        return -sign * e.diff, lo, hi
+
+    def words(e: Effect) -> str:
+        g, lo, hi = (fmt.format(x) for x in gap(e))
+        return f"{g} {a.unit} [{lo}, {hi}]"
+
+    op, p = (">" if sign > 0 else "<"), f"Holm p={a.p_holm:.2g}"
     dropped = [f"{c.value} (n={c.n})" for c in a.choices if c.n < min_per_choice]
     tail = f"; left out, too few trials: {', '.join(dropped)}" if dropped else ""
     if not a.significant:
         ns = ", ".join(f"{c.value} {c.n}" for c in a.choices if c.n >= min_per_choice)
         return (f"no detectable difference at this budget (n: {ns}; {p}; best {a.best} vs "
-                f"{runner.choice}: {fmt.format(gap)} {a.unit} {ci}){tail}")
-    text = (f"matters: {a.best} {op} {runner.choice} by {fmt.format(gap)} {a.unit} {ci} "
-            f"(n={runner.n_vs} vs {runner.n}; {p})")
-    if len(a.effects) > 1 and lo <= 0:
-        worst = a.effects[-1]
-        w_gap, w_lo, w_hi = (-sign * x for x in (worst.diff, worst.ci_high, worst.ci_low))
-        text += (f"; the best two are not separable, but {a.best} {op} {worst.choice} by "
-                 f"{fmt.format(w_gap)} {a.unit} [{fmt.format(w_lo)}, {fmt.format(w_hi)}] "
-                 f"(n={worst.n})")
+                f"{a.effects[0].choice}: {words(a.effects[0])}){tail}")
+    # Effects run from the runner-up to the worst: name the first one the CI separates,
+    # and the choices before it as not separable from the best.
+    apart = next((i for i, e in enumerate(a.effects) if gap(e)[1] > 0), None)
+    if apart is None:
+        e = a.effects[-1]
+        return (f"{word} ({p}), but no choice is separated from {a.best} by its CI: "
+                f"{a.best} {op} {e.choice} by {words(e)} (n={e.n_vs} vs {e.n}){tail}")
+    e = a.effects[apart]
+    text = f"{word}: {a.best} {op} {e.choice} by {words(e)} (n={e.n_vs} vs {e.n}; {p})"
+    close = [f"{x.choice} {words(x)}" for x in a.effects[:apart]]
+    if close:
+        text += f"; not separable from {a.best}: {', '.join(close)}"
     return text + tail
 
 
@@ -572,10 +610,11 @@ def _sign(direction: StudyDirection | str) -> float:
     return 1.0 if name.lower() == "maximize" else -1.0
 
 
-def _study_epochs(study: optuna.Study) -> int | None:
-    """Epochs per trial from hpsearch's provenance; None for studies of other tools."""
-    epochs = (study.user_attrs.get("provenance") or {}).get("settings", {}).get("epochs")
-    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
+def _setting(study: optuna.Study, key: str) -> Any:
+    """A setting from hpsearch's provenance; None for studies of other tools."""
+    provenance = study.user_attrs.get("provenance")
+    settings = provenance.get("settings") if isinstance(provenance, dict) else None
+    return settings.get(key) if isinstance(settings, dict) else None
 
 
 def _label(x: Any) -> str:

@@ -15,6 +15,7 @@ import click
 from hpsearch import __version__
 from hpsearch.errors import HPSearchError
 from hpsearch.settings import PRUNERS, SAMPLERS, Settings
+from hpsearch.space import QUESTION_BY_ID
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -180,6 +181,96 @@ def dashboard(storage: str, host: str, port: int) -> None:
                        "read, change and delete these studies", err=True)
 
     serve(storage, host=host, port=port, on_start=started)
+
+
+class _RunsBar:
+    """A tqdm bar of training runs for verify: ``progress(done, total, what)``."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.bar: Any = quiet, None
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            import sys
+
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="run", file=sys.stderr, dynamic_ncols=True,
+                            disable=None)
+        self.bar.set_postfix_str(what, refresh=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@main.command()
+@click.argument("storage")
+@click.option("--question", required=True,
+              help=f"What to verify: {', '.join(QUESTION_BY_ID)}.")
+@click.option("--seeds", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Seeds 0..N-1, the same for every twin (p<0.05 needs 6 or more).")
+@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Verify on the K best complete trials' configs.")
+@click.option("--study-name", help="Which study, when STORAGE holds several.")
+@click.option("--epochs", type=click.IntRange(1, 1000),
+              help="Epochs per run.  [default: the study's]")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Where dataset files are looked for first.  [default: the study's]")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@friendly_errors
+def verify(storage: str, question: str, seeds: int, top_k: int, study_name: str | None,
+           epochs: int | None, device: str, data_dir: str | None, quiet: bool) -> None:
+    """Paired re-runs: twins of the best config that differ only in the question's param."""
+    import optuna
+
+    from hpsearch.verify import verify as run
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    bar = _RunsBar(quiet)
+    try:
+        result = run(storage, question, seeds=seeds, top_k=top_k, study_name=study_name,
+                     epochs=epochs, device=device, data_dir=data_dir, progress=bar)
+    finally:
+        bar.close()
+    for line in result.lines():
+        click.echo(line)
+
+
+@main.command()
+@click.argument("storage")
+@click.option("--study-name", help="Which study, when STORAGE holds several.")
+@click.option("--retrain", is_flag=True,
+              help="Train on seeds 0..N-1 for a mean ± std (default: the trial's own seed).")
+@click.option("--seeds", type=click.IntRange(min=1),
+              help="Seeds for --retrain.  [default: 5]")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Where dataset files are looked for first.  [default: the study's]")
+@friendly_errors
+def best(storage: str, study_name: str | None, retrain: bool, seeds: int | None, device: str,
+         data_dir: str | None) -> None:
+    """The best config retrained: test accuracy, per-class accuracy, weights as artifacts."""
+    import optuna
+
+    from hpsearch.best import best as run
+
+    if seeds is not None and not retrain:
+        raise click.UsageError("--seeds needs --retrain (without it the trial's own seed "
+                               "is used)")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    result = run(storage, study_name=study_name, retrain=retrain, seeds=seeds or 5,
+                 device=device, data_dir=data_dir)
+    for line in result.lines():
+        click.echo(line)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,11 @@ has no login, so exposing it to a network is a decision the user makes explicitl
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from hpsearch.errors import HPSearchError, StorageError
 from hpsearch.storage import artifact_dir, mask, open_storage, study_names
@@ -67,21 +70,50 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def make_server(storage: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                ) -> WSGIServer:
+    """A threaded wsgiref server of :func:`app`, bound (port 0: any free port), not serving.
+
+    This is what ``optuna_dashboard.run_server`` does, minus its banner: binding first
+    lets a busy port be one clear error before anything claims the server is listening.
+    """
+    from wsgiref.simple_server import make_server as wsgiref_server
+
+    application = app(storage)
+    try:
+        return wsgiref_server(host, port, application,
+                              server_class=_ThreadingServer6 if ":" in host else _ThreadingServer,
+                              handler_class=_QuietHandler)
+    except OSError as exc:  # port in use, host not on this machine, no permission
+        raise HPSearchError(f"cannot serve {mask(storage)} on {host}:{port}: "
+                            f"{exc.strerror or exc}") from None
+
+
 def dashboard(storage: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
               on_start: Callable[[str], None] | None = None) -> None:
     """Serve optuna-dashboard for ``storage`` until interrupted (blocks).
 
-    ``on_start`` is called with the dashboard's URL once the storage is open, just
-    before the server starts listening.
+    ``on_start`` is called with the dashboard's URL once the server listens.
     """
-    import optuna_dashboard
+    with make_server(storage, host, port) as server:
+        if on_start is not None:
+            on_start(url(host, server.server_port))
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
 
-    opened = _open(storage)
-    store = artifact_store(storage)
-    if on_start is not None:
-        on_start(url(host, port))
-    try:
-        optuna_dashboard.run_server(opened, host=host, port=port, artifact_store=store)
-    except OSError as exc:  # port in use, host not on this machine, no permission
-        raise HPSearchError(f"cannot serve {mask(storage)} on {host}:{port}: "
-                           f"{exc.strerror or exc}") from None
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """One thread per request: the dashboard's page fetches several API routes at once."""
+
+    daemon_threads = True
+
+
+class _ThreadingServer6(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # one line per request: noise
+        pass

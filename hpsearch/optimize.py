@@ -180,6 +180,10 @@ def summarize(study: optuna.Study, before: int) -> OptimizeSummary:
 
 
 def _threads_per_worker(jobs: int) -> int:
+    # An explicit OMP_NUM_THREADS wins: several workers started by hand on one machine each
+    # see all its cores, and oversubscribed torch threads can make an epoch 100x slower.
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
     return max(1, (os.cpu_count() or 1) // jobs)
 
 

@@ -34,6 +34,7 @@ Non-finite numbers are written as null, so the output is strict JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -47,7 +48,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from hpsearch.errors import ConfigError
+from hpsearch.errors import ConfigError, HPSearchError
 from hpsearch.space import active_params
 from hpsearch.storage import artifact_dir, load_study, mask
 
@@ -133,7 +134,11 @@ def verify_results(study: optuna.Study) -> dict[str, Any]:
 
 
 def trial_rows(trials: Sequence[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
-    """Per-trial rows for the figures: number, state, value and the active params."""
+    """Per-trial rows for the figures: number, state, value and the sampled params.
+
+    ``trial.params`` holds exactly the params that were active and not fixed by a preset,
+    which is what varies across trials (the ``config`` user attr adds the constants).
+    """
     rows = []
     for t in trials:
         value = t.value
@@ -141,14 +146,18 @@ def trial_rows(trials: Sequence[optuna.trial.FrozenTrial]) -> list[dict[str, Any
             value = t.intermediate_values[max(t.intermediate_values)]  # as Optuna's tell does
         if t.state not in (TrialState.COMPLETE, TrialState.PRUNED) or value is None:
             continue
-        config = t.user_attrs.get("config")
-        try:
-            params = active_params(config) if isinstance(config, dict) else dict(t.params)
-        except ConfigError:  # a config from another hpsearch version: fall back to params
-            params = dict(t.params)
         rows.append({"number": t.number, "state": t.state.name, "value": value,
-                     "params": params})
+                     "params": t.params})
     return rows
+
+
+def best_config(best: Mapping[str, Any]) -> dict[str, Any]:
+    """The active params of ``best["config"]``; as stored if another version wrote it."""
+    config = best.get("config") or {}
+    try:
+        return dict(active_params(config))
+    except (ConfigError, TypeError):
+        return dict(config) if isinstance(config, Mapping) else {}
 
 
 def clean(obj: Any) -> Any:
@@ -209,10 +218,11 @@ def summary_table(data: Mapping[str, Any]) -> str:
 
 
 def _md(value: Any) -> str:
-    """A Markdown table cell: no pipes, no newlines, no raw HTML."""
+    """Markdown text (a table cell): no pipes, no newlines, no raw HTML."""
     text = value if isinstance(value, str) else _num(value)
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("|", "\\|").replace("\n", " "))
+    # "<" is what opens raw HTML in Markdown; ">" alone cannot, and "a > b" reads better.
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
+            .replace("\n", " "))
 
 
 def _num(value: Any) -> str:
@@ -283,7 +293,7 @@ def markdown(data: Mapping[str, Any]) -> str:
         lines += _table(["", "value"], [(k, _plainval(v)) for k, v in best.items()
                                         if k not in ("config", "per_class", "confusion")])
         lines += [""] + _table(["param", "value"],
-                               list(active_params(best.get("config") or {}).items()))
+                               list(best_config(best).items()))
     if a.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {_md(n)}" for n in a["notes"]]
     return "\n".join(lines) + "\n"
@@ -298,10 +308,17 @@ def _plainval(v: Any) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write via a temporary file, so a reader never sees half a report."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise HPSearchError(f"cannot write the report to {path}: "
+                            f"{exc.strerror or exc}") from None
 
 
 def _publish(study: optuna.Study, storage: str, path: Path, note: str,

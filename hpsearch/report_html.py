@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpsearch import __version__
-from hpsearch.report import OBSERVATIONAL
+from hpsearch.report import OBSERVATIONAL, best_config
 from hpsearch.report_svg import (
     bands,
     bars_with_ci,
@@ -219,8 +219,9 @@ def _history(rows: Sequence[Mapping[str, Any]], direction: str) -> str:
         return ""
     points = [(r["number"], r["value"], r["state"]) for r in rows]
     n_complete = sum(r["state"] == "COMPLETE" for r in rows)
-    return _figure(history(points, maximize=direction != "minimize"), f"Value per trial; n={n_complete} complete, "
-                   f"{len(rows) - n_complete} pruned trials (pruned: value at its last epoch).")
+    return _figure(history(points, maximize=direction != "minimize"),
+                   f"Value per trial; n={n_complete} complete, {len(rows) - n_complete} "
+                   "pruned trials (pruned: value at its last epoch).")
 
 
 def _curves(curves: Mapping[str, Mapping[str, Any]]) -> str:
@@ -319,16 +320,10 @@ def _verify(verify: Mapping[str, Any]) -> str:
 def _best(best: Mapping[str, Any] | None) -> str:
     if not best:
         return ""
-    from hpsearch.space import active_params
-
     skip = ("config", "per_class", "confusion", "classes")
     out = [_kv_table({k: v for k, v in best.items() if k not in skip})]
-    config = best.get("config") or {}
+    config = best_config(best)
     if config:
-        try:
-            config = active_params(config)
-        except Exception:  # unknown keys from another version: show them as stored
-            pass
         out.append(_table(["param", "value"], list(config.items())))
     per_class = best.get("per_class")
     if isinstance(per_class, dict):

@@ -41,7 +41,9 @@ def fmt(value: Any, digits: int = 4) -> str:
         return "–"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
         return str(value)
     if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
         return f"{value:.2e}"
@@ -155,7 +157,7 @@ def bars_with_ci(rows: Sequence[tuple[str, float, float | None, float | None]],
     left, row_h = 150, 22
     height = 50 + row_h * len(rows)
     top = max([max(v, hi if hi is not None else v) for _, v, _, hi in rows] + [1e-9])
-    sx = Scale(0.0, top * 1.05, left, WIDTH - 30)
+    sx = Scale(0.0, top * 1.1, left, WIDTH - 30)
     body = _x_axis(sx, 10 + row_h * len(rows), label)
     for i, (name, value, lo, hi) in enumerate(rows):
         y = 10 + i * row_h
@@ -163,7 +165,9 @@ def bars_with_ci(rows: Sequence[tuple[str, float, float | None, float | None]],
                  f'<rect x="{left}" y="{y + 4}" width="{max(sx(value) - left, 0.5):.1f}" '
                  f'height="{row_h - 8}" fill="{PALETTE[0]}"><title>{esc(name)}: '
                  f'{fmt(value)} [{fmt(lo)}, {fmt(hi)}]</title></rect>']
-        if lo is not None and hi is not None:
+        if lo is None or hi is None:  # no interval: print the value at the end of the bar
+            body.append(_text(max(sx(value), left) + 4, y + 15, fmt(value, 3), extra=HALO))
+        else:
             yc = y + row_h / 2
             body += [_line(sx(lo), yc, sx(hi), yc, "#000"),
                      _line(sx(lo), yc - 5, sx(lo), yc + 5, "#000"),

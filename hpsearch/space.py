@@ -36,6 +36,7 @@ class Param:
     low: float = 0.0
     high: float = 0.0
     log: bool = False
+    step: float | None = None  # discrete floats: dropout rates 0.0, 0.1, ... make "off" a value
     when: tuple[tuple[str, tuple[Value, ...]], ...] = ()
     help: str = ""
 
@@ -50,8 +51,8 @@ def _cat(name: str, choices: Sequence[Value], default: Value, help: str = "",
 
 
 def _num(name: str, kind: str, low: float, high: float, default: Value, *, log: bool = False,
-         help: str = "", **when: Any) -> Param:
-    return Param(name, kind, default, low=low, high=high, log=log, help=help,
+         step: float | None = None, help: str = "", **when: Any) -> Param:
+    return Param(name, kind, default, low=low, high=high, log=log, step=step, help=help,
                  when=tuple((k, tuple(v)) for k, v in when.items()))
 
 
@@ -71,8 +72,12 @@ PARAMS: tuple[Param, ...] = (
     _cat("activation", ["relu", "sigmoid", "tanh", "leaky_relu", "gelu"], "relu"),
     _cat("batch_norm", ["none", "before", "after"], "none",
          "BN before (Linear->BN->act) or after (Linear->act->BN) the activation"),
-    _num("dropout", "float", 0.0, 0.7, 0.0, help="dropout rate after each hidden block"),
-    _num("dropout2d", "float", 0.0, 0.5, 0.0, model=["cnn"], help="Dropout2d per conv block"),
+    # Steps of 0.1 make 0 ("off") a value the sampler can draw, so the report can compare
+    # dropout off vs on; a continuous range would almost never give exactly 0.
+    _num("dropout", "float", 0.0, 0.7, 0.0, step=0.1,
+         help="dropout rate after each hidden block"),
+    _num("dropout2d", "float", 0.0, 0.5, 0.0, step=0.1, model=["cnn"],
+         help="Dropout2d per conv block"),
     _cat("weight_penalty", ["none", "l2", "l1", "l1_l2"], "none"),
     _num("l2", "float", 1e-6, 1e-1, 0.0, log=True, weight_penalty=["l2", "l1_l2"],
          help="weight decay of the optimizer"),
@@ -366,7 +371,8 @@ class Suggester(Protocol):
 
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
     def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int: ...
-    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False,
+                      step: float | None = None) -> float: ...
 
 
 def sample(trial: Suggester, preset: Preset | None = None) -> TrialConfig:
@@ -384,7 +390,8 @@ def sample(trial: Suggester, preset: Preset | None = None) -> TrialConfig:
         elif p.kind == "int":
             values[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high), log=p.log)
         else:
-            values[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log)
+            values[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log,
+                                                 step=p.step)
     return TrialConfig(**values)  # type: ignore[arg-type]
 
 

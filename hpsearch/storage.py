@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,15 +106,7 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
             engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT}}
         elif url.startswith("postgresql"):
             engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-        if not heartbeat:
-            return RDBStorage(url, engine_kwargs=engine_kwargs)
-        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
-                grace_period=HEARTBEAT_GRACE,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                    max_retry=MAX_RETRY))
+        return _rdb(url, engine_kwargs, heartbeat)
     except StorageError:
         raise
     except Exception as exc:  # SQLAlchemy, driver and OS errors all mean "cannot open"
@@ -120,6 +114,26 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
             raise StorageError(f"storage {mask(spec)} is not an Optuna journal file: "
                                f"{_reason(exc)}") from None
         raise StorageError(f"cannot open storage {mask(spec)}: {_reason(exc)}") from None
+
+
+def _rdb(url: str, engine_kwargs: dict[str, Any], heartbeat: bool) -> RDBStorage:
+    with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        kwargs: dict[str, Any] = {}
+        if heartbeat:
+            kwargs = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": HEARTBEAT_GRACE,
+                      "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(
+                          max_retry=MAX_RETRY)}
+        for _ in range(4):
+            try:
+                return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            except Exception as exc:
+                # Workers started together on an empty database all create Optuna's tables;
+                # the losers of that race see "already exists" and find them on a retry.
+                if not ("already exists" in str(exc) or "duplicate key" in str(exc)):
+                    raise
+                time.sleep(0.2 + random.random())
+        return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
 
 
 def _with_driver(url: str) -> str:

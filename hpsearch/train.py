@@ -63,8 +63,9 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 # Devices with a fused kernel per optimizer: one kernel per step instead of one per tensor
-# and operation. On CPU the step is 3-6x faster, the epoch 1.16-1.18x at batch 32-64 (SGD,
-# Adam; scripts/bench.py's MLP). torch documents fused Adagrad as CPU-only.
+# and operation. On CPU the step is 1.5x (SGD) to 3-6x (Adam, AdamW, Adagrad) faster, a
+# whole epoch 1.06x (SGD, batch 32) to 1.16-1.39x (Adam, batch 64; README "Performance").
+# torch documents fused Adagrad as CPU-only.
 FUSED_DEVICES = {"sgd": ("cpu", "cuda"), "adam": ("cpu", "cuda"), "adamw": ("cpu", "cuda"),
                  "adagrad": ("cpu",)}
 

@@ -10,14 +10,17 @@ noise; ratios of interleaved repetitions are not). Prints a table and writes JSO
 
 Rows (targets in TARGETS): epoch ratio vs seed 000's DataLoader loop, FLOP/s efficiency
 against this machine's matmul speed, time to the seed's accuracy, study throughput and
-Optuna's overhead per trial, memory growth over a 100-trial study, and (CUDA only) bf16
-vs fp32 accuracy parity.
+Optuna's overhead per trial, memory growth over a 100-trial study, torch threads (1 vs all
+cores, for information) and, on CUDA only, bf16 vs fp32 accuracy parity. A row that fails
+with an exception is recorded as an error and the others still run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -122,6 +125,12 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
+def paired_ratio(top: list[float], bottom: list[float]) -> float:
+    """Median of per-repetition ratios: each pair ran back to back, so a change in the
+    machine's load between repetitions cancels out (a ratio of medians would mix them)."""
+    return median([a / b for a, b in zip(top, bottom, strict=True)])
+
+
 def matmul_shapes(model: nn.Module) -> list[tuple[int, int]]:
     """(in, out) of every Linear layer, in order."""
     return [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
@@ -146,7 +155,6 @@ def rss_mb() -> tuple[float, float]:
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
-    cpu = "unknown"
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in
                    Path("/proc/cpuinfo").read_text().splitlines()
@@ -162,7 +170,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     return info
 
 
-def pinned_workers(threads: int) -> Any:
+def pinned_workers(threads: int) -> contextlib.AbstractContextManager[Any]:
     """Study workers in this process use ``threads // jobs`` threads (see THREADS) instead of
     hpsearch's all-cores choice; spawned workers keep hpsearch's own ``cores // jobs``."""
     return mock.patch("hpsearch.optimize._threads_per_worker",
@@ -178,7 +186,7 @@ def subset(data: DeviceData, sizes: Sizes) -> DeviceData:
                                test_x=data.test_x[:m], test_y=data.test_y[:m])
 
 
-def test_as_val(data: DeviceData) -> DeviceData:
+def with_test_as_val(data: DeviceData) -> DeviceData:
     """The same data with the test split in the validation slot (for the accuracy row)."""
     return dataclasses.replace(data, val_x=data.test_x, val_y=data.test_y)
 
@@ -231,6 +239,11 @@ class SeedRun:
             loss.backward()
             self.optimizer.step()
 
+    def epoch_and_evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """One training epoch, then the accuracy on ``images``: what the seed's loop runs."""
+        self.train_epoch()
+        return self.evaluate(images, labels)
+
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         loader = DataLoader(SeedDataset(images, labels), batch_size=SEED_EVAL_BATCH)
         self.model.eval()
@@ -252,14 +265,14 @@ def row_epoch(ctx: Context) -> dict[str, Any]:
     hps_s: dict[int, list[float]] = {SEED_CFG.batch_size: [], BIG_BATCH: []}
     for rep in range(ctx.args.reps):  # interleaved, so load changes hit both sides alike
         run = SeedRun(data, dev, seed=rep)
-        seconds, _ = timed(lambda run=run: (run.train_epoch(),
-                                            run.evaluate(data.val_x, data.val_y)), dev)
+        seconds, _ = timed(functools.partial(run.epoch_and_evaluate, data.val_x, data.val_y),
+                           dev)
         seed_s.append(seconds)
         for bs, out in hps_s.items():
             out.append(train(SEED_CFG.replace(batch_size=bs), data, epochs=1,
                              seed=rep).history[0].seconds)
     seed = median(seed_s)
-    ratio = {bs: seed / median(v) for bs, v in hps_s.items()}
+    ratio = {bs: paired_ratio(seed_s, v) for bs, v in hps_s.items()}
     return {
         "seed_s": seed, "hpsearch_b32_s": median(hps_s[32]),
         "hpsearch_b256_s": median(hps_s[BIG_BATCH]),
@@ -276,11 +289,12 @@ def row_epoch(ctx: Context) -> dict[str, Any]:
 
 def matmul_flops_per_second(shapes: list[tuple[int, int]], batch: int, steps: int,
                             device: torch.device) -> float:
-    """The practical limit: the MLP's matmuls alone, fwd + bwd, back to back in a loop."""
+    """The practical limit: the MLP's matmuls alone, fwd + bwd, back to back in a loop, in
+    the dtype the trainer computes in (bf16 under CUDA autocast, else fp32)."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     g = torch.Generator(device=device).manual_seed(0)
-    layers = [(torch.randn(batch, i, device=device, generator=g),
-               torch.randn(o, i, device=device, generator=g),
-               torch.randn(batch, o, device=device, generator=g)) for i, o in shapes]
+    layers = [tuple(torch.randn(*shape, device=device, generator=g).to(dtype)
+                    for shape in ((batch, i), (o, i), (batch, o))) for i, o in shapes]
 
     def step() -> None:
         for k, (x, w, gy) in enumerate(layers):
@@ -289,8 +303,12 @@ def matmul_flops_per_second(shapes: list[tuple[int, int]], batch: int, steps: in
             if k > 0:
                 gy @ w              # input gradient (none for the first layer)
 
+    def loop() -> None:
+        for _ in range(steps):
+            step()
+
     step()  # warm-up: first-call allocations and kernel selection
-    seconds, _ = timed(lambda: [step() for _ in range(steps)], device)
+    seconds, _ = timed(loop, device)
     return train_flops_per_sample(shapes) * batch * steps / seconds
 
 
@@ -304,15 +322,15 @@ def row_efficiency(ctx: Context) -> dict[str, Any]:
     for rep in range(ctx.args.reps):
         achieved.append(flops / train(cfg, data, epochs=1, seed=rep).history[0].seconds)
         limit.append(matmul_flops_per_second(shapes, BIG_BATCH, ctx.sizes.mm_steps, dev))
-    share = median(achieved) / median(limit)
+    share = paired_ratio(achieved, limit)
     return {
         "trainer_gflops": median(achieved) / 1e9, "matmul_gflops": median(limit) / 1e9,
         "efficiency": share, "batch": BIG_BATCH, "matmul_params": p,
         "formula": "epoch FLOPs = (6P - 2P_first) * n_train + 2P * n_val; P = weights in "
                    "matmuls, P_first = the first layer's (its input needs no gradient)",
         "pass": share >= 0.5,
-        "measured": f"{median(achieved) / 1e9:.1f} of {median(limit) / 1e9:.1f} GFLOP/s "
-                    f"= {100 * share:.0f}% (batch {BIG_BATCH})",
+        "measured": f"{median(achieved) / 1e9:.1f} of {median(limit) / 1e9:.1f} GFLOP/s, "
+                    f"{100 * share:.0f}% (batch {BIG_BATCH})",
         "raw": {"trainer_flops": achieved, "matmul_flops": limit},
     }
 
@@ -325,8 +343,8 @@ def row_accuracy(ctx: Context) -> dict[str, Any]:
         run = SeedRun(data, dev, seed=rep)
         elapsed, accs, times = 0.0, [], []
         for _ in range(epochs):
-            seconds, acc = timed(lambda run=run: (run.train_epoch(),
-                                                  run.evaluate(data.test_x, data.test_y))[1], dev)
+            seconds, acc = timed(functools.partial(run.epoch_and_evaluate, data.test_x,
+                                                   data.test_y), dev)
             elapsed += seconds
             accs.append(acc)
             times.append(elapsed)
@@ -345,11 +363,11 @@ def row_accuracy(ctx: Context) -> dict[str, Any]:
             return False
 
         # Up to 3x the seed's epochs; patience never stops it first.
-        train(SEED_CFG, test_as_val(data), epochs=3 * epochs, patience=3 * epochs, seed=rep,
+        train(SEED_CFG, with_test_as_val(data), epochs=3 * epochs, patience=3 * epochs, seed=rep,
               on_epoch=stop_at_target)
         hps_s.append(reached[0] if reached else float("inf"))
         hps_epochs.append(int(reached[1]) if reached else None)
-    seed, hps = median(seed_s), median(hps_s)
+    seed, hps, ratio = median(seed_s), median(hps_s), paired_ratio(seed_s, hps_s)
     return {
         "target_acc": median(targets), "seed_epochs": epochs, "seed_s": seed,
         "hpsearch_s": hps, "hpsearch_epochs": hps_epochs, "ratio": seed / hps,
@@ -413,8 +431,8 @@ def row_study(ctx: Context) -> dict[str, Any]:
             for jobs in (1, 2):
                 settings = _study_settings(ctx, Path(tmp), f"jobs{jobs}-{rep}", jobs=jobs,
                                            seed=rep)
-                wall, summary = timed(lambda s=settings: optimize(preset, s, progress=False),
-                                      ctx.device)
+                wall, summary = timed(functools.partial(optimize, preset, settings,
+                                                        progress=False), ctx.device)
                 end_to_end[f"jobs{jobs}"].append(60 * summary.ran_here / wall)
                 seconds, training = _per_trial(settings)
                 per_trial[f"jobs{jobs}"].append(seconds)
@@ -447,12 +465,20 @@ def memory_child(params: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(params["threads"])
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rss: list[float] = []
+    cuda: list[float] = []  # memory held by live CUDA tensors, when the study runs there
+    on_cuda = resolve_device(params["device"]).type == "cuda"
+
+    def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        rss.append(rss_mb()[0])
+        if on_cuda:
+            cuda.append(torch.cuda.memory_allocated() / 2**20)
+
     preset = Preset(name="bench").with_overrides(list(STUDY_OVERRIDES), source="bench")
     settings = Settings(dataset="digits", epochs=MEMORY_EPOCHS, trials=params["trials"],
                         device=params["device"], storage=params["storage"], study_name="mem")
     with pinned_workers(params["threads"]):
-        run_worker(preset, settings, on_trial=lambda study, trial: rss.append(rss_mb()[0]))
-    return {"rss_mb": rss, "peak_mb": rss_mb()[1]}
+        run_worker(preset, settings, on_trial=record)
+    return {"rss_mb": rss, "peak_mb": rss_mb()[1], "cuda_allocated_mb": cuda}
 
 
 def row_memory(ctx: Context) -> dict[str, Any]:
@@ -474,7 +500,7 @@ def row_memory(ctx: Context) -> dict[str, Any]:
         "growth": growth, "pass": growth <= 0.10,
         "measured": f"peak {child['peak_mb']:.0f} MiB; trial {early} {rss[early - 1]:.0f} MiB "
                     f"-> trial {len(rss)} {rss[-1]:.0f} MiB ({100 * growth:+.1f}%)",
-        "raw": {"rss_mb": rss},
+        "raw": {"rss_mb": rss, "cuda_allocated_mb": child["cuda_allocated_mb"]},
     }
 
 
@@ -514,8 +540,9 @@ def row_bf16(ctx: Context) -> dict[str, Any]:
     secs: dict[str, list[float]] = {"bf16": [], "fp32": []}
     for rep in range(ctx.args.reps):
         for kind in acc:
-            with mock.patch.object(trainer, "_autocast", fp32) if kind == "fp32" else \
-                    mock.patch.object(trainer, "_autocast", trainer._autocast):
+            patch = mock.patch.object(trainer, "_autocast", fp32) if kind == "fp32" else \
+                contextlib.nullcontext()
+            with patch:
                 r = train(cfg, ctx.data, epochs=epochs, patience=epochs, seed=rep)
             acc[kind].append(r.val_acc)
             secs[kind].append(r.seconds)
@@ -568,7 +595,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def warm_up(ctx: Context) -> None:
+    """One tiny pass each way first: library initialisation (oneDNN, cuBLAS) is not a row."""
+    small = subset(ctx.data, Sizes(n_train=256, n_eval=256))
+    train(SEED_CFG, small, epochs=1)
+    SeedRun(small, ctx.device, seed=0).train_epoch()
+
+
+def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """Measure every row not skipped; returns the JSON document."""
     threads = args.threads or os.cpu_count() or 1
     args.threads = threads
@@ -579,8 +613,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = QUICK if args.quick else FULL
     data = subset(DeviceData.create(load_dataset(args.dataset), device=device), sizes)
     ctx = Context(args, sizes, device, data)
+    warm_up(ctx)
     doc: dict[str, Any] = {
-        "schema": SCHEMA, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "schema": SCHEMA, "command": command,
         "dataset": args.dataset, "device": str(device), "reps": args.reps,
         "quick": args.quick, "machine": machine_info(device), "targets": TARGETS, "rows": {},
     }
@@ -588,7 +623,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if name in args.skip or (name == "bf16" and device.type != "cuda"):
             continue
         t0 = time.perf_counter()
-        row = ROW_FUNCS[name](ctx)
+        try:
+            row = ROW_FUNCS[name](ctx)
+        except Exception as exc:  # keep the other rows of a long run
+            row = {"error": repr(exc), "pass": False, "measured": f"error: {exc!r}"[:200]}
         torch.set_num_threads(threads)  # a study's workers set their own thread count
         row["target"], row["bench_seconds"] = TARGETS[name], time.perf_counter() - t0
         doc["rows"][name] = row
@@ -621,7 +659,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.memory_child is not None:
         print(json.dumps(memory_child(json.loads(args.memory_child))))
         return {}
-    doc = run(args)
+    command = "python scripts/bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    doc = run(args, command.strip())
     print(format_table(doc))
     args.out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     print(f"\nwrote {args.out}")

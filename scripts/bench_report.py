@@ -1,13 +1,17 @@
 """Time what `hpsearch report` does before it renders: load a study, analyse it.
 
 Builds a planted study (hpsearch's full space with its conditionals, 10-epoch curves, a
-share of pruned trials; no training) in a temporary SQLite file, then times each stage
-from a freshly opened storage, so reading the trials is counted:
+share of pruned trials; no training) in a SQLite file, then times each stage from a freshly
+opened storage, so reading the trials is counted:
 
     .venv/bin/python scripts/bench_report.py                  # 1,000 trials, with fANOVA
     .venv/bin/python scripts/bench_report.py --no-fanova --out bench.json
+    .venv/bin/python scripts/bench_report.py --db /tmp/bench.db   # build once, reuse
 
-Every stage is one entry of STAGES; a rendering stage is one more entry.
+Writing the study costs far more than reading it (Optuna commits each trial: ~50 ms on
+tmpfs, ~150 ms on disk), so the temporary file goes to /dev/shm where there is one, and
+--db keeps it for the next run. Every stage is one entry of STAGES; a rendering stage is
+one more entry.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,7 +52,7 @@ def _dist(p: Param) -> BaseDistribution:
         return CategoricalDistribution(p.choices)
     if p.kind == "int":
         return IntDistribution(int(p.low), int(p.high), log=p.log)
-    return FloatDistribution(p.low, p.high, log=p.log)
+    return FloatDistribution(p.low, p.high, log=p.log, step=p.step)
 
 
 def planted_trial(rng: np.random.Generator) -> FrozenTrial:
@@ -57,6 +63,9 @@ def planted_trial(rng: np.random.Generator) -> FrozenTrial:
             continue
         if p.kind == "categorical":
             params[p.name] = p.choices[rng.integers(len(p.choices))]
+        elif p.step:  # dropout rates 0.0, 0.1, ...
+            n_steps = round((p.high - p.low) / p.step)
+            params[p.name] = round(p.low + p.step * int(rng.integers(n_steps + 1)), 10)
         else:
             x = (np.exp(rng.uniform(np.log(p.low), np.log(p.high))) if p.log
                  else rng.uniform(p.low, p.high))
@@ -72,10 +81,15 @@ def planted_trial(rng: np.random.Generator) -> FrozenTrial:
 
 
 def build(path: Path, n: int, seed: int) -> str:
-    """A planted study of ``n`` trials in a new SQLite file; returns its path."""
+    """A planted study of ``n`` trials in SQLite file ``path`` (reused if it has one)."""
+    url = f"sqlite:///{path}"
+    if path.exists():
+        have = len(optuna.load_study(study_name=STUDY, storage=url).get_trials(deepcopy=False))
+        if have != n:
+            raise SystemExit(f"{path} holds {have} trials, not {n}: delete it or pass --trials")
+        return str(path)
     rng = np.random.default_rng(seed)
-    study = optuna.create_study(storage=f"sqlite:///{path}", study_name=STUDY,
-                                direction="maximize")
+    study = optuna.create_study(storage=url, study_name=STUDY, direction="maximize")
     study.add_trials([planted_trial(rng) for _ in range(n)])
     study.set_user_attr("provenance", {"settings": {"epochs": EPOCHS}})
     return str(path)
@@ -91,16 +105,46 @@ def _analyze(evaluators: tuple[str, ...]) -> Callable[[str], int]:
     return run
 
 
-# (name, note, stage(storage) -> a count that shows the stage did its work)
+def _render(fmt: str) -> Callable[[str], int]:
+    def run(storage: str) -> int:
+        from hpsearch.report import report
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"report.{fmt}"
+            report(storage, fmt=fmt, out=out, publish=False)  # publish would write to the db
+            return out.stat().st_size
+    return run
+
+
+def _command(fmt: str) -> Callable[[str], int]:
+    def run(storage: str) -> int:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"report.{fmt}"
+            cmd = [sys.executable, "-m", "hpsearch", "report", storage, "--format", fmt,
+                   "--out", str(out)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+            return out.stat().st_size
+    return run
+
+
+# (name, note, stage(storage) -> a count that shows the stage did its work: trials,
+# answers or bytes written). Each stage starts from a freshly opened storage.
 STAGES: list[tuple[str, str, Callable[[str], int]]] = [
     ("load", "open storage + read all trials", _load),
     ("load+analyze", "default: PED-ANOVA, 30 bootstrap refits", _analyze(("ped_anova",))),
+    ("report md", "in process: load + analyze + render markdown", _render("md")),
+    ("report html", "in process: load + analyze + render html", _render("html")),
+    ("hpsearch report json", "fresh process: imports + load + analyze + json",
+     _command("json")),
     ("load+analyze+fanova", "slower: adds one fANOVA fit (no CI)",
      _analyze(("ped_anova", "fanova"))),
 ]
 
 
 def time_stage(stage: Callable[[str], int], storage: str) -> dict[str, float]:
+    """Wall and CPU seconds (this process only: a subprocess's CPU is not counted)."""
     wall, cpu = time.perf_counter(), time.process_time()
     count = stage(storage)
     return {"seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
@@ -112,15 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-fanova", action="store_true", help="skip the fANOVA stage")
+    ap.add_argument("--db", type=Path, help="keep the planted study in this SQLite file "
+                    "and reuse it next time (default: a temporary file)")
     ap.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = ap.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None,
+                                     ) as tmp:
         t0 = time.perf_counter()
-        storage = build(Path(tmp) / "bench.db", args.trials, args.seed)
-        print(f"built {args.trials} planted trials in {storage} "
-              f"({time.perf_counter() - t0:.1f} s, not timed below)")
+        storage = build(args.db or Path(tmp) / "bench.db", args.trials, args.seed)
+        print(f"planted study: {args.trials} trials in {storage} "
+              f"(ready in {time.perf_counter() - t0:.1f} s, not timed below)")
         print(f"{'stage':<22} {'n_trials':>8} {'wall_s':>8} {'cpu_s':>8}  what")
         rows = []
         for name, note, stage in STAGES:

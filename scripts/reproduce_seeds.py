@@ -41,27 +41,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def run_preset(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Study + analysis + verify for one preset; returns the findings' raw material."""
-    from hpsearch.analysis import analyze
+def _storage(name: str, args: argparse.Namespace) -> str:
+    return str(args.work_dir / f"{name}-{args.dataset}.db")
+
+
+def run_study(name: str, args: argparse.Namespace) -> float:
+    """Run (or resume) one preset's study; returns its wall time in seconds."""
     from hpsearch.optimize import optimize
     from hpsearch.settings import Settings
+    from hpsearch.space import load_preset
+
+    settings = Settings(dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
+                        trials=args.trials, storage=_storage(name, args), device=args.device,
+                        jobs=args.jobs, val_size=args.val_size, study_name=name)
+    t0 = time.perf_counter()
+    optimize(load_preset(name), settings, progress=False)
+    return time.perf_counter() - t0
+
+
+def answer(name: str, args: argparse.Namespace, study_seconds: float) -> dict[str, Any]:
+    """Analysis (as `report --format json`) and verify for one preset's finished study."""
+    from hpsearch.analysis import analyze
     from hpsearch.space import load_preset
     from hpsearch.storage import load_study
     from hpsearch.verify import verify
 
     preset = load_preset(name)
-    storage = str(args.work_dir / f"{name}-{args.dataset}.db")
-    settings = Settings(dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
-                        trials=args.trials, storage=storage, device=args.device,
-                        jobs=args.jobs, val_size=args.val_size)
-    t0 = time.perf_counter()
-    optimize(preset, settings, progress=False)
-    study_seconds = time.perf_counter() - t0
-    analysis = analyze(load_study(storage)).to_dict()
+    storage = _storage(name, args)
+    analysis = analyze(load_study(storage, name)).to_dict()
     t0 = time.perf_counter()
     verified = verify(storage, preset.question or "bn_placement", seeds=args.seeds,
-                      epochs=args.epochs, device=args.device).to_dict()
+                      study_name=name, epochs=args.epochs, device=args.device).to_dict()
     return {"preset": name, "question": preset.question, "storage": storage,
             "analysis": analysis, "verify": verified, "study_seconds": study_seconds,
             "verify_seconds": time.perf_counter() - t0}
@@ -137,10 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    # Every study first, then the answers: a study interrupted half-way resumes on re-run.
+    seconds = {}
+    for name in args.presets:
+        print(f"[{time.strftime('%H:%M:%S')}] study {name} ...", file=sys.stderr, flush=True)
+        seconds[name] = run_study(name, args)
     results = []
     for name in args.presets:
-        print(f"[{time.strftime('%H:%M:%S')}] {name} ...", file=sys.stderr, flush=True)
-        results.append(run_preset(name, args))
+        print(f"[{time.strftime('%H:%M:%S')}] verify {name} ...", file=sys.stderr, flush=True)
+        results.append(answer(name, args, seconds[name]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(results, args, time.perf_counter() - start))
     (args.work_dir / "findings.json").write_text(json.dumps(results, indent=1, default=str))

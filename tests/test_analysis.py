@@ -41,14 +41,15 @@ def _dist(p: Param) -> BaseDistribution:
         return CategoricalDistribution(p.choices)
     if p.kind == "int":
         return IntDistribution(int(p.low), int(p.high), log=p.log)
-    return FloatDistribution(p.low, p.high, log=p.log)
+    return FloatDistribution(p.low, p.high, log=p.log, step=p.step)
 
 
-def _draw(p: Param, rng: np.random.Generator, dropout_off: float) -> Value:
+def _draw(p: Param, rng: np.random.Generator) -> Value:
     if p.kind == "categorical":
         return p.choices[rng.integers(len(p.choices))]
-    if p.name == "dropout" and rng.random() < dropout_off:
-        return 0.0  # as if the space could switch dropout off, which the question needs
+    if p.step:  # dropout: 0.0, 0.1, ..., so "off" is drawn too
+        return round(p.low + p.step * int(rng.integers(round((p.high - p.low) / p.step) + 1)),
+                     10)
     x = (np.exp(rng.uniform(np.log(p.low), np.log(p.high))) if p.log
          else rng.uniform(p.low, p.high))
     return int(round(x)) if p.kind == "int" else float(x)
@@ -56,7 +57,7 @@ def _draw(p: Param, rng: np.random.Generator, dropout_off: float) -> Value:
 
 def planted_trials(n: int, *, seed: int = 0, effects: Effects | None = None,
                    noise: float = 0.01, base: float = 0.95, fixed: Mapping[str, Value] = (
-                       {}), epochs: int = 0, dropout_off: float = 0.3) -> list[FrozenTrial]:
+                       {}), epochs: int = 0) -> list[FrozenTrial]:
     """Trials drawn like hpsearch's space (conditionals only when active).
 
     value = base + the planted effects of the trial's params + N(0, noise). ``fixed`` params
@@ -70,7 +71,7 @@ def planted_trials(n: int, *, seed: int = 0, effects: Effects | None = None,
         params, dists = {}, {}
         for p in PARAMS:
             if p.name not in fixed and p.active(values):
-                values[p.name] = params[p.name] = _draw(p, rng, dropout_off)
+                values[p.name] = params[p.name] = _draw(p, rng)
                 dists[p.name] = _dist(p)
         value = base + rng.normal(0, noise) + sum(
             effect.get(values.get(name), 0.0) for name, effect in (effects or {}).items())
@@ -117,6 +118,13 @@ def test_planted_effect_is_found_with_a_ci_that_covers_it(bn_analysis: StudyAnal
     assert "batch_norm" in ranked[:3]
 
 
+def test_adaptive_sampler_verdicts_say_associated_not_matters(bn_study: optuna.Study) -> None:
+    # TPE moves params together, so a study-level difference is an association only.
+    trials = bn_study.get_trials(deepcopy=False)
+    a = answer(answer_questions(trials, adaptive=True), "bn_placement")
+    assert a.significant and a.verdict.startswith("associated: before > after by ")
+
+
 def test_null_questions_are_not_called_significant() -> None:
     """200 planted studies with no effect anywhere: Holm keeps the family-wise rate ~alpha.
 
@@ -158,12 +166,14 @@ def test_binary_questions_group_off_against_on() -> None:
     assert sum(c.n for c in dropout.choices) == 150
 
 
-def test_continuous_dropout_is_compared_by_rate_when_0_is_never_drawn() -> None:
-    trials = planted_trials(150, seed=14, dropout_off=0.0)
+def test_dropout_is_compared_by_rate_when_0_is_never_drawn() -> None:
+    # As in a preset that searches dropout in 0.3..0.6: no "off" group to compare with.
+    trials = [t for t in planted_trials(300, seed=14) if 0.3 <= t.params["dropout"] <= 0.6]
     a = answer(answer_questions(trials), "dropout")
-    assert a.status == "answered" and len(a.choices) == 4 and a.test == "kruskal-wallis"
-    assert a.choices[0].value.startswith("[0") and a.verdict.endswith(
-        "dropout = 0 occurred in 0 trial(s), so rate quartiles were compared instead of off/on")
+    assert a.status == "answered" and a.test == "kruskal-wallis"
+    assert [c.value for c in a.choices] == ["0.3", "0.4", "0.5", "0.6"]
+    assert a.verdict.endswith("dropout = 0 occurred in 0 trial(s), so the rates were compared "
+                              "instead of off/on")
 
 
 def test_too_few_trials_says_how_many_are_needed() -> None:
@@ -254,7 +264,7 @@ def test_importance_ci_brackets_the_point_estimate(bn_study: optuna.Study) -> No
     imps = param_importances(bn_study, n_bootstrap=10, seed=1)
     assert [i.value for i in imps] == sorted((i.value for i in imps), reverse=True)
     assert "batch_norm" in [i.param for i in imps[:3]]
-    assert all(i.ci_low <= i.ci_high for i in imps)
+    assert all(i.ci_low <= i.value <= i.ci_high for i in imps)  # median-bias corrected
     assert sum(i.value for i in imps) == pytest.approx(1.0)
     mdi = param_importances(bn_study, evaluator="mdi", n_bootstrap=5)
     assert "hidden_units" not in {i.param for i in mdi}  # conditional: not in every trial
@@ -294,11 +304,15 @@ def test_pruning_stats_counts_planted_epochs() -> None:
     assert pruning_stats(trials, max_epochs=20)["epochs_saved"] == 5 * 17
 
 
-def test_analyze_reads_max_epochs_from_provenance() -> None:
+def test_analyze_reads_epochs_and_sampler_from_provenance() -> None:
     study = study_of(planted_trials(20, seed=12, epochs=4))
-    study.set_user_attr("provenance", {"settings": {"epochs": 10}})
-    p = analyze(study).pruning
+    study.set_user_attr("provenance", {"settings": {"epochs": 10, "sampler": "tpe"}})
+    result = analyze(study, n_bootstrap_importance=0)
+    p = result.pruning
     assert (p["max_epochs"], p["max_epochs_source"]) == (10, "study settings")
+    assert any("chosen by the tpe sampler" in n for n in result.notes)
+    study.set_user_attr("provenance", {"settings": {"epochs": 10, "sampler": "random"}})
+    assert not any("sampler" in n for n in analyze(study, n_bootstrap_importance=0).notes)
 
 
 def test_learning_curves_give_the_planted_quantiles() -> None:
@@ -342,7 +356,7 @@ def test_to_dict_is_json_with_the_documented_keys(bn_analysis: StudyAnalysis) ->
                       "verdict", "caveat", "unit"}
     assert set(a["choices"][0]) == {"value", "n", "median", "top_quantile", "mean"}
     assert set(a["effects"][0]) == {"choice", "vs", "diff", "ci_low", "ci_high", "n", "n_vs"}
-    assert d["importance_agreement"]["summary"] == "one evaluator: nothing to compare"
+    assert d["importance_agreement"]["summary"] == "1 evaluator(s): nothing to compare"
 
 
 def test_analysis_does_not_import_torch() -> None:
@@ -357,6 +371,12 @@ def test_holm_matches_the_hand_computed_values() -> None:
     assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert stats.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
     assert stats.holm([]).size == 0
+
+
+def test_bias_corrected_ci_moves_the_interval_onto_the_estimate() -> None:
+    samples = np.linspace(0.0, 1.0, 101)  # median 0.5, 95% interval [0.025, 0.975]
+    assert stats.median_bias_corrected_ci(samples, 0.7) == pytest.approx((0.225, 1.175))
+    assert np.isnan(stats.median_bias_corrected_ci(np.full(3, np.nan), 0.7)[0])
 
 
 def test_median_diff_ci_and_rank_tests() -> None:

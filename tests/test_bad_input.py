@@ -25,6 +25,13 @@ TINY = ["--dataset", "synthetic", "--epochs", "1", "--model", "mlp",
         "--set", "hidden_layers=1", "--set", "hidden_units=64", "-q"]
 
 
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """optimize() sets torch's threads from OMP_NUM_THREADS: one, on 2 shared cores."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, list(args))
     # CliRunner swallows an unhandled exception (a traceback for a real user): re-raise it.
@@ -201,6 +208,20 @@ def test_read_commands_on_a_study_with_no_finished_trial(tmp_path, monkeypatch, 
     study = optuna.create_study(storage=open_storage(db, create=True), study_name="a")
     study.ask()
     assert "no" in error_line(*run(command, db)).lower()
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS)
+def test_read_commands_on_files_that_are_not_studies(tmp_path, monkeypatch, command):
+    _command(command)
+    monkeypatch.chdir(tmp_path)
+    notes = tmp_path / "notes.db"
+    notes.write_text("my notes\n")
+    assert "is not a SQLite database" in error_line(*run(command, str(notes)))
+    assert "cannot" in error_line(*run(command, str(_corrupt(tmp_path))))
+    url = "postgresql://bob:hunter2@127.0.0.1:9/hp"
+    code, out = run(command, url)
+    assert "bob:***@127.0.0.1:9/hp" in error_line(code, out) and "hunter2" not in out
+    assert notes.read_text() == "my notes\n"
 
 
 # ---------------------------------------------------------------- servers

@@ -3,36 +3,26 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import urllib.request
 from collections.abc import Iterator
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from click.testing import CliRunner
 from test_report import plant_study
 
+from hpsearch import dashboard as dash
 from hpsearch.cli import main
-from hpsearch.dashboard import app, is_loopback, url
-from hpsearch.errors import StorageError
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
+from hpsearch.dashboard import app, is_loopback, make_server, url
+from hpsearch.errors import HPSearchError, StorageError
 
 
 @pytest.fixture
 def served(tmp_path) -> Iterator[tuple[str, str]]:
     """The dashboard of a planted study on 127.0.0.1:<free port>, in a thread."""
     storage = plant_study(tmp_path / "study.log", 20, name="dash-study")
-    server = make_server("127.0.0.1", 0, app(storage), server_class=_Server,
-                         handler_class=_Quiet)
+    server = make_server(storage, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -65,21 +55,36 @@ def test_loopback_by_default_and_urls():
     assert params["host"] == "127.0.0.1" and params["port"] == 8080
 
 
-def test_cli_starts_the_server_with_the_artifact_store(tmp_path, monkeypatch):
-    import optuna_dashboard
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
+
+def test_cli_serves_on_loopback_with_the_artifact_store(tmp_path, monkeypatch):
     storage = plant_study(tmp_path / "study.log", 3)
     seen = {}
 
-    def fake_run_server(storage_obj, host, port, artifact_store):  # noqa: ANN001
-        seen.update(host=host, port=port, store=artifact_store)
+    def interrupted(server, *args, **kwargs):  # noqa: ANN001 (Ctrl-C at once)
+        seen["address"] = server.server_address
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(optuna_dashboard, "run_server", fake_run_server)
-    result = CliRunner().invoke(main, ["dashboard", storage, "--port", "8123"])
+    monkeypatch.setattr(dash._ThreadingServer, "serve_forever", interrupted)
+    port = _free_port()
+    result = CliRunner().invoke(main, ["dashboard", storage, "--port", str(port)])
     assert result.exit_code == 0, result.output
-    assert "http://127.0.0.1:8123/dashboard" in result.output
-    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
+    assert f"http://127.0.0.1:{port}/dashboard" in result.output
+    assert seen["address"] == ("127.0.0.1", port)
     assert (tmp_path / "study.log.artifacts").is_dir()
+
+
+def test_busy_port_is_one_clear_error(tmp_path):
+    storage = plant_study(tmp_path / "study.log", 3)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(HPSearchError, match="cannot serve .* Address already in use"):
+            make_server(storage, "127.0.0.1", taken.getsockname()[1])
 
 
 @pytest.mark.e2e

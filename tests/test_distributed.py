@@ -8,7 +8,7 @@ must be killed mid-trial, the CLI runs with its trainer slowed by a sleep per ep
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import multiprocessing as mp
 import os
 import signal
@@ -40,6 +40,12 @@ CLI_FAST = ["--dataset", "synthetic", "--model", "mlp", "--set", "hidden_layers=
             "--set", "hidden_units=64", "--set", "batch_size=128", "-q"]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs and spawned workers: one torch thread each (2 shared cores)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
 def _check_trials(url: str, study_name: str, n: int, preset: Preset = FAST) -> list[FrozenTrial]:
     """The study has exactly ``n`` finished trials, unique numbers, valid params, none stuck."""
     study = load_study(url, study_name)
@@ -64,6 +70,38 @@ def _check_trials(url: str, study_name: str, n: int, preset: Preset = FAST) -> l
     return trials
 
 
+# ---------------------------------------------------------------- starting together
+
+
+def _open_together(urls: list[str], barrier, errors) -> None:  # type: ignore[no-untyped-def]
+    from hpsearch.storage import open_storage
+
+    for url in urls:
+        barrier.wait(timeout=60)
+        try:
+            study = optuna.create_study(storage=open_storage(url, create=True, heartbeat=True),
+                                        study_name="together", load_if_exists=True)
+            study.set_user_attr("opened", True)
+        except Exception as exc:
+            errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_workers_started_together_on_an_empty_database(postgres_server):
+    """They all create Optuna's tables at once; none may fail for losing that race."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    urls = [postgres_server.create_database("together") for _ in range(4)]
+    ctx = mp.get_context("spawn")
+    barrier, errors = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_open_together, args=(urls, barrier, errors))
+             for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * 4
+    assert errors.empty(), errors.get()
+
+
 # ---------------------------------------------------------------- 3 workers, one budget
 
 
@@ -84,7 +122,7 @@ def _worker(settings: Settings, log: Path) -> None:
 
 
 def test_three_workers_share_one_budget_exactly(postgres_db, tmp_path):
-    n = 15
+    n = 12
     settings = Settings(dataset="synthetic", epochs=1, trials=n, val_size=400, jobs=3,
                         storage=postgres_db, study_name="shared")
     logs = [tmp_path / f"w{i}.log" for i in range(3)]
@@ -124,6 +162,9 @@ SLOW_CLI = textwrap.dedent("""
     real_train, delay = objective.train, float(os.environ["EPOCH_SLEEP"])
 
     def slow_train(cfg, data, *, on_epoch=None, **kw):
+        if os.environ.get("TRIAL_FILE"):  # which trial this process trains (seed 0: = number)
+            with open(os.environ["TRIAL_FILE"], "a") as f:
+                f.write(f"{kw['seed']}\\n")
         def hook(epoch, metrics):
             time.sleep(delay)
             return on_epoch(epoch, metrics) if on_epoch else False
@@ -136,10 +177,11 @@ SLOW_CLI = textwrap.dedent("""
 
 
 def _start(tmp_path: Path, url: str, name: str, trials: int, *extra: str,
-           sleep: float = 0.6) -> subprocess.Popen[str]:
+           sleep: float = 0.6, trial_file: Path | None = None) -> subprocess.Popen[str]:
     script = tmp_path / "slow_hpsearch.py"
     script.write_text(SLOW_CLI)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EPOCH_SLEEP": str(sleep),
+           "TRIAL_FILE": str(trial_file or ""),
            "HPSEARCH_HEARTBEAT_INTERVAL": "1", "HPSEARCH_HEARTBEAT_GRACE": "3",
            "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
@@ -172,19 +214,20 @@ def _assert_masked(output: str) -> None:
 
 def test_a_worker_killed_mid_trial_is_retried_and_the_study_completes(postgres_db, tmp_path):
     n = 6
-    victim = _start(tmp_path, postgres_db, "crash", n, sleep=30)  # one long trial
-    t0 = time.monotonic()
-    killed = _wait_for_running_trial(postgres_db, "crash", victim)
-    print(f"victim running after {time.monotonic() - t0:.1f} s")
+    victim_trial = tmp_path / "victim-trial"
+    # The victim's trials are slow, so that it is surely killed in the middle of one.
+    victim = _start(tmp_path, postgres_db, "crash", n, sleep=30, trial_file=victim_trial)
     survivors = [_start(tmp_path, postgres_db, "crash", n) for _ in range(2)]
-    _wait_for_running_trial(postgres_db, "crash", survivors[0], others=1)
-    print(f"survivor running after {time.monotonic() - t0:.1f} s")
+    deadline = time.monotonic() + 120
+    while not (victim_trial.exists() and victim_trial.read_text().strip()):
+        assert time.monotonic() < deadline and victim.poll() is None, victim.communicate()
+        time.sleep(0.2)
+    killed = int(victim_trial.read_text().split()[0])
+    _wait_for_running_trial(postgres_db, "crash", survivors[0], others=1)  # all are working
     victim.send_signal(signal.SIGKILL)  # mid-trial: its heartbeat stops, the trial stays RUNNING
     victim.communicate(timeout=30)
     assert victim.returncode == -signal.SIGKILL
-    t_kill = time.monotonic()
     outputs = [p.communicate(timeout=150) for p in survivors]
-    print(f"survivors took {time.monotonic() - t_kill:.1f} s after the kill")
     for p, (out, err) in zip(survivors, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
         _assert_masked(out + err)
@@ -197,8 +240,6 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_study_completes(postgres_d
     assert len(retries) == 1 and retries[0].state in FINISHED
     assert retries[0].params == trials[killed].params
     failed = [t.number for t in trials if t.state == TrialState.FAIL]
-    for t in trials:
-        print(t.number, t.state.name, t.datetime_start, t.datetime_complete, t.user_attrs.get("epoch_seconds"))
     print(f"SIGKILL: {sum(t.state in FINISHED for t in trials)}/{n} completed, trial "
           f"{killed} failed and retried as {retries[0].number}, failed {failed}")
 
@@ -225,8 +266,7 @@ def test_ctrl_c_fails_the_running_trial_and_says_how_to_resume(postgres_db, tmp_
 
 def test_ctrl_c_to_the_main_process_stops_every_job(postgres_db, tmp_path):
     worker = _start(tmp_path, postgres_db, "jobs", 20, "--jobs", "2")
-    _wait_for_running_trial(postgres_db, "jobs", worker)
-    time.sleep(8)  # let the second job start a trial too
+    _wait_for_running_trial(postgres_db, "jobs", worker, others=1)  # both jobs in a trial
     worker.send_signal(signal.SIGINT)  # `kill -INT`: this process only, not the group
     out, err = worker.communicate(timeout=90)
     assert worker.returncode == 130, err[-3000:]
@@ -238,17 +278,10 @@ def test_ctrl_c_to_the_main_process_stops_every_job(postgres_db, tmp_path):
 # ---------------------------------------------------------------- soak
 
 
-def _soak_module():
-    spec = importlib.util.spec_from_file_location("soak", ROOT / "scripts" / "soak.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("backend", ["postgresql", "journal"])
-def test_soak_many_short_trials(postgres_db, tmp_path, backend):
-    soak = _soak_module()
+def test_soak_many_short_trials(postgres_db, tmp_path, monkeypatch, backend):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # spawned workers import it too
+    soak = importlib.import_module("soak")
     spec = postgres_db if backend == "postgresql" else str(tmp_path / "soak.log")
     r = soak.soak(spec, trials=60, workers=3, logdir=tmp_path)
     print(r)

@@ -39,6 +39,13 @@ FAST = Preset(name="fast", fixed={"model": "mlp", "hidden_layers": 1, "hidden_un
                                   "batch_size": 128})
 
 
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """optimize() sets torch's threads from OMP_NUM_THREADS: one, on 2 shared cores."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
 def _settings(tmp_path, trials: int = 3) -> Settings:
     return Settings(dataset="synthetic", epochs=1, trials=trials, val_size=400,
                     storage=str(tmp_path / "s.db"))

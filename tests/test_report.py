@@ -210,7 +210,7 @@ def test_markdown_has_the_questions_table(planted):
 
 def test_markdown_escapes_markup(evil):
     md = report(evil, fmt="md").text
-    assert EVIL not in md and "&lt;script&gt;" in md
+    assert EVIL not in md and "&lt;script>alert(1)&lt;/script>" in md
 
 
 def test_json_keys_are_stable(planted, tmp_path):
@@ -311,3 +311,22 @@ def test_report_in_headless_chromium(evil, tmp_path):
     assert "<code>bn_placement</code>" in verdicts and "no detectable difference" in verdicts
     shot = browser.screenshot(tmp_path.joinpath("page.html").as_uri(), tmp_path / "shot.png")
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_cli_unwritable_out_is_one_line(planted, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    result = run("report", planted, "--format", "md", "--out", str(tmp_path / "a-file" / "r.md"))
+    assert result.exit_code == 1
+    assert "cannot write the report" in result.output and "Traceback" not in result.output
+
+
+def test_report_and_dashboard_do_not_import_torch():
+    """`hpsearch report` starts fast: nothing on its path imports torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hpsearch.cli, hpsearch.report, hpsearch.report_html, "
+            "hpsearch.dashboard; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

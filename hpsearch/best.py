@@ -1,0 +1,354 @@
+"""``hpsearch best``: the study's best config, retrained and measured on the test split.
+
+The study optimized *validation* accuracy; this is the one place (with ``verify``) that
+touches the test split. :func:`best` retrains the best trial's full config (with the
+trial's own training seed, which reproduces the trial, or with seeds ``0..N-1`` for a
+mean and spread), reports test accuracy, per-class accuracy and the confusion matrix, and
+for batch-norm configs the accuracy with BN in train mode next to eval mode (seed 002:
+forgetting ``model.eval()`` costs accuracy). The model's weights and the confusion matrix
+are uploaded as Optuna artifacts of the study, named for the best trial, into
+``storage.artifact_dir`` (which ``hpsearch dashboard`` serves); a JSON-safe summary is
+stored as the study user attr ``best``.
+
+The helpers at the top (a trial's config, the study's data) are shared with ``verify``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import json
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+from torch import nn
+
+from hpsearch.data import DeviceData, load_dataset
+from hpsearch.errors import ConfigError, StudyError
+from hpsearch.models import build_model
+from hpsearch.settings import Settings, validate
+from hpsearch.space import TrialConfig, active_params, config_from_params
+from hpsearch.storage import artifact_dir, load_study, mask
+from hpsearch.train import EVAL_BATCH, evaluate, resolve_device, train
+
+USER_ATTR = "best"
+
+# ---------------------------------------------------------------------------- shared helpers
+
+
+def trial_config(trial: FrozenTrial) -> TrialConfig:
+    """The trial's full config: its ``config`` user attr, else rebuilt from ``trial.params``.
+
+    ``trial.params`` lacks the params a preset fixed, so it is only the fallback for
+    trials that another tool wrote.
+    """
+    stored = trial.user_attrs.get("config")
+    return config_from_params(stored if isinstance(stored, dict) else trial.params)
+
+
+def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """COMPLETE trials, best value first (ties: lower trial number first)."""
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.value is not None and math.isfinite(t.value)]
+    if not trials:
+        raise StudyError(f"study {study.study_name!r} has no complete trial yet; run "
+                         "`hpsearch optimize` until one finishes")
+    return sorted(trials, key=lambda t: (-float(t.value or 0.0), t.number))
+
+
+def study_settings(study: optuna.Study, *, epochs: int | None = None,
+                   data_dir: str | None = None) -> Settings:
+    """The settings the study was run with (its ``provenance``), with overrides applied."""
+    prov = study.user_attrs.get("provenance")
+    stored = prov.get("settings") if isinstance(prov, dict) else None
+    if not isinstance(stored, dict) or "dataset" not in stored:
+        raise StudyError(f"study {study.study_name!r} has no hpsearch provenance (was it made "
+                         "by `hpsearch optimize`?), so its dataset and epochs are unknown")
+    names = {f.name for f in dataclasses.fields(Settings)} - {"storage"}
+    settings = Settings(**{k: v for k, v in stored.items() if k in names})
+    if epochs is not None:
+        settings = settings.replace(epochs=epochs)
+    if data_dir is not None:
+        settings = settings.replace(data_dir=data_dir)
+    validate(settings, source="study provenance and flags")
+    return settings
+
+
+def training_device(name: str) -> torch.device:
+    """``resolve_device`` with the CLI's errors for a device that is not here."""
+    try:
+        device = resolve_device(name)
+    except RuntimeError as exc:  # torch: "Invalid device string: 'cuda:x'"
+        raise ConfigError(f"--device {name}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available here")
+    return device
+
+
+def study_data(settings: Settings, device: str | torch.device = "auto") -> DeviceData:
+    """The study's splits: same dataset, validation hold-out size and split seed."""
+    dev = device if isinstance(device, torch.device) else training_device(device)
+    raw = load_dataset(settings.dataset, settings.data_dir)
+    return DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=dev)
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# ---------------------------------------------------------------------------- measurements
+
+
+def confusion_matrix(y: torch.Tensor, pred: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Counts ``[true, predicted]`` as an int64 CPU tensor (one bincount, no sklearn)."""
+    flat = y.to(torch.int64) * n_classes + pred.to(torch.int64)
+    return torch.bincount(flat, minlength=n_classes ** 2).reshape(n_classes, n_classes).cpu()
+
+
+def per_class_accuracy(confusion: torch.Tensor) -> list[float | None]:
+    """Recall per class (diagonal / row sum); None for a class absent from the split."""
+    totals = confusion.sum(1)
+    return [float(confusion[i, i] / totals[i]) if totals[i] else None
+            for i in range(len(confusion))]
+
+
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+@torch.no_grad()
+def bn_batch_stats_accuracy(model: nn.Module, data: DeviceData, cfg: TrialConfig,
+                            split: str = "test") -> float:
+    """Accuracy with the BN layers in train mode: each batch normalized by its own statistics.
+
+    Works on a deep copy, because train-mode BN updates its running statistics. Only the BN
+    layers switch mode (dropout stays off), so the difference to :func:`evaluate` is BN's
+    alone. Batches are about ``EVAL_BATCH`` large and of near-equal size, so no batch is a
+    single example (train-mode BN cannot normalize that).
+    """
+    twin = copy.deepcopy(model).eval()
+    for module in twin.modules():
+        if isinstance(module, _BN):
+            module.train()
+    x_all, y_all = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
+    n_batches = max(1, math.ceil(len(y_all) / EVAL_BATCH))
+    correct = torch.zeros((), device=data.device)
+    for idx in torch.arange(len(y_all), device=data.device).tensor_split(n_batches):
+        x = data.prepare(x_all[idx], input_norm=cfg.input_norm)
+        with torch.autocast(device_type=data.device.type, dtype=torch.bfloat16,
+                            enabled=data.device.type == "cuda"):
+            logits = twin(x).float()
+        correct += (logits.argmax(1) == y_all[idx]).sum()
+    return correct.item() / max(1, len(y_all))
+
+
+def load_model(weights: str | Path, cfg: TrialConfig, input_shape: tuple[int, int, int],
+               n_classes: int, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild ``cfg``'s model and load a ``best`` weights artifact (tensors only)."""
+    model = build_model(cfg, input_shape, n_classes)
+    state = torch.load(weights, map_location=device, weights_only=True)
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+# ---------------------------------------------------------------------------- result
+
+
+@dataclass
+class BestResult:
+    """The best trial retrained. Test numbers of the first seed's model unless noted."""
+
+    study_name: str
+    trial_number: int
+    config: TrialConfig
+    val_acc: float                      # the study's value for the trial
+    retrain_val_acc: float              # the first retrain's best validation accuracy
+    seeds: list[int]
+    test_accs: list[float]              # one per seed
+    classes: tuple[str, ...]
+    confusion: list[list[int]]          # [true][predicted], first seed's model
+    per_class: dict[str, float | None]  # recall per class, first seed's model
+    dataset: str
+    epochs: int
+    retrain: bool
+    bn_train_vs_eval: dict[str, float] | None = None
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> artifact id
+    artifact_dir: str = ""
+    warnings: list[str] = field(default_factory=list)
+    created: str = field(default_factory=now_iso)
+    model: nn.Module | None = field(default=None, repr=False)  # first seed's, eval mode
+
+    @property
+    def test_acc(self) -> float:
+        return float(np.mean(self.test_accs))
+
+    @property
+    def test_acc_std(self) -> float:
+        return float(np.std(self.test_accs, ddof=1)) if len(self.test_accs) > 1 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe; stored as the study user attr ``best``."""
+        return {
+            "study_name": self.study_name, "trial_number": self.trial_number,
+            "config": self.config.as_dict(), "val_acc": self.val_acc,
+            "retrain_val_acc": self.retrain_val_acc,
+            "test_acc": self.test_acc, "test_acc_std": self.test_acc_std,
+            "test_acc_n": len(self.test_accs), "test_accs": list(self.test_accs),
+            "seeds": list(self.seeds), "retrain": self.retrain,
+            "classes": list(self.classes), "per_class": dict(self.per_class),
+            "confusion": self.confusion, "bn_train_vs_eval": self.bn_train_vs_eval,
+            "artifacts": dict(self.artifacts), "artifact_dir": self.artifact_dir,
+            "dataset": self.dataset, "epochs": self.epochs, "created": self.created,
+        }
+
+    def lines(self) -> list[str]:
+        """What ``hpsearch best`` prints."""
+        out = [f"best trial #{self.trial_number} of study {self.study_name} ({self.dataset}, "
+               f"{self.epochs} epochs): validation accuracy {self.val_acc:.4f}"]
+        out += [f"  {k:16} {v}" for k, v in active_params(self.config.as_dict()).items()]
+        n = len(self.test_accs)
+        if self.retrain:
+            out.append(f"test accuracy {self.test_acc:.4f} ± {self.test_acc_std:.4f} "
+                       f"(mean ± std over seeds {_seed_range(self.seeds)}, n={n})")
+        else:
+            out.append(f"test accuracy {self.test_acc:.4f} (the trial's seed {self.seeds[0]}, "
+                       f"n=1; retrained validation accuracy {self.retrain_val_acc:.4f})")
+        out += self._per_class_lines()
+        if self.bn_train_vs_eval:
+            bn = self.bn_train_vs_eval
+            out.append(f"batch norm: eval mode (running stats) {bn['eval_mode']:.4f} vs train "
+                       f"mode (batch stats) {bn['train_mode']:.4f}: "
+                       f"{100 * (bn['train_mode'] - bn['eval_mode']):+.2f} pts in train mode")
+        if self.artifacts:
+            names = ", ".join(f"{k} {v}" for k, v in self.artifacts.items())
+            out.append(f"artifacts of trial #{self.trial_number} in {self.artifact_dir}: "
+                       f"{names}")
+        out.append(f"stored as study user attr {USER_ATTR!r}")
+        return out
+
+    def _per_class_lines(self) -> list[str]:
+        cm = np.asarray(self.confusion)
+        width = max(5, *(len(c) for c in self.classes))
+        seed = "" if len(self.seeds) == 1 else f", seed {self.seeds[0]}'s model"
+        out = [f"per-class test accuracy{seed}:",
+               f"  {'class':{width}}  {'acc':>6}  {'n':>6}  most confused with"]
+        for i, name in enumerate(self.classes):
+            acc = self.per_class.get(name)
+            off = cm[i].copy()
+            off[i] = 0
+            worst = (f"{self.classes[int(off.argmax())]} ({int(off.max())})"
+                     if off.max() > 0 else "-")
+            shown = f"{acc:.3f}" if acc is not None else "n/a"
+            out.append(f"  {name:{width}}  {shown:>6}  {int(cm[i].sum()):>6}  {worst}")
+        return out
+
+
+def _seed_range(seeds: list[int]) -> str:
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+# ---------------------------------------------------------------------------- best
+
+
+def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
+         seeds: int = 1, device: str = "auto", data_dir: str | None = None) -> BestResult:
+    """Retrain the study's best config, measure it on the test split, store and upload it.
+
+    Without ``retrain`` the config is trained once with the trial's own ``train_seed``
+    (reproducing the trial); with ``retrain`` it is trained on seeds ``0..seeds-1`` and the
+    test accuracy is a mean ± std. Data and epochs come from the study's provenance.
+    """
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds must be an integer >= 1, got {seeds!r}")
+    study = load_study(storage, study_name)
+    trial = complete_trials(study)[0]
+    cfg = trial_config(trial)
+    settings = study_settings(study, data_dir=data_dir)
+    data = study_data(settings, device)
+    if retrain:
+        seed_list = list(range(seeds))
+    else:
+        seed_list = [int(trial.user_attrs.get("train_seed", settings.seed * 1_000_003
+                                              + trial.number))]
+
+    test_accs, first = [], None
+    for seed in seed_list:
+        result = train(cfg, data, epochs=settings.epochs, patience=settings.patience, seed=seed)
+        assert result.model is not None  # train always returns the model
+        _, acc, pred = evaluate(result.model, data, cfg, "test")
+        test_accs.append(acc)
+        if first is None:
+            first = (result, pred)
+    assert first is not None
+    result, pred = first
+    model = result.model
+    assert model is not None
+
+    cm = confusion_matrix(data.test_y, pred, data.n_classes)
+    out = BestResult(
+        study_name=study.study_name, trial_number=trial.number, config=cfg,
+        val_acc=float(trial.value or 0.0), retrain_val_acc=result.val_acc, seeds=seed_list,
+        test_accs=test_accs, classes=data.classes, confusion=cm.tolist(),
+        per_class=dict(zip(data.classes, per_class_accuracy(cm), strict=True)),
+        dataset=settings.dataset, epochs=settings.epochs, retrain=retrain, model=model)
+    if cfg.batch_norm != "none":
+        out.bn_train_vs_eval = {"eval_mode": test_accs[0],
+                                "train_mode": bn_batch_stats_accuracy(model, data, cfg)}
+    _upload(study, trial, storage, out)
+    study.set_user_attr(USER_ATTR, out.to_dict())
+    return out
+
+
+def _upload(study: optuna.Study, trial: FrozenTrial, storage: str, out: BestResult) -> None:
+    """Weights (.pt) and confusion matrix (.json, .csv) as study artifacts named for the trial.
+
+    They are the study's, not the trial's: Optuna refuses to change a finished trial
+    ("Trial#N has already finished and can not be updated"), artifacts included. The file
+    names (``best-trial-N-...``) and the ``best`` attr's ``trial_number`` tie them to it.
+    An artifact store that cannot be written costs the upload, not the measurements: the
+    failure becomes a warning and the summary is still stored.
+    """
+    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+    assert out.model is not None
+    store_dir = artifact_dir(storage)
+    out.artifact_dir = str(store_dir)
+    stem = f"best-trial-{trial.number}"
+    try:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        store = FileSystemArtifactStore(str(store_dir))
+        with tempfile.TemporaryDirectory() as tmp:
+            weights = Path(tmp, f"{stem}-weights.pt")
+            torch.save({k: v.detach().cpu() for k, v in out.model.state_dict().items()},
+                       weights)
+            summary = Path(tmp, f"{stem}-confusion.json")
+            summary.write_text(json.dumps({
+                "classes": list(out.classes), "confusion": out.confusion,
+                "per_class": out.per_class, "test_acc": out.test_accs[0],
+                "seed": out.seeds[0], "config": out.config.as_dict(),
+                "note": "rows: true class, columns: predicted class"}, indent=1))
+            table = Path(tmp, f"{stem}-confusion.csv")
+            with table.open("w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["true \\ predicted", *out.classes])
+                writer.writerows([name, *row] for name, row in zip(out.classes, out.confusion,
+                                                                   strict=True))
+            for key, path, mimetype in (("weights", weights, "application/octet-stream"),
+                                        ("confusion_json", summary, "application/json"),
+                                        ("confusion_csv", table, "text/csv")):
+                out.artifacts[key] = upload_artifact(
+                    artifact_store=store, file_path=str(path), study_or_trial=study,
+                    mimetype=mimetype)
+    except Exception as exc:  # read-only directory, full disk, storage write refused
+        out.warnings.append(f"could not upload artifacts to {store_dir}: "
+                            f"{mask(str(exc))[:200]}")

@@ -1,0 +1,75 @@
+"""scripts/bench.py at tiny sizes: every row runs, and the JSON has the documented schema.
+
+The figures themselves are not checked (1 repetition of tiny work on a shared machine says
+nothing); the full run is `python scripts/bench.py` (README "Performance").
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+ROW_KEYS = {
+    "epoch": {"seed_s", "hpsearch_b32_s", "hpsearch_b256_s", "ratio_b32", "ratio_b256"},
+    "efficiency": {"trainer_gflops", "matmul_gflops", "efficiency", "formula"},
+    "accuracy": {"target_acc", "seed_s", "hpsearch_s", "ratio"},
+    "study": {"trials_per_min_jobs1", "trials_per_min_jobs2", "optuna_share",
+              "seconds_per_trial", "optuna_seconds_per_trial"},
+    "threads": {"seconds", "slowdown"},
+}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("bench", None)
+
+
+def test_quick_run_writes_every_row_with_the_schema(bench, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    bench.main(["--quick", "--dataset", "digits", "--reps", "1", "--out", str(out),
+                "--skip", "memory"])
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == bench.SCHEMA
+    assert (doc["dataset"], doc["device"], doc["reps"], doc["quick"]) == ("digits", "cpu", 1, True)
+    assert {"cpu", "cores", "torch_threads", "torch", "device"} <= set(doc["machine"])
+    assert set(doc["rows"]) == set(ROW_KEYS)  # memory skipped, bf16 is CUDA-only
+    for name, keys in ROW_KEYS.items():
+        row = doc["rows"][name]
+        assert "error" not in row, row.get("error")
+        assert keys <= set(row), name
+        assert row["target"] == bench.TARGETS[name]
+        assert row["pass"] in (True, False, None)
+        assert isinstance(row["measured"], str) and isinstance(row["raw"], dict)
+    assert doc["rows"]["epoch"]["ratio_b32"] > 0
+    assert 0 < doc["rows"]["study"]["optuna_share"]
+    table = capsys.readouterr().out
+    assert "digits on cpu" in table and "epoch ratio" in table and "study throughput" in table
+
+
+def test_memory_child_records_rss_after_every_trial(bench, tmp_path):
+    child = bench.memory_child({"trials": 3, "device": "cpu", "threads": 1,
+                                "storage": str(tmp_path / "mem.db")})
+    assert len(child["rss_mb"]) == 3 and min(child["rss_mb"]) > 0
+    assert child["peak_mb"] >= max(child["rss_mb"])
+
+
+def test_flop_formula_leaves_out_the_first_layers_input_gradient(bench):
+    shapes = [(784, 512), (512, 256), (256, 10)]
+    params = 784 * 512 + 512 * 256 + 256 * 10
+    assert bench.train_flops_per_sample(shapes) == 6 * params - 2 * 784 * 512
+
+
+def test_skip_rejects_unknown_rows(bench):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--skip", "nonsense"])
