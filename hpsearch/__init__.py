@@ -1,7 +1,17 @@
 """hpsearch: which regularization techniques actually help your model, and by how much.
 
-The public API: every CLI command is a thin wrapper over a function exported here.
-Functions that need torch are imported on first use, so ``hpsearch report`` starts fast.
+Every CLI command is a thin wrapper over a library function of the same name, in the
+module of the same name, so a notebook can do what the CLI does::
+
+    from hpsearch.optimize import optimize     # hpsearch optimize
+    from hpsearch.report import report         # hpsearch report
+    from hpsearch.verify import verify         # hpsearch verify
+    from hpsearch.best import best             # hpsearch best
+    from hpsearch.dashboard import dashboard   # hpsearch dashboard
+
+(The functions are not re-exported here: ``hpsearch.report`` must stay the module, or
+importing it would shadow the function.) Names that need torch are imported on first use,
+so ``hpsearch report`` starts fast.
 """
 
 from __future__ import annotations
@@ -17,17 +27,11 @@ from hpsearch.space import PARAMS, QUESTIONS, Preset, TrialConfig, load_preset, 
 
 # name -> module, for the lazily imported part of the API
 _LAZY = {
-    "optimize": "hpsearch.optimize",
-    "train": "hpsearch.train",
     "build_model": "hpsearch.models",
     "load_dataset": "hpsearch.data",
     "DeviceData": "hpsearch.data",
     "load_study": "hpsearch.storage",
     "analyze": "hpsearch.analysis",
-    "report": "hpsearch.report",
-    "dashboard": "hpsearch.dashboard",
-    "verify": "hpsearch.verify",
-    "best": "hpsearch.best",
 }
 
 __all__ = [

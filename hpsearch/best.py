@@ -95,10 +95,11 @@ def training_device(name: str) -> torch.device:
 
 
 def study_data(settings: Settings, device: str | torch.device = "auto") -> DeviceData:
-    """The study's splits: same dataset, validation hold-out size and split seed."""
+    """The study's splits: same dataset, validation hold-out, train subset and split seed."""
     dev = device if isinstance(device, torch.device) else training_device(device)
     raw = load_dataset(settings.dataset, settings.data_dir)
-    return DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=dev)
+    return DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=dev,
+                             train_size=settings.train_size)
 
 
 def now_iso() -> str:
@@ -147,7 +148,7 @@ def bn_batch_stats_accuracy(model: nn.Module, data: DeviceData, cfg: TrialConfig
                             enabled=data.device.type == "cuda"):
             logits = twin(x).float()
         correct += (logits.argmax(1) == y_all[idx]).sum()
-    return correct.item() / max(1, len(y_all))
+    return (correct / max(1, len(y_all))).item()  # float32, as evaluate() computes it
 
 
 def load_model(weights: str | Path, cfg: TrialConfig, input_shape: tuple[int, int, int],

@@ -72,6 +72,9 @@ def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any],
               help="Stop starting trials after SEC seconds.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Where dataset files are looked for first.")
+@click.option("--train-size", type=click.IntRange(min=10),
+              help="Train on a seeded subset of N examples (a quick look on a CPU); "
+                   "validation and test sets stay whole.  [default: all]")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @friendly_errors
 def optimize(model: str | None, preset: str | None, assignments: tuple[str, ...],
@@ -187,7 +190,8 @@ class _RunsBar:
     """A tqdm bar of training runs for verify: ``progress(done, total, what)``."""
 
     def __init__(self, quiet: bool) -> None:
-        self.quiet, self.bar: Any = quiet, None
+        self.quiet = quiet
+        self.bar: Any = None
 
     def __call__(self, done: int, total: int, what: str) -> None:
         if self.quiet:

@@ -330,10 +330,13 @@ class DeviceData:
 
     @classmethod
     def create(cls, raw: RawDataset, *, val_size: int = 10_000, seed: int = 0,
-               device: str | torch.device = "cpu") -> DeviceData:
+               device: str | torch.device = "cpu", train_size: int | None = None,
+               ) -> DeviceData:
         """Hold out ``val_size`` training examples (seeded) and move every split to ``device``.
 
         ``val_size`` is clamped to a fifth of the training set so small sets still train.
+        ``train_size`` keeps a seeded subset of the rest for training (a quick look on a
+        CPU); the validation split and the test set stay whole, so accuracies compare.
         """
         n = len(raw.train_y)
         n_val = min(val_size, n // 5)
@@ -342,7 +345,8 @@ class DeviceData:
                             "validation split (need at least 5)")
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         # Sorted indices: the same examples in their file order, whatever the permutation.
-        val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+        stop = None if train_size is None else n_val + train_size
+        val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:stop].sort().values
         dev = torch.device(device)
         train_x = raw.train_x[train_idx].to(dev)
         mean, std, lo, hi = _channel_stats(train_x)

@@ -117,7 +117,7 @@ def provenance(preset: Preset, settings: Settings) -> dict[str, Any]:
 
 # Settings that change what a trial means: resuming a study with other values would mix
 # two experiments in one study.
-_MUST_MATCH = ("dataset", "epochs", "val_size", "preset")
+_MUST_MATCH = ("dataset", "epochs", "val_size", "train_size", "preset")
 
 
 def open_study(preset: Preset, settings: Settings) -> optuna.Study:
@@ -296,7 +296,8 @@ def run_worker(preset: Preset, settings: Settings,
         raise ConfigError(f"--device {settings.device}: CUDA is not available here")
     study = open_study(preset, settings)
     raw = load_dataset(settings.dataset, settings.data_dir)
-    data = DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=device)
+    data = DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=device,
+                             train_size=settings.train_size)
     deadline = time.monotonic() + settings.timeout if settings.timeout else None
     # Journal files have no heartbeats: a dead worker's trial is never re-queued, so there
     # is nothing to wait for.

@@ -23,6 +23,7 @@ class Settings:
     dataset: str = "mnist"        # the seeds' dataset; `digits` needs no download
     data_dir: str | None = None   # searched first, before $HPSEARCH_DATA_DIR and the cache
     val_size: int = 10_000        # seeded hold-out of the training set; the objective's data
+    train_size: int | None = None  # train on a seeded subset of this many (quick CPU looks)
     # --- training (seed 001: early stopping and best-epoch weights are trainer behaviour)
     epochs: int = 10              # per trial; pruning stops hopeless trials sooner
     patience: int = 3             # epochs without a better validation accuracy before stopping
@@ -70,6 +71,8 @@ def validate(s: Settings, *, source: str = "settings") -> None:
 
     need(s.dataset in DATASETS, "dataset", f"choose from {', '.join(DATASETS)}")
     need(is_int(s.val_size) and s.val_size >= 1, "val_size", "must be an integer >= 1")
+    need(s.train_size is None or (is_int(s.train_size) and s.train_size >= 10), "train_size",
+         "must be an integer >= 10 (or unset: the whole training split)")
     need(is_int(s.epochs) and 1 <= s.epochs <= 1000, "epochs", "must be an integer in 1..1000")
     need(is_int(s.patience) and s.patience >= 1, "patience", "must be an integer >= 1")
     need(is_int(s.trials) and s.trials >= 1, "trials", "must be an integer >= 1")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from optuna.trial import FrozenTrial
 from scipy import stats as sps
 
 from hpsearch.best import (
@@ -44,7 +45,9 @@ from hpsearch.best import (
     study_settings,
     trial_config,
 )
+from hpsearch.data import DeviceData
 from hpsearch.errors import ConfigError
+from hpsearch.settings import Settings
 from hpsearch.space import PARAM_BY_NAME, QUESTION_BY_ID, Question, TrialConfig, Value
 from hpsearch.stats import percentile_ci
 from hpsearch.storage import load_study
@@ -158,9 +161,9 @@ def middle_value(param: str, prov: Mapping[str, Any]) -> Value:
     categorical params keep their default.
     """
     fixed = _provenance_part(prov, "fixed")
-    if param in fixed:
-        return fixed[param]  # type: ignore[no-any-return]
     p = PARAM_BY_NAME[param]
+    if param in fixed and fixed[param] != p.default:  # a fixed "off" (l2 = 0) would not switch on
+        return fixed[param]  # type: ignore[no-any-return]
     if p.kind == "categorical":
         return p.default
     low, high = _range(param, prov)
@@ -218,7 +221,7 @@ def twin_values(question: Question, best: TrialConfig,
     elif off is not None:  # batch_norm: none vs the best's placement
         if current != off:
             return current, [off]
-        on = next((v for v in (*allowed, *p.choices) if v != off))
+        on = next(v for v in (*allowed, *p.choices) if v != off)
         return off, [on]
     else:
         choices, baseline = list(allowed), current
@@ -240,6 +243,7 @@ class VerifyRow:
     """One pair: the baseline twin vs one alternative twin of one top trial."""
 
     trial_number: int
+    param: str
     baseline: Value
     alternative: Value
     stats: PairedStats
@@ -266,9 +270,13 @@ class VerifyRow:
             "baseline_config": base, "alternative_config": alt,
         }
 
+    def _name(self, value: Value) -> str:
+        """``before`` reads on its own; ``0.5`` needs its param (``dropout=0.5``)."""
+        return value if isinstance(value, str) else f"{self.param}={value}"
+
     def verdict(self) -> str:
         """One line: who wins by how much, or that this budget detects no difference."""
-        s, base, alt = self.stats, str(self.baseline), str(self.alternative)
+        s, base, alt = self.stats, self._name(self.baseline), self._name(self.alternative)
         significant = s.p_wilcoxon < ALPHA and (s.ci_low > 0 or s.ci_high < 0)
         if significant and s.mean_diff > 0:
             return (f"{alt} beats {base} by {s.mean_diff:.2f} pts [{s.ci_low:.2f}, "
@@ -342,6 +350,38 @@ def _finite(d: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- verify
 
+_Twin = tuple[Value, TrialConfig]  # (value of the question's param, the twin's config)
+
+
+def _plan(q: Question, trials: list[FrozenTrial], prov: Mapping[str, Any],
+          ) -> list[tuple[int, _Twin, list[_Twin]]]:
+    """Per trial: its number, the baseline twin and the alternative twins."""
+    plans = []
+    for t in trials:
+        best = trial_config(t)
+        base_value, alternatives = twin_values(q, best, prov)
+        twins = [(v, make_twin(best, q.param, v, prov)) for v in (base_value, *alternatives)]
+        assert len({cfg for _, cfg in twins}) == len(twins)  # every twin differs
+        plans.append((t.number, twins[0], twins[1:]))
+    return plans
+
+
+def _train_twins(labels: dict[TrialConfig, str], data: DeviceData, settings: Settings,
+                 seeds: list[int], progress: Progress | None,
+                 ) -> dict[tuple[TrialConfig, int], float]:
+    """Test accuracy of every distinct config on every seed; ``labels`` name them."""
+    acc: dict[tuple[TrialConfig, int], float] = {}
+    total = len(labels) * len(seeds)
+    for seed in seeds:  # seed-major: an interrupted run has every twin on early seeds
+        for cfg, label in labels.items():
+            run = train(cfg, data, epochs=settings.epochs, patience=settings.patience,
+                        seed=seed)
+            assert run.model is not None  # train always returns the model
+            acc[cfg, seed] = evaluate(run.model, data, cfg, "test")[1]
+            if progress is not None:
+                progress(len(acc), total, f"{label}, seed {seed}")
+    return acc
+
 
 def verify(storage: str, question: str, *, seeds: int = 10, top_k: int = 1,
            study_name: str | None = None, epochs: int | None = None, device: str = "auto",
@@ -363,40 +403,23 @@ def verify(storage: str, question: str, *, seeds: int = 10, top_k: int = 1,
     settings = study_settings(study, epochs=epochs, data_dir=data_dir)
     prov = study.user_attrs.get("provenance") or {}
 
-    # (trial number, baseline value, baseline twin, [(alternative value, twin)])
-    plans = []
-    labels: dict[TrialConfig, str] = {}
-    for t in trials:
-        best = trial_config(t)
-        base_value, alternatives = twin_values(q, best, prov)
-        twins = [(v, make_twin(best, q.param, v, prov)) for v in (base_value, *alternatives)]
-        for v, cfg in twins:
-            labels.setdefault(cfg, f"trial #{t.number} {q.param}={v}")
-        plans.append((t.number, twins[0], twins[1:]))
-
+    plans = _plan(q, trials, prov)
     data = study_data(settings, device)
     seed_list = list(range(seeds))
-    acc: dict[tuple[TrialConfig, int], float] = {}
-    total, done = len(labels) * len(seed_list), 0
-    for seed in seed_list:  # seed-major: an interrupted run has every twin on early seeds
-        for cfg, label in labels.items():
-            run = train(cfg, data, epochs=settings.epochs, patience=settings.patience,
-                        seed=seed)
-            assert run.model is not None  # train always returns the model
-            acc[cfg, seed] = evaluate(run.model, data, cfg, "test")[1]
-            done += 1
-            if progress is not None:
-                progress(done, total, f"{label}, seed {seed}")
+    # Twins shared by several top trials (same config) are trained once per seed.
+    labels = {cfg: f"trial #{n} {q.param}={v}"
+              for n, base, alts in plans for v, cfg in (base, *alts)}
+    acc = _train_twins(labels, data, settings, seed_list, progress)
 
     result = VerifyResult(question=q.id, param=q.param, study_name=study.study_name,
                           seeds=seed_list, top_k=top_k, dataset=settings.dataset,
                           epochs=settings.epochs, n_test=len(data.test_y))
-    for number, (base_value, base_cfg), alternatives in plans:
+    for number, (base_value, base_cfg), alt_twins in plans:
         base_accs = [acc[base_cfg, s] for s in seed_list]
-        for value, cfg in alternatives:
+        for alt_value, cfg in alt_twins:
             alt_accs = [acc[cfg, s] for s in seed_list]
             stats = paired_stats(100 * np.asarray(base_accs), 100 * np.asarray(alt_accs))
-            result.rows.append(VerifyRow(number, base_value, value, stats, base_accs,
-                                         alt_accs, base_cfg, cfg))
+            result.rows.append(VerifyRow(number, q.param, base_value, alt_value, stats,
+                                         base_accs, alt_accs, base_cfg, cfg))
     study.set_user_attr(f"verify:{q.id}", result.to_dict())
     return result

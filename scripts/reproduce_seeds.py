@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--epochs", type=int, default=2, help="epochs per trial and per re-run")
     ap.add_argument("--seeds", type=int, default=3, help="paired seeds for verify")
     ap.add_argument("--val-size", type=int, default=10_000)
+    ap.add_argument("--train-size", type=int, default=10_000,
+                    help="seeded training subset per trial (0 = the whole training split)")
     ap.add_argument("--presets", nargs="+", default=list(PRESETS))
     ap.add_argument("--device", default="auto")
     ap.add_argument("--jobs", type=int, default=1)
@@ -53,7 +55,8 @@ def run_study(name: str, args: argparse.Namespace) -> float:
 
     settings = Settings(dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
                         trials=args.trials, storage=_storage(name, args), device=args.device,
-                        jobs=args.jobs, val_size=args.val_size, study_name=name)
+                        jobs=args.jobs, val_size=args.val_size, study_name=name,
+                        train_size=args.train_size or None)
     t0 = time.perf_counter()
     optimize(load_preset(name), settings, progress=False)
     return time.perf_counter() - t0
@@ -107,7 +110,9 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
         f"{platform.machine()} {platform.processor() or ''}, device {args.device}); "
         f"{seconds / 60:.1f} minutes in all.",
         "",
-        f"Dataset **{args.dataset}**; budget per preset: **{args.trials} trials x "
+        f"Dataset **{args.dataset}** (training on a seeded subset of "
+        f"{args.train_size or 'all'} examples; validation: {args.val_size} held out of the "
+        f"training set; test set whole); budget per preset: **{args.trials} trials x "
         f"{args.epochs} epochs**; verify: best config and its twins, **{args.seeds} paired "
         "seeds**, test set. Study verdicts are observational (other params co-vary); "
         "the verify column is the causal, paired answer. At a small budget most study "
@@ -115,7 +120,7 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
         "",
         "Reproduce a row: `python scripts/reproduce_seeds.py --dataset "
         f"{args.dataset} --trials {args.trials} --epochs {args.epochs} --seeds {args.seeds} "
-        "--presets PRESET`.",
+        f"--train-size {args.train_size} --presets PRESET`.",
         "",
         "| question | preset | the seed's claim | study verdict (n trials) | verify: paired "
         "re-runs on the test set | best val acc |",
@@ -144,6 +149,9 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
 
 
 def main(argv: list[str] | None = None) -> int:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     args = parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# One thread per process: the suite runs on 2 shared cores, and workers spawned by tests
+# (--jobs, subprocess CLIs) read this too (hpsearch.optimize honours OMP_NUM_THREADS).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 pytest_plugins = ["postgres"]  # the postgres_url fixture (tests/postgres.py)
 

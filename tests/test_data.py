@@ -333,3 +333,14 @@ def test_shift_moves_content_and_pads_with_zeros(digits):
 def test_unknown_augmentation(digits):
     with pytest.raises(ConfigError, match="choose from none, shift, affine"):
         digits.prepare(digits.train_x[:2], augmentation="mixup", aug_strength=0.5)
+
+
+def test_train_size_keeps_a_seeded_subset_and_whole_val_and_test() -> None:
+    raw = load_dataset("synthetic")
+    full = DeviceData.create(raw, val_size=400, seed=3)
+    small = DeviceData.create(raw, val_size=400, seed=3, train_size=500)
+    again = DeviceData.create(raw, val_size=400, seed=3, train_size=500)
+    assert len(small.train_y) == 500 and torch.equal(small.train_x, again.train_x)
+    assert torch.equal(small.val_x, full.val_x) and torch.equal(small.test_x, full.test_x)
+    rows = {bytes(x.flatten().tolist()) for x in full.train_x}
+    assert all(bytes(x.flatten().tolist()) in rows for x in small.train_x)

@@ -1,0 +1,129 @@
+"""best: retrain the best config, test metrics, artifacts that load back, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
+
+from hpsearch.best import (
+    best,
+    bn_batch_stats_accuracy,
+    confusion_matrix,
+    load_model,
+    per_class_accuracy,
+    study_data,
+    study_settings,
+)
+from hpsearch.cli import main
+from hpsearch.optimize import optimize
+from hpsearch.settings import Settings
+from hpsearch.space import Preset
+from hpsearch.storage import artifact_dir, load_study
+from hpsearch.train import evaluate
+
+SMALL_BN_MLP = ["model=mlp", "hidden_layers=1", "hidden_units=64", "batch_norm=before",
+                "optimizer=adam", "lr=0.003..0.03", "augmentation=none", "dropout=0.0",
+                "weight_penalty=none", "scheduler=none", "batch_size=128"]
+
+
+@pytest.fixture(scope="module")
+def study_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    db = str(tmp_path_factory.mktemp("best") / "s.db")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")  # optimize sets torch's threads from it
+        optimize(Preset().with_overrides(SMALL_BN_MLP),
+                 Settings(dataset="digits", epochs=2, trials=3, storage=db, val_size=300),
+                 progress=False)
+    return db
+
+
+@pytest.fixture(scope="module")
+def result(study_db: str):
+    return best(study_db)
+
+
+def test_confusion_matrix_and_per_class():
+    y, pred = torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2])
+    cm = confusion_matrix(y, pred, 4)
+    assert cm.tolist() == [[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    assert per_class_accuracy(cm) == [1.0, 0.5, 1.0, None]
+
+
+def test_best_reports_test_metrics(study_db, result):
+    study = load_study(study_db)
+    assert result.trial_number == study.best_trial.number
+    assert result.val_acc == study.best_value
+    # The trial's own seed on the same split and threads: the trial is reproduced.
+    assert result.retrain_val_acc == pytest.approx(study.best_value)
+    assert 0 <= result.test_acc <= 1 and result.seeds == [study.best_trial.user_attrs[
+        "train_seed"]]
+    assert len(result.per_class) == 10 and list(result.per_class) == list("0123456789")
+    data = study_data(study_settings(study), "cpu")
+    assert sum(map(sum, result.confusion)) == len(data.test_y)
+    assert result.config.batch_norm == "before"
+    bn = result.bn_train_vs_eval
+    assert bn is not None and bn["eval_mode"] == result.test_accs[0]
+    assert 0 <= bn["train_mode"] <= 1
+
+    stored = study.user_attrs["best"]
+    assert stored == json.loads(json.dumps(result.to_dict()))
+    assert stored["test_acc_n"] == 1 and stored["config"]["hidden_units"] == 64
+
+
+def test_artifacts_exist_and_weights_load_back(study_db, result):
+    study = load_study(study_db)
+    assert not result.warnings
+    metas = {m.artifact_id: m for m in get_all_artifact_meta(study)}
+    assert set(result.artifacts.values()) <= set(metas)
+    for artifact_id in result.artifacts.values():
+        assert (artifact_dir(study_db) / artifact_id).is_file()
+        assert metas[artifact_id].filename.startswith(f"best-trial-{result.trial_number}-")
+
+    store = FileSystemArtifactStore(str(artifact_dir(study_db)))
+    weights = Path(artifact_dir(study_db)).parent / "weights.pt"
+    download_artifact(artifact_store=store, artifact_id=result.artifacts["weights"],
+                      file_path=str(weights))
+    data = study_data(study_settings(study), "cpu")
+    model = load_model(weights, result.config, data.input_shape, data.n_classes)
+    assert evaluate(model, data, result.config, "test")[1] == result.test_accs[0]
+    table = json.loads((artifact_dir(study_db) / result.artifacts["confusion_json"]).read_text())
+    assert table["confusion"] == result.confusion
+
+
+def test_bn_train_mode_does_not_touch_running_stats(study_db, result):
+    data = study_data(study_settings(load_study(study_db)), "cpu")
+    before = {k: v.clone() for k, v in result.model.state_dict().items()}
+    bn_batch_stats_accuracy(result.model, data, result.config)
+    after = result.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not result.model.training
+
+
+def test_retrain_with_seeds(study_db):
+    r = best(study_db, retrain=True, seeds=2)
+    d = r.to_dict()
+    assert d["test_acc_n"] == 2 and d["seeds"] == [0, 1] and len(d["test_accs"]) == 2
+    assert d["test_acc_std"] >= 0 and d["retrain"] is True
+
+
+def test_cli_best(study_db):
+    res = CliRunner().invoke(main, ["best", study_db])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "validation accuracy" in out and "test accuracy" in out
+    assert "per-class test accuracy" in out and "batch norm: eval mode" in out
+    assert f"in {artifact_dir(study_db)}" in out
+
+
+def test_cli_best_errors(tmp_path):
+    missing = tmp_path / "missing.db"
+    res = CliRunner().invoke(main, ["best", str(missing)])
+    assert res.exit_code != 0 and "does not exist" in res.output
+    assert "Traceback" not in res.output and not missing.exists()
+    res = CliRunner().invoke(main, ["best", str(missing), "--seeds", "3"])
+    assert res.exit_code != 0 and "--seeds needs --retrain" in res.output
