@@ -124,10 +124,11 @@ def open_study(preset: Preset, settings: Settings) -> optuna.Study:
     """Create the study, or load it and check that it is the same experiment."""
     storage = open_storage(settings.storage, create=True, heartbeat=True)
     name = default_study_name(preset, settings)
-    study = optuna.create_study(
-        storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-        sampler=make_sampler(settings.sampler, settings.seed),
-        pruner=make_pruner(settings.pruner, settings.epochs))
+    with storage_errors(settings.storage):  # e.g. a SQLite file locked by another program
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction="maximize", load_if_exists=True,
+            sampler=make_sampler(settings.sampler, settings.seed),
+            pruner=make_pruner(settings.pruner, settings.epochs))
     if len(study.directions) != 1:
         raise StudyError(f"study {name!r} is multi-objective; hpsearch studies maximize one "
                          "value (choose another --study-name)")

@@ -43,6 +43,16 @@ class Param:
     def active(self, values: Mapping[str, Value]) -> bool:
         return all(values.get(name) in allowed for name, allowed in self.when)
 
+    def distribution(self) -> Any:
+        """The Optuna distribution this param is sampled from (for planted studies)."""
+        from optuna import distributions as d
+
+        if self.kind == "categorical":
+            return d.CategoricalDistribution(self.choices)
+        if self.kind == "int":
+            return d.IntDistribution(int(self.low), int(self.high), log=self.log)
+        return d.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+
 
 def _cat(name: str, choices: Sequence[Value], default: Value, help: str = "",
          **when: Any) -> Param:

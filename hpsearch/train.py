@@ -113,8 +113,10 @@ def make_scheduler(cfg: TrialConfig, opt: torch.optim.Optimizer, epochs: int,
         case "cosine":
             return sched.CosineAnnealingLR(opt, T_max=epochs), False
         case "onecycle":
-            return sched.OneCycleLR(opt, max_lr=cfg.lr,
-                                    total_steps=epochs * steps_per_epoch), True
+            # cycle_momentum off: momentum is its own sampled param (and Adagrad has none,
+            # so cycling it would crash); onecycle here schedules the learning rate only.
+            return sched.OneCycleLR(opt, max_lr=cfg.lr, total_steps=epochs * steps_per_epoch,
+                                    cycle_momentum=False), True
     raise ValueError(f"unknown scheduler {cfg.scheduler!r}")
 
 

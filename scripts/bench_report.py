@@ -30,29 +30,15 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from hpsearch.analysis import analyze
-from hpsearch.space import PARAM_BY_NAME, PARAMS, Param
+from hpsearch.space import PARAM_BY_NAME, PARAMS
 from hpsearch.storage import load_study
 
 STUDY = "bench"
 EPOCHS = 10
 PRUNED_SHARE = 0.3      # about what the median pruner stops in our studies
-
-
-def _dist(p: Param) -> BaseDistribution:
-    if p.kind == "categorical":
-        return CategoricalDistribution(p.choices)
-    if p.kind == "int":
-        return IntDistribution(int(p.low), int(p.high), log=p.log)
-    return FloatDistribution(p.low, p.high, log=p.log, step=p.step)
 
 
 def planted_trial(rng: np.random.Generator) -> FrozenTrial:
@@ -76,7 +62,7 @@ def planted_trial(rng: np.random.Generator) -> FrozenTrial:
     return create_trial(
         state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
         value=None if pruned else value, params=params,
-        distributions={k: _dist(PARAM_BY_NAME[k]) for k in params},
+        distributions={k: PARAM_BY_NAME[k].distribution() for k in params},
         intermediate_values={e: value - 0.1 / e for e in range(1, epochs + 1)})
 
 

@@ -12,10 +12,7 @@ import numpy as np
 import optuna
 import pytest
 from optuna.distributions import (
-    BaseDistribution,
     CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
 )
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
@@ -34,14 +31,6 @@ from hpsearch.space import PARAMS, Param, Value
 # ---------------------------------------------------------------------------- planted studies
 
 Effects = Mapping[str, Mapping[Value, float]]
-
-
-def _dist(p: Param) -> BaseDistribution:
-    if p.kind == "categorical":
-        return CategoricalDistribution(p.choices)
-    if p.kind == "int":
-        return IntDistribution(int(p.low), int(p.high), log=p.log)
-    return FloatDistribution(p.low, p.high, log=p.log, step=p.step)
 
 
 def _draw(p: Param, rng: np.random.Generator) -> Value:
@@ -72,7 +61,7 @@ def planted_trials(n: int, *, seed: int = 0, effects: Effects | None = None,
         for p in PARAMS:
             if p.name not in fixed and p.active(values):
                 values[p.name] = params[p.name] = _draw(p, rng)
-                dists[p.name] = _dist(p)
+                dists[p.name] = p.distribution()
         value = base + rng.normal(0, noise) + sum(
             effect.get(values.get(name), 0.0) for name, effect in (effects or {}).items())
         curve = {e: value - 0.1 / e for e in range(1, epochs + 1)}

@@ -123,3 +123,19 @@ def test_cnn_trains_with_every_technique_on(data):
                       label_smoothing=0.1, batch_size=64)
     result = train(cfg, data, epochs=2, seed=0)
     assert result.stop_reason == "completed" and result.val_acc > 0.5
+
+
+@pytest.mark.parametrize("name", PARAM_BY_NAME["optimizer"].choices)
+def test_onecycle_works_with_every_optimizer_and_keeps_its_momentum(name):
+    # OneCycleLR cycles momentum by default: Adagrad has none (it crashed), and SGD's
+    # sampled momentum would be overwritten. hpsearch schedules the learning rate only.
+    model = torch.nn.Linear(2, 2)
+    cfg = TrialConfig(optimizer=name, scheduler="onecycle", lr=0.1, momentum=0.3)
+    opt = make_optimizer(cfg, list(model.parameters()))
+    sched, per_batch = make_scheduler(cfg, opt, epochs=2, steps_per_epoch=3)
+    assert sched is not None and per_batch
+    before = dict(opt.param_groups[0])
+    opt.step()
+    sched.step()
+    for key in ("momentum", "betas"):
+        assert opt.param_groups[0].get(key) == before.get(key)
