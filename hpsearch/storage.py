@@ -106,10 +106,10 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
             engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT}}
         elif url.startswith("postgresql"):
             engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-        storage = _rdb(url, engine_kwargs, heartbeat)
-        if url.startswith("sqlite:///"):
-            _tune_sqlite(storage)
-        return storage
+        # SQLite stays in its default rollback-journal mode: WAL would spare an fsync per
+        # commit, but here it failed with "disk I/O error" as soon as two worker processes
+        # shared the file, and WAL is unsafe on network filesystems anyway.
+        return _rdb(url, engine_kwargs, heartbeat)
     except StorageError:
         raise
     except Exception as exc:  # SQLAlchemy, driver and OS errors all mean "cannot open"
@@ -117,24 +117,6 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
             raise StorageError(f"storage {mask(spec)} is not an Optuna journal file: "
                                f"{_reason(exc)}") from None
         raise StorageError(f"cannot open storage {mask(spec)}: {_reason(exc)}") from None
-
-
-def _tune_sqlite(storage: RDBStorage) -> None:
-    """WAL journal and normal sync: Optuna commits every suggest, report and user attr, and
-    with the default rollback journal each commit is an fsync. scripts/bench.py measured the
-    storage's share of a trial 2.5x smaller this way. A crash can lose at most the last
-    commits, never corrupt the file; WAL needs a local filesystem (not NFS).
-    """
-    from sqlalchemy import event
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    event.listen(storage.engine, "connect", on_connect)
-    storage.engine.dispose()  # connections opened while creating tables get it too
 
 
 def _rdb(url: str, engine_kwargs: dict[str, Any], heartbeat: bool) -> RDBStorage:
