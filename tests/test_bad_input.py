@@ -278,6 +278,11 @@ def test_bad_preset_files_name_file_key_and_what_is_allowed(tmp_path, toml, expe
     (["--set", "dropout=0.9"], "dropout = 0.9 is outside [0, 0.7]"),
     (["--set", "lr=0.1..0.001"], "lr range low=0.1 high=0.001 is empty or inverted"),
     (["--set", "dropout"], "expected PARAM=VALUE"),
+    (["--set", "batch_norm=sideways"], "batch_norm = 'sideways' is not allowed"),
+    (["--set", "nope=1"], "unknown param 'nope'"),
+    (["--preset", "missing-preset"], "preset 'missing-preset' not found"),
+    (["--dataset", "cifar"], "Invalid value for '--dataset'"),
+    (["--trials", "0"], "Invalid value for '--trials'"),
 ])
 def test_out_of_range_flags(tmp_path, flags, expected):
     db = tmp_path / "s.db"
