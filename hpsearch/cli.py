@@ -82,6 +82,7 @@ def optimize(model: str | None, preset: str | None, assignments: tuple[str, ...]
     """Run (or resume) a study over the whole search space."""
     import optuna
 
+    from hpsearch.optimize import default_study_name
     from hpsearch.optimize import optimize as run
     from hpsearch.space import Preset, load_preset
 
@@ -91,7 +92,7 @@ def optimize(model: str | None, preset: str | None, assignments: tuple[str, ...]
     loaded = loaded.with_overrides(assignments)
     settings = _settings_from_flags(dict(loaded.settings), flags, preset)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    click.echo(f"study {settings.study_name or f'{loaded.name}-{settings.dataset}'} in "
+    click.echo(f"study {default_study_name(loaded, settings)} in "
                f"{_masked(settings.storage)}: target {settings.trials} finished trials, "
                f"{settings.epochs} epochs each, dataset {settings.dataset}", err=True)
     try:

@@ -165,7 +165,7 @@ class OptimizeSummary:
     ran_here: int             # trials this call (all its workers) finished
 
 
-def summarize(study: optuna.Study, before: int) -> OptimizeSummary:
+def summarize(study: optuna.Study, before: int, storage: str) -> OptimizeSummary:
     trials = study.get_trials(deepcopy=False)
     states: dict[str, int] = {}
     for t in trials:
@@ -174,7 +174,7 @@ def summarize(study: optuna.Study, before: int) -> OptimizeSummary:
     best = max(complete, key=lambda t: t.value or 0.0) if complete else None
     finished = sum(states.get(s.name, 0) for s in FINISHED)
     return OptimizeSummary(
-        study.study_name, "", finished, states,
+        study.study_name, mask(storage), finished, states,
         best.value if best else None,
         active_params(best.user_attrs.get("config", best.params)) if best else {},
         best.number if best else None, finished - before)
@@ -280,8 +280,12 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
 
 
 def run_worker(preset: Preset, settings: Settings,
-               on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> None:
-    """One worker: run trials until the study has ``settings.trials`` finished ones."""
+               on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+               study: optuna.Study | None = None) -> None:
+    """One worker: run trials until the study has ``settings.trials`` finished ones.
+
+    ``study``: the study already opened by :func:`open_study` in this process, if any.
+    """
     import torch
 
     from hpsearch.data import DeviceData, load_dataset
@@ -295,7 +299,7 @@ def run_worker(preset: Preset, settings: Settings,
         raise ConfigError(f"--device {settings.device}: {exc}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {settings.device}: CUDA is not available here")
-    study = open_study(preset, settings)
+    study = study or open_study(preset, settings)
     raw = load_dataset(settings.dataset, settings.data_dir)
     data = DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=device,
                              train_size=settings.train_size)
@@ -329,9 +333,7 @@ def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
     study = open_study(preset, settings)
     before = count(study, FINISHED)
     if before >= settings.trials:
-        summary = summarize(study, before)
-        summary.storage = mask(settings.storage)
-        return summary
+        return summarize(study, before, settings.storage)
 
     bar = _progress_bar(study, settings.trials, before) if progress else None
     procs = [mp.get_context("spawn").Process(target=_worker_entry, args=(preset, settings),
@@ -340,7 +342,7 @@ def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
     for p in procs:
         p.start()
     try:
-        run_worker(preset, settings, on_trial=bar)
+        run_worker(preset, settings, on_trial=bar, study=study)
     except KeyboardInterrupt:
         # Ctrl-C in a terminal reaches every worker; `kill -INT` of this process alone
         # must stop them too (each fails its running trial and exits 130).
@@ -354,9 +356,7 @@ def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
             p.join()
         if bar is not None:
             bar.close()
-    summary = summarize(study, before)
-    summary.storage = mask(settings.storage)
-    return summary
+    return summarize(study, before, settings.storage)
 
 
 class _progress_bar:

@@ -55,8 +55,9 @@ def kind(spec: str) -> str:
     return "sqlite"
 
 
-def _sqlite_path(spec: str) -> Path | None:
-    if kind(spec) == "sqlite":
+def _study_file(spec: str) -> Path | None:
+    """The file behind ``spec`` (a SQLite path or URL, or a journal file); None for servers."""
+    if kind(spec) in ("sqlite", "journal"):
         return Path(spec)
     if spec.startswith("sqlite:///") and spec != "sqlite:///:memory:":
         return Path(spec[len("sqlite:///"):])
@@ -65,7 +66,7 @@ def _sqlite_path(spec: str) -> Path | None:
 
 def _check_existing_file(spec: str, must_exist: bool = True) -> None:
     """Reject, before SQLAlchemy sees it, a path that is missing or is not a study file."""
-    path = _sqlite_path(spec) if kind(spec) != "journal" else Path(spec)
+    path = _study_file(spec)
     if path is None or (not must_exist and not path.exists()):
         return
     if not path.exists():
@@ -226,7 +227,7 @@ def artifact_dir(spec: str) -> Path:
     """
     if os.environ.get("HPSEARCH_ARTIFACTS"):
         return Path(os.environ["HPSEARCH_ARTIFACTS"])
-    path = _sqlite_path(spec) if kind(spec) != "journal" else Path(spec)
+    path = _study_file(spec)
     if path is not None:
         return path.with_name(path.name + ".artifacts")
     database = re.sub(r"[^\w.-]", "_", spec.rsplit("/", 1)[-1].split("?")[0]) or "default"
