@@ -56,18 +56,17 @@ class Objective:
             trial.set_user_attr("failure_reason", f"{type(exc).__name__}: {exc}"[:300])
             raise
 
+        # Two user attrs, not one per figure: Optuna commits each attr on its own, and a
+        # commit is a few milliseconds of a trial that may train for a fraction of a second.
         h = result.history
         trial.set_user_attr("learning_curve", {
             "train_loss": [m.train_loss for m in h], "val_loss": [m.val_loss for m in h],
-            "val_acc": [m.val_acc for m in h], "lr": [m.lr for m in h]})
-        trial.set_user_attr("epoch_seconds", [round(m.seconds, 4) for m in h])
-        trial.set_user_attr("n_params", result.n_params)
-        trial.set_user_attr("device", result.device)
-        trial.set_user_attr("best_epoch", result.best_epoch)
-        trial.set_user_attr("epochs_run", len(h))
+            "val_acc": [m.val_acc for m in h], "lr": [m.lr for m in h],
+            "seconds": [round(m.seconds, 4) for m in h]})
         # The trainer says "stopped" when on_epoch asked it to: here that means pruned.
         reason = "pruned" if result.stop_reason == "stopped" else result.stop_reason
-        trial.set_user_attr("stop_reason", reason)
+        trial.set_user_attr("run", {"n_params": result.n_params, "device": result.device,
+                                    "best_epoch": result.best_epoch, "stop_reason": reason})
         if result.stop_reason == "diverged":
             # A diverged config is a bad config, not a broken trial: pruning keeps it in
             # the study (TPE and the report learn from it) with the reason stored.

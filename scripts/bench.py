@@ -26,6 +26,7 @@ import os
 import platform
 import random
 import resource
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -46,9 +47,18 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 from hpsearch.data import DeviceData, available_datasets, load_dataset  # noqa: E402
 from hpsearch.models import build_model  # noqa: E402
-from hpsearch.optimize import FINISHED, optimize, run_worker  # noqa: E402
+from hpsearch.objective import Objective  # noqa: E402
+from hpsearch.optimize import (  # noqa: E402
+    FINISHED,
+    make_pruner,
+    make_sampler,
+    optimize,
+    run_trials,
+    run_worker,
+)
 from hpsearch.settings import Settings  # noqa: E402
 from hpsearch.space import Preset, TrialConfig  # noqa: E402
+from hpsearch.storage import load_study  # noqa: E402
 from hpsearch.train import EpochMetrics, TrainResult, resolve_device, train  # noqa: E402
 
 SCHEMA = 1
@@ -59,7 +69,8 @@ SEED_CFG = TrialConfig(hidden_units=512, hidden_layers=2, taper="halve", batch_n
 SEED_NORM = ((0.1307,), (0.3081,))   # the seed's transforms.Normalize constants (MNIST's)
 SEED_EVAL_BATCH = 1000               # the PyTorch MNIST example's test_batch_size
 BIG_BATCH = 256                      # hpsearch's "default-ish" batch for throughput rows
-# Studies: a small MLP space, so trials are short and comparable between runs.
+# The memory row's study: a small MLP space, so 100 trials stay short (the study row runs
+# the default space, as `hpsearch optimize --dataset digits --epochs 3` does).
 STUDY_OVERRIDES = ("model=mlp", "hidden_layers=1..2", "hidden_units=64..256")
 STUDY_EPOCHS, MEMORY_EPOCHS = 3, 1
 # THREADS: every row runs with --threads torch threads per process (default 1), the seed's
@@ -394,68 +405,105 @@ def _fake_train(cfg: TrialConfig, data: DeviceData, *, epochs: int, patience: in
     return result
 
 
-def _study_settings(ctx: Context, directory: Path, name: str, **changes: Any) -> Settings:
+def _study_settings(ctx: Context, directory: Path, name: str, suffix: str = ".db",
+                    **changes: Any) -> Settings:
     return Settings(dataset="digits", epochs=STUDY_EPOCHS, trials=ctx.sizes.study_trials,
-                    device=ctx.args.device, storage=str(directory / f"{name}.db"),
+                    device=ctx.args.device, storage=str(directory / f"{name}{suffix}"),
                     study_name=name, **changes)
 
 
-def _per_trial(settings: Settings) -> tuple[float, float]:
+def _per_trial(study: optuna.Study) -> tuple[float, float]:
     """(seconds per finished trial in steady state, training seconds per trial).
 
     Steady state: from the first finished trial to the last, so process start-up, imports
     and data loading are left out; with several workers it is the study's combined rate.
     """
-    study = optuna.load_study(study_name=settings.study_name,
-                              storage=f"sqlite:///{settings.storage}")
     trials = study.get_trials(deepcopy=False, states=FINISHED)
     done = sorted(t.datetime_complete for t in trials if t.datetime_complete)
-    training = sum(sum(t.user_attrs.get("epoch_seconds", [])) for t in trials)
+    training = sum(sum(t.user_attrs.get("learning_curve", {}).get("seconds", []))
+                   for t in trials)
     if len(done) < 2:
         return float("nan"), training / max(1, len(trials))
     return (done[-1] - done[0]).total_seconds() / (len(done) - 1), training / len(trials)
 
 
+def _stored(settings: Settings) -> optuna.Study:
+    return load_study(settings.storage, settings.study_name)
+
+
+def _stub_seconds(ctx: Context, directory: Path, name: str, storage: str) -> float:
+    """Seconds per trial of the study row's study with ``train`` stubbed out, on ``storage``:
+    ``sqlite`` (hpsearch's default, WAL), ``sqlite-rollback`` (SQLite's default journal, the
+    baseline WAL replaced), ``journal`` (a .log file) or ``memory`` (Optuna's in-memory
+    storage: the sampler, pruner and hpsearch's loop alone, no storage cost)."""
+    settings = _study_settings(ctx, directory, name, ".log" if storage == "journal" else ".db",
+                               seed=int(name.rsplit("-", 1)[-1]))
+    rollback = mock.patch("hpsearch.storage._TunedSQLiteConnection", sqlite3.Connection)
+    with mock.patch("hpsearch.objective.train", _fake_train), \
+            rollback if storage == "sqlite-rollback" else contextlib.nullcontext():
+        if storage != "memory":
+            run_worker(Preset(), settings)
+            return _per_trial(_stored(settings))[0]
+        study = optuna.create_study(direction="maximize", study_name=name,
+                                    sampler=make_sampler(settings.sampler, settings.seed),
+                                    pruner=make_pruner(settings.pruner, settings.epochs))
+        data = DeviceData.create(load_dataset("digits"), device=torch.device("cpu"))
+        run_trials(study, Objective(Preset(), settings, data), settings.trials)
+        return _per_trial(study)[0]
+
+
+STUBS = ("sqlite", "sqlite-rollback", "journal", "memory")
+
+
 def row_study(ctx: Context) -> dict[str, Any]:
-    """Finished trials per minute at --jobs 1 and 2, and what Optuna costs per trial.
+    """``hpsearch optimize --dataset digits --epochs 3`` (the default search space): finished
+    trials per minute at --jobs 1 and 2, and what Optuna costs per trial.
 
     Optuna's share = seconds per trial of the same study with ``train`` replaced by a stub
-    that reports the same epochs (so sampler, pruner, SQLite storage, user attrs and
-    hpsearch's worker loop all run) over seconds per trial of the real study at --jobs 1.
+    that reports the same epochs (so sampler, pruner, storage, user attrs and hpsearch's
+    worker loop all run) over seconds per trial of the real study at --jobs 1. The stub runs
+    on every storage in STUBS; ``memory`` is the floor that no storage can go below.
     """
-    preset = Preset(name="bench").with_overrides(list(STUDY_OVERRIDES), source="bench")
-    per_trial: dict[str, list[float]] = {"jobs1": [], "jobs2": [], "stub": [], "train": []}
+    per_trial: dict[str, list[float]] = {"jobs1": [], "jobs2": [], "train": [],
+                                         **{f"stub_{k}": [] for k in STUBS}}
     end_to_end: dict[str, list[float]] = {"jobs1": [], "jobs2": []}
     with tempfile.TemporaryDirectory() as tmp, pinned_workers(ctx.args.threads):
         for rep in range(ctx.args.reps):
             for jobs in (1, 2):
                 settings = _study_settings(ctx, Path(tmp), f"jobs{jobs}-{rep}", jobs=jobs,
                                            seed=rep)
-                wall, summary = timed(functools.partial(optimize, preset, settings,
+                wall, summary = timed(functools.partial(optimize, Preset(), settings,
                                                         progress=False), ctx.device)
                 end_to_end[f"jobs{jobs}"].append(60 * summary.ran_here / wall)
-                seconds, training = _per_trial(settings)
+                seconds, training = _per_trial(_stored(settings))
                 per_trial[f"jobs{jobs}"].append(seconds)
                 if jobs == 1:
                     per_trial["train"].append(training)
-            stub = _study_settings(ctx, Path(tmp), f"stub-{rep}", seed=rep)
-            with mock.patch("hpsearch.objective.train", _fake_train):
-                run_worker(preset, stub)
-            per_trial["stub"].append(_per_trial(stub)[0])
-    trial_s, stub_s = median(per_trial["jobs1"]), median(per_trial["stub"])
+            for storage in STUBS:
+                per_trial[f"stub_{storage}"].append(
+                    _stub_seconds(ctx, Path(tmp), f"stub-{storage}-{rep}", storage))
+    trial_s = median(per_trial["jobs1"])
+    stub = {k: median(per_trial[f"stub_{k}"]) for k in STUBS}
+    share = {k: paired_ratio(per_trial[f"stub_{k}"], per_trial["jobs1"]) for k in STUBS}
+    wal_speedup = paired_ratio(per_trial["stub_sqlite-rollback"], per_trial["stub_sqlite"])
     rate = {j: 60 / median(per_trial[j]) for j in ("jobs1", "jobs2")}
-    share = paired_ratio(per_trial["stub"], per_trial["jobs1"])
     return {
         "trials": ctx.sizes.study_trials, "epochs": STUDY_EPOCHS, "dataset": "digits",
-        "preset": list(STUDY_OVERRIDES),
+        "preset": "full (the default search space)",
         "trials_per_min_jobs1": rate["jobs1"], "trials_per_min_jobs2": rate["jobs2"],
+        "jobs2_scaling": paired_ratio(per_trial["jobs1"], per_trial["jobs2"]),
         "end_to_end_trials_per_min": {j: median(v) for j, v in end_to_end.items()},
-        "seconds_per_trial": trial_s, "optuna_seconds_per_trial": stub_s,
+        "seconds_per_trial": trial_s, "optuna_seconds_per_trial": stub["sqlite"],
         "training_seconds_per_trial": median(per_trial["train"]),
-        "optuna_share": share, "pass": share < 0.05,
+        "stub_seconds_per_trial": stub, "stub_share": share, "wal_speedup": wal_speedup,
+        "optuna_share": share["sqlite"], "pass": share["sqlite"] < 0.05,
         "measured": f"{rate['jobs1']:.0f} trials/min (jobs 1), {rate['jobs2']:.0f} (jobs 2); "
-                    f"Optuna {1000 * stub_s:.0f} ms = {100 * share:.0f}% of a "
-                    f"{1000 * trial_s:.0f} ms trial",
+                    f"Optuna per {1000 * trial_s:.0f} ms trial: SQLite "
+                    f"{1000 * stub['sqlite']:.0f} ms ({100 * share['sqlite']:.0f}%; rollback "
+                    f"journal {1000 * stub['sqlite-rollback']:.0f} ms, {wal_speedup:.1f}x more), "
+                    f"journal file {1000 * stub['journal']:.0f} ms "
+                    f"({100 * share['journal']:.0f}%), no storage "
+                    f"{1000 * stub['memory']:.0f} ms ({100 * share['memory']:.0f}%)",
         "raw": {**per_trial, "end_to_end_trials_per_min": end_to_end},
     }
 

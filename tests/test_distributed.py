@@ -278,11 +278,12 @@ def test_ctrl_c_to_the_main_process_stops_every_job(postgres_db, tmp_path):
 # ---------------------------------------------------------------- soak
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "journal"])
+@pytest.mark.parametrize("backend", ["postgresql", "journal", "sqlite"])
 def test_soak_many_short_trials(postgres_db, tmp_path, monkeypatch, backend):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # spawned workers import it too
     soak = importlib.import_module("soak")
-    spec = postgres_db if backend == "postgresql" else str(tmp_path / "soak.log")
+    spec = {"postgresql": postgres_db, "journal": str(tmp_path / "soak.log"),
+            "sqlite": str(tmp_path / "soak.db")}[backend]  # SQLite: WAL, one host
     r = soak.soak(spec, trials=60, workers=3, logdir=tmp_path)
     print(r)
     assert (r["completed"], r["lost"], r["duplicated"], r["left_running"]) == (60, 0, 0, 0)

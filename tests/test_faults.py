@@ -76,7 +76,7 @@ def test_nan_loss_prunes_the_trial_and_stores_why(tmp_path, monkeypatch):
     trial = load_study(settings.storage).trials[1]
     assert trial.state == TrialState.PRUNED
     assert "non-finite loss at epoch 1" in trial.user_attrs["failure_reason"]
-    assert trial.user_attrs["stop_reason"] == "diverged"
+    assert trial.user_attrs["run"]["stop_reason"] == "diverged"
     assert summary.n_finished == 3 and summary.states == {"COMPLETE": 2, "PRUNED": 1}
 
 

@@ -35,9 +35,11 @@ def test_study_reaches_budget_and_records_everything(tmp_path):
     assert {"git_hash", "hpsearch_version", "torch", "optuna", "settings"} <= set(prov)
     for t in study.get_trials(states=(TrialState.COMPLETE,)):
         attrs = t.user_attrs
-        assert len(attrs["learning_curve"]["val_acc"]) == attrs["epochs_run"]
-        assert attrs["n_params"] > 0 and attrs["device"] == "cpu"
-        assert len(attrs["epoch_seconds"]) == attrs["epochs_run"]
+        curve, run = attrs["learning_curve"], attrs["run"]
+        assert len(curve["val_acc"]) == len(curve["seconds"]) == len(t.intermediate_values)
+        assert min(curve["seconds"]) > 0 and 1 <= run["best_epoch"] <= len(curve["val_acc"])
+        assert run["n_params"] > 0 and run["device"] == "cpu"
+        assert run["stop_reason"] in ("completed", "early_stopping")
         assert t.intermediate_values  # reported every epoch
         # The stored config equals the params plus the preset's fixed values.
         assert config_from_params(attrs["config"]) == config_from_params(

@@ -96,9 +96,10 @@ def plant_study(spec: str | Path, n_trials: int = 60, *, name: str = "planted", 
         else:
             attrs.update(learning_curve={"val_acc": curve, "train_loss": [1.0] * len(curve),
                                          "val_loss": [1.0] * len(curve),
-                                         "lr": [0.01] * len(curve)},
-                         epochs_run=len(curve), best_epoch=len(curve),
-                         stop_reason="pruned" if pruned else "completed")
+                                         "lr": [0.01] * len(curve),
+                                         "seconds": [0.5] * len(curve)},
+                         run={"n_params": 1000, "device": "cpu", "best_epoch": len(curve),
+                              "stop_reason": "pruned" if pruned else "completed"})
         trials.append(optuna.trial.create_trial(
             # Optuna's tell() stores a pruned trial's last intermediate value as its value.
             state=state, value=None if state == TrialState.FAIL else curve[-1],

@@ -34,6 +34,18 @@ def _make_study(spec: str, name: str) -> None:
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
 
 
+def test_sqlite_files_are_written_in_wal_mode_with_normal_sync(tmp_path):
+    spec = str(tmp_path / "s.db")
+    storage = open_storage(spec, create=True)
+    _make_study(spec, "a")
+    with sqlite3.connect(spec) as plain:  # the mode is in the file: every reader sees it
+        assert plain.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    engine = storage.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:  # synchronous is per connection: hpsearch's own
+        assert conn.exec_driver_sql("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    assert [t.value is not None for t in load_study(spec, "a").trials] == [True, True]
+
+
 @pytest.mark.parametrize("suffix", ["s.db", "s.log"])
 def test_roundtrip_and_study_selection(tmp_path, suffix):
     spec = str(tmp_path / suffix)
