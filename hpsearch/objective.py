@@ -5,6 +5,9 @@ This is the only module that touches an Optuna ``Trial`` while training.
 
 from __future__ import annotations
 
+import os
+import platform
+
 import optuna
 import torch
 
@@ -66,7 +69,9 @@ class Objective:
         # The trainer says "stopped" when on_epoch asked it to: here that means pruned.
         reason = "pruned" if result.stop_reason == "stopped" else result.stop_reason
         trial.set_user_attr("run", {"n_params": result.n_params, "device": result.device,
-                                    "best_epoch": result.best_epoch, "stop_reason": reason})
+                                    "best_epoch": result.best_epoch, "stop_reason": reason,
+                                    # which machine and process: workers share studies
+                                    "worker": f"{platform.node()}:{os.getpid()}"})
         if result.stop_reason == "diverged":
             # A diverged config is a bad config, not a broken trial: pruning keeps it in
             # the study (TPE and the report learn from it) with the reason stored.

@@ -11,7 +11,8 @@ noise; ratios of interleaved repetitions are not). Prints a table and writes JSO
 Rows (targets in TARGETS): epoch ratio vs seed 000's DataLoader loop, FLOP/s efficiency
 against this machine's matmul speed, time to the seed's accuracy, study throughput and
 Optuna's overhead per trial, memory growth over a 100-trial study, torch threads (1 vs all
-cores, for information) and, on CUDA only, bf16 vs fp32 accuracy parity. A row that fails
+cores, for information), torch.compile's break-even (for information) and, on CUDA only,
+bf16 vs fp32 accuracy parity. A row that fails
 with an exception is recorded as an error and the others still run.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime
 import functools
 import json
 import os
@@ -34,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +80,7 @@ STUDY_EPOCHS, MEMORY_EPOCHS = 3, 1
 # machine's thread scaling; and on a machine whose cores are busy with other processes
 # (CI, colleagues' tests), OpenMP threads beyond the idle cores stall every small op at
 # each barrier. The "threads" row measures that effect on its own.
-ROWS = ("epoch", "efficiency", "accuracy", "study", "memory", "threads", "bf16")
+ROWS = ("epoch", "efficiency", "accuracy", "study", "memory", "threads", "compile", "bf16")
 TARGETS = {
     "epoch": "hpsearch >= 3x faster per epoch at batch 32",
     "efficiency": ">= 50% of this machine's matmul FLOP/s",
@@ -86,6 +88,7 @@ TARGETS = {
     "study": "Optuna overhead < 5% of a 3-epoch digits trial",
     "memory": "RSS growth <= 10% from trial 10 to trial 100",
     "threads": "(information: 1 thread vs all cores)",
+    "compile": "(information: torch.compile's break-even in epochs)",
     "bf16": "|bf16 - fp32| <= 0.5 accuracy points",
 }
 
@@ -97,7 +100,7 @@ class Sizes:
     n_train: int | None = None   # training images (None: the whole train split)
     n_eval: int | None = None    # validation / test images
     seed_epochs: int = 2         # epochs of the seed loop in the accuracy row
-    study_trials: int = 20       # per --jobs setting in the study row
+    study_trials: int = 40       # per --jobs setting in the study row
     memory_trials: int = 100
     mm_steps: int = 50           # fwd+bwd matmul iterations timed per repetition
 
@@ -415,16 +418,22 @@ def _study_settings(ctx: Context, directory: Path, name: str, suffix: str = ".db
 def _per_trial(study: optuna.Study) -> tuple[float, float]:
     """(seconds per finished trial in steady state, training seconds per trial).
 
-    Steady state: from the first finished trial to the last, so process start-up, imports
-    and data loading are left out; with several workers it is the study's combined rate.
+    Steady state: from the moment every worker has finished its first trial to the last
+    finished trial, so process start-up, imports and data loading are left out; with
+    several workers it is the study's combined rate while all of them run.
     """
-    trials = study.get_trials(deepcopy=False, states=FINISHED)
-    done = sorted(t.datetime_complete for t in trials if t.datetime_complete)
+    trials = [t for t in study.get_trials(deepcopy=False, states=FINISHED)
+              if t.datetime_complete]
     training = sum(sum(t.user_attrs.get("learning_curve", {}).get("seconds", []))
                    for t in trials)
-    if len(done) < 2:
+    first: dict[str, datetime.datetime] = {}
+    for t in sorted(trials, key=lambda t: t.datetime_complete):
+        first.setdefault(t.user_attrs.get("run", {}).get("worker", "?"), t.datetime_complete)
+    start = max(first.values(), default=None)
+    after = [t.datetime_complete for t in trials if start and t.datetime_complete > start]
+    if not after:
         return float("nan"), training / max(1, len(trials))
-    return (done[-1] - done[0]).total_seconds() / (len(done) - 1), training / len(trials)
+    return (max(after) - start).total_seconds() / len(after), training / len(trials)
 
 
 def _stored(settings: Settings) -> optuna.Study:
@@ -582,6 +591,51 @@ def row_threads(ctx: Context) -> dict[str, Any]:
     }
 
 
+def row_compile(ctx: Context) -> dict[str, Any]:
+    """Does ``torch.compile`` pay back its compile time within a trial? The seed's MLP at
+    batch 256, eager vs compiled (inductor), 2 epochs each way per repetition.
+
+    Each repetition compiles a new model after ``torch._dynamo.reset()``, as every trial
+    of a study builds a new one; the first compile of a process fills inductor's on-disk
+    cache, later ones of the same shapes hit it, so both costs are reported. Break-even:
+    compile seconds over the seconds a compiled epoch saves (never, when it saves none).
+    """
+    import hpsearch.train as trainer
+
+    def compiled(*args: Any, **kwargs: Any) -> nn.Module:
+        return cast(nn.Module, torch.compile(build_model(*args, **kwargs)))
+
+    cfg, epochs = SEED_CFG.replace(batch_size=BIG_BATCH), 2
+    steady: dict[str, list[float]] = {"eager": [], "compiled": []}
+    compile_s: list[float] = []
+    for rep in range(ctx.args.reps):
+        torch._dynamo.reset()
+        for kind in steady:
+            patch = mock.patch.object(trainer, "build_model", compiled) if kind == "compiled" \
+                else contextlib.nullcontext()
+            with patch:
+                r = train(cfg, ctx.data, epochs=epochs, patience=epochs, seed=rep)
+            first, last = r.history[0].seconds, r.history[-1].seconds
+            steady[kind].append(last)
+            if kind == "compiled":
+                compile_s.append(max(0.0, first - last))
+    eager, comp = median(steady["eager"]), median(steady["compiled"])
+    speedup = paired_ratio(steady["eager"], steady["compiled"])
+    first_compile = compile_s[0]
+    later = median(compile_s[1:]) if len(compile_s) > 1 else first_compile
+    saved = eager - comp
+    break_even = later / saved if saved > 0 else float("inf")
+    pays = f"pays back after {break_even:.0f} epochs" if saved > 0 else "never pays back"
+    return {
+        "eager_epoch_s": eager, "compiled_epoch_s": comp, "speedup": speedup,
+        "first_compile_s": first_compile, "cached_compile_s": later,
+        "break_even_epochs": break_even, "pass": None,
+        "measured": f"epoch eager {eager:.2f} s, compiled {comp:.2f} s ({speedup:.2f}x); "
+                    f"compile {first_compile:.1f} s first, {later:.1f} s cached: {pays}",
+        "raw": {"steady_s": steady, "compile_s": compile_s},
+    }
+
+
 def row_bf16(ctx: Context) -> dict[str, Any]:
     """CUDA only: the trainer's bf16 autocast against fp32, same seeds, same epochs."""
     import hpsearch.train as trainer
@@ -614,11 +668,12 @@ def row_bf16(ctx: Context) -> dict[str, Any]:
 
 ROW_FUNCS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "epoch": row_epoch, "efficiency": row_efficiency, "accuracy": row_accuracy,
-    "study": row_study, "memory": row_memory, "threads": row_threads, "bf16": row_bf16,
+    "study": row_study, "memory": row_memory, "threads": row_threads,
+    "compile": row_compile, "bf16": row_bf16,
 }
 ROW_TITLES = {"epoch": "epoch ratio", "efficiency": "efficiency", "accuracy": "time to accuracy",
               "study": "study throughput", "memory": "memory", "threads": "threads",
-              "bf16": "bf16 parity"}
+              "compile": "torch.compile", "bf16": "bf16 parity"}
 
 
 # ---------------------------------------------------------------------------- main

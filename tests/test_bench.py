@@ -6,11 +6,13 @@ nothing); the full run is `python scripts/bench.py` (README "Performance").
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import json
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
@@ -38,12 +40,12 @@ def bench():
 def test_quick_run_writes_every_row_with_the_schema(bench, tmp_path, capsys):
     out = tmp_path / "bench.json"
     bench.main(["--quick", "--dataset", "digits", "--reps", "1", "--out", str(out),
-                "--skip", "memory"])
+                "--skip", "memory", "compile"])
     doc = json.loads(out.read_text())
     assert doc["schema"] == bench.SCHEMA
     assert (doc["dataset"], doc["device"], doc["reps"], doc["quick"]) == ("digits", "cpu", 1, True)
     assert {"cpu", "cores", "torch_threads", "torch", "device"} <= set(doc["machine"])
-    assert set(doc["rows"]) == set(ROW_KEYS)  # memory skipped, bf16 is CUDA-only
+    assert set(doc["rows"]) == set(ROW_KEYS)  # memory, compile skipped; bf16 is CUDA-only
     for name, keys in ROW_KEYS.items():
         row = doc["rows"][name]
         assert "error" not in row, row.get("error")
@@ -73,3 +75,32 @@ def test_flop_formula_leaves_out_the_first_layers_input_gradient(bench):
 def test_skip_rejects_unknown_rows(bench):
     with pytest.raises(SystemExit):
         bench.parse_args(["--skip", "nonsense"])
+
+
+def test_steady_state_starts_when_every_worker_has_finished_a_trial(bench):
+    """Worker b starts late (process start-up): its first trial at t=10 opens the window,
+    and the 4 trials finished after it took 2 s: 0.5 s per trial, not (14 - 1) / 7."""
+    t0 = datetime.datetime(2026, 1, 1)
+    finished = [("a", 1), ("a", 4), ("a", 7), ("b", 10), ("a", 10.5), ("b", 11), ("a", 11.5),
+                ("b", 12)]
+    study = optuna.create_study()
+    for worker, second in finished:
+        study.add_trial(optuna.trial.FrozenTrial(
+            number=0, trial_id=0, state=optuna.trial.TrialState.COMPLETE, value=1.0,
+            values=None, datetime_start=t0, datetime_complete=t0 + datetime.timedelta(
+                seconds=second), params={}, distributions={}, intermediate_values={},
+            system_attrs={}, user_attrs={"run": {"worker": worker},
+                                         "learning_curve": {"seconds": [0.1, 0.2]}}))
+    seconds, training = bench._per_trial(study)
+    assert seconds == pytest.approx(0.5) and training == pytest.approx(0.3)
+
+
+@pytest.mark.slow
+def test_compile_row_times_both_ways_and_says_whether_it_pays_back(bench, tmp_path):
+    """Its own test: inductor's first compile takes about 30 s on 2 CPU cores."""
+    args = bench.parse_args(["--quick", "--dataset", "digits", "--reps", "2"])
+    data = bench.subset(bench.DeviceData.create(bench.load_dataset("digits")), bench.QUICK)
+    row = bench.row_compile(bench.Context(args, bench.QUICK, bench.torch.device("cpu"), data))
+    assert row["eager_epoch_s"] > 0 and row["compiled_epoch_s"] > 0
+    assert len(row["raw"]["compile_s"]) == 2 and row["first_compile_s"] > 0
+    assert ("pays back after" in row["measured"]) == (row["break_even_epochs"] < float("inf"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import platform
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -40,6 +43,7 @@ def test_study_reaches_budget_and_records_everything(tmp_path):
         assert min(curve["seconds"]) > 0 and 1 <= run["best_epoch"] <= len(curve["val_acc"])
         assert run["n_params"] > 0 and run["device"] == "cpu"
         assert run["stop_reason"] in ("completed", "early_stopping")
+        assert run["worker"] == f"{platform.node()}:{os.getpid()}"  # in-process worker
         assert t.intermediate_values  # reported every epoch
         # The stored config equals the params plus the preset's fixed values.
         assert config_from_params(attrs["config"]) == config_from_params(
