@@ -105,8 +105,11 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
         engine_kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             # Several worker processes write one SQLite file: wait for the lock, don't fail.
-            engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT,
-                                              "factory": _TunedSQLiteConnection}}
+            # Only a study's writers switch the file to WAL (the mode is stored in the file,
+            # and every later reader follows it): a reader may have no write access at all.
+            engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT}}
+            if create:
+                engine_kwargs["connect_args"]["factory"] = _TunedSQLiteConnection
         elif url.startswith("postgresql"):
             engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
         return _rdb(url, engine_kwargs, heartbeat)

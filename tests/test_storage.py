@@ -46,6 +46,17 @@ def test_sqlite_files_are_written_in_wal_mode_with_normal_sync(tmp_path):
     assert [t.value is not None for t in load_study(spec, "a").trials] == [True, True]
 
 
+def test_readers_leave_a_files_journal_mode_alone(tmp_path):
+    """A study written by Optuna itself (or hpsearch 0.1) in the rollback journal: report,
+    best and the dashboard open it without writing a WAL switch into a file they read."""
+    spec = str(tmp_path / "old.db")
+    optuna.create_study(storage=f"sqlite:///{spec}", study_name="a").optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert len(load_study(spec, "a").trials) == 1
+    with sqlite3.connect(spec) as plain:
+        assert plain.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
 @pytest.mark.parametrize("suffix", ["s.db", "s.log"])
 def test_roundtrip_and_study_selection(tmp_path, suffix):
     spec = str(tmp_path / suffix)

@@ -122,7 +122,9 @@ def test_cnn_trains_with_every_technique_on(data):
                       scheduler="onecycle", weight_penalty="l2", l2=1e-4,
                       label_smoothing=0.1, batch_size=64)
     result = train(cfg, data, epochs=2, seed=0)
-    assert result.stop_reason == "completed" and result.val_acc > 0.5
+    # Chance is 0.1. Two epochs of this config reach 0.44-0.61 over seeds 0-25 (mean 0.52,
+    # with torch's dropout and with hpsearch's alike), so 0.5 was a coin flip on the seed.
+    assert result.stop_reason == "completed" and result.val_acc > 0.3
 
 
 @pytest.mark.parametrize("name", PARAM_BY_NAME["optimizer"].choices)
