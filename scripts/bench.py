@@ -11,8 +11,8 @@ noise; ratios of interleaved repetitions are not). Prints a table and writes JSO
 Rows (targets in TARGETS): epoch ratio vs seed 000's DataLoader loop, FLOP/s efficiency
 against this machine's matmul speed, time to the seed's accuracy, study throughput and
 Optuna's overhead per trial, memory growth over a 100-trial study, torch threads (1 vs all
-cores, for information), torch.compile's break-even (for information) and, on CUDA only,
-bf16 vs fp32 accuracy parity. A row that fails
+cores, for information), torch.compile's break-even (for information) and, on CUDA or on
+a CPU with native bf16, bf16 vs fp32 accuracy parity and speed. A row that fails
 with an exception is recorded as an error and the others still run.
 """
 
@@ -232,12 +232,18 @@ class SeedDataset(Dataset):
 
 class SeedRun:
     """Seed 000's model, optimizer and loops. The model is hpsearch's ``build_model`` of the
-    same config, so the two sides differ only in how data reaches the model and the loop."""
+    same config with torch's own ``nn.Dropout``, as the seed wrote it, in place of
+    ``hpsearch.models.Dropout`` (whose faster CPU mask is part of hpsearch's trainer): the
+    same network and weights, so the two sides differ in how data reaches the model, the
+    loop, and that mask."""
 
     def __init__(self, data: DeviceData, device: torch.device, seed: int) -> None:
+        import hpsearch.models as models
+
         torch.manual_seed(seed)
         self.device = device
-        self.model = build_model(SEED_CFG, data.input_shape, data.n_classes).to(device)
+        with mock.patch.object(models, "Dropout", nn.Dropout):
+            self.model = build_model(SEED_CFG, data.input_shape, data.n_classes).to(device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=SEED_CFG.lr,
                                          momentum=SEED_CFG.momentum)
         self.criterion = nn.CrossEntropyLoss()
@@ -273,10 +279,17 @@ class SeedRun:
 
 
 def row_epoch(ctx: Context) -> dict[str, Any]:
-    """One epoch (50k train images + evaluation of the 10k validation images), both ways."""
+    """One epoch (50k train images + evaluation of the 10k validation images), both ways.
+
+    Also hpsearch at batch 32 with torch's own ``nn.Dropout`` in place of
+    ``hpsearch.models.Dropout``: the side-by-side baseline of that layer's faster mask.
+    """
+    import hpsearch.models as models
+
     data, dev = ctx.data, ctx.device
     seed_s: list[float] = []
     hps_s: dict[int, list[float]] = {SEED_CFG.batch_size: [], BIG_BATCH: []}
+    torch_dropout_s: list[float] = []
     for rep in range(ctx.args.reps):  # interleaved, so load changes hit both sides alike
         run = SeedRun(data, dev, seed=rep)
         seconds, _ = timed(functools.partial(run.epoch_and_evaluate, data.val_x, data.val_y),
@@ -285,19 +298,24 @@ def row_epoch(ctx: Context) -> dict[str, Any]:
         for bs, out in hps_s.items():
             out.append(train(SEED_CFG.replace(batch_size=bs), data, epochs=1,
                              seed=rep).history[0].seconds)
+        with mock.patch.object(models, "Dropout", nn.Dropout):
+            torch_dropout_s.append(train(SEED_CFG, data, epochs=1, seed=rep).history[0].seconds)
     seed = median(seed_s)
     ratio = {bs: paired_ratio(seed_s, v) for bs, v in hps_s.items()}
+    dropout_gain = paired_ratio(torch_dropout_s, hps_s[32])
     return {
         "seed_s": seed, "hpsearch_b32_s": median(hps_s[32]),
         "hpsearch_b256_s": median(hps_s[BIG_BATCH]),
         "ratio_b32": ratio[32], "ratio_b256": ratio[BIG_BATCH],
+        "hpsearch_b32_torch_dropout_s": median(torch_dropout_s), "dropout_gain": dropout_gain,
         "n_train": len(data.train_y), "n_eval": len(data.val_y),
         "pass": ratio[32] >= 3.0,
         "measured": f"seed {seed:.2f} s, hpsearch b32 {median(hps_s[32]):.2f} s "
                     f"({ratio[32]:.1f}x), b256 {median(hps_s[BIG_BATCH]):.2f} s "
-                    f"({ratio[BIG_BATCH]:.1f}x)",
+                    f"({ratio[BIG_BATCH]:.1f}x); b32 with nn.Dropout "
+                    f"{median(torch_dropout_s):.2f} s ({dropout_gain:.2f}x slower)",
         "raw": {"seed_s": seed_s, "hpsearch_b32_s": hps_s[32],
-                "hpsearch_b256_s": hps_s[BIG_BATCH]},
+                "hpsearch_b256_s": hps_s[BIG_BATCH], "torch_dropout_b32_s": torch_dropout_s},
     }
 
 
@@ -638,21 +656,29 @@ def row_compile(ctx: Context) -> dict[str, Any]:
     }
 
 
+def native_bf16(device: torch.device) -> bool:
+    """CUDA, or a CPU whose oneDNN computes bf16 natively (AVX512-BF16, AMX)."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def row_bf16(ctx: Context) -> dict[str, Any]:
-    """CUDA only: the trainer's bf16 autocast against fp32, same seeds, same epochs."""
+    """bf16 autocast against fp32, same seeds, same epochs: the trainer's CUDA default, and
+    on a CPU with native bf16 what that default would give there (hpsearch trains in fp32
+    on CPUs: see README "Performance")."""
     import hpsearch.train as trainer
 
-    def fp32(device: torch.device) -> torch.autocast:
-        return torch.autocast(device_type=device.type, enabled=False)
+    def autocast(enabled: bool) -> Callable[[torch.device], torch.autocast]:
+        return lambda device: torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                                             enabled=enabled)
 
     cfg, epochs = SEED_CFG.replace(batch_size=BIG_BATCH), ctx.sizes.seed_epochs
     acc: dict[str, list[float]] = {"bf16": [], "fp32": []}
     secs: dict[str, list[float]] = {"bf16": [], "fp32": []}
     for rep in range(ctx.args.reps):
         for kind in acc:
-            patch = mock.patch.object(trainer, "_autocast", fp32) if kind == "fp32" else \
-                contextlib.nullcontext()
-            with patch:
+            with mock.patch.object(trainer, "_autocast", autocast(kind == "bf16")):
                 r = train(cfg, ctx.data, epochs=epochs, patience=epochs, seed=rep)
             acc[kind].append(r.val_acc)
             secs[kind].append(r.seconds)
@@ -730,7 +756,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "quick": args.quick, "machine": machine_info(device), "targets": TARGETS, "rows": {},
     }
     for name in ROWS:
-        if name in args.skip or (name == "bf16" and device.type != "cuda"):
+        if name in args.skip or (name == "bf16" and not native_bf16(device)):
             continue
         t0 = time.perf_counter()
         try:

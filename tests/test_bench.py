@@ -17,7 +17,8 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
 ROW_KEYS = {
-    "epoch": {"seed_s", "hpsearch_b32_s", "hpsearch_b256_s", "ratio_b32", "ratio_b256"},
+    "epoch": {"seed_s", "hpsearch_b32_s", "hpsearch_b256_s", "ratio_b32", "ratio_b256",
+              "dropout_gain"},
     "efficiency": {"trainer_gflops", "matmul_gflops", "efficiency", "formula"},
     "accuracy": {"target_acc", "seed_s", "hpsearch_s", "ratio"},
     "study": {"trials_per_min_jobs1", "trials_per_min_jobs2", "optuna_share",
@@ -40,12 +41,12 @@ def bench():
 def test_quick_run_writes_every_row_with_the_schema(bench, tmp_path, capsys):
     out = tmp_path / "bench.json"
     bench.main(["--quick", "--dataset", "digits", "--reps", "1", "--out", str(out),
-                "--skip", "memory", "compile"])
+                "--skip", "memory", "compile", "bf16"])
     doc = json.loads(out.read_text())
     assert doc["schema"] == bench.SCHEMA
     assert (doc["dataset"], doc["device"], doc["reps"], doc["quick"]) == ("digits", "cpu", 1, True)
     assert {"cpu", "cores", "torch_threads", "torch", "device"} <= set(doc["machine"])
-    assert set(doc["rows"]) == set(ROW_KEYS)  # memory, compile skipped; bf16 is CUDA-only
+    assert set(doc["rows"]) == set(ROW_KEYS)  # the skipped rows have tests of their own
     for name, keys in ROW_KEYS.items():
         row = doc["rows"][name]
         assert "error" not in row, row.get("error")
@@ -104,3 +105,11 @@ def test_compile_row_times_both_ways_and_says_whether_it_pays_back(bench, tmp_pa
     assert row["eager_epoch_s"] > 0 and row["compiled_epoch_s"] > 0
     assert len(row["raw"]["compile_s"]) == 2 and row["first_compile_s"] > 0
     assert ("pays back after" in row["measured"]) == (row["break_even_epochs"] < float("inf"))
+
+
+def test_bf16_row_trains_both_precisions_on_the_same_seeds(bench):
+    args = bench.parse_args(["--quick", "--dataset", "digits", "--reps", "2"])
+    data = bench.subset(bench.DeviceData.create(bench.load_dataset("digits")), bench.QUICK)
+    row = bench.row_bf16(bench.Context(args, bench.QUICK, bench.torch.device("cpu"), data))
+    assert [len(v) for v in row["raw"]["acc"].values()] == [2, 2]
+    assert row["pass"] == (abs(row["diff_points"]) <= 0.5) and row["speedup"] > 0
