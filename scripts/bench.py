@@ -59,7 +59,7 @@ from hpsearch.optimize import (  # noqa: E402
     run_worker,
 )
 from hpsearch.settings import Settings  # noqa: E402
-from hpsearch.space import Preset, TrialConfig  # noqa: E402
+from hpsearch.space import Preset, TrialConfig, active_params  # noqa: E402
 from hpsearch.storage import load_study  # noqa: E402
 from hpsearch.train import EpochMetrics, TrainResult, resolve_device, train  # noqa: E402
 
@@ -491,9 +491,12 @@ def row_study(ctx: Context) -> dict[str, Any]:
     worker loop all run) over seconds per trial of the real study at --jobs 1. The stub runs
     on every storage in STUBS; ``memory`` is the floor that no storage can go below.
     """
-    per_trial: dict[str, list[float]] = {"jobs1": [], "jobs2": [], "train": [],
-                                         **{f"stub_{k}": [] for k in STUBS}}
+    per_trial: dict[str, list[float]] = {"jobs1": [], "jobs2": [], "fixed1": [], "fixed2": [],
+                                         "train": [], **{f"stub_{k}": [] for k in STUBS}}
     end_to_end: dict[str, list[float]] = {"jobs1": [], "jobs2": []}
+    # Every param fixed (seed 000's MLP): the same work per trial at --jobs 1 and 2, so this
+    # pair measures the scaling alone (the default space's pair also varies in its configs).
+    fixed = Preset(name="bench-fixed", fixed=active_params(SEED_CFG.as_dict()))
     with tempfile.TemporaryDirectory() as tmp, pinned_workers(ctx.args.threads):
         for rep in range(ctx.args.reps):
             for jobs in (1, 2):
@@ -506,6 +509,9 @@ def row_study(ctx: Context) -> dict[str, Any]:
                 per_trial[f"jobs{jobs}"].append(seconds)
                 if jobs == 1:
                     per_trial["train"].append(training)
+                same = _study_settings(ctx, Path(tmp), f"fixed{jobs}-{rep}", jobs=jobs, seed=rep)
+                optimize(fixed, same, progress=False)
+                per_trial[f"fixed{jobs}"].append(_per_trial(_stored(same))[0])
             for storage in STUBS:
                 per_trial[f"stub_{storage}"].append(
                     _stub_seconds(ctx, Path(tmp), f"stub-{storage}-{rep}", storage))
@@ -515,18 +521,19 @@ def row_study(ctx: Context) -> dict[str, Any]:
     wal_speedup = paired_ratio(per_trial["stub_sqlite-rollback"], per_trial["stub_sqlite"])
     rate = {j: 60 / median(per_trial[j]) for j in ("jobs1", "jobs2")}
     scaling = paired_ratio(per_trial["jobs1"], per_trial["jobs2"])
+    fixed_scaling = paired_ratio(per_trial["fixed1"], per_trial["fixed2"])
     return {
         "trials": ctx.sizes.study_trials, "epochs": STUDY_EPOCHS, "dataset": "digits",
         "preset": "full (the default search space)",
         "trials_per_min_jobs1": rate["jobs1"], "trials_per_min_jobs2": rate["jobs2"],
-        "jobs2_scaling": scaling,
+        "jobs2_scaling": scaling, "jobs2_scaling_fixed_config": fixed_scaling,
         "end_to_end_trials_per_min": {j: median(v) for j, v in end_to_end.items()},
         "seconds_per_trial": trial_s, "optuna_seconds_per_trial": stub["sqlite"],
         "training_seconds_per_trial": median(per_trial["train"]),
         "stub_seconds_per_trial": stub, "stub_share": share, "wal_speedup": wal_speedup,
         "optuna_share": share["sqlite"], "pass": share["sqlite"] < 0.05,
         "measured": f"{rate['jobs1']:.0f} trials/min (jobs 1), {rate['jobs2']:.0f} (jobs 2; "
-                    f"{scaling:.1f}x paired); "
+                    f"{scaling:.1f}x paired, {fixed_scaling:.1f}x on one fixed config); "
                     f"Optuna per {1000 * trial_s:.0f} ms trial: SQLite "
                     f"{1000 * stub['sqlite']:.0f} ms ({100 * share['sqlite']:.0f}%; rollback "
                     f"journal {1000 * stub['sqlite-rollback']:.0f} ms, {wal_speedup:.1f}x more), "
