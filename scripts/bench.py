@@ -458,13 +458,14 @@ def _stored(settings: Settings) -> optuna.Study:
     return load_study(settings.storage, settings.study_name)
 
 
-def _stub_seconds(ctx: Context, directory: Path, name: str, storage: str) -> float:
+def _stub_seconds(ctx: Context, directory: Path, storage: str, rep: int) -> float:
     """Seconds per trial of the study row's study with ``train`` stubbed out, on ``storage``:
     ``sqlite`` (hpsearch's default, WAL), ``sqlite-rollback`` (SQLite's default journal, the
     baseline WAL replaced), ``journal`` (a .log file) or ``memory`` (Optuna's in-memory
     storage: the sampler, pruner and hpsearch's loop alone, no storage cost)."""
+    name = f"stub-{storage}-{rep}"
     settings = _study_settings(ctx, directory, name, ".log" if storage == "journal" else ".db",
-                               seed=int(name.rsplit("-", 1)[-1]))
+                               seed=rep)
     rollback = mock.patch("hpsearch.storage._TunedSQLiteConnection", sqlite3.Connection)
     with mock.patch("hpsearch.objective.train", _fake_train), \
             rollback if storage == "sqlite-rollback" else contextlib.nullcontext():
@@ -514,7 +515,7 @@ def row_study(ctx: Context) -> dict[str, Any]:
                 per_trial[f"fixed{jobs}"].append(_per_trial(_stored(same))[0])
             for storage in STUBS:
                 per_trial[f"stub_{storage}"].append(
-                    _stub_seconds(ctx, Path(tmp), f"stub-{storage}-{rep}", storage))
+                    _stub_seconds(ctx, Path(tmp), storage, rep))
     trial_s = median(per_trial["jobs1"])
     stub = {k: median(per_trial[f"stub_{k}"]) for k in STUBS}
     share = {k: paired_ratio(per_trial[f"stub_{k}"], per_trial["jobs1"]) for k in STUBS}
