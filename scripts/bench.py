@@ -191,6 +191,14 @@ def pinned_workers(threads: int) -> contextlib.AbstractContextManager[Any]:
                       lambda jobs: max(1, threads // jobs))
 
 
+def torch_dropout() -> contextlib.AbstractContextManager[Any]:
+    """``build_model`` with torch's own ``nn.Dropout`` (seed 000's layer) in place of
+    ``hpsearch.models.Dropout``, whose faster CPU mask is part of hpsearch's trainer."""
+    import hpsearch.models as models
+
+    return mock.patch.object(models, "Dropout", nn.Dropout)
+
+
 def subset(data: DeviceData, sizes: Sizes) -> DeviceData:
     if sizes.n_train is None and sizes.n_eval is None:
         return data
@@ -238,11 +246,9 @@ class SeedRun:
     loop, and that mask."""
 
     def __init__(self, data: DeviceData, device: torch.device, seed: int) -> None:
-        import hpsearch.models as models
-
         torch.manual_seed(seed)
         self.device = device
-        with mock.patch.object(models, "Dropout", nn.Dropout):
+        with torch_dropout():
             self.model = build_model(SEED_CFG, data.input_shape, data.n_classes).to(device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=SEED_CFG.lr,
                                          momentum=SEED_CFG.momentum)
@@ -284,8 +290,6 @@ def row_epoch(ctx: Context) -> dict[str, Any]:
     Also hpsearch at batch 32 with torch's own ``nn.Dropout`` in place of
     ``hpsearch.models.Dropout``: the side-by-side baseline of that layer's faster mask.
     """
-    import hpsearch.models as models
-
     data, dev = ctx.data, ctx.device
     seed_s: list[float] = []
     hps_s: dict[int, list[float]] = {SEED_CFG.batch_size: [], BIG_BATCH: []}
@@ -298,7 +302,7 @@ def row_epoch(ctx: Context) -> dict[str, Any]:
         for bs, out in hps_s.items():
             out.append(train(SEED_CFG.replace(batch_size=bs), data, epochs=1,
                              seed=rep).history[0].seconds)
-        with mock.patch.object(models, "Dropout", nn.Dropout):
+        with torch_dropout():
             torch_dropout_s.append(train(SEED_CFG, data, epochs=1, seed=rep).history[0].seconds)
     seed = median(seed_s)
     ratio = {bs: paired_ratio(seed_s, v) for bs, v in hps_s.items()}

@@ -113,3 +113,17 @@ def test_bf16_row_trains_both_precisions_on_the_same_seeds(bench):
     row = bench.row_bf16(bench.Context(args, bench.QUICK, bench.torch.device("cpu"), data))
     assert [len(v) for v in row["raw"]["acc"].values()] == [2, 2]
     assert row["pass"] == (abs(row["diff_points"]) <= 0.5) and row["speedup"] > 0
+
+
+def test_the_seeds_side_trains_with_torchs_dropout_and_hpsearch_with_its_own(bench):
+    from torch import nn
+
+    from hpsearch.models import Dropout, build_model
+
+    data = bench.subset(bench.DeviceData.create(bench.load_dataset("digits")), bench.QUICK)
+    seed_layers = list(bench.SeedRun(data, bench.torch.device("cpu"), seed=0).model)
+    ours = list(build_model(bench.SEED_CFG, data.input_shape, data.n_classes))
+    assert [type(m) for m in seed_layers if isinstance(m, nn.Dropout)] == [nn.Dropout] * 2
+    assert [type(m) for m in ours if isinstance(m, nn.Dropout)] == [Dropout] * 2
+    assert [type(m) for m in seed_layers if not isinstance(m, nn.Dropout)] == [
+        type(m) for m in ours if not isinstance(m, nn.Dropout)]  # otherwise the same network
