@@ -136,8 +136,22 @@ class _TunedSQLiteConnection(sqlite3.Connection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.execute("PRAGMA journal_mode=WAL")  # persistent: a no-op once the file is WAL
+        deadline = time.monotonic() + SQLITE_TIMEOUT
+        while True:
+            try:
+                self.execute("PRAGMA journal_mode=WAL")  # persistent: a no-op once it is WAL
+                break
+            except sqlite3.OperationalError as exc:
+                # Workers that open a new file together all switch it at once, and SQLite
+                # answers the switch "locked" at once, without its busy timeout: the
+                # others are switching it too, so try again shortly.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01 + 0.04 * random.random())
         self.execute("PRAGMA synchronous=NORMAL")
+
+
+_CREATE_RACE = ("already exists", "duplicate key", "UNIQUE constraint failed")
 
 
 def _rdb(url: str, engine_kwargs: dict[str, Any], heartbeat: bool) -> RDBStorage:
@@ -152,9 +166,11 @@ def _rdb(url: str, engine_kwargs: dict[str, Any], heartbeat: bool) -> RDBStorage
             try:
                 return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
             except Exception as exc:
-                # Workers started together on an empty database all create Optuna's tables;
-                # the losers of that race see "already exists" and find them on a retry.
-                if not ("already exists" in str(exc) or "duplicate key" in str(exc)):
+                # Workers started together on an empty database all create Optuna's tables
+                # and stamp its schema version; the losers of that race see "already exists"
+                # or a duplicate version row (PostgreSQL: "duplicate key", SQLite: "UNIQUE
+                # constraint failed") and find the tables on a retry.
+                if not any(text in str(exc) for text in _CREATE_RACE):
                     raise
                 time.sleep(0.2 + random.random())
         return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)

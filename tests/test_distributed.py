@@ -86,10 +86,15 @@ def _open_together(urls: list[str], barrier, errors) -> None:  # type: ignore[no
             errors.put(f"{type(exc).__name__}: {exc}")
 
 
-def test_workers_started_together_on_an_empty_database(postgres_server):
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_workers_started_together_on_an_empty_database(request, tmp_path, backend):
     """They all create Optuna's tables at once; none may fail for losing that race."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    urls = [postgres_server.create_database("together") for _ in range(4)]
+    if backend == "postgresql":
+        urls = [request.getfixturevalue("postgres_server").create_database("together")
+                for _ in range(4)]
+    else:  # a new SQLite file each round, as `hpsearch optimize --jobs 4` starts on one
+        urls = [str(tmp_path / f"together-{i}.db") for i in range(8)]
     ctx = mp.get_context("spawn")
     barrier, errors = ctx.Barrier(4), ctx.Queue()
     procs = [ctx.Process(target=_open_together, args=(urls, barrier, errors))
