@@ -49,13 +49,11 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 from hpsearch.data import DeviceData, available_datasets, load_dataset  # noqa: E402
 from hpsearch.models import build_model  # noqa: E402
-from hpsearch.objective import Objective  # noqa: E402
 from hpsearch.optimize import (  # noqa: E402
     FINISHED,
     make_pruner,
     make_sampler,
     optimize,
-    run_trials,
     run_worker,
 )
 from hpsearch.settings import Settings  # noqa: E402
@@ -479,8 +477,7 @@ def _stub_seconds(ctx: Context, directory: Path, storage: str, rep: int) -> floa
         study = optuna.create_study(direction="maximize", study_name=name,
                                     sampler=make_sampler(settings.sampler, settings.seed),
                                     pruner=make_pruner(settings.pruner, settings.epochs))
-        data = DeviceData.create(load_dataset("digits"), device=torch.device("cpu"))
-        run_trials(study, Objective(Preset(), settings, data), settings.trials)
+        run_worker(Preset(), settings, study=study)  # the same worker, on this study
         return _per_trial(study)[0]
 
 
