@@ -64,6 +64,9 @@ def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any],
 @click.option("--set", "assignments", multiple=True, metavar="PARAM=VALUE",
               help="Fix a param (batch_norm=before), narrow choices (a,b) or a range (lo..hi).")
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="[default: tpe]")
+@click.option("--random-share", type=click.FloatRange(0, 1),
+              help="Share of an adaptive sampler's trials drawn at random, so the study is "
+                   "also an experiment (0 = pure search).  [default: 0.2]")
 @click.option("--pruner", type=click.Choice(PRUNERS), help="[default: median]")
 @click.option("--jobs", type=click.IntRange(1, 64), help="Worker processes.  [default: 1]")
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
@@ -214,10 +217,12 @@ class _RunsBar:
 
 @main.command()
 @click.argument("storage")
-@click.option("--question", required=True,
-              help=f"What to verify: {', '.join(QUESTION_BY_ID)}.")
-@click.option("--seeds", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Seeds 0..N-1, the same for every twin (p<0.05 needs 6 or more).")
+@click.option("--question",
+              help=f"Verify one question ({', '.join(QUESTION_BY_ID)}).  "
+                   "[default: every question the study sampled, as one Holm family]")
+@click.option("--seeds", type=click.IntRange(min=1),
+              help="Seeds 0..N-1, the same for every twin; fewer than the family can reach "
+                   "significance with are refused.  [default: that minimum, at least 10]")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Verify on the K best complete trials' configs.")
 @click.option("--study-name", help="Which study, when STORAGE holds several.")
@@ -229,9 +234,10 @@ class _RunsBar:
               help="Where dataset files are looked for first.  [default: the study's]")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @friendly_errors
-def verify(storage: str, question: str, seeds: int, top_k: int, study_name: str | None,
-           epochs: int | None, device: str, data_dir: str | None, quiet: bool) -> None:
-    """Paired re-runs: twins of the best config that differ only in the question's param."""
+def verify(storage: str, question: str | None, seeds: int | None, top_k: int,
+           study_name: str | None, epochs: int | None, device: str, data_dir: str | None,
+           quiet: bool) -> None:
+    """Paired re-runs: twins of the best config that differ only in one question's param."""
     import optuna
 
     from hpsearch.verify import verify as run

@@ -49,15 +49,27 @@ MAX_CONSECUTIVE_FAILURES = 5
 OVER_BUDGET = "not run: the study's budget was taken by other workers' trials"
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """TPE by default. ``group=True`` lets multivariate TPE model the conditional space."""
+def make_sampler(name: str, seed: int, random_share: float = 0.0,
+                 ) -> optuna.samplers.BaseSampler:
+    """TPE by default. ``group=True`` lets multivariate TPE model the conditional space.
+
+    ``random_share`` > 0 draws that share of the adaptive samplers' trials at random
+    (:class:`hpsearch.sampling.RandomizedShare`), so the study is an experiment too.
+    """
     import warnings
 
+    from hpsearch.sampling import RandomizedShare
+
+    def share(base: optuna.samplers.BaseSampler) -> optuna.samplers.BaseSampler:
+        return RandomizedShare(base, share=random_share, seed=seed) if random_share else base
+
     samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True),
+        "tpe": lambda: share(optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                                        group=True)),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "gp": lambda: optuna.samplers.GPSampler(seed=seed),
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+        "gp": lambda: share(optuna.samplers.GPSampler(seed=seed)),
+        "cmaes": lambda: share(optuna.samplers.CmaEsSampler(seed=seed,
+                                                            warn_independent_sampling=False)),
         "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
     }
     with warnings.catch_warnings():
@@ -127,7 +139,7 @@ def open_study(preset: Preset, settings: Settings) -> optuna.Study:
     with storage_errors(settings.storage):  # e.g. a SQLite file locked by another program
         study = optuna.create_study(
             storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-            sampler=make_sampler(settings.sampler, settings.seed),
+            sampler=make_sampler(settings.sampler, settings.seed, settings.random_share),
             pruner=make_pruner(settings.pruner, settings.epochs))
     if len(study.directions) != 1:
         raise StudyError(f"study {name!r} is multi-objective; hpsearch studies maximize one "

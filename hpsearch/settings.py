@@ -31,6 +31,10 @@ class Settings:
     # --- search
     trials: int = 100             # total finished (complete + pruned) trials the study targets
     sampler: str = "tpe"
+    # Share of TPE's trials (after its first 10, random anyway) drawn completely at random
+    # and marked so: the study is then also an experiment whose randomized part can call a
+    # difference an effect. Costs little of the search (README, "How answers are reached").
+    random_share: float = 0.2
     pruner: str = "median"
     seed: int = 0                 # sampler seed and the base of every trial's training seed
     jobs: int = 1                 # worker processes sharing the storage
@@ -79,6 +83,8 @@ def validate(s: Settings, *, source: str = "settings") -> None:
     need(is_int(s.jobs) and 1 <= s.jobs <= 64, "jobs", "must be an integer in 1..64")
     need(is_int(s.seed) and s.seed >= 0, "seed", "must be an integer >= 0")
     need(s.sampler in SAMPLERS, "sampler", f"choose from {', '.join(SAMPLERS)}")
+    need(isinstance(s.random_share, int | float) and not isinstance(s.random_share, bool)
+         and 0.0 <= s.random_share <= 1.0, "random_share", "must be a number in [0, 1]")
     need(s.pruner in PRUNERS, "pruner", f"choose from {', '.join(PRUNERS)}")
     need(s.timeout is None or (isinstance(s.timeout, int | float) and s.timeout > 0),
          "timeout", "must be a number of seconds > 0")

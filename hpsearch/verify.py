@@ -1,19 +1,25 @@
-"""``hpsearch verify``: the causal answer to one question, from paired re-runs.
+"""``hpsearch verify``: the causal answers, from paired re-runs on the test split.
 
-The study's own trials are observational (the sampler changed every param at once).
+The study's own trials are observational (the sampler chose every param at once).
 :func:`verify` takes the best (or top-K) complete configs and builds *twins* that differ
-only in the question's param, trains every twin on the same seeds ``0..N-1`` (the
+only in one question's param, trains every twin on the same seeds ``0..N-1`` (the
 trainer's seed fixes init, data order, dropout and augmentation draws, so twin runs with
-one seed are paired), measures each on the TEST split and compares the twins pair by pair:
+one seed are paired), measures each on the TEST split and compares the twins pair by pair.
 
-- ``mean_diff``, ``ci_low``, ``ci_high``: mean of the paired differences
-  (alternative - baseline) in test-accuracy points (100 x fraction) and its percentile
-  bootstrap 95% CI;
-- ``p_wilcoxon``: Wilcoxon signed-rank test of the differences (pairs with no difference
-  are dropped; all-zero differences give p = 1);
-- ``p_improvement``: share of seeds on which the alternative beat the baseline, and
-  ``p_improvement_bootstrap``: share of bootstrap means above 0;
-- ``baseline_acc_mean``, ``alternative_acc_mean``: mean test accuracies (fractions).
+With no question named, every question the study sampled is verified, and all their
+comparisons are one Holm family: ``p_holm`` and the intervals are adjusted for all of
+them, and the default seed count is the smallest that can reach significance in that
+family (the exact signed-rank p of n seeds that all agree is 2 / 2**n; fewer seeds than
+that are refused with the minimum in the message). Per comparison (a *row*):
+
+- ``shift``, ``ci_low``, ``ci_high``: the Hodges-Lehmann estimate of the paired difference
+  (alternative - baseline, test-accuracy points = 100 x fraction) and its exact
+  signed-rank interval at the row's Holm level ``ci_level``; ``mean_diff`` is the mean;
+- ``p_wilcoxon`` (exact, zeros counted against the effect), ``p_holm``, ``significant``:
+  the interval excludes 0 exactly when ``significant`` is true;
+- ``p_improvement``: share of seeds on which the alternative beat the baseline;
+- ``baseline_label``, ``alternative_label``: what was compared, in words ("best trial #14
+  as found (batch_norm=none)" vs "... with batch_norm switched to before").
 
 The baseline is the best config's own value of the param, except where the question needs
 another: ``bn_placement`` compares before vs after (baseline "before" when the best config
@@ -22,14 +28,14 @@ rate; "before" or 0.5 when it has none). A param the twin switches on gets the b
 config's value if it has one, else the middle of its range (``weight_penalty=l2`` with no
 ``l2`` in the best config: the geometric middle of the l2 range).
 
-The result is stored as the study user attr ``verify:<question>`` (:meth:`VerifyResult.to_dict`),
-which ``hpsearch report`` shows.
+Each question's result is stored as the study user attr ``verify:<question>``
+(:meth:`VerifyResult.question_dict`), which ``hpsearch report`` shows as the causal column
+of its verdicts.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +44,7 @@ import numpy as np
 from optuna.trial import FrozenTrial
 from scipy import stats as sps
 
+from hpsearch.analysis.stats import holm, holm_levels, min_pairs_for, signed_rank
 from hpsearch.best import (
     complete_trials,
     now_iso,
@@ -48,16 +55,14 @@ from hpsearch.best import (
 from hpsearch.data import DeviceData
 from hpsearch.errors import ConfigError
 from hpsearch.settings import Settings
-from hpsearch.space import PARAM_BY_NAME, QUESTION_BY_ID, Question, TrialConfig, Value
-from hpsearch.stats import percentile_ci
+from hpsearch.space import PARAM_BY_NAME, QUESTION_BY_ID, QUESTIONS, Question, TrialConfig, Value
 from hpsearch.storage import load_study
 from hpsearch.train import evaluate, train
 
-N_BOOTSTRAP = 10_000
 ALPHA = 0.05
-# The smallest n whose exact two-sided Wilcoxon p can fall below ALPHA (2 / 2**6 = 0.031).
-MIN_SEEDS_FOR_SIGNIFICANCE = 6
-_CHUNK_VALUES = 2_000_000  # bootstrap draws per chunk, so 1000 seeds do not need 80 MB
+DEFAULT_SEEDS = 10   # at least this many, and at least what the family needs
+MIN_EFFECT = 0.5     # test-accuracy points that "what it would take" plans for
+POWER = 0.8
 
 # progress(done, total, what): called after each training run
 Progress = Callable[[int, int, str], None]
@@ -71,36 +76,23 @@ class PairedStats:
 
     n: int
     mean_diff: float
-    ci_low: float
+    shift: float                 # Hodges-Lehmann estimate of the paired difference
+    ci_low: float                # exact signed-rank interval at 1 - ci_level's alpha
     ci_high: float
-    p_wilcoxon: float
-    p_improvement: float            # share of pairs where the alternative is higher
-    p_improvement_bootstrap: float  # share of bootstrap means > 0 (ties count half)
-    wins: int                       # pairs where the alternative is higher
+    ci_level: float
+    p_wilcoxon: float            # exact two-sided signed-rank p
+    p_improvement: float         # share of pairs where the alternative is higher
+    wins: int
     ties: int
     losses: int
-
-
-def wilcoxon_p(diffs: np.ndarray) -> float:
-    """Two-sided Wilcoxon signed-rank p of paired differences; 1.0 when all are zero."""
-    diffs = np.asarray(diffs, dtype=float)
-    if not np.any(diffs != 0):
-        return 1.0  # no pair differs: no evidence (scipy would raise)
-    with warnings.catch_warnings():
-        # Ties and zeros make scipy fall back to the normal approximation and warn.
-        warnings.simplefilter("ignore")
-        p = float(sps.wilcoxon(diffs, zero_method="wilcox").pvalue)
-    return p if math.isfinite(p) else 1.0
+    sd_diff: float
 
 
 def paired_stats(baseline: Sequence[float] | np.ndarray, alternative: Sequence[float] | np.ndarray,
-                 *, n_bootstrap: int = N_BOOTSTRAP, alpha: float = ALPHA,
-                 rng: np.random.Generator | None = None) -> PairedStats:
-    """Mean paired difference, its bootstrap CI, Wilcoxon p and P(improvement).
+                 *, level: float = ALPHA) -> PairedStats:
+    """Shift, its interval at ``1 - level``, exact signed-rank p and P(improvement).
 
-    ``baseline[i]`` and ``alternative[i]`` are one pair (the same seed). Values are in any
-    unit; the differences come back in that unit. The bootstrap resamples pairs, so the
-    CI is of the *paired* difference (vectorized: one ``(draws, n)`` index array per chunk).
+    ``baseline[i]`` and ``alternative[i]`` are one pair (the same seed), in any unit.
     """
     a = np.asarray(baseline, dtype=float)
     b = np.asarray(alternative, dtype=float)
@@ -109,20 +101,20 @@ def paired_stats(baseline: Sequence[float] | np.ndarray, alternative: Sequence[f
                          f"and {b.shape}")
     # Rounded: accuracies of twins that agree on every example must difference to exactly 0.
     d = np.round(b - a, 10)
-    n = d.size
-    rng = rng if rng is not None else np.random.default_rng(0)
-    means = np.empty(n_bootstrap)
-    rows = max(1, _CHUNK_VALUES // n)
-    for start in range(0, n_bootstrap, rows):
-        stop = min(n_bootstrap, start + rows)
-        means[start:stop] = d[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
-    lo, hi = percentile_ci(means, alpha)
+    shift, lo, hi, p = signed_rank(d, level)
     wins, losses = int(np.sum(d > 0)), int(np.sum(d < 0))
-    return PairedStats(
-        n=n, mean_diff=float(d.mean()), ci_low=lo, ci_high=hi, p_wilcoxon=wilcoxon_p(d),
-        p_improvement=wins / n,
-        p_improvement_bootstrap=float(np.mean(means > 0) + 0.5 * np.mean(means == 0)),
-        wins=wins, ties=n - wins - losses, losses=losses)
+    return PairedStats(n=d.size, mean_diff=float(d.mean()), shift=shift, ci_low=lo,
+                       ci_high=hi, ci_level=1 - level, p_wilcoxon=p,
+                       p_improvement=wins / d.size, wins=wins, ties=d.size - wins - losses,
+                       losses=losses, sd_diff=float(d.std(ddof=1)) if d.size > 1 else 0.0)
+
+
+def seeds_needed(sd_diff: float, level: float, effect: float = MIN_EFFECT) -> int:
+    """Seeds for POWER to detect ``effect`` at ``level`` (normal approximation, x 3/pi for
+    the signed-rank test's efficiency), and never fewer than the test's minimum."""
+    z = sps.norm.ppf(1 - level / 2) + sps.norm.ppf(POWER)
+    n = math.ceil((z * sd_diff / effect) ** 2 * math.pi / 3) if sd_diff > 0 else 0
+    return max(n, min_pairs_for(level))
 
 
 # ---------------------------------------------------------------------------- twins
@@ -240,105 +232,120 @@ def _fmt_p(p: float) -> str:
 
 @dataclass
 class VerifyRow:
-    """One pair: the baseline twin vs one alternative twin of one top trial."""
+    """One pair of twins of one top trial: the baseline vs one alternative value."""
 
+    question: str
     trial_number: int
+    rank: int                        # 0: the study's best trial
     param: str
+    trial_value: Value               # the trial's own value of the param
     baseline: Value
     alternative: Value
-    stats: PairedStats
     baseline_accs: list[float]       # test accuracy per seed (fractions)
     alternative_accs: list[float]
     baseline_config: TrialConfig
     alternative_config: TrialConfig
+    stats: PairedStats
+    p_holm: float = float("nan")
+    significant: bool = False
+
+    def label(self, value: Value) -> str:
+        """``best trial #14 as found (batch_norm=none)``, ``... with dropout switched to 0.5``."""
+        who = f"{'best trial' if self.rank == 0 else 'trial'} #{self.trial_number}"
+        if value == self.trial_value:
+            return f"{who} as found ({self.param}={value})"
+        return f"{who} with {self.param} switched to {value}"
+
+    def verdict(self) -> str:
+        s, base, alt = self.stats, self.label(self.baseline), self.label(self.alternative)
+        size = f"{abs(s.shift):.2f} pts [{min(abs(s.ci_low), abs(s.ci_high)):.2f}, " \
+               f"{max(abs(s.ci_low), abs(s.ci_high)):.2f}]"
+        if self.significant and s.shift > 0:
+            return (f"{alt} beats {base} by {size} ({s.wins}/{s.n} seeds; Holm "
+                    f"p={_fmt_p(self.p_holm)})")
+        if self.significant:
+            return (f"{base} beats {alt} by {size} ({s.losses}/{s.n} seeds; Holm "
+                    f"p={_fmt_p(self.p_holm)})")
+        more = seeds_needed(s.sd_diff, 1 - s.ci_level)
+        return (f"no detectable difference: {alt} {s.shift:+.2f} pts [{s.ci_low:+.2f}, "
+                f"{s.ci_high:+.2f}] vs {base} (better on {s.wins}/{s.n} seeds; Holm "
+                f"p={_fmt_p(self.p_holm)}); about {more} seeds would detect a "
+                f"{MIN_EFFECT:g}-pt difference with {POWER:.0%} power")
 
     def to_dict(self) -> dict[str, Any]:
         s = self.stats
         base, alt = self.baseline_config.as_dict(), self.alternative_config.as_dict()
-        return {
-            "trial_number": self.trial_number, "baseline": self.baseline,
-            "alternative": self.alternative, "n": s.n, "mean_diff": s.mean_diff,
-            "ci_low": s.ci_low, "ci_high": s.ci_high, "p_wilcoxon": s.p_wilcoxon,
-            "p_improvement": s.p_improvement,
-            "p_improvement_bootstrap": s.p_improvement_bootstrap,
-            "wins": s.wins, "ties": s.ties, "losses": s.losses,
+        return _finite({
+            "question": self.question, "trial_number": self.trial_number,
+            "baseline": self.baseline, "alternative": self.alternative,
+            "baseline_label": self.label(self.baseline),
+            "alternative_label": self.label(self.alternative),
+            "n": s.n, "shift": s.shift, "mean_diff": s.mean_diff, "ci_low": s.ci_low,
+            "ci_high": s.ci_high, "ci_level": s.ci_level, "p_wilcoxon": s.p_wilcoxon,
+            "p_holm": self.p_holm, "significant": self.significant,
+            "p_improvement": s.p_improvement, "wins": s.wins, "ties": s.ties,
+            "losses": s.losses, "verdict": self.verdict(),
             "baseline_acc_mean": float(np.mean(self.baseline_accs)),
             "alternative_acc_mean": float(np.mean(self.alternative_accs)),
             "baseline_accs": list(self.baseline_accs),
             "alternative_accs": list(self.alternative_accs),
             "changed": {k: [base[k], alt[k]] for k in base if base[k] != alt[k]},
             "baseline_config": base, "alternative_config": alt,
-        }
-
-    def _name(self, value: Value) -> str:
-        """``before`` reads on its own; ``0.5`` needs its param (``dropout=0.5``)."""
-        return value if isinstance(value, str) else f"{self.param}={value}"
-
-    def verdict(self) -> str:
-        """One line: who wins by how much, or that this budget detects no difference."""
-        s, base, alt = self.stats, self._name(self.baseline), self._name(self.alternative)
-        significant = s.p_wilcoxon < ALPHA and (s.ci_low > 0 or s.ci_high < 0)
-        if significant and s.mean_diff > 0:
-            return (f"{alt} beats {base} by {s.mean_diff:.2f} pts [{s.ci_low:.2f}, "
-                    f"{s.ci_high:.2f}], p={_fmt_p(s.p_wilcoxon)}, {s.wins}/{s.n} seeds")
-        if significant:
-            return (f"{base} beats {alt} by {-s.mean_diff:.2f} pts [{-s.ci_high:.2f}, "
-                    f"{-s.ci_low:.2f}], p={_fmt_p(s.p_wilcoxon)}, {s.losses}/{s.n} seeds")
-        hint = (f" ({s.n} seeds cannot reach p<{ALPHA:g}; use --seeds "
-                f"{MIN_SEEDS_FOR_SIGNIFICANCE} or more)"
-                if s.n < MIN_SEEDS_FOR_SIGNIFICANCE else "")
-        return (f"no detectable difference between {base} and {alt}: {alt} {s.mean_diff:+.2f} "
-                f"pts [{s.ci_low:+.2f}, {s.ci_high:+.2f}], p={_fmt_p(s.p_wilcoxon)}, "
-                f"{alt} better on {s.wins}/{s.n} seeds{hint}")
+        })
 
 
 @dataclass
 class VerifyResult:
-    question: str
-    param: str
+    questions: list[str]
     study_name: str
     seeds: list[int]
     top_k: int
     dataset: str
     epochs: int
     n_test: int
+    alpha: float = ALPHA
     rows: list[VerifyRow] = field(default_factory=list)
     created: str = field(default_factory=now_iso)
 
-    def to_dict(self) -> dict[str, Any]:
+    def question_dict(self, question: str) -> dict[str, Any]:
         """JSON-safe; stored as the study user attr ``verify:<question>``."""
+        q = QUESTION_BY_ID[question]
         return {
-            "question": self.question, "param": self.param, "study_name": self.study_name,
+            "question": question, "param": q.param, "study_name": self.study_name,
             "seeds": len(self.seeds), "seed_list": list(self.seeds), "top_k": self.top_k,
             "dataset": self.dataset, "epochs": self.epochs, "split": "test",
-            "n_test": self.n_test, "diff_unit": "test accuracy points, alternative - baseline",
-            "rows": [_finite(r.to_dict()) for r in self.rows], "created": self.created,
+            "n_test": self.n_test, "alpha": self.alpha, "family": len(self.rows),
+            "family_questions": list(self.questions),
+            "diff_unit": "test accuracy points, alternative - baseline",
+            "rows": [r.to_dict() for r in self.rows if r.question == question],
+            "created": self.created,
         }
 
     def lines(self) -> list[str]:
         """What ``hpsearch verify`` prints: a header, the table, one verdict per row."""
-        trials = ", ".join(f"#{n}" for n in dict.fromkeys(r.trial_number for r in self.rows))
         seeds = (f"{self.seeds[0]}-{self.seeds[-1]}" if len(self.seeds) > 1
                  else str(self.seeds[0]))
-        out = [f"verify {self.question} ({self.param}) in study {self.study_name}: trial(s) "
-               f"{trials}, seeds {seeds} (n={len(self.seeds)}), {self.dataset}, "
-               f"{self.epochs} epochs, test split n={self.n_test}",
-               "diff = alternative - baseline in test accuracy points; 95% bootstrap CI"]
-        header = ["trial", "baseline", "alternative", "acc base", "acc alt", "diff",
-                  "95% CI", "Wilcoxon p", "P(improvement)", "n"]
-        table = [[f"#{r.trial_number}", str(r.baseline), str(r.alternative),
-                  f"{np.mean(r.baseline_accs):.4f}", f"{np.mean(r.alternative_accs):.4f}",
-                  f"{r.stats.mean_diff:+.2f}",
+        out = [f"verify in study {self.study_name}: {len(self.questions)} question(s), "
+               f"{len(self.rows)} comparisons in one Holm family (alpha {self.alpha:g}); "
+               f"seeds {seeds} (n={len(self.seeds)}), {self.dataset}, {self.epochs} epochs, "
+               f"test split n={self.n_test}",
+               "shift = alternative - baseline in test accuracy points (Hodges-Lehmann), "
+               "with its signed-rank interval at the row's Holm level"]
+        header = ["question", "baseline", "alternative", "acc base", "acc alt", "shift",
+                  "interval", "Wilcoxon p", "Holm p", "P(improvement)"]
+        table = [[r.question, f"#{r.trial_number} {r.param}={r.baseline}",
+                  f"{r.alternative}", f"{np.mean(r.baseline_accs):.4f}",
+                  f"{np.mean(r.alternative_accs):.4f}", f"{r.stats.shift:+.2f}",
                   f"[{r.stats.ci_low:+.2f}, {r.stats.ci_high:+.2f}]",
-                  _fmt_p(r.stats.p_wilcoxon),
-                  f"{r.stats.p_improvement:.2f} ({r.stats.wins}/{r.stats.n})", str(r.stats.n)]
+                  _fmt_p(r.stats.p_wilcoxon), _fmt_p(r.p_holm),
+                  f"{r.stats.p_improvement:.2f} ({r.stats.wins}/{r.stats.n})"]
                  for r in self.rows]
         widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
         out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                 for row in [header, *table]]
-        out += [f"verdict{'' if self.top_k == 1 else f' (trial #{r.trial_number})'}: "
-                f"{r.verdict()}" for r in self.rows]
-        out.append(f"stored as study user attr 'verify:{self.question}'")
+        out += [f"{r.question}: {r.verdict()}" for r in self.rows]
+        out.append("stored as study user attrs " + ", ".join(
+            f"'verify:{q}'" for q in self.questions))
         return out
 
 
@@ -354,16 +361,22 @@ _Twin = tuple[Value, TrialConfig]  # (value of the question's param, the twin's 
 
 
 def _plan(q: Question, trials: list[FrozenTrial], prov: Mapping[str, Any],
-          ) -> list[tuple[int, _Twin, list[_Twin]]]:
-    """Per trial: its number, the baseline twin and the alternative twins."""
+          ) -> list[tuple[int, int, Value, _Twin, list[_Twin]]]:
+    """Per trial: its number, rank, own value, the baseline twin and the alternative twins."""
     plans = []
-    for t in trials:
+    for rank, t in enumerate(trials):
         best = trial_config(t)
         base_value, alternatives = twin_values(q, best, prov)
         twins = [(v, make_twin(best, q.param, v, prov)) for v in (base_value, *alternatives)]
         assert len({cfg for _, cfg in twins}) == len(twins)  # every twin differs
-        plans.append((t.number, twins[0], twins[1:]))
+        plans.append((t.number, rank, getattr(best, q.param), twins[0], twins[1:]))
     return plans
+
+
+def sampled_questions(trials: Sequence[FrozenTrial]) -> list[Question]:
+    """The questions whose param the study's trials sampled (not fixed by a preset)."""
+    sampled = {p for t in trials for p in t.params}
+    return [q for q in QUESTIONS if q.param in sampled]
 
 
 def _train_twins(labels: dict[TrialConfig, str], data: DeviceData, settings: Settings,
@@ -383,43 +396,70 @@ def _train_twins(labels: dict[TrialConfig, str], data: DeviceData, settings: Set
     return acc
 
 
-def verify(storage: str, question: str, *, seeds: int = 10, top_k: int = 1,
-           study_name: str | None = None, epochs: int | None = None, device: str = "auto",
-           progress: Progress | None = None, data_dir: str | None = None) -> VerifyResult:
-    """Paired re-runs of the top-``top_k`` configs' twins for ``question``, on the test split.
+def verify(storage: str, question: str | None = None, *, seeds: int | None = None,
+           top_k: int = 1, study_name: str | None = None, epochs: int | None = None,
+           device: str = "auto", progress: Progress | None = None,
+           data_dir: str | None = None, alpha: float = ALPHA) -> VerifyResult:
+    """Paired re-runs of the top-``top_k`` configs' twins, on the test split.
 
-    Every twin is trained on seeds ``0..seeds-1``; data, epochs and patience come from the
-    study's provenance (``epochs`` and ``data_dir`` override). Stores the result as the
-    study user attr ``verify:<question>`` and returns it.
+    ``question`` None verifies every question the study sampled, as one Holm family.
+    ``seeds`` None: the family's minimum or ``DEFAULT_SEEDS``, whichever is more; fewer
+    than the minimum is a :class:`ConfigError` that names it. Data, epochs and patience
+    come from the study's provenance (``epochs`` and ``data_dir`` override). Stores each
+    question's result as the study user attr ``verify:<question>`` and returns them all.
     """
-    q = QUESTION_BY_ID.get(question)
-    if q is None:
+    if question is not None and question not in QUESTION_BY_ID:
         raise ConfigError(f"unknown question {question!r}; known: {', '.join(QUESTION_BY_ID)}")
-    for name, value in (("seeds", seeds), ("top-k", top_k)):
+    for name, value in (("seeds", 1 if seeds is None else seeds), ("top-k", top_k)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"--{name} must be an integer >= 1, got {value!r}")
     study = load_study(storage, study_name)
     trials = complete_trials(study)[:top_k]
+    questions = ([QUESTION_BY_ID[question]] if question is not None
+                 else sampled_questions(trials))
+    if not questions:
+        raise ConfigError(f"study {study.study_name!r} sampled none of the questions' params "
+                          "(all fixed by its preset?); name one with --question")
     settings = study_settings(study, epochs=epochs, data_dir=data_dir)
     prov = study.user_attrs.get("provenance") or {}
-
-    plans = _plan(q, trials, prov)
+    plans = [(q, *plan) for q in questions for plan in _plan(q, trials, prov)]
+    family = sum(len(alts) for *_, alts in plans)
+    need = min_pairs_for(alpha / family)
+    if seeds is None:
+        seeds = max(DEFAULT_SEEDS, need)
+    elif seeds < need:
+        raise ConfigError(
+            f"--seeds {seeds} cannot reach significance: {family} comparison(s) in one Holm "
+            f"family need p < {alpha / family:.2g} at Holm's first step, and the signed-rank "
+            f"test gets there only with {need} or more seeds; use --seeds {need} (or verify "
+            "fewer questions with --question)")
     data = study_data(settings, device)
     seed_list = list(range(seeds))
-    # Twins shared by several top trials (same config) are trained once per seed.
+    # Twins shared by several questions or top trials (same config) are trained once.
     labels = {cfg: f"trial #{n} {q.param}={v}"
-              for n, base, alts in plans for v, cfg in (base, *alts)}
+              for q, n, _, _, base, alts in plans for v, cfg in (base, *alts)}
     acc = _train_twins(labels, data, settings, seed_list, progress)
 
-    result = VerifyResult(question=q.id, param=q.param, study_name=study.study_name,
+    result = VerifyResult(questions=[q.id for q in questions], study_name=study.study_name,
                           seeds=seed_list, top_k=top_k, dataset=settings.dataset,
-                          epochs=settings.epochs, n_test=len(data.test_y))
-    for number, (base_value, base_cfg), alt_twins in plans:
+                          epochs=settings.epochs, n_test=len(data.test_y), alpha=alpha)
+    for q, number, rank, own, (base_value, base_cfg), alt_twins in plans:
         base_accs = [acc[base_cfg, s] for s in seed_list]
         for alt_value, cfg in alt_twins:
             alt_accs = [acc[cfg, s] for s in seed_list]
             stats = paired_stats(100 * np.asarray(base_accs), 100 * np.asarray(alt_accs))
-            result.rows.append(VerifyRow(number, q.param, base_value, alt_value, stats,
-                                         base_accs, alt_accs, base_cfg, cfg))
-    study.set_user_attr(f"verify:{q.id}", result.to_dict())
+            result.rows.append(VerifyRow(q.id, number, rank, q.param, own, base_value,
+                                         alt_value, base_accs, alt_accs, base_cfg, cfg, stats))
+    _holm(result.rows, alpha)
+    for q in questions:
+        study.set_user_attr(f"verify:{q.id}", result.question_dict(q.id))
     return result
+
+
+def _holm(rows: list[VerifyRow], alpha: float) -> None:
+    """One decision per row: p_holm, and the interval at the level Holm decided it at."""
+    p = [r.stats.p_wilcoxon for r in rows]
+    for r, p_holm, level in zip(rows, holm(p), holm_levels(p, alpha), strict=True):
+        r.stats = paired_stats(100 * np.asarray(r.baseline_accs),
+                               100 * np.asarray(r.alternative_accs), level=float(level))
+        r.p_holm, r.significant = float(p_holm), bool(p_holm < alpha)

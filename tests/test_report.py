@@ -117,7 +117,7 @@ def _quick_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
     from hpsearch import analysis
 
     monkeypatch.setattr(analysis, "analyze", functools.partial(
-        analysis.analyze, n_bootstrap=200, n_bootstrap_importance=3))
+        analysis.analyze, n_bootstrap_importance=3, n_noise=5))
 
 
 @pytest.fixture(scope="module")

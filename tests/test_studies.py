@@ -52,11 +52,11 @@ def _load_script():
 def test_reproduce_seeds_runs_end_to_end_on_digits(tmp_path):
     script = _load_script()
     out = tmp_path / "findings.md"
-    code = script.main(["--dataset", "digits", "--trials", "2", "--epochs", "1", "--seeds", "2",
+    code = script.main(["--dataset", "digits", "--trials", "2", "--epochs", "1", "--seeds", "6",
                         "--val-size", "300", "--train-size", "0", "--presets", "bn_placement",
                         "--work-dir", str(tmp_path / "runs"), "--out", str(out)])
     assert code == 0
     text = out.read_text()
     assert "| bn_placement | `bn_placement` | 000: before the activation" in text
-    assert "n=2 seeds" in text and "Dataset **digits**" in text
+    assert "n=6 seeds" in text and "Dataset **digits**" in text
     assert (tmp_path / "runs" / "findings.json").exists()

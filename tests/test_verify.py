@@ -9,6 +9,7 @@ import optuna
 import pytest
 from click.testing import CliRunner
 
+from hpsearch.analysis.stats import holm
 from hpsearch.cli import main
 from hpsearch.data import DeviceData, load_dataset
 from hpsearch.errors import ConfigError, StudyError
@@ -17,7 +18,7 @@ from hpsearch.settings import Settings
 from hpsearch.space import QUESTION_BY_ID, Preset, TrialConfig
 from hpsearch.storage import load_study
 from hpsearch.train import evaluate, train
-from hpsearch.verify import make_twin, paired_stats, twin_values, verify
+from hpsearch.verify import make_twin, paired_stats, seeds_needed, twin_values, verify
 
 SMALL_MLP = ["model=mlp", "hidden_layers=1", "hidden_units=64", "batch_norm=before",
              "optimizer=adam", "lr=0.003..0.03", "augmentation=none", "dropout=0.0",
@@ -37,7 +38,7 @@ def study_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def bn_result(study_db: str):
-    return verify(study_db, "bn_placement", seeds=3)
+    return verify(study_db, "bn_placement", seeds=6)
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -48,33 +49,36 @@ def test_planted_effect_is_found():
     base = 90 + rng.normal(0, 2, 10)          # seeds differ a lot ...
     alt = base + 1 + rng.normal(0, 0.1, 10)   # ... but the pairs differ by 1 pt
     s = paired_stats(base, alt)
-    assert s.n == 10 and abs(s.mean_diff - 1) < 0.1
-    assert 0 < s.ci_low < 1 < s.ci_high
-    assert s.p_wilcoxon < 0.01
-    assert s.p_improvement == 1.0 and s.wins == 10 and s.p_improvement_bootstrap == 1.0
+    assert s.n == 10 and abs(s.shift - 1) < 0.1 and abs(s.mean_diff - 1) < 0.1
+    assert 0 < s.ci_low < 1 < s.ci_high and s.ci_level == 0.95
+    assert s.p_wilcoxon == pytest.approx(2 / 2 ** 10)  # exact: all ten pairs agree
+    assert s.p_improvement == 1.0 and s.wins == 10
 
 
-def test_null_effect_ci_covers_zero():
+def test_null_effect_interval_covers_zero():
     rng = np.random.default_rng(2)
     e = rng.normal(0, 0.5, 5)
     base = 90 + rng.normal(0, 2, 10)
     alt = base + np.concatenate([e, -e])      # symmetric: no effect at all
     s = paired_stats(base, alt)
-    assert abs(s.mean_diff) < 1e-9
-    assert s.ci_low < 0 < s.ci_high
-    assert s.p_wilcoxon == pytest.approx(1.0)
-    assert s.p_improvement == 0.5
+    assert abs(s.shift) < 1e-9 and s.ci_low < 0 < s.ci_high
+    assert s.p_wilcoxon == pytest.approx(1.0) and s.p_improvement == 0.5
 
 
 def test_identical_twins_give_no_difference():
     s = paired_stats([95.0, 96.0, 97.0], [95.0, 96.0, 97.0])
-    assert (s.mean_diff, s.ci_low, s.ci_high, s.p_wilcoxon) == (0.0, 0.0, 0.0, 1.0)
+    assert (s.shift, s.ci_low, s.ci_high, s.p_wilcoxon) == (0.0, -np.inf, np.inf, 1.0)
     assert s.p_improvement == 0.0 and s.ties == 3
 
 
 def test_paired_stats_rejects_unpaired_input():
     with pytest.raises(ValueError, match="equal-length"):
         paired_stats([1.0, 2.0], [1.0])
+
+
+def test_seeds_needed_grows_with_the_spread():
+    assert seeds_needed(0.0, 0.05) == 6  # the test's own minimum
+    assert seeds_needed(1.0, 0.05) > seeds_needed(0.5, 0.05) >= 6
 
 
 # ---------------------------------------------------------------------------- twins
@@ -120,24 +124,28 @@ def test_twin_switched_on_params_get_real_values():
 
 
 def test_verify_bn_placement_end_to_end(study_db, bn_result):
-    assert bn_result.question == "bn_placement" and bn_result.seeds == [0, 1, 2]
+    assert bn_result.questions == ["bn_placement"] and bn_result.seeds == list(range(6))
     [row] = bn_result.rows
     assert (row.baseline, row.alternative) == ("before", "after")
+    assert row.label(row.baseline) == f"best trial #{row.trial_number} as found " \
+        "(batch_norm=before)"
+    assert row.label(row.alternative).endswith("with batch_norm switched to after")
     base, alt = row.baseline_config.as_dict(), row.alternative_config.as_dict()
     assert [k for k in base if base[k] != alt[k]] == ["batch_norm"]
-    assert len(row.baseline_accs) == len(row.alternative_accs) == 3
+    assert len(row.baseline_accs) == len(row.alternative_accs) == 6
     assert all(0 <= a <= 1 for a in row.baseline_accs + row.alternative_accs)
     assert row.stats.mean_diff == pytest.approx(
         100 * (np.mean(row.alternative_accs) - np.mean(row.baseline_accs)))
+    assert row.significant == (row.stats.ci_low > 0 or row.stats.ci_high < 0)
 
     stored = load_study(study_db).user_attrs["verify:bn_placement"]
-    assert stored == json.loads(json.dumps(bn_result.to_dict()))
+    assert stored == json.loads(json.dumps(bn_result.question_dict("bn_placement")))
     [srow] = stored["rows"]
-    for key in ("baseline", "alternative", "n", "mean_diff", "ci_low", "ci_high",
-                "p_wilcoxon", "p_improvement", "baseline_acc_mean", "alternative_acc_mean",
-                "trial_number"):
+    for key in ("baseline", "alternative", "baseline_label", "alternative_label", "n",
+                "shift", "mean_diff", "ci_low", "ci_high", "ci_level", "p_wilcoxon",
+                "p_holm", "significant", "p_improvement", "verdict", "trial_number"):
         assert key in srow
-    assert srow["n"] == 3 and stored["seeds"] == 3 and stored["top_k"] == 1
+    assert srow["n"] == 6 and stored["seeds"] == 6 and stored["family"] == 1
     assert stored["dataset"] == "digits" and stored["epochs"] == 2
 
 
@@ -155,6 +163,26 @@ def test_pairing_is_real(study_db, bn_result):
     assert test_acc(row.alternative_config) == row.alternative_accs[1]
 
 
+def test_every_sampled_question_is_one_family(study_db):
+    """No --question: the questions whose param the study sampled, one Holm family."""
+    result = verify(study_db, epochs=1)
+    # SMALL_MLP fixes everything but activation, init and input_norm among the questions.
+    assert result.questions == ["activation", "init", "input_norm"]
+    assert len(result.rows) == 4 + 3 + 2 and len(result.seeds) == 10  # 9 rows need 9
+    p = [r.stats.p_wilcoxon for r in result.rows]
+    assert [r.p_holm for r in result.rows] == pytest.approx(list(holm(p)))
+    stored = load_study(study_db).user_attrs
+    assert {r["question"] for r in stored["verify:init"]["rows"]} == {"init"}
+    assert stored["verify:init"]["family"] == 9
+
+
+def test_too_few_seeds_for_the_family_are_refused(study_db):
+    with pytest.raises(ConfigError, match=r"--seeds 8 cannot reach.*9 comparison.*--seeds 9"):
+        verify(study_db, seeds=8)
+    with pytest.raises(ConfigError, match=r"--seeds 5 cannot reach.*--seeds 6"):
+        verify(study_db, "dropout", seeds=5)
+
+
 def test_verify_errors(study_db, tmp_path):
     with pytest.raises(ConfigError, match="unknown question 'nope'; known: bn_placement"):
         verify(study_db, "nope")
@@ -166,14 +194,21 @@ def test_verify_errors(study_db, tmp_path):
         verify(str(empty), "dropout")
 
 
-def test_cli_verify_prints_table_and_verdict(study_db):
+def test_cli_verify_prints_table_and_verdicts(study_db):
     result = CliRunner().invoke(main, ["verify", study_db, "--question", "dropout",
-                                       "--seeds", "2", "--epochs", "1", "-q"])
+                                       "--seeds", "6", "--epochs", "1", "-q"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "Wilcoxon p" in out and "P(improvement)" in out and "95% CI" in out
-    assert "verdict: " in out and "/2 seeds" in out
-    assert "stored as study user attr 'verify:dropout'" in out
+    assert "Wilcoxon p" in out and "Holm p" in out and "P(improvement)" in out
+    assert "dropout: " in out and "/6 seeds" in out and "switched to 0.5" in out
+    assert "stored as study user attrs 'verify:dropout'" in out
+
+
+def test_cli_too_few_seeds_is_one_line(study_db):
+    result = CliRunner().invoke(main, ["verify", study_db, "--seeds", "3"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    [line] = result.output.strip().splitlines()
+    assert "--seeds 3 cannot reach significance" in line and "use --seeds 9" in line
 
 
 def test_cli_unknown_question_is_one_line(study_db):

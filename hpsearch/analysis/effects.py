@@ -1,0 +1,241 @@
+"""Each question's effects, adjusted for the other params, from every finished trial.
+
+Why not compare the complete trials' values by choice, as the first version did? Two
+reasons, both measured on planted studies (``scripts/check_answers.py``):
+
+- Pruning. The median pruner stops about half the trials at each epoch, so two thirds of
+  a study are pruned. Their values are not missing at random in the usual sense, but they
+  are *missing at random given what the trial reported*: the pruner decides from the
+  values it saw. That is the condition under which a sequence of regressions, each fitted
+  on the trials that got that far, is unbiased (monotone missing data, Little and Rubin
+  2019, ch. 7). Complete trials alone are a selected sample (conditioning on survival
+  blurs every effect), and a pruned trial's last value read as its final one penalizes
+  slow starters.
+- Confounding. Other params, the learning rate above all, move accuracy by several points
+  where an effect is half a point; and TPE samples params together. Every fit holds the
+  other params fixed with flexible terms (:mod:`hpsearch.analysis.design`), selected by a
+  plug-in lasso and double selection (:mod:`hpsearch.analysis.regress`).
+
+The estimator, per question param:
+
+1. *Common fidelity.* At the first epoch where pruning stopped anyone, every finished
+   trial has a value: one regression on all of them gives ``theta_1``, the effects at that
+   epoch, with no selection at all.
+2. *The chain to the end.* For each later epoch where pruning stopped trials, and then
+   for the end of training, regress the trials that got there on their previous value,
+   the choices and the selected nuisance terms: ``value_k = a * value_(k-1) + delta_c +
+   ...``. The effect at stage k is ``a * effect_(k-1) + delta_c``; chained to the end this
+   is ``theta_end``, with a delta-method variance (the stages' estimates are independent:
+   each is a factor of the likelihood). A choice that too few trials (< ``min_survivors``)
+   carried to a stage keeps its effect relative to the others through that stage, and a
+   note says so.
+3. *One answer.* If the data show the effect changed between the common fidelity and the
+   end (a Wald test of ``theta_end - theta_1`` at ``change_alpha``), the end-of-training
+   estimate is the answer and the caveat says how it moved (a slow starter is not read as
+   worse). Otherwise ``theta_1``, the more precise estimate of the same effect, is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats as sps
+
+from hpsearch.analysis.design import Design, Factor
+from hpsearch.analysis.regress import Fit, ols, plugin_lasso, residualize
+from hpsearch.analysis.table import FINAL, TrialTable
+
+
+@dataclass
+class LevelEffects:
+    """One factor's effects (choice minus reference) over ``choices``, with covariance."""
+
+    factor: Factor
+    choices: list[str]          # reference first, then every choice with a column
+    effect: np.ndarray          # at the chosen fidelity; effect[0] = 0 (the reference)
+    cov: np.ndarray
+    df: int
+    n: int                      # trials in the common-fidelity fit
+    fidelity: int               # the epoch of the answer, or FINAL
+    first_level: int            # the common fidelity (FINAL when nothing was pruned)
+    change_p: float             # p of "the effect changed from the common fidelity to the end"
+    survivors: dict[str, int] = field(default_factory=dict)  # per choice, at the end
+    notes: list[str] = field(default_factory=list)
+
+    def contrast(self, weights: np.ndarray) -> tuple[float, float]:
+        """Estimate and standard error of ``weights @ effect``."""
+        var = float(weights @ self.cov @ weights)
+        return float(weights @ self.effect), float(np.sqrt(max(var, 0.0)))
+
+
+@dataclass
+class _Chain:
+    """A factor's running estimate: effects over its fitted choices and their covariance."""
+
+    theta: np.ndarray
+    cov: np.ndarray
+    to_first: np.ndarray        # d theta / d theta_1 (for the change test's covariance)
+
+
+def estimate_effects(table: TrialTable, design: Design, *, min_survivors: int = 5,
+                     change_alpha: float = 0.05) -> dict[str, LevelEffects]:
+    """Effects of every factor in ``design`` (see the module docstring)."""
+    levels = table.levels()
+    y = table.value_at(levels[0])
+    rows = np.flatnonzero(np.isfinite(y))
+    chains, first, dfs = {}, {}, {}
+    for name, (theta, cov, df) in _first_stage(y[rows], design, rows).items():
+        chains[name] = _Chain(theta, cov, np.eye(len(theta)))
+        first[name] = _Chain(theta.copy(), cov.copy(), np.eye(len(theta)))
+        dfs[name] = df
+    notes: dict[str, list[str]] = {name: [] for name in design.factors}
+    prev, prev_rows = y, rows
+    for level in levels[1:]:
+        v = table.value_at(level)
+        here = np.intersect1d(prev_rows, np.flatnonzero(np.isfinite(v)))
+        for name, chain in chains.items():
+            _advance(chain, design.factors[name], v, prev, here, design, level, notes[name],
+                     min_survivors)
+        prev, prev_rows = v, here
+    out = {}
+    for name, f in design.factors.items():
+        if name not in chains:
+            continue
+        chain, start = chains[name], first[name]
+        p_change = _change_p(chain, start) if len(levels) > 1 else 1.0
+        use_end = p_change < change_alpha
+        pick = chain if use_end else start
+        out[name] = LevelEffects(
+            factor=f, choices=[f.reference, *f.columns], effect=pick.theta, cov=pick.cov,
+            df=dfs[name], n=len(rows), fidelity=FINAL if use_end or len(levels) == 1
+            else levels[0], first_level=levels[0], change_p=p_change,
+            survivors=f.counts(prev_rows) if len(levels) > 1 else f.counts(rows),
+            notes=notes[name] if use_end else [])
+    return out
+
+
+# Every fit keeps at least this many residual degrees of freedom.
+MIN_DF = 10
+
+
+def _first_stage(y: np.ndarray, design: Design, rows: np.ndarray,
+                 ) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """All trials at the common fidelity: (effects over [reference, *columns], cov, df).
+
+    One fit per factor: its choices and every numeric term forced, the other questions'
+    choices and the categorical nuisance selected by double selection. Numeric terms are
+    forced because under TPE the learning rate varies little among most trials, so a lasso
+    skips it, yet the few trials far from the good lr are exactly the ones with the rare
+    choices. Measured on planted studies (``scripts/check_answers.py`` and the notes of
+    the answers issue): without forced numeric terms null questions were called in 7 of
+    12 TPE studies, with them in 0 of 12; and one joint fit of every question at once cost
+    so many degrees of freedom that bn_placement was found in 3 of 10 random-sampler
+    studies, against 8 of 10 for these per-factor fits. With too few trials for all the
+    numeric terms, they are selected like the rest.
+    """
+    q, nuisance = design.q[rows], design.nuisance[rows]
+    numeric = list(design.numeric)
+    n = len(rows)
+    out = {}
+    for name, f in design.factors.items():
+        own = list(f.columns.values())
+        if n - (1 + len(own)) < MIN_DF:
+            continue
+        force = numeric if n - (1 + len(own) + len(numeric)) >= max(MIN_DF, n // 3) else []
+        others = np.column_stack([np.delete(q, own, axis=1),
+                                  np.delete(nuisance, force, axis=1)])
+        fit = _selected_fit(y, np.column_stack([q[:, own], nuisance[:, force]]), others,
+                            n_choice=len(own))
+        out[name] = _block(fit, list(range(1, 1 + len(own))))
+    return out
+
+
+def _selected_fit(y: np.ndarray, forced: np.ndarray, candidates: np.ndarray,
+                  n_choice: int) -> Fit:
+    """OLS on ``forced`` plus the candidates a plug-in lasso picks for ``y`` or for any of
+    the first ``n_choice`` forced columns (post-double-selection), within a df budget."""
+    chosen: list[int] = []  # the response's picks first: they matter most if room runs out
+    if candidates.shape[1]:
+        rest = residualize(candidates, forced)
+        chosen += list(plugin_lasso(rest, residualize(y[:, None], forced)[:, 0]))
+        keep = forced[:, n_choice:]
+        for j in range(n_choice):
+            target = residualize(forced[:, j:j + 1], keep)[:, 0]
+            chosen += list(plugin_lasso(residualize(candidates, keep), target))
+    room = len(y) - 1 - forced.shape[1] - MIN_DF
+    picked = list(dict.fromkeys(chosen))[:max(0, room)]
+    z = np.column_stack([np.ones(len(y)), forced, candidates[:, picked]])
+    return ols(y, z)
+
+
+def _block(fit: Fit, idx: list[int]) -> tuple[np.ndarray, np.ndarray, int]:
+    theta = np.concatenate([[0.0], fit.coef[idx]])
+    cov = np.zeros((len(theta), len(theta)))
+    cov[1:, 1:] = fit.cov[np.ix_(idx, idx)]
+    return theta, cov, fit.df
+
+
+def _advance(chain: _Chain, f: Factor, v: np.ndarray, prev: np.ndarray, rows: np.ndarray,
+             design: Design, level: int, notes: list[str], min_survivors: int) -> None:
+    """One step of the chain for one factor: the trials in ``rows`` went from ``prev`` to ``v``."""
+    fitted = [f.reference, *f.columns]
+    labels = [f.labels[i] for i in rows]
+    counts = {c: labels.count(c) for c in fitted}
+    ok = [c for c in fitted if counts[c] >= min_survivors]
+    where = "the end" if level == FINAL else f"epoch {level}"
+    thin = [f"{c} ({counts[c]})" for c in fitted if c not in ok]
+    if len(ok) < 2 or len(rows) < 3 * (len(ok) + 3):
+        notes.append(f"too few trials reached {where} to follow the effects there "
+                     f"(n={len(rows)}); they are carried through unchanged")
+        return
+    base = ok[0]
+    present = [c for c in dict.fromkeys(labels) if c is not None and c != base]
+    cols = np.column_stack([[1.0 if x == c else 0.0 for x in labels] for c in present])
+    forced = np.column_stack([prev[rows], cols])
+    nuisance = design.nuisance[rows]
+    chosen = plugin_lasso(residualize(nuisance, forced),
+                          residualize(v[rows][:, None], forced)[:, 0])
+    fit = ols(v[rows], np.column_stack([np.ones(len(rows)), forced, nuisance[:, chosen]]))
+    a, var_a = fit.coef[1], fit.cov[1, 1]
+    moved = [c for c in ok if c != base]
+    pos = [2 + present.index(c) for c in moved]
+    delta, cov_delta = fit.coef[pos], fit.cov[np.ix_(pos, pos)]
+    cov_a_delta = fit.cov[1, pos]
+    # theta'_c = a theta_c + delta_c for followed choices; a choice too few trials carried
+    # keeps its effect relative to the base: theta'_c = theta_c + (a - 1) theta_base.
+    n, b = len(fitted), fitted.index(base)
+    c_map, k_map, grad = np.eye(n), np.zeros((n, len(moved))), np.zeros(n)
+    for i, c in enumerate(fitted):
+        if c in ok:
+            c_map[i, i], grad[i] = a, chain.theta[i]
+            if c != base:
+                k_map[i, moved.index(c)] = 1.0
+        else:
+            c_map[i, b] += a - 1.0
+            grad[i] = chain.theta[b]
+    theta = c_map @ chain.theta + k_map @ delta
+    kd = k_map @ cov_a_delta
+    cov = (c_map @ chain.cov @ c_map.T + var_a * np.outer(grad, grad)
+           + k_map @ cov_delta @ k_map.T + np.outer(grad, kd) + np.outer(kd, grad))
+    ref = np.eye(n) - np.eye(n)[0]  # back to effects relative to the reference
+    chain.theta, chain.cov = ref @ theta, ref @ cov @ ref.T
+    chain.to_first = ref @ c_map @ chain.to_first
+    if thin:
+        notes.append(f"too few trials reached {where} with {', '.join(thin)}: their effect "
+                     "relative to the others is carried through that step")
+
+
+def _change_p(chain: _Chain, start: _Chain) -> float:
+    """Wald p of "the end-of-training effects equal the common-fidelity ones"."""
+    d = (chain.theta - start.theta)[1:]
+    if d.size == 0:
+        return 1.0
+    m = chain.to_first
+    cov = chain.cov + start.cov - m @ start.cov - start.cov @ m.T
+    cov = cov[1:, 1:]
+    # A stage that is exactly deterministic (planted curves) has no variance of its own:
+    # a tiny ridge keeps the test defined, and any real difference then counts.
+    cov = cov + 1e-9 * max(float(np.trace(start.cov)) / d.size, 1e-12) * np.eye(d.size)
+    stat = float(d @ np.linalg.solve(cov, d))
+    return float(sps.chi2.sf(stat, d.size))

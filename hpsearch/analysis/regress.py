@@ -1,0 +1,82 @@
+"""Linear regression pieces for the effects: partialling out, a plug-in lasso, OLS.
+
+Why a lasso at all: a study has ~25 params, so adjusting every question for every other
+param's flexible terms costs ~70 columns on 100 trials, and the effects drown in the
+noise that the unused columns add. The *plug-in* lasso (Belloni, Chen, Chernozhukov and
+Hansen 2012: penalty from the Gaussian maximal inequality, heteroskedastic loadings) picks
+the columns that really predict a response, without cross-validation. It is conservative
+on purpose: selected columns then enter an ordinary least-squares fit whose classical
+standard errors are what the tests use ("post-double-selection", Belloni et al. 2014).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+# Plug-in penalty constants: c = 1.1 and gamma = 0.1 / log(n) are the values the authors
+# recommend; three rounds re-estimate the loadings from the post-lasso residuals.
+_C, _ROUNDS = 1.1, 3
+
+
+def residualize(a: np.ndarray, by: np.ndarray) -> np.ndarray:
+    """``a`` minus its least-squares fit on an intercept and the columns of ``by``."""
+    z = np.column_stack([np.ones(len(a)), by]) if by.size else np.ones((len(a), 1))
+    coef, *_ = np.linalg.lstsq(z, a, rcond=None)
+    return a - z @ coef
+
+
+def plugin_lasso(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of the columns of ``x`` that a plug-in-penalty lasso of ``y`` selects."""
+    from sklearn.linear_model import Lasso
+
+    n, p = x.shape
+    spread = x.std(axis=0)
+    usable = np.flatnonzero(spread > 1e-9)
+    if p == 0 or usable.size == 0 or n < 3 or np.ptp(y) == 0:
+        return np.array([], dtype=int)
+    xs = (x[:, usable] - x[:, usable].mean(0)) / spread[usable]
+    lam = _C * float(sps.norm.ppf(1 - 0.1 / math.log(max(n, 3)) / (2 * usable.size)))
+    resid = y - y.mean()
+    chosen = np.array([], dtype=int)
+    for _ in range(_ROUNDS):
+        loadings = np.sqrt(np.mean(xs ** 2 * resid[:, None] ** 2, axis=0)) + 1e-12
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence warnings on degenerate columns
+            fit = Lasso(alpha=lam / math.sqrt(n), max_iter=20_000).fit(xs / loadings, y)
+        chosen = np.flatnonzero(fit.coef_)
+        z = np.column_stack([np.ones(n), xs[:, chosen]])
+        coef, *_ = np.linalg.lstsq(z, y, rcond=None)
+        resid = y - z @ coef
+    return usable[chosen]
+
+
+@dataclass(frozen=True)
+class Fit:
+    """An OLS fit: coefficients, their classical covariance and residual degrees of freedom."""
+
+    coef: np.ndarray
+    cov: np.ndarray
+    df: int
+    sigma: float      # residual standard deviation
+
+
+def ols(y: np.ndarray, z: np.ndarray) -> Fit:
+    """Least squares with the classical covariance ``s^2 (Z'Z)^+``.
+
+    Classical, not heteroskedasticity-robust: a choice that only a few trials drew would
+    get its robust variance from those few residuals alone, which in planted studies
+    under TPE (3-6 trials of a choice) made the intervals far too short. The pooled
+    residual variance is the stable estimate here; the planted-study checks in
+    ``scripts/check_answers.py`` measure the coverage this gives.
+    """
+    pinv = np.linalg.pinv(z.T @ z)
+    coef = pinv @ z.T @ y
+    resid = y - z @ coef
+    df = max(1, len(y) - int(np.linalg.matrix_rank(z)))
+    s2 = float(resid @ resid) / df
+    return Fit(coef, s2 * pinv, df, math.sqrt(s2))

@@ -1,0 +1,75 @@
+"""A study that is both a search and an experiment: TPE with a randomized share.
+
+TPE moves params together towards good regions, which is what a search should do and
+what an experiment must not: a choice then looks good because the params it came with
+were good. :class:`RandomizedShare` lets the adaptive sampler choose most trials and draws
+a seeded share of them (and the first ``n_startup``, which TPE draws at random anyway)
+completely at random, each param independently. Those trials carry the user attr
+``randomized = True``; the analysis answers the questions from all trials, adjusted for
+the other params, and calls an answer an *effect* ("matters") when the randomized trials
+settle it on their own (:mod:`hpsearch.analysis.questions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.trial import FrozenTrial, TrialState
+
+RANDOMIZED_ATTR = "randomized"
+
+
+class RandomizedShare(BaseSampler):
+    """``base`` for most trials; trial k is drawn at random with probability ``share``.
+
+    Which trials are random depends only on ``seed`` and the trial number, so every
+    worker of a distributed study agrees, and a resumed study continues the same plan.
+    """
+
+    def __init__(self, base: BaseSampler, *, share: float, seed: int,
+                 n_startup: int = 10) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"share must be in [0, 1], got {share!r}")
+        self._base, self._random = base, RandomSampler(seed=seed)
+        self._share, self._seed, self._n_startup = share, seed, n_startup
+
+    def is_randomized(self, number: int) -> bool:
+        if number < self._n_startup:
+            return True
+        return bool(np.random.default_rng([self._seed, number]).random() < self._share)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial,
+                                    ) -> dict[str, BaseDistribution]:
+        if self.is_randomized(trial.number):
+            return {}
+        return self._base.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if self.is_randomized(trial.number):
+            return {}
+        return self._base.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        sampler = self._random if self.is_randomized(trial.number) else self._base
+        return sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._base.before_trial(study, trial)
+        if self.is_randomized(trial.number):
+            # Optuna's own samplers record per-trial facts through the storage like this.
+            study._storage.set_trial_user_attr(trial._trial_id, RANDOMIZED_ATTR, True)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._base.reseed_rng()
+        self._random.reseed_rng()
