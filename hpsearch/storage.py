@@ -188,7 +188,9 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
 
 
 def _retry(heartbeat: bool) -> RetryHeartbeatStaleTrialCallback | None:
-    return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY) if heartbeat else None
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY) if heartbeat else None
 
 
 class _TunedSQLiteConnection(sqlite3.Connection):

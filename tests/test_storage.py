@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 from click.testing import CliRunner
-from readonly import readonly_view
+from mounts import readonly_view
 
 from hpsearch.cli import main
 from hpsearch.errors import StorageError, StudyError

@@ -1,4 +1,4 @@
-"""A read-only view of a directory, as on read-only media: a read-only bind mount.
+"""Mounts for storage tests: read-only media (a read-only bind mount), a disk that fills.
 
 ``chmod`` does not stop root (the suite runs as root in CI), a read-only mount does. Tests
 that need one are skipped with a reason where mounting is not allowed.
@@ -30,3 +30,19 @@ def readonly_view(directory: Path) -> Iterator[Path]:
         # lazy: connections a test still holds open must not keep the mount busy
         subprocess.run(["umount", "-l", str(view)], check=False)
         view.rmdir()
+
+
+@contextmanager
+def tiny_disk(size_kib: int) -> Iterator[Path]:
+    """A tmpfs of ``size_kib`` KiB: a disk that really fills up."""
+    disk = Path(tempfile.mkdtemp(prefix="hpsearch-full-"))
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs",
+                           str(disk)], capture_output=True, text=True)
+    if done.returncode != 0:
+        disk.rmdir()
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()[:200]}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+        disk.rmdir()
