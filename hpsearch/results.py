@@ -11,10 +11,12 @@ artifact, and the next store opened there removes temp files whose process is go
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
 import re
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -113,10 +115,12 @@ class AtomicArtifactStore(FileSystemArtifactStore):
 
 
 def _size_of(stream: IO[bytes]) -> int | None:
+    """The size of a regular file behind ``stream`` (None for pipes and in-memory data)."""
     try:
-        return os.fstat(stream.fileno()).st_size
-    except (AttributeError, OSError, ValueError):
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def artifact_store(spec: str, *, create: bool = True) -> AtomicArtifactStore:
@@ -213,3 +217,41 @@ def _write_side_file(study_name: str, key: str, value: Any, storage: str,
         except (OSError, HPSearchError):
             continue
     return None
+
+
+# ---------------------------------------------------------------------------- reading back
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def best_record(value: Any) -> dict[str, Any] | None:
+    """The study's ``best`` user attr in the shape readers rely on, or None.
+
+    Another tool (or a hand edit) may have stored anything under that key: parts that are
+    malformed (a confusion matrix whose cells are not counts, per-class accuracies that are
+    not numbers, class names that are not strings) are dropped, not rendered.
+    """
+    if not isinstance(value, dict):
+        return None
+    out = dict(value)
+    confusion = out.get("confusion")
+    if confusion is not None and not (
+            isinstance(confusion, list) and confusion
+            and all(isinstance(row, list) and len(row) == len(confusion)
+                    and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                            for c in row) for row in confusion)):
+        del out["confusion"]
+    classes = out.get("classes")
+    if classes is not None and not (isinstance(classes, list)
+                                    and all(isinstance(c, str) for c in classes)):
+        del out["classes"]
+    per_class = out.get("per_class")
+    if isinstance(per_class, dict):
+        out["per_class"] = {str(k): v for k, v in per_class.items() if v is None or _number(v)}
+    elif per_class is not None:
+        del out["per_class"]
+    if "config" in out and not isinstance(out["config"], dict):
+        del out["config"]
+    return out

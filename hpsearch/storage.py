@@ -272,6 +272,10 @@ def _with_driver(url: str) -> str:
 
 
 def _reason(exc: BaseException) -> str:
+    # Optuna wraps a failed commit ("An exception is raised during the commit..."): the
+    # driver's own words (read-only database, disk full) are in the cause.
+    while isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__:
+        exc = exc.__cause__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, ImportError) or "No module named" in text:
         text += " (for PostgreSQL: pip install 'hpsearch[postgres]')"
