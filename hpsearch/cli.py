@@ -110,7 +110,7 @@ def optimize(model: str | None, preset: str | None, assignments: tuple[str, ...]
     click.echo(f"study {default_study_name(loaded, settings)} in "
                f"{_masked(settings.storage)}: target {settings.trials} finished trials, "
                f"{settings.epochs} epochs each, dataset {settings.dataset}", err=True)
-    from hpsearch.optimize import Terminated
+    from hpsearch.signals import Terminated
 
     try:
         summary = run(loaded, settings, progress=not quiet)
@@ -122,6 +122,9 @@ def optimize(model: str | None, preset: str | None, assignments: tuple[str, ...]
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.states.items()))
     click.echo(f"study {summary.study_name} ({summary.storage}): {summary.n_finished} finished "
                f"trials ({states}); {summary.ran_here} ran now")
+    if summary.last_failure is not None:
+        click.echo(f"warning: {summary.failed} failed trial(s) in the study; the last one: "
+                   f"{summary.last_failure}", err=True)
     if summary.best_value is None:
         click.echo("no trial completed yet")
         return

@@ -15,12 +15,10 @@ import platform
 import signal
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch import __version__
 from hpsearch.errors import ConfigError, HPSearchError, StudyError
 from hpsearch.settings import Settings, validate
+from hpsearch.signals import Terminated, interrupt_reason, stop_signals
 from hpsearch.space import Preset, active_params
 from hpsearch.storage import (
     HEARTBEAT_GRACE,
@@ -52,41 +51,6 @@ _CLAIMED = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
 # wrong with every config (data, device), not with one of them.
 MAX_CONSECUTIVE_FAILURES = 5
 OVER_BUDGET = "not run: the study's budget was taken by other workers' trials"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (what Slurm, Kubernetes and systemd send to stop a job), handled like Ctrl-C:
-    the running trial fails with this as its reason, and the command exits with 143."""
-
-    def __str__(self) -> str:
-        return "terminated by SIGTERM"
-
-
-def interrupt_reason(exc: KeyboardInterrupt) -> str:
-    return str(exc) if isinstance(exc, Terminated) else "interrupted by SIGINT (Ctrl-C)"
-
-
-@contextmanager
-def stop_signals() -> Iterator[None]:
-    """SIGTERM raises :class:`Terminated` in the main thread while this block runs.
-
-    Only the first one: the job's scheduler often sends SIGTERM to every process of the
-    job and a parent forwards it too, and a second one must not cut the first one's
-    clean-up short (a scheduler follows with SIGKILL when it has waited long enough).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_term(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -204,6 +168,8 @@ class OptimizeSummary:
     best_params: dict[str, Any]
     best_number: int | None
     ran_here: int             # trials this call (all its workers) finished
+    failed: int = 0           # trials that raised (not the budget's race losers)
+    last_failure: str | None = None  # the last one's reason (Optuna's traceback is not shown)
 
 
 def summarize(study: optuna.Study, before: int, storage: str) -> OptimizeSummary:
@@ -214,11 +180,14 @@ def summarize(study: optuna.Study, before: int, storage: str) -> OptimizeSummary
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = max(complete, key=lambda t: t.value or 0.0) if complete else None
     finished = sum(states.get(s.name, 0) for s in FINISHED)
+    failed = [t for t in trials if t.state == TrialState.FAIL
+              and t.user_attrs.get("failure_reason") != OVER_BUDGET]
     return OptimizeSummary(
         study.study_name, mask(storage), finished, states,
         best.value if best else None,
         active_params(best.user_attrs.get("config", best.params)) if best else {},
-        best.number if best else None, finished - before)
+        best.number if best else None, finished - before, len(failed),
+        mask(str(failed[-1].user_attrs.get("failure_reason", "unknown"))) if failed else None)
 
 
 def _threads_per_worker(jobs: int) -> int:

@@ -7,6 +7,7 @@ through :func:`mask` so that a password in a PostgreSQL URL is never printed or 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import re
@@ -129,6 +130,14 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
         return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
 
 
+def _warn_unreadable_wal(path: Path) -> None:
+    wal, shm = (path.with_name(path.name + s) for s in ("-wal", "-shm"))
+    if wal.exists() and wal.stat().st_size > 0 and not shm.exists():
+        logging.getLogger("hpsearch").warning(
+            f"{wal} cannot be read on read-only media without {shm.name}: the study's last "
+            "commits are missing (copy the study after its run, or with both files)")
+
+
 def sqlite_tables(path: Path) -> set[str]:
     """The table names of a SQLite file, read without writing anything to it."""
     try:
@@ -173,6 +182,7 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
                     # RDBStorage would create Optuna's tables: a reader writes nothing.
                     raise StudyError(f"{mask(spec)} holds no study yet")
                 if not _writable(path):
+                    _warn_unreadable_wal(path)
                     readonly = path
                     engine_kwargs = {"creator": lambda: _connect_readonly(readonly)}
         elif url.startswith("postgresql"):

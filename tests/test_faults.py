@@ -349,3 +349,18 @@ def test_sigterm_raises_terminated_once_and_is_restored_after():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler raises at once
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_failed_trials_are_one_warning_line_at_the_end(tmp_path, monkeypatch, optuna_records):
+    def boom(n, cfg):
+        if n == 1:
+            raise RuntimeError("boom in trial 1")
+
+    _faulty_train(monkeypatch, boom)
+    result = CliRunner().invoke(main, [
+        "optimize", "--storage", str(tmp_path / "s.db"), "--trials", "3", "--dataset",
+        "synthetic", "--epochs", "1", "--model", "mlp", "--set", "hidden_units=64", "-q"])
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("warning")] == [
+        "warning: 1 failed trial(s) in the study; the last one: RuntimeError: boom in trial 1"]
+    assert not [r for r in optuna_records if r.levelno >= logging.WARNING]

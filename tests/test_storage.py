@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from mounts import readonly_view
 
 from hpsearch.cli import main
+from hpsearch.dashboard import app
 from hpsearch.errors import StorageError, StudyError
 from hpsearch.storage import check_output, kind, load_study, mask, open_storage
 
@@ -224,3 +225,4 @@ def test_a_wal_study_on_read_only_media_can_be_read(tmp_path, checkpoint):
         result = CliRunner().invoke(main, ["report", str(view / "s.db"), "--format", "json"])
         assert result.exit_code == 0, result.output
         assert '"study_name": "a"' in result.output
+        assert callable(app(str(view / "s.db")))  # the dashboard serves it too
