@@ -51,6 +51,8 @@ _CLAIMED = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
 # wrong with every config (data, device), not with one of them.
 MAX_CONSECUTIVE_FAILURES = 5
 OVER_BUDGET = "not run: the study's budget was taken by other workers' trials"
+# A trial failed by another worker because its heartbeat stopped has no reason of its own.
+_NO_REASON = "its worker stopped without a word (killed, or its machine lost)"
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -187,7 +189,7 @@ def summarize(study: optuna.Study, before: int, storage: str) -> OptimizeSummary
         best.value if best else None,
         active_params(best.user_attrs.get("config", best.params)) if best else {},
         best.number if best else None, finished - before, len(failed),
-        mask(str(failed[-1].user_attrs.get("failure_reason", "unknown"))) if failed else None)
+        mask(str(failed[-1].user_attrs.get("failure_reason", _NO_REASON))) if failed else None)
 
 
 def _threads_per_worker(jobs: int) -> int:

@@ -61,7 +61,8 @@ def test_a_torn_last_line_is_set_aside_and_re_runs_finish_the_study(tmp_path):
     side = list(tmp_path.glob("study.log.torn-*"))
     torn = data[data[:-37].rfind(b"\n") + 1:-37]  # what was left of the last line
     assert len(side) == 1 and side[0].read_bytes() == torn + b"\n"
-    warning = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    warning = [line for line in result.output.splitlines()
+               if line.startswith("warning: journal")]
     assert len(warning) == 1, result.output
     assert "ended in an incomplete line" in warning[0] and str(side[0]) in warning[0]
     assert "kept" in warning[0] and "complete operations" in warning[0]
