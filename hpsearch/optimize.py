@@ -29,7 +29,13 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch import __version__
 from hpsearch.errors import ConfigError, HPSearchError, StudyError
 from hpsearch.settings import Settings, validate
-from hpsearch.signals import Terminated, interrupt_reason, stop_signals
+from hpsearch.signals import (
+    Terminated,
+    deferred,
+    interrupt_reason,
+    interruptible,
+    stop_signals,
+)
 from hpsearch.space import Preset, active_params
 from hpsearch.storage import (
     HEARTBEAT_GRACE,
@@ -228,7 +234,8 @@ class _Budgeted:
             trial.set_user_attr("failure_reason", OVER_BUDGET)
             raise BudgetReached(OVER_BUDGET)
         try:
-            return self.objective(trial)
+            with interruptible():
+                return self.objective(trial)
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt as exc:
@@ -295,8 +302,9 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
                 time.sleep(max(0.0, min(1.0, linger_until - now, (deadline or now + 1) - now)))
                 continue
             linger_until = None
-            study.optimize(budgeted, n_trials=1, catch=(Exception,), callbacks=[record],
-                           gc_after_trial=False)
+            with deferred():  # a stop signal in ask or tell would leave the trial RUNNING
+                study.optimize(budgeted, n_trials=1, catch=(Exception,), callbacks=[record],
+                               gc_after_trial=False)
             trial = ran[-1]
             if trial.state != TrialState.FAIL:
                 failures = 0

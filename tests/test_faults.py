@@ -364,3 +364,21 @@ def test_failed_trials_are_one_warning_line_at_the_end(tmp_path, monkeypatch, op
     assert [line for line in result.output.splitlines() if line.startswith("warning")] == [
         "warning: 1 failed trial(s) in the study; the last one: RuntimeError: boom in trial 1"]
     assert not [r for r in optuna_records if r.levelno >= logging.WARNING]
+
+
+def test_a_stop_signal_in_ask_or_tell_waits_for_a_safe_place():
+    """Optuna fails a trial only when its objective raises: a Ctrl-C that lands while it
+    creates or tells a trial would leave that trial RUNNING, so it is held until then."""
+    from hpsearch.signals import deferred, interruptible
+
+    with stop_signals():
+        with pytest.raises(KeyboardInterrupt), deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)           # held: no KeyboardInterrupt here ...
+            held = True
+        assert held                   # ... but on leaving the block
+        with pytest.raises(Terminated), deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)
+            with interruptible():     # the objective starts: raised at once
+                pytest.fail("not reached")
