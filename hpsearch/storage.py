@@ -66,9 +66,14 @@ def _study_file(spec: str) -> Path | None:
     return None
 
 
-# Tables every Optuna RDB schema has: a SQLite file with tables but not these is someone
-# else's database, and Optuna would add its own 13 tables to it.
-OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
+# Optuna's RDB tables: a SQLite file with tables but none of these is someone else's
+# database, and Optuna would add its own 13 tables to it. (Any one of them will do: workers
+# that create a new file together see its tables appear one by one.)
+OPTUNA_TABLES = frozenset({
+    "studies", "study_directions", "study_user_attributes", "study_system_attributes",
+    "trials", "trial_params", "trial_values", "trial_intermediate_values",
+    "trial_user_attributes", "trial_system_attributes", "trial_heartbeats", "version_info",
+    "alembic_version"})
 
 
 def _check_existing_file(spec: str, must_exist: bool = True) -> None:
@@ -87,7 +92,7 @@ def _check_existing_file(spec: str, must_exist: bool = True) -> None:
                 raise StorageError(f"storage {spec!r} is not a SQLite database "
                                    "(journal files must end in .log)")
         tables = sqlite_tables(path)
-        if tables and not OPTUNA_TABLES <= tables:
+        if tables and not OPTUNA_TABLES & tables:
             shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
             raise StorageError(f"storage {spec!r} is a SQLite database but not an Optuna "
                                f"study file (its tables: {shown}); hpsearch adds nothing to "
