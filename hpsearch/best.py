@@ -35,6 +35,7 @@ from torch import nn
 from hpsearch.data import DeviceData, load_dataset
 from hpsearch.errors import ConfigError, StudyError
 from hpsearch.models import build_model
+from hpsearch.results import SavedResult, save_result, upload
 from hpsearch.settings import Settings, validate
 from hpsearch.space import TrialConfig, active_params, config_from_params
 from hpsearch.storage import artifact_dir, load_study, mask
@@ -186,6 +187,7 @@ class BestResult:
     warnings: list[str] = field(default_factory=list)
     created: str = field(default_factory=now_iso)
     model: nn.Module | None = field(default=None, repr=False)  # first seed's, eval mode
+    saved: SavedResult | None = None    # where the summary went (the study, or a side file)
 
     @property
     def test_acc(self) -> float:
@@ -232,7 +234,8 @@ class BestResult:
             names = ", ".join(f"{k} {v}" for k, v in self.artifacts.items())
             out.append(f"artifacts of trial #{self.trial_number} in {self.artifact_dir}: "
                        f"{names}")
-        out.append(f"stored as study user attr {USER_ATTR!r}")
+        if self.saved is None or self.saved.stored:
+            out.append(f"stored as study user attr {USER_ATTR!r}")
         return out
 
     def _per_class_lines(self) -> list[str]:
@@ -306,7 +309,9 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
         out.bn_train_vs_eval = {"eval_mode": test_accs[0],
                                 "train_mode": bn_batch_stats_accuracy(model, data, cfg)}
     _upload(study, trial, storage, out)
-    study.set_user_attr(USER_ATTR, out.to_dict())
+    out.saved = save_result(study, USER_ATTR, out.to_dict(), storage)
+    if not out.saved.stored:  # the same cause cost the uploads: one message says it
+        out.warnings = [w for w in out.warnings if not w.startswith("could not upload")]
     return out
 
 
@@ -319,15 +324,11 @@ def _upload(study: optuna.Study, trial: FrozenTrial, storage: str, out: BestResu
     An artifact store that cannot be written costs the upload, not the measurements: the
     failure becomes a warning and the summary is still stored.
     """
-    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-
     assert out.model is not None
     store_dir = artifact_dir(storage)
     out.artifact_dir = str(store_dir)
     stem = f"best-trial-{trial.number}"
     try:
-        store_dir.mkdir(parents=True, exist_ok=True)
-        store = FileSystemArtifactStore(str(store_dir))
         with tempfile.TemporaryDirectory() as tmp:
             weights = Path(tmp, f"{stem}-weights.pt")
             torch.save({k: v.detach().cpu() for k, v in out.model.state_dict().items()},
@@ -347,9 +348,7 @@ def _upload(study: optuna.Study, trial: FrozenTrial, storage: str, out: BestResu
             for key, path, mimetype in (("weights", weights, "application/octet-stream"),
                                         ("confusion_json", summary, "application/json"),
                                         ("confusion_csv", table, "text/csv")):
-                out.artifacts[key] = upload_artifact(
-                    artifact_store=store, file_path=str(path), study_or_trial=study,
-                    mimetype=mimetype)
+                out.artifacts[key] = upload(study, storage, path, mimetype=mimetype)
     except Exception as exc:  # read-only directory, full disk, storage write refused
         out.warnings.append(f"could not upload artifacts to {store_dir}: "
                             f"{mask(str(exc))[:200]}")

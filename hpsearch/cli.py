@@ -7,6 +7,7 @@ and nowhere else.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -33,10 +34,24 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class _WarningLines(logging.Handler):
+    """The library's warnings (``logging.getLogger("hpsearch")``: a repaired journal, ...)
+    as ``warning: ...`` lines on stderr, like the CLI's own."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from hpsearch.storage import mask
+
+        click.echo(f"warning: {mask(record.getMessage())}", err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hpsearch")
 def main() -> None:
     """Which regularization techniques actually help your model, and by how much."""
+    log = logging.getLogger("hpsearch")
+    if not any(isinstance(h, _WarningLines) for h in log.handlers):
+        log.addHandler(_WarningLines(logging.WARNING))
+        log.propagate = False
 
 
 def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any],
@@ -70,7 +85,7 @@ def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any],
 @click.option("--pruner", type=click.Choice(PRUNERS), help="[default: median]")
 @click.option("--jobs", type=click.IntRange(1, 64), help="Worker processes.  [default: 1]")
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
-@click.option("--seed", type=click.IntRange(min=0), help="[default: 0]")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), help="[default: 0]")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
               help="Stop starting trials after SEC seconds.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
@@ -98,15 +113,21 @@ def optimize(model: str | None, preset: str | None, assignments: tuple[str, ...]
     click.echo(f"study {default_study_name(loaded, settings)} in "
                f"{_masked(settings.storage)}: target {settings.trials} finished trials, "
                f"{settings.epochs} epochs each, dataset {settings.dataset}", err=True)
+    from hpsearch.signals import Terminated
+
     try:
         summary = run(loaded, settings, progress=not quiet)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: the running trial is marked failed; finished trials are "
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        click.echo(f"\n{what}: the running trial is marked failed; finished trials are "
                    "kept. Run the same command again to finish the budget.", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(143 if isinstance(exc, Terminated) else 130) from None
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.states.items()))
     click.echo(f"study {summary.study_name} ({summary.storage}): {summary.n_finished} finished "
                f"trials ({states}); {summary.ran_here} ran now")
+    if summary.last_failure is not None:
+        click.echo(f"warning: {summary.failed} failed trial(s) in the study; the last one: "
+                   f"{summary.last_failure}", err=True)
     if summary.best_value is None:
         click.echo("no trial completed yet")
         return
@@ -282,6 +303,8 @@ def best(storage: str, study_name: str | None, retrain: bool, seeds: int | None,
         click.echo(line)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if result.saved is not None and not result.saved.stored:
+        raise click.ClickException(_masked(result.saved.message()))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from hpsearch.errors import HPSearchError, StorageError
-from hpsearch.storage import artifact_dir, mask, open_storage, study_names
+from hpsearch.storage import mask, open_storage, study_names
 
 if TYPE_CHECKING:
     from optuna.artifacts import FileSystemArtifactStore
@@ -28,15 +28,14 @@ DEFAULT_PORT = 8080
 
 
 def artifact_store(storage: str) -> FileSystemArtifactStore:
-    """The artifact store of the studies in ``storage`` (its directory is created)."""
-    from optuna.artifacts import FileSystemArtifactStore
+    """The artifact store of the studies in ``storage``: its directory is created where it
+    can be; on read-only media the dashboard serves what is already there."""
+    from hpsearch.results import artifact_store as store
 
-    path = artifact_dir(storage)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot create the artifact directory {path}: {exc}") from None
-    return FileSystemArtifactStore(str(path))
+        return store(storage)
+    except StorageError:
+        return store(storage, create=False)
 
 
 def _open(storage: str) -> BaseStorage:

@@ -148,15 +148,28 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *,
         return make_synthetic()
     paths = _find_idx(name, data_dir)
     if paths is None and download:
+        root = cache_dir()
+        made = [d for d in (root / TORCHVISION_NAME[name] / "raw", root / TORCHVISION_NAME[name],
+                            root, root.parent) if not d.exists()]
         try:
-            _download(name, cache_dir())
+            _download(name, root)
         except Exception as exc:  # no network, DNS, HTTP, checksum: all one message
+            _remove_empty(made)  # a failed start leaves no empty cache dirs behind
             raise _not_found(name, data_dir, f"download failed ({_short_reason(exc)})") from None
         paths = _find_idx(name, data_dir)
     if paths is None:
         raise _not_found(name, data_dir, "download disabled" if not download else
                          "torchvision's download did not produce the IDX files")
     return _load_idx(name, paths)
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    """Remove those of ``dirs`` (innermost first) that exist and are empty."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:  # not empty, or already gone
+            pass
 
 
 def _not_found(name: str, data_dir: str | Path | None, reason: str) -> DataError:

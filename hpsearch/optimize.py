@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -29,15 +29,25 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch import __version__
 from hpsearch.errors import ConfigError, HPSearchError, StudyError
 from hpsearch.settings import Settings, validate
+from hpsearch.signals import (
+    Terminated,
+    deferred,
+    interrupt_reason,
+    interruptible,
+    stop_signals,
+)
 from hpsearch.space import Preset, active_params
 from hpsearch.storage import (
     HEARTBEAT_GRACE,
     HEARTBEAT_INTERVAL,
-    kind,
+    check_spec,
     mask,
     open_storage,
     storage_errors,
 )
+
+if TYPE_CHECKING:
+    from hpsearch.data import DeviceData
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Trials that hold a place in the budget: finished, running, or queued (a dead worker's
@@ -47,6 +57,8 @@ _CLAIMED = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
 # wrong with every config (data, device), not with one of them.
 MAX_CONSECUTIVE_FAILURES = 5
 OVER_BUDGET = "not run: the study's budget was taken by other workers' trials"
+# A trial failed by another worker because its heartbeat stopped has no reason of its own.
+_NO_REASON = "its worker stopped without a word (killed, or its machine lost)"
 
 
 def make_sampler(name: str, seed: int, random_share: float = 0.0,
@@ -129,7 +141,8 @@ def provenance(preset: Preset, settings: Settings) -> dict[str, Any]:
 
 # Settings that change what a trial means: resuming a study with other values would mix
 # two experiments in one study.
-_MUST_MATCH = ("dataset", "epochs", "val_size", "train_size", "preset")
+# The seed picks the validation split: another seed scores trials on another split.
+_MUST_MATCH = ("dataset", "epochs", "val_size", "train_size", "preset", "seed")
 
 
 def open_study(preset: Preset, settings: Settings) -> optuna.Study:
@@ -175,6 +188,8 @@ class OptimizeSummary:
     best_params: dict[str, Any]
     best_number: int | None
     ran_here: int             # trials this call (all its workers) finished
+    failed: int = 0           # trials that raised (not the budget's race losers)
+    last_failure: str | None = None  # the last one's reason (Optuna's traceback is not shown)
 
 
 def summarize(study: optuna.Study, before: int, storage: str) -> OptimizeSummary:
@@ -185,11 +200,14 @@ def summarize(study: optuna.Study, before: int, storage: str) -> OptimizeSummary
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = max(complete, key=lambda t: t.value or 0.0) if complete else None
     finished = sum(states.get(s.name, 0) for s in FINISHED)
+    failed = [t for t in trials if t.state == TrialState.FAIL
+              and t.user_attrs.get("failure_reason") != OVER_BUDGET]
     return OptimizeSummary(
         study.study_name, mask(storage), finished, states,
         best.value if best else None,
         active_params(best.user_attrs.get("config", best.params)) if best else {},
-        best.number if best else None, finished - before)
+        best.number if best else None, finished - before, len(failed),
+        mask(str(failed[-1].user_attrs.get("failure_reason", _NO_REASON))) if failed else None)
 
 
 def _threads_per_worker(jobs: int) -> int:
@@ -209,26 +227,47 @@ class _Budgeted:
 
     Workers check the budget before asking for a trial, but two of them can check at the
     same moment; the trial with the higher number then fails here without training, so a
-    study ends with exactly ``n`` finished trials however many workers share it.
+    study ends with exactly ``n`` finished trials however many workers share it. Every
+    trial that fails keeps a one-line ``failure_reason`` (an interrupt's too), so Optuna's
+    traceback for it is not printed (:meth:`filter`).
     """
 
     def __init__(self, objective: Callable[[optuna.Trial], float], n: int) -> None:
         self.objective, self.n = objective, n
         self.skipped: set[int] = set()
+        self.ran: set[int] = set()
 
     def __call__(self, trial: optuna.Trial) -> float:
+        self.ran.add(trial.number)
         ahead = sum(1 for t in trial.study.get_trials(deepcopy=False, states=_CLAIMED)
                     if t.number < trial.number)
         if ahead >= self.n:
             self.skipped.add(trial.number)
             trial.set_user_attr("failure_reason", OVER_BUDGET)
             raise BudgetReached(OVER_BUDGET)
-        return self.objective(trial)
+        try:
+            with interruptible():
+                return self.objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt as exc:
+            _keep_reason(trial, interrupt_reason(exc), overwrite=True)
+            raise
+        except Exception as exc:
+            _keep_reason(trial, f"{type(exc).__name__}: {exc}"[:300], overwrite=False)
+            raise
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Optuna logs every failed trial with a traceback; a skipped one is not news."""
-        return not any(record.getMessage().startswith(f"Trial {n} failed")
-                       for n in self.skipped)
+        """Optuna logs every failed trial with a traceback; its reason is stored instead."""
+        return not any(record.getMessage().startswith(f"Trial {n} failed") for n in self.ran)
+
+
+def _keep_reason(trial: optuna.Trial, reason: str, *, overwrite: bool) -> None:
+    try:
+        if overwrite or "failure_reason" not in trial.user_attrs:
+            trial.set_user_attr("failure_reason", reason)
+    except Exception:  # a failing storage: the trial's own error says more
+        pass
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
@@ -275,8 +314,9 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
                 time.sleep(max(0.0, min(1.0, linger_until - now, (deadline or now + 1) - now)))
                 continue
             linger_until = None
-            study.optimize(budgeted, n_trials=1, catch=(Exception,), callbacks=[record],
-                           gc_after_trial=False)
+            with deferred():  # a stop signal in ask or tell would leave the trial RUNNING
+                study.optimize(budgeted, n_trials=1, catch=(Exception,), callbacks=[record],
+                               gc_after_trial=False)
             trial = ran[-1]
             if trial.state != TrialState.FAIL:
                 failures = 0
@@ -291,35 +331,45 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
         log.removeFilter(budgeted)
 
 
-def run_worker(preset: Preset, settings: Settings,
-               on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
-               study: optuna.Study | None = None) -> None:
-    """One worker: run trials until the study has ``settings.trials`` finished ones.
-
-    ``study``: the study already opened by :func:`open_study` in this process, if any.
-    """
+def prepare_data(settings: Settings) -> DeviceData:
+    """The device and the study's splits: everything a start can fail on before it writes
+    anything (no GPU, a dataset that is missing or corrupt)."""
     import torch
 
     from hpsearch.data import DeviceData, load_dataset
-    from hpsearch.objective import Objective
     from hpsearch.train import resolve_device
 
-    torch.set_num_threads(_threads_per_worker(settings.jobs))
     try:
         device = resolve_device(settings.device)
     except RuntimeError as exc:  # torch: "Invalid device string: 'cuda:x'"
         raise ConfigError(f"--device {settings.device}: {exc}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {settings.device}: CUDA is not available here")
-    study = study or open_study(preset, settings)
     raw = load_dataset(settings.dataset, settings.data_dir)
-    data = DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=device,
+    return DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=device,
                              train_size=settings.train_size)
+
+
+def run_worker(preset: Preset, settings: Settings,
+               on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+               study: optuna.Study | None = None, data: DeviceData | None = None) -> None:
+    """One worker: run trials until the study has ``settings.trials`` finished ones.
+
+    ``study`` and ``data``: what :func:`open_study` and :func:`prepare_data` already made
+    in this process, if anything. The data comes first: a start that fails on it leaves the
+    storage as it was.
+    """
+    import torch
+
+    from hpsearch.objective import Objective
+
+    torch.set_num_threads(_threads_per_worker(settings.jobs))
+    data = data or prepare_data(settings)
+    study = study or open_study(preset, settings)
     deadline = time.monotonic() + settings.timeout if settings.timeout else None
-    # Journal files have no heartbeats: a dead worker's trial is never re-queued, so there
-    # is nothing to wait for.
-    journal = kind(settings.storage) == "journal"
-    linger = 0.0 if journal else HEARTBEAT_GRACE + 2 * HEARTBEAT_INTERVAL
+    # Every storage has heartbeats (journal files: hpsearch.journal): wait long enough for
+    # a dead worker's trial to become stale and be re-queued.
+    linger = HEARTBEAT_GRACE + 2 * HEARTBEAT_INTERVAL
     with storage_errors(settings.storage):
         run_trials(study, Objective(preset, settings, data), settings.trials,
                    deadline=deadline, linger=linger, on_trial=on_trial)
@@ -328,9 +378,10 @@ def run_worker(preset: Preset, settings: Settings,
 def _worker_entry(preset: Preset, settings: Settings) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        run_worker(preset, settings)
-    except KeyboardInterrupt:
-        sys.exit(130)
+        with stop_signals():
+            run_worker(preset, settings)
+    except KeyboardInterrupt as exc:
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
     except HPSearchError as exc:  # one line, as the CLI prints it, not a traceback
         print(f"Error: {mask(str(exc))}", file=sys.stderr)
         sys.exit(1)
@@ -338,37 +389,50 @@ def _worker_entry(preset: Preset, settings: Settings) -> None:
 
 def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
              progress: bool = True) -> OptimizeSummary:
-    """Run (or resume) the study until it has ``settings.trials`` finished trials."""
+    """Run (or resume) the study until it has ``settings.trials`` finished trials.
+
+    Nothing is written before the device and the data are ready: a start that fails on
+    them leaves no study, no settings record and no new file behind. SIGTERM is handled
+    like Ctrl-C (:class:`Terminated`, a subclass of KeyboardInterrupt).
+    """
     preset = preset or Preset()
     settings = settings or Settings()
     validate(settings)
-    study = open_study(preset, settings)
-    before = count(study, FINISHED)
-    if before >= settings.trials:
-        return summarize(study, before, settings.storage)
+    check_spec(settings.storage)
+    with stop_signals():
+        data = prepare_data(settings)
+        study = open_study(preset, settings)
+        before = count(study, FINISHED)
+        if before >= settings.trials:
+            return summarize(study, before, settings.storage)
+        _run_jobs(preset, settings, study, data, progress)
+    return summarize(study, before, settings.storage)
 
-    bar = _progress_bar(study, settings.trials, before) if progress else None
+
+def _run_jobs(preset: Preset, settings: Settings, study: optuna.Study, data: DeviceData,
+              progress: bool) -> None:
+    bar = _progress_bar(study, settings.trials, count(study, FINISHED)) if progress else None
     procs = [mp.get_context("spawn").Process(target=_worker_entry, args=(preset, settings),
                                              daemon=False)
              for _ in range(settings.jobs - 1)]
     for p in procs:
         p.start()
     try:
-        run_worker(preset, settings, on_trial=bar, study=study)
-    except KeyboardInterrupt:
-        # Ctrl-C in a terminal reaches every worker; `kill -INT` of this process alone
-        # must stop them too (each fails its running trial and exits 130).
+        run_worker(preset, settings, on_trial=bar, study=study, data=data)
+    except KeyboardInterrupt as exc:
+        # Ctrl-C in a terminal reaches every worker; `kill -INT` (or -TERM) of this process
+        # alone must stop them too (each fails its running trial and exits 130 or 143).
+        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
         for p in procs:
             p.join(timeout=5)
             if p.is_alive() and p.pid is not None:
-                os.kill(p.pid, signal.SIGINT)
+                os.kill(p.pid, signum)
         raise
     finally:
         for p in procs:
             p.join()
         if bar is not None:
             bar.close()
-    return summarize(study, before, settings.storage)
 
 
 class _progress_bar:

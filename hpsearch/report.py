@@ -34,10 +34,8 @@ Non-finite numbers are written as null, so the output is strict JSON.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -50,7 +48,7 @@ from optuna.trial import TrialState
 
 from hpsearch.errors import ConfigError, HPSearchError
 from hpsearch.space import active_params
-from hpsearch.storage import artifact_dir, load_study, mask
+from hpsearch.storage import check_output, load_study, mask
 
 FORMATS = ("html", "md", "json")
 SCHEMA = 1
@@ -85,6 +83,8 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
         raise ConfigError(f"format {fmt!r} is unknown; choose from {', '.join(FORMATS)}")
     from hpsearch.analysis import analyze
 
+    if out is not None or fmt == "html":  # a report must never replace a study
+        check_output(out if out is not None else DEFAULT_OUT, storage)
     study = load_study(storage, study_name)
     trials = study.get_trials(deepcopy=False)
     analysis = analyze(study, evaluators=tuple(evaluators)).to_dict()
@@ -308,15 +308,15 @@ def _plainval(v: Any) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    """Write via a temporary file, so a reader never sees half a report."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write via a temporary file, so a reader never sees half a report; the temp files
+    of runs killed before their rename are removed."""
+    from hpsearch.results import clean_stale_temps, write_atomic
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        clean_stale_temps(path.parent, path.name)
+        write_atomic(path, text.encode("utf-8"))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise HPSearchError(f"cannot write the report to {path}: "
                             f"{exc.strerror or exc}") from None
 
@@ -324,19 +324,16 @@ def _write(path: Path, text: str) -> None:
 def _publish(study: optuna.Study, storage: str, path: Path, note: str,
              warnings: list[str]) -> str | None:
     """Upload the page as a study artifact and save the note; failures only warn."""
-    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
     from optuna_dashboard import save_note
+
+    from hpsearch.results import upload
 
     try:
         save_note(study, note)
     except Exception as exc:  # a read-only database must not cost the user the report
         warnings.append(f"could not save the study note: {mask(str(exc))[:200]}")
     try:
-        store_dir = artifact_dir(storage)
-        store_dir.mkdir(parents=True, exist_ok=True)
-        return upload_artifact(artifact_store=FileSystemArtifactStore(str(store_dir)),
-                               file_path=str(path), study_or_trial=study,
-                               mimetype="text/html")
+        return upload(study, storage, path, mimetype="text/html")
     except Exception as exc:
         warnings.append(f"could not upload the report as an artifact: {mask(str(exc))[:200]}")
         return None

@@ -81,7 +81,13 @@ def validate(s: Settings, *, source: str = "settings") -> None:
     need(is_int(s.patience) and s.patience >= 1, "patience", "must be an integer >= 1")
     need(is_int(s.trials) and s.trials >= 1, "trials", "must be an integer >= 1")
     need(is_int(s.jobs) and 1 <= s.jobs <= 64, "jobs", "must be an integer in 1..64")
-    need(is_int(s.seed) and s.seed >= 0, "seed", "must be an integer >= 0")
+    # numpy's and the samplers' seeds are 32-bit
+    need(is_int(s.seed) and 0 <= s.seed <= 2**32 - 1, "seed",
+         "must be an integer in 0..4294967295")
+    need(s.data_dir is None or (isinstance(s.data_dir, str) and bool(s.data_dir)), "data_dir",
+         "must be a directory path (a string)")
+    need(s.study_name is None or (isinstance(s.study_name, str) and bool(s.study_name)),
+         "study_name", "must be a non-empty string")
     need(s.sampler in SAMPLERS, "sampler", f"choose from {', '.join(SAMPLERS)}")
     need(isinstance(s.random_share, int | float) and not isinstance(s.random_share, bool)
          and 0.0 <= s.random_share <= 1.0, "random_share", "must be a number in [0, 1]")

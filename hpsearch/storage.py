@@ -7,11 +7,13 @@ through :func:`mask` so that a password in a PostgreSQL URL is never printed or 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import re
 import sqlite3
 import time
+import urllib.parse
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,13 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import (
-    BaseStorage,
-    JournalStorage,
-    RDBStorage,
-    RetryHeartbeatStaleTrialCallback,
-)
-from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from hpsearch.errors import StorageError, StudyError
 
@@ -40,11 +36,16 @@ MAX_RETRY = 1
 SQLITE_TIMEOUT = float(os.environ.get("HPSEARCH_SQLITE_TIMEOUT", "60"))
 
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+# A password in a URL's query (`...db?password=PW`, which libpq and SQLAlchemy accept) or in
+# a libpq key=value string (`host=h password=PW`) that a driver error may quote.
+_KEY_PASSWORD = re.compile(
+    r"(?i)(?P<pre>[?&;\s]|^)(?P<key>password|passwd)=(?P<pw>'[^']*'|[^&;\s'\"]*)")
 
 
 def mask(text: str) -> str:
-    """Replace the password of every URL in ``text`` by ``***``."""
-    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    """Replace every password in ``text`` (URL user info, URL query, libpq) by ``***``."""
+    text = _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    return _KEY_PASSWORD.sub(lambda m: f"{m['pre']}{m['key']}=***", text)
 
 
 def kind(spec: str) -> str:
@@ -65,6 +66,16 @@ def _study_file(spec: str) -> Path | None:
     return None
 
 
+# Optuna's RDB tables: a SQLite file with tables but none of these is someone else's
+# database, and Optuna would add its own 13 tables to it. (Any one of them will do: workers
+# that create a new file together see its tables appear one by one.)
+OPTUNA_TABLES = frozenset({
+    "studies", "study_directions", "study_user_attributes", "study_system_attributes",
+    "trials", "trial_params", "trial_values", "trial_intermediate_values",
+    "trial_user_attributes", "trial_system_attributes", "trial_heartbeats", "version_info",
+    "alembic_version"})
+
+
 def _check_existing_file(spec: str, must_exist: bool = True) -> None:
     """Reject, before SQLAlchemy sees it, a path that is missing or is not a study file."""
     path = _study_file(spec)
@@ -80,27 +91,88 @@ def _check_existing_file(spec: str, must_exist: bool = True) -> None:
             if f.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
                 raise StorageError(f"storage {spec!r} is not a SQLite database "
                                    "(journal files must end in .log)")
+        tables = sqlite_tables(path)
+        if tables and not OPTUNA_TABLES & tables:
+            shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StorageError(f"storage {spec!r} is a SQLite database but not an Optuna "
+                               f"study file (its tables: {shown}); hpsearch adds nothing to "
+                               "it: give another --storage")
     if kind(spec) == "journal" and path.stat().st_size > 0:
         with path.open("rb") as f:
             first = f.readline()
         try:
             json.loads(first)
         except ValueError:
-            raise StorageError(f"storage {spec!r} is not an Optuna journal file (its first "
-                               "line is not JSON)") from None
+            # A first line cut short and glued to the next one still holds an operation:
+            # open_storage repairs that. Anything else is not a journal.
+            if b'{"op_code":' not in first:
+                raise StorageError(f"storage {spec!r} is not an Optuna journal file (its "
+                                   "first line is not JSON)") from None
+
+
+def check_spec(spec: str) -> None:
+    """What can be said about ``spec`` without writing anything (it may not exist yet)."""
+    _check_existing_file(spec, must_exist=False)
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite can write ``path`` and create its -wal/-shm/-journal beside it."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection: ``mode=ro``, else (read-only media with no -shm file to
+    share the WAL index) ``immutable=1``, which reads the file as it lies."""
+    uri = "file:" + urllib.parse.quote(str(path.resolve()))
+    try:
+        con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=SQLITE_TIMEOUT,
+                              check_same_thread=False)
+        con.execute("select count(*) from sqlite_master").fetchone()
+        return con
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):  # a writer holds the file: not a read-only medium
+            raise
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+
+
+def _warn_unreadable_wal(path: Path) -> None:
+    wal, shm = (path.with_name(path.name + s) for s in ("-wal", "-shm"))
+    if wal.exists() and wal.stat().st_size > 0 and not shm.exists():
+        logging.getLogger("hpsearch").warning(
+            f"{wal} cannot be read on read-only media without {shm.name}: the study's last "
+            "commits are missing (copy the study after its run, or with both files)")
+
+
+def sqlite_tables(path: Path) -> set[str]:
+    """The table names of a SQLite file, read without writing anything to it."""
+    try:
+        con = _connect_readonly(path)
+        try:
+            rows = con.execute("select name from sqlite_master where type='table'").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc):  # a writer holds it: the open waits for it and says so
+            return set(OPTUNA_TABLES)
+        raise StorageError(f"cannot open storage {path}: {_reason(exc)}") from None
+    return {str(r[0]) for r in rows}
 
 
 def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) -> BaseStorage:
     """Open ``spec``; with ``create=False`` a missing file is an error, never a new empty DB.
 
-    ``heartbeat`` turns on RDB heartbeats (workers that train) so a killed worker's trial
-    does not stay RUNNING forever.
+    ``heartbeat`` turns on heartbeats (workers that train) so a killed worker's trial
+    does not stay RUNNING forever. A reader (``create=False``) never adds tables to a
+    SQLite file, and opens one it may not write (read-only media) read-only.
     """
+    from hpsearch.journal import open_journal
+
     _check_existing_file(spec, must_exist=not create)
+    path = _study_file(spec)
     try:
         if kind(spec) == "journal":
-            # The open-lock works on every filesystem (the symlink lock fails on some NFS).
-            return JournalStorage(JournalFileBackend(spec, lock_obj=JournalFileOpenLock(spec)))
+            return open_journal(spec, heartbeat=heartbeat, interval=HEARTBEAT_INTERVAL,
+                                grace=HEARTBEAT_GRACE, stale_callback=_retry(heartbeat))
         url = _with_driver(spec) if kind(spec) == "url" else f"sqlite:///{Path(spec).resolve()}"
         engine_kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
@@ -110,16 +182,30 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
             engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT}}
             if create:
                 engine_kwargs["connect_args"]["factory"] = _TunedSQLiteConnection
+            elif path is not None:
+                if path.stat().st_size == 0 or not sqlite_tables(path):
+                    # RDBStorage would create Optuna's tables: a reader writes nothing.
+                    raise StudyError(f"{mask(spec)} holds no study yet")
+                if not _writable(path):
+                    _warn_unreadable_wal(path)
+                    readonly = path
+                    engine_kwargs = {"creator": lambda: _connect_readonly(readonly)}
         elif url.startswith("postgresql"):
             engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
         return _rdb(url, engine_kwargs, heartbeat)
-    except StorageError:
+    except (StorageError, StudyError):
         raise
     except Exception as exc:  # SQLAlchemy, driver and OS errors all mean "cannot open"
         if kind(spec) == "journal" and isinstance(exc, ValueError):  # a line is not JSON
             raise StorageError(f"storage {mask(spec)} is not an Optuna journal file: "
                                f"{_reason(exc)}") from None
         raise StorageError(f"cannot open storage {mask(spec)}: {_reason(exc)}") from None
+
+
+def _retry(heartbeat: bool) -> RetryHeartbeatStaleTrialCallback | None:
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY) if heartbeat else None
 
 
 class _TunedSQLiteConnection(sqlite3.Connection):
@@ -154,17 +240,27 @@ class _TunedSQLiteConnection(sqlite3.Connection):
 _CREATE_RACE = ("already exists", "duplicate key", "UNIQUE constraint failed")
 
 
+class _RDBStorage(RDBStorage):
+    """RDBStorage whose heartbeat thread fails quietly: when the server is lost, the worker's
+    next write fails and says so in one line; the thread's traceback every 20 s is noise."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception:
+            pass
+
+
 def _rdb(url: str, engine_kwargs: dict[str, Any], heartbeat: bool) -> RDBStorage:
     with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         kwargs: dict[str, Any] = {}
         if heartbeat:
             kwargs = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": HEARTBEAT_GRACE,
-                      "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(
-                          max_retry=MAX_RETRY)}
+                      "heartbeat_stale_trial_callback": _retry(heartbeat)}
         for _ in range(4):
             try:
-                return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+                return _RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
             except Exception as exc:
                 # Workers started together on an empty database all create Optuna's tables
                 # and stamp its schema version; the losers of that race see "already exists"
@@ -173,7 +269,7 @@ def _rdb(url: str, engine_kwargs: dict[str, Any], heartbeat: bool) -> RDBStorage
                 if not any(text in str(exc) for text in _CREATE_RACE):
                     raise
                 time.sleep(0.2 + random.random())
-        return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        return _RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
 
 
 def _with_driver(url: str) -> str:
@@ -191,6 +287,10 @@ def _with_driver(url: str) -> str:
 
 
 def _reason(exc: BaseException) -> str:
+    # Optuna wraps a failed commit ("An exception is raised during the commit..."): the
+    # driver's own words (read-only database, disk full) are in the cause.
+    while isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__:
+        exc = exc.__cause__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, ImportError) or "No module named" in text:
         text += " (for PostgreSQL: pip install 'hpsearch[postgres]')"
@@ -268,3 +368,34 @@ def artifact_dir(spec: str) -> Path:
         return path.with_name(path.name + ".artifacts")
     database = re.sub(r"[^\w.-]", "_", spec.rsplit("/", 1)[-1].split("?")[0]) or "default"
     return Path("hpsearch-artifacts") / database
+
+
+def _storage_paths(spec: str) -> list[Path]:
+    """Every file and directory that is part of the studies in ``spec``."""
+    paths = [artifact_dir(spec)]
+    path = _study_file(spec)
+    if path is not None:
+        paths += [path] + [path.with_name(path.name + s)
+                           for s in ("-wal", "-shm", "-journal", ".lock")]
+    return [p.resolve() for p in paths]
+
+
+def check_output(out: str | Path, spec: str) -> None:
+    """Refuse ``out`` as a file to write when it is part of the storage, or any study file.
+
+    Part of the storage: the file, its -wal/-shm/-journal/.lock companions, its artifact
+    directory and whatever is inside it. Any study file: overwriting a SQLite database or
+    an Optuna journal with a report would lose that study too.
+    """
+    target = Path(out).resolve()
+    for part in _storage_paths(spec):
+        if target == part or part in target.parents or (
+                target.exists() and part.exists() and os.path.samefile(target, part)):
+            raise StorageError(f"{out} is part of the storage {mask(spec)}; write the output "
+                               "somewhere else")
+    if target.is_file() and target.stat().st_size > 0:
+        with target.open("rb") as f:
+            head = f.read(64)
+        if head.startswith(SQLITE_MAGIC) or head.startswith(b'{"op_code":'):
+            raise StorageError(f"{out} is a study file (a SQLite database or an Optuna "
+                               "journal); write the output somewhere else")

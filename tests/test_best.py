@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
+from mounts import readonly_view, tiny_disk
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
 
 from hpsearch.best import (
@@ -127,3 +130,60 @@ def test_cli_best_errors(tmp_path):
     assert "Traceback" not in res.output and not missing.exists()
     res = CliRunner().invoke(main, ["best", str(missing), "--seeds", "3"])
     assert res.exit_code != 0 and "--seeds needs --retrain" in res.output
+
+
+# ---------------------------------------------------------------- a study that refuses writes
+
+
+def _copy_study(study_db: str, to: Path) -> Path:
+    to.mkdir()
+    for suffix in ("", "-wal", "-shm"):
+        if Path(study_db + suffix).exists():
+            shutil.copy(study_db + suffix, to / ("s.db" + suffix))
+    return to / "s.db"
+
+
+def test_best_on_read_only_media_prints_and_keeps_its_result(study_db, tmp_path,
+                                                             monkeypatch):
+    media = _copy_study(study_db, tmp_path / "media")
+    monkeypatch.chdir(tmp_path)
+    before = {p.name: p.read_bytes() for p in media.parent.iterdir()}
+    with readonly_view(media.parent) as view:
+        res = CliRunner().invoke(main, ["best", str(view / "s.db")])
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output and "test accuracy" in res.output
+    assert "stored as study user attr" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith(("Error", "warn"))]
+    assert len(errors) == 1 and "could not store the result in study" in errors[0], res.output
+    side = Path(errors[0].split("it is saved in ")[1].split(" instead")[0])
+    assert side.parent == tmp_path  # beside the study is read-only: the working directory
+    kept = json.loads(side.read_text())["value"]
+    assert 0 <= kept["test_acc"] <= 1 and kept["artifacts"] == {}
+    assert {p.name: p.read_bytes() for p in media.parent.iterdir()} == before
+
+
+def test_best_on_a_full_disk_records_no_empty_artifact(study_db, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with tiny_disk(2048) as disk:
+        db = _copy_study(study_db, disk / "study")
+        filler = disk / "filler"
+        with filler.open("wb") as f:  # room for the study's next commits, not for weights
+            free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+            f.write(b"x" * max(0, free - 16 * 1024))  # the weights alone are ~20 kB
+        old = {m.artifact_id for m in get_all_artifact_meta(load_study(str(db)))}
+        result = best(str(db))
+        metas = [m for m in get_all_artifact_meta(load_study(str(db))) if m.artifact_id not in old]
+        store = artifact_dir(str(db))
+        for meta in metas:
+            assert (store / meta.artifact_id).stat().st_size > 0, meta
+        assert len(metas) == len(result.artifacts)
+        assert [p for p in store.iterdir() if p.name.endswith(".tmp")] == [] \
+            if store.exists() else True
+        # the disk filled up on the way: what could not be written whole was not recorded
+        assert len(metas) < 3 and result.saved is not None
+        if result.saved.stored:
+            assert result.warnings and "could not upload" in result.warnings[0]
+        else:
+            assert "full" in str(result.saved.error) and result.saved.side_file is not None
+            kept = json.loads(result.saved.side_file.read_text())["value"]
+            assert kept["test_acc"] == result.test_acc

@@ -9,6 +9,7 @@ must be killed mid-trial, the CLI runs with its trainer slowed by a sleep per ep
 from __future__ import annotations
 
 import importlib
+import json
 import multiprocessing as mp
 import os
 import signal
@@ -23,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
-from postgres import PASSWORD
+from postgres import PASSWORD, USER
 
 from hpsearch.cli import main
 from hpsearch.optimize import FINISHED, OVER_BUDGET, run_worker
@@ -192,7 +193,18 @@ def _start(tmp_path: Path, url: str, name: str, trials: int, *extra: str,
     return subprocess.Popen(
         [sys.executable, str(script), "optimize", "--storage", url, "--study-name", name,
          "--trials", str(trials), "--epochs", "2", *CLI_FAST, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        preexec_fn=_default_signals)
+
+
+def _default_signals() -> None:
+    """In the child, before Python starts: SIGINT and SIGTERM as a terminal gives them.
+
+    A suite started from a background job (`pytest &`, some CI runners) inherits an ignored
+    SIGINT, and a child that inherits it never sees the tests' Ctrl-C.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _wait_for_running_trial(url: str, name: str, proc: subprocess.Popen[str],
@@ -217,12 +229,13 @@ def _assert_masked(output: str) -> None:
     assert "hp:***@127.0.0.1" in output
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite", "journal"])
 def test_a_worker_killed_mid_trial_is_retried_and_the_study_completes(request, tmp_path,
                                                                        backend):
     # SQLite: a WAL file whose writer is killed mid-trial (SIGKILL can land mid-commit).
+    # Journal: no server heartbeats; the survivors see the victim's pid is gone.
     url = (request.getfixturevalue("postgres_db") if backend == "postgresql"
-           else str(tmp_path / "crash.db"))
+           else str(tmp_path / ("crash.db" if backend == "sqlite" else "crash.log")))
     n = 6
     victim_trial = tmp_path / "victim-trial"
     # The victim's trials are slow, so that it is surely killed in the middle of one.
@@ -284,6 +297,115 @@ def test_ctrl_c_to_the_main_process_stops_every_job(postgres_db, tmp_path):
     trials = load_study(postgres_db, "jobs").trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     assert sum(t.state == TrialState.FAIL for t in trials) >= 1
+
+
+@pytest.mark.parametrize("sig, code, reason", [
+    (signal.SIGINT, 130, "interrupted by SIGINT (Ctrl-C)"),
+    (signal.SIGTERM, 143, "terminated by SIGTERM"),  # Slurm, Kubernetes, systemd
+])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_stop_signal_fails_the_running_trials_with_their_reason(tmp_path, sig, code, reason,
+                                                                   jobs):
+    db = str(tmp_path / "sig.db")
+    worker = _start(tmp_path, db, "sig", 20, "--jobs", str(jobs))
+    _wait_for_running_trial(db, "sig", worker, others=jobs - 1)
+    worker.send_signal(sig)  # this process only: it stops its jobs too
+    out, err = worker.communicate(timeout=90)
+    assert worker.returncode == code, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    assert "Run the same command again" in err
+    trials = load_study(db, "sig").trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert 1 <= len(failed) <= jobs
+    assert {t.user_attrs["failure_reason"] for t in failed} == {reason}
+
+
+# ---------------------------------------------------------------- passwords
+
+
+def _without_password(url: str) -> str:
+    return url.replace(f"{USER}:{PASSWORD}@", f"{USER}@")
+
+
+def test_a_password_in_the_query_string_is_never_shown_or_stored(postgres_db, tmp_path,
+                                                                  monkeypatch):
+    url = _without_password(postgres_db) + f"?password={PASSWORD}"
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["optimize", "--storage", url, "--trials", "2",
+                                       "--epochs", "1", *CLI_FAST])
+    assert result.exit_code == 0, result.output
+    assert "password=***" in result.output and PASSWORD not in result.output
+    study = load_study(url)
+    assert PASSWORD not in json.dumps(study.user_attrs)
+    assert study.user_attrs["provenance"]["settings"]["storage"].endswith("?password=***")
+    report = CliRunner().invoke(main, ["report", url, "--out", str(tmp_path / "r.html")])
+    assert report.exit_code == 0, report.output
+    assert PASSWORD not in report.output + (tmp_path / "r.html").read_text()
+    served = _dashboard_json(url, f"/api/studies/{study._study_id}?after=0")
+    assert "password=***" in served and PASSWORD not in served
+
+
+def _dashboard_json(storage: str, route: str) -> str:
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    from hpsearch.dashboard import app
+
+    path, _, query = route.partition("?")
+    environ: dict[str, object] = {"PATH_INFO": path, "QUERY_STRING": query}
+    setup_testing_defaults(environ)
+    status: list[str] = []
+    body = b"".join(app(storage)(environ, lambda s, h, *a: status.append(s) or io.BytesIO()))
+    assert status[0].startswith("200"), (status, body[:300])
+    return body.decode()
+
+
+@pytest.mark.parametrize("how", ["PGPASSWORD", "PGPASSFILE"])
+def test_the_password_can_come_from_the_environment(postgres_db, tmp_path, monkeypatch, how):
+    url = _without_password(postgres_db)
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))
+    refused = CliRunner().invoke(main, ["report", url, "--format", "json"])
+    assert refused.exit_code == 1 and "password" in refused.output  # it really is needed
+    if how == "PGPASSWORD":
+        monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    else:
+        passfile = tmp_path / "pgpass"
+        passfile.write_text(f"127.0.0.1:*:*:{USER}:{PASSWORD}\n")
+        passfile.chmod(0o600)  # libpq ignores a file others can read
+        monkeypatch.setenv("PGPASSFILE", str(passfile))
+    result = CliRunner().invoke(main, ["optimize", "--storage", url, "--study-name", "env",
+                                       "--trials", "1", "--epochs", "1", *CLI_FAST])
+    assert result.exit_code == 0, result.output
+    assert len(load_study(url, "env").get_trials(states=FINISHED)) == 1
+
+
+# ---------------------------------------------------------------- a lost server
+
+
+def test_losing_the_server_mid_run_is_one_line(postgres_server, tmp_path):
+    from postgres import PostgresServer
+
+    server = PostgresServer(postgres_server.bindir)  # its own: this test stops it
+    try:
+        url = server.start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        server.stop()
+        pytest.skip(f"could not start a second PostgreSQL: {str(exc)[:200]}")
+    try:
+        worker = _start(tmp_path, url, "lost", 50, sleep=1.0)
+        _wait_for_running_trial(url, "lost", worker)
+        server.stop()  # immediate shutdown: every connection is cut
+        out, err = worker.communicate(timeout=120)
+    finally:
+        server.stop()
+    assert worker.returncode == 1, err[-3000:]
+    assert "Traceback" not in err, err[-5000:]
+    errors = [line for line in err.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "run the same command again" in errors[0], err[-3000:]
+    _assert_masked(errors[0])
+    assert len(err.splitlines()) <= 3, err
 
 
 # ---------------------------------------------------------------- soak

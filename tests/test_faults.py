@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import signal
 import sqlite3
 import time
 
@@ -26,9 +28,11 @@ from hpsearch.optimize import (
     FINISHED,
     MAX_CONSECUTIVE_FAILURES,
     OVER_BUDGET,
+    Terminated,
     _Budgeted,
     optimize,
     run_trials,
+    stop_signals,
 )
 from hpsearch.settings import Settings
 from hpsearch.space import Preset
@@ -274,3 +278,107 @@ def test_storage_locked_in_the_middle_of_a_run_is_one_clear_error(tmp_path, monk
             con.rollback()
             con.close()
     assert _finished_numbers(settings.storage) == [0]
+
+
+# ---------------------------------------------------------------- one line, not tracebacks
+
+
+class _Records(logging.Handler):
+    """Every record Optuna's loggers emit while a test runs (they do not propagate)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def optuna_records():
+    handler = _Records()
+    log = logging.getLogger("optuna")
+    log.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        log.removeHandler(handler)
+
+
+def test_trials_that_all_fail_print_one_line_and_no_traceback(tmp_path, monkeypatch,
+                                                              optuna_records):
+    too_small = ValueError("input (1, 4, 4) is too small for 3 pooling blocks; use --model "
+                           "mlp")
+    _faulty_train(monkeypatch, _always(too_small))
+    result = CliRunner().invoke(main, [
+        "optimize", "--storage", str(tmp_path / "s.db"), "--trials", "20", "--dataset",
+        "synthetic", "--epochs", "1", "--model", "cnn", "-q"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert [line for line in result.output.splitlines() if line.startswith("Error")] == [
+        f"Error: the first {MAX_CONSECUTIVE_FAILURES} trials all failed, so this worker "
+        f"stopped; last reason: ValueError: {too_small}"]
+    warnings = [r for r in optuna_records if r.levelno >= logging.WARNING]
+    assert not warnings, [r.getMessage()[:200] for r in warnings]
+
+
+@pytest.mark.parametrize("interrupt, reason", [
+    (KeyboardInterrupt(), "interrupted by SIGINT (Ctrl-C)"),
+    (Terminated(), "terminated by SIGTERM"),
+])
+def test_an_interrupt_fails_the_trial_with_its_reason_and_no_traceback(interrupt, reason,
+                                                                       optuna_records):
+    study = optuna.create_study(direction="maximize")
+    study.optimize(_x, n_trials=1)
+
+    def stopped(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0, 1)
+        raise interrupt
+
+    with pytest.raises(KeyboardInterrupt) as raised:
+        run_trials(study, stopped, 5)
+    assert raised.value is interrupt
+    trial = study.trials[1]
+    assert trial.state == TrialState.FAIL and trial.user_attrs["failure_reason"] == reason
+    assert not [r for r in optuna_records if r.levelno >= logging.WARNING]
+
+
+def test_sigterm_raises_terminated_once_and_is_restored_after():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated), stop_signals():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises at once
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_failed_trials_are_one_warning_line_at_the_end(tmp_path, monkeypatch, optuna_records):
+    def boom(n, cfg):
+        if n == 1:
+            raise RuntimeError("boom in trial 1")
+
+    _faulty_train(monkeypatch, boom)
+    result = CliRunner().invoke(main, [
+        "optimize", "--storage", str(tmp_path / "s.db"), "--trials", "3", "--dataset",
+        "synthetic", "--epochs", "1", "--model", "mlp", "--set", "hidden_units=64", "-q"])
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("warning")] == [
+        "warning: 1 failed trial(s) in the study; the last one: RuntimeError: boom in trial 1"]
+    assert not [r for r in optuna_records if r.levelno >= logging.WARNING]
+
+
+def test_a_stop_signal_in_ask_or_tell_waits_for_a_safe_place():
+    """Optuna fails a trial only when its objective raises: a Ctrl-C that lands while it
+    creates or tells a trial would leave that trial RUNNING, so it is held until then."""
+    from hpsearch.signals import deferred, interruptible
+
+    with stop_signals():
+        with pytest.raises(KeyboardInterrupt), deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)           # held: no KeyboardInterrupt here ...
+            held = True
+        assert held                   # ... but on leaving the block
+        with pytest.raises(Terminated), deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)
+            with interruptible():     # the objective starts: raised at once
+                pytest.fail("not reached")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+from pathlib import Path
 
 import optuna
 import pytest
+from click.testing import CliRunner
+from mounts import readonly_view
 
+from hpsearch.cli import main
+from hpsearch.dashboard import app
 from hpsearch.errors import StorageError, StudyError
-from hpsearch.storage import kind, load_study, mask, open_storage
+from hpsearch.storage import check_output, kind, load_study, mask, open_storage
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -99,3 +105,124 @@ def test_unreachable_postgres_is_one_line_and_masked():
         load_study(url)
     text = str(err.value)
     assert "hunter2" not in text and "bob:***@" in text and "\n" not in text
+
+
+# ---------------------------------------------------------------- passwords
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("postgresql://hp@host/db?password=PW", "postgresql://hp@host/db?password=***"),
+    ("postgresql://hp@h/db?sslmode=require&password=PW&x=1",
+     "postgresql://hp@h/db?sslmode=require&password=***&x=1"),
+    ("postgresql://hp:a@h/db?PASSWORD=b", "postgresql://hp:***@h/db?PASSWORD=***"),
+    ("invalid dsn: host=h password=PW dbname=x", "invalid dsn: host=h password=*** dbname=x"),
+    ("password authentication failed for user hp", "password authentication failed for user hp"),
+])
+def test_mask_hides_query_string_and_libpq_passwords(text, expected):
+    assert mask(text) == expected
+
+
+# ---------------------------------------------------------------- a storage is no output
+
+
+def _storage_parts(spec: str) -> list[str]:
+    return [spec, spec + "-wal", spec + "-shm", spec + ".artifacts",
+            spec + ".artifacts/report.html"]
+
+
+@pytest.mark.parametrize("name", ["s.db", "s.log"])
+def test_a_storage_and_its_companions_are_refused_as_outputs(tmp_path, name):
+    spec = str(tmp_path / name)
+    _make_study(spec, "a")
+    for out in _storage_parts(spec):
+        with pytest.raises(StorageError, match="is part of the storage"):
+            check_output(out, spec)
+    link = tmp_path / "link.db"
+    link.symlink_to(spec)
+    with pytest.raises(StorageError, match="is part of the storage"):
+        check_output(link, spec)
+    other = str(tmp_path / "other.db")  # another study's file is no output either
+    _make_study(other, "b")
+    with pytest.raises(StorageError, match="is a study file"):
+        check_output(other, spec)
+    check_output(tmp_path / "report.html", spec)  # a plain new file is fine
+
+
+# ---------------------------------------------------------------- other people's databases
+
+
+def _foreign(tmp_path) -> tuple[str, bytes]:
+    spec = tmp_path / "shop.db"
+    with sqlite3.connect(spec) as con:
+        con.execute("create table customers (name text)")
+        con.execute("insert into customers values ('ada')")
+    con.close()
+    return str(spec), spec.read_bytes()
+
+
+def _tables(spec: str) -> set[str]:
+    with sqlite3.connect(spec) as con:
+        rows = con.execute("select name from sqlite_master where type='table'").fetchall()
+    con.close()
+    return {r[0] for r in rows}
+
+
+@pytest.mark.parametrize("create", [False, True])
+def test_a_sqlite_file_that_is_not_optuna_gets_no_tables(tmp_path, create):
+    spec, before = _foreign(tmp_path)
+    with pytest.raises(StorageError, match="is a SQLite database but not an Optuna study "
+                       "file \\(its tables: customers\\)"):
+        open_storage(spec, create=create)
+    assert Path(spec).read_bytes() == before and _tables(spec) == {"customers"}
+
+
+@pytest.mark.parametrize("content", [b"", None])
+def test_a_reader_adds_no_tables_to_an_empty_sqlite_file(tmp_path, content):
+    spec = tmp_path / "empty.db"
+    if content is None:  # a valid SQLite file without tables
+        sqlite3.connect(spec).close()
+        sqlite3.connect(spec).execute("vacuum").connection.close()
+    else:
+        spec.write_bytes(content)
+    before = spec.read_bytes()
+    with pytest.raises(StudyError, match="holds no study yet"):
+        load_study(str(spec))
+    assert spec.read_bytes() == before
+
+
+# ---------------------------------------------------------------- read-only media
+
+
+def _wal_study(directory: Path, *, checkpoint: bool) -> str:
+    """A study written by hpsearch (WAL mode); its -wal/-shm copied along unless checkpoint."""
+    live = str(directory / "live.db")
+    storage = open_storage(live, create=True)
+    study = optuna.create_study(storage=storage, study_name="a", direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    media = directory / "media"
+    media.mkdir()
+    engine = storage.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").fetchone() == ("wal",)
+        if checkpoint:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    for suffix in ("", "-wal", "-shm") if not checkpoint else ("",):
+        shutil.copy(live + suffix, media / ("s.db" + suffix))
+    engine.dispose()
+    for suffix in ("-wal", "-shm"):
+        assert checkpoint != (media / ("s.db" + suffix)).exists()
+    return str(media)
+
+
+@pytest.mark.parametrize("checkpoint", [True, False])
+def test_a_wal_study_on_read_only_media_can_be_read(tmp_path, checkpoint):
+    media = _wal_study(tmp_path, checkpoint=checkpoint)
+    with readonly_view(Path(media)) as view:
+        study = load_study(str(view / "s.db"))
+        assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+        with pytest.raises(Exception):  # noqa: B017 (read-only: any write fails)
+            study.set_user_attr("x", 1)
+        result = CliRunner().invoke(main, ["report", str(view / "s.db"), "--format", "json"])
+        assert result.exit_code == 0, result.output
+        assert '"study_name": "a"' in result.output
+        assert callable(app(str(view / "s.db")))  # the dashboard serves it too
