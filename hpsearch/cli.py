@@ -272,6 +272,8 @@ def verify(storage: str, question: str | None, seeds: int | None, top_k: int,
         bar.close()
     for line in result.lines():
         click.echo(line)
+    if result.unsaved():
+        raise click.ClickException(_masked("; ".join(x.message() for x in result.unsaved())))
 
 
 @main.command()

@@ -47,6 +47,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.errors import ConfigError, HPSearchError
+from hpsearch.results import best_record
 from hpsearch.space import active_params
 from hpsearch.storage import check_output, load_study, mask
 
@@ -91,7 +92,8 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
     data = clean({"schema": SCHEMA, "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                time.gmtime()),
                   "header": header(study, storage, analysis), "analysis": analysis,
-                  "verify": verify_results(study), "best": study.user_attrs.get("best")})
+                  "verify": verify_results(study),
+                  "best": best_record(study.user_attrs.get("best"))})
     if fmt == "html":
         from hpsearch.report_html import render
 

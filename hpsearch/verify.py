@@ -54,6 +54,7 @@ from hpsearch.best import (
 )
 from hpsearch.data import DeviceData
 from hpsearch.errors import ConfigError
+from hpsearch.results import SavedResult, save_result
 from hpsearch.settings import Settings
 from hpsearch.space import PARAM_BY_NAME, QUESTION_BY_ID, QUESTIONS, Question, TrialConfig, Value
 from hpsearch.storage import load_study
@@ -306,6 +307,7 @@ class VerifyResult:
     alpha: float = ALPHA
     rows: list[VerifyRow] = field(default_factory=list)
     created: str = field(default_factory=now_iso)
+    saved: list[SavedResult] = field(default_factory=list)  # one per question
 
     def question_dict(self, question: str) -> dict[str, Any]:
         """JSON-safe; stored as the study user attr ``verify:<question>``."""
@@ -344,9 +346,14 @@ class VerifyResult:
         out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                 for row in [header, *table]]
         out += [f"{r.question}: {r.verdict()}" for r in self.rows]
-        out.append("stored as study user attrs " + ", ".join(
-            f"'verify:{q}'" for q in self.questions))
+        if all(s.stored for s in self.saved):
+            out.append("stored as study user attrs " + ", ".join(
+                f"'verify:{q}'" for q in self.questions))
         return out
+
+    def unsaved(self) -> list[SavedResult]:
+        """The questions whose result the study refused (they went to side files)."""
+        return [s for s in self.saved if not s.stored]
 
 
 def _finite(d: dict[str, Any]) -> dict[str, Any]:
@@ -451,8 +458,8 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
             result.rows.append(VerifyRow(q.id, number, rank, q.param, own, base_value,
                                          alt_value, base_accs, alt_accs, base_cfg, cfg, stats))
     _holm(result.rows, alpha)
-    for q in questions:
-        study.set_user_attr(f"verify:{q.id}", result.question_dict(q.id))
+    result.saved = [save_result(study, f"verify:{q.id}", result.question_dict(q.id), storage)
+                    for q in questions]
     return result
 
 

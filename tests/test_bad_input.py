@@ -438,8 +438,6 @@ def test_a_malformed_best_record_is_read_without_its_bad_parts(cells):
     assert best_record(good) == good and best_record(None) is None
 
 
-@pytest.mark.xfail(strict=True, reason="report.py must read the record through "
-                   "hpsearch.results.best_record (report.py is another developer's file)")
 def test_report_of_a_study_with_a_malformed_best_record_is_not_a_traceback(tmp_path,
                                                                           monkeypatch):
     monkeypatch.chdir(tmp_path)
