@@ -234,12 +234,16 @@ def best_table(best: Mapping[str, Any]) -> Table:
             rows.append([key, best[key]])
     if best.get("seeds"):
         rows.append(["seeds", ", ".join(map(str, best["seeds"]))])
+    if best.get("train_seconds"):
+        secs = best["train_seconds"]
+        threads = f", {best['threads']} torch thread(s)" if best.get("threads") else ""
+        rows.append(["trainings", f"{len(secs)} in {seconds(sum(secs))}{threads}"])
     for name, artifact in (best.get("artifacts") or {}).items():
         rows.append([f"artifact: {name}", artifact])
     skip = {"config", "per_class", "confusion", "classes", "trial_number", "val_acc",
             "retrain_val_acc", "test_acc", "test_acc_std", "test_acc_n", "test_accs",
             "bn_train_vs_eval", "dataset", "epochs", "retrain", "created", "seeds",
-            "artifacts", "study_name", "artifact_dir"}
+            "artifacts", "study_name", "artifact_dir", "train_seconds", "threads"}
     rows += [[k, v] for k, v in flatten({k: v for k, v in best.items() if k not in skip})]
     return ["", "value"], rows
 
