@@ -163,7 +163,7 @@ def save_table(study: Any, graph_id: str, title: str, head: list[str],
 
     columns = [[_plotly_text(r[i]) for r in rows] for i in range(len(head))]
     # Relative widths: a long verdict must not squeeze the question's name to nothing.
-    widths = [min(max([len(str(h)) + 2] + [len(str(c)) for c in col]), 36)
+    widths = [min(max([len(str(h)) + 2] + [len(str(c)) for c in col]), 24)
               for h, col in zip(head, columns, strict=True)]
     spec = {"data": [{"type": "table", "columnwidth": widths,
                       "header": {"values": [f"<b>{_plotly_text(h)}</b>" for h in head],

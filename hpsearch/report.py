@@ -1,10 +1,12 @@
 """``hpsearch report``: a study's findings as a self-contained HTML page, Markdown or JSON.
 
 :func:`report` opens the study read-only (a missing file is an error, never a new empty
-database), runs :func:`hpsearch.analysis.analyze` and renders one document. With the HTML
-format it also publishes: the page is uploaded as an Optuna artifact of the study (into
-``storage.artifact_dir(STORAGE)``, which ``hpsearch dashboard`` serves) and the verdicts
-table is saved as the study's note, which optuna-dashboard shows on the study page.
+database), runs :func:`hpsearch.analysis.analyze` and renders one document: HTML
+(``report_html``, figures by ``figures``), Markdown (``report_md``) or JSON. The renderers
+import nothing from here. With the HTML format it also publishes: the page becomes the
+study's ``report.html`` artifact (into ``storage.artifact_dir(STORAGE)``, which ``hpsearch
+dashboard`` serves; a re-run replaces it in place), the verdicts with the verify and best
+results become the study's note and a table on its page in optuna-dashboard.
 
 The JSON document (``--format json``) has these keys; programs may rely on them:
 
