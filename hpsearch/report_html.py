@@ -18,7 +18,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hpsearch import __version__, figures
+from hpsearch import __version__, figures, figures_params, figures_trials
 from hpsearch.report_format import (
     DASH,
     OBSERVATIONAL,
@@ -235,7 +235,7 @@ def _importance(a: Mapping[str, Any]) -> str:
     out = []
     n = (a.get("n_trials") or {}).get("COMPLETE", 0)
     for ev, rows in (a.get("importances") or {}).items():
-        fig = figures.svg(figures.importance, rows, ev, name=f"importance-{ev}")
+        fig = figures.svg(figures_trials.importance, rows, ev, name=f"importance-{ev}")
         out.append(_figure(fig, f"{ev} importance (normalized to sum to 1) with 95% bootstrap "
                                 f"CI where computed; n={n} complete trials."))
     agreement = a.get("importance_agreement") or {}
@@ -253,7 +253,7 @@ def _top(rows: Sequence[Mapping[str, Any]], order: Sequence[str], maximize: bool
         return ""
     numbers = [int(str(r[1]).lstrip("#")) for r in table[:CURVE_TRIALS]]
     by_number = {r["number"]: r for r in rows}
-    fig = figures.svg(figures.trial_curves, [by_number[k] for k in numbers],
+    fig = figures.svg(figures_trials.trial_curves, [by_number[k] for k in numbers],
                       name="trial-curves")
     return (_table(head, table) + '<p class="muted">The complete trials with the best values; '
             "time is the trial's training and validation seconds; the most important params "
@@ -264,7 +264,7 @@ def _top(rows: Sequence[Mapping[str, Any]], order: Sequence[str], maximize: bool
 
 def _history(rows: Sequence[Mapping[str, Any]], maximize: bool) -> str:
     n_complete = sum(r["state"] == "COMPLETE" for r in rows)
-    fig = figures.svg(figures.history, rows, maximize, name="history")
+    fig = figures.svg(figures_trials.history, rows, maximize, name="history")
     return _figure(fig, f"Value per trial; n={n_complete} complete, {len(rows) - n_complete} "
                         "pruned trials (pruned: the value at its last epoch). The axis covers "
                         "the good trials; ▼ marks trials below it.")
@@ -272,7 +272,7 @@ def _history(rows: Sequence[Mapping[str, Any]], maximize: bool) -> str:
 
 def _intermediate(rows: Sequence[Mapping[str, Any]], maximize: bool) -> str:
     with_values = [r for r in rows if r.get("intermediate")]
-    fig = figures.svg(figures.intermediate, with_values, maximize, name="intermediate")
+    fig = figures.svg(figures_trials.intermediate, with_values, maximize, name="intermediate")
     shown = min(len(with_values), figures.MAX_POINTS)
     return _figure(fig, f"Validation accuracy per epoch, one line per trial; {shown} of "
                         f"n={len(with_values)} trials drawn (the 40 best always). Pruned "
@@ -289,11 +289,11 @@ def _curves(curves: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> st
     caption = ("Median and interquartile band of validation accuracy per epoch, by choice; "
                f"n={n} trials (pruned trials drop out of later epochs, so late epochs "
                "flatter the groups that were pruned more).")
-    out = _figure(figures.svg(figures.curves_by, first, name="curves-first"), caption)
+    out = _figure(figures.svg(figures_trials.curves_by, first, name="curves-first"), caption)
     if more:
         out += (f"<details><summary>by {', '.join(more)} (the most important of the "
                 f"{len(rest)} other questions' params)</summary>"
-                + _figure(figures.svg(figures.curves_by, more, name="curves-more"), caption)
+                + _figure(figures.svg(figures_trials.curves_by, more, name="curves-more"), caption)
                 + "</details>")
     return out
 
@@ -317,7 +317,7 @@ def _distributions(rows: Sequence[Mapping[str, Any]], order: Sequence[str],
         keys = [k for k in known if k in by] + sorted(k for k in by if k not in known)
         shown = {repr(v): param_value(name, v) for v in values}
         groups.append((name, [(shown[k], by[k]) for k in keys]))
-    fig = figures.svg(figures.value_by_choice, groups, maximize, name="by-choice")
+    fig = figures.svg(figures_params.value_by_choice, groups, maximize, name="by-choice")
     n = len(complete)
     return _figure(fig, f"Value of complete trials by choice (n={n}), params most important "
                         "first: boxes are quartiles, whiskers 1.5 IQR; a choice with at most 30 "
@@ -340,7 +340,7 @@ def _slice(rows: Sequence[Mapping[str, Any]], order: Sequence[str], maximize: bo
         panels.append((name, xs, [v for _, v in pts], log))
         if len(panels) == SLICE_PANELS:
             break
-    fig = figures.svg(figures.slice_plot, panels, maximize, name="slice")
+    fig = figures.svg(figures_params.slice_plot, panels, maximize, name="slice")
     return _figure(fig, f"Value against the {len(panels)} most important numeric params; one "
                         f"dot per complete trial where the param is active (n≤{len(complete)}; "
                         "at most 150 drawn per param, the 30 best always); darker = later.")
@@ -364,7 +364,7 @@ def _parallel(rows: Sequence[Mapping[str, Any]], order: Sequence[str], maximize:
         else:
             spec.append((name, None, bool(p and p.log)))
     lines = [([r["params"].get(n) for n in names], r["value"]) for r in complete]
-    fig = figures.svg(figures.parallel, spec, lines, maximize, name="parallel")
+    fig = figures.svg(figures_params.parallel, spec, lines, maximize, name="parallel")
     return _figure(fig, f"The {len(names)} most important params and the value; one line per "
                         f"complete trial (n={len(complete)}; at most {figures.MAX_POINTS} drawn, "
                         "the best always, on top); darker blue = better; n/a = inactive.")
@@ -392,7 +392,7 @@ def _best(best: Mapping[str, Any] | None) -> str:
     if not (isinstance(confusion, list) and confusion
             and all(isinstance(r, list) for r in confusion)):
         confusion = None
-    fig = figures.svg(figures.best_model, per_class, confusion, name="best")
+    fig = figures.svg(figures_trials.best_model, per_class, confusion, name="best")
     total = sum(sum(r) for r in confusion) if confusion else 0
     out.append(_figure(fig, f"Test accuracy per class ({len(per_class)} classes) and the "
                             f"confusion matrix (rows: true class; n={num(total)} test images; "

@@ -73,7 +73,7 @@ def answers_md(answers: Sequence[Mapping[str, Any]]) -> list[str]:
         rows.append(row)
     out = table([label(k) for k in cols], rows) + ["", f"> {OBSERVATIONAL}"]
     for a in answers:
-        details = _answer_details(a, set(cols) | {"title", "status"})
+        details = _answer_details(a, set(cols) | {"title", "status", "significant"})
         if details:
             out += ["", f"### {md(a.get('title') or a.get('question'))}", "", *details]
     return out
