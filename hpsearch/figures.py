@@ -164,10 +164,18 @@ def mark_outside(ax: Axes, xs: Sequence[float], ys: Sequence[float], view: View,
                    c=colour, clip_on=False, zorder=3, linewidths=0)
 
 
-def integer_locator() -> Any:
+def integer_locator(nbins: int = 5) -> Any:
     from matplotlib.ticker import MaxNLocator
 
-    return MaxNLocator(integer=True)
+    return MaxNLocator(nbins=nbins, integer=True)
+
+
+def few_ticks(ax: Axes, nbins: int = 4, axis: str = "y") -> None:
+    """At most ``nbins`` ticks on an axis: each tick is a few ms to lay out, and a small
+    panel reads better with fewer."""
+    from matplotlib.ticker import MaxNLocator
+
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_locator(MaxNLocator(nbins=nbins))
 
 
 def log_axis(ax: Axes, values: Sequence[float], axis: str = "x") -> None:

@@ -14,6 +14,7 @@ from hpsearch.figures import (
     PALETTE,
     WIDTH,
     View,
+    few_ticks,
     log_axis,
     mark_outside,
     new_figure,
@@ -124,6 +125,10 @@ def slice_plot(panels: Sequence[tuple[str, Sequence[float], Sequence[float], boo
                         textcoords="offset points", ha="right", va="bottom", fontsize=6,
                         color="#a33")
     axes[0][0].set_ylim(view.lo, view.hi)
+    for ax in axes.flat:
+        few_ticks(ax)
+        if ax.get_xscale() != "log":
+            few_ticks(ax, axis="x")
     for r in range(rows_n):
         axes[r][0].set_ylabel("objective value")
     for ax in list(axes.flat)[len(panels):]:

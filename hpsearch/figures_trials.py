@@ -20,6 +20,7 @@ from hpsearch.figures import (
     PRUNED,
     WIDTH,
     View,
+    few_ticks,
     integer_locator,
     mark_outside,
     new_figure,
@@ -187,7 +188,8 @@ def curves_by(curves: Mapping[str, Mapping[str, Mapping[str, Any]]],
             ax.plot(e, med, color=colour, lw=1.4, label=f"{short(name, 14)} (n={n})")
         ax.set_ylim(view.lo, view.hi)
         ax.set_title(f"by {param}", loc="left")
-        ax.xaxis.set_major_locator(integer_locator())
+        ax.xaxis.set_major_locator(integer_locator(4))
+        few_ticks(ax)
         ax.legend(loc="lower right", frameon=False, fontsize=6)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)

@@ -280,22 +280,21 @@ def _intermediate(rows: Sequence[Mapping[str, Any]], maximize: bool) -> str:
 
 
 def _curves(curves: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> str:
-    first = {p: curves[p] for p in CURVES_FIRST if p in curves}
+    """Batch norm and activation first, then the most important other questions' params:
+    one figure (a figure's fixed cost is most of what it costs to draw)."""
+    first = [p for p in CURVES_FIRST if p in curves]
     rest = [p for p in order if p in curves and p not in first]
     rest += [p for p in curves if p not in first and p not in rest]
-    more = {p: curves[p] for p in rest[:MORE_CURVES]}
-    n = sum(int(c.get("n") or 0) for c in next(iter(curves.values()), {}).values()) \
-        if curves else 0
-    caption = ("Median and interquartile band of validation accuracy per epoch, by choice; "
-               f"n={n} trials (pruned trials drop out of later epochs, so late epochs "
-               "flatter the groups that were pruned more).")
-    out = _figure(figures.svg(figures_trials.curves_by, first, name="curves-first"), caption)
-    if more:
-        out += (f"<details><summary>by {', '.join(more)} (the most important of the "
-                f"{len(rest)} other questions' params)</summary>"
-                + _figure(figures.svg(figures_trials.curves_by, more, name="curves-more"), caption)
-                + "</details>")
-    return out
+    shown = {p: curves[p] for p in first + rest[:MORE_CURVES]}
+    if not shown:
+        return ""
+    n = sum(int(c.get("n") or 0) for c in next(iter(shown.values())).values())
+    left = [p for p in rest[MORE_CURVES:]]
+    return _figure(figures.svg(figures_trials.curves_by, shown, name="curves"),
+                   "Median and interquartile band of validation accuracy per epoch, by "
+                   f"choice; n={n} trials (pruned trials drop out of later epochs, so late "
+                   "epochs flatter the groups that were pruned more)."
+                   + (f" Not drawn: {', '.join(left)} (in the JSON report)." if left else ""))
 
 
 def _distributions(rows: Sequence[Mapping[str, Any]], order: Sequence[str],
