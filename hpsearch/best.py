@@ -6,22 +6,24 @@ trial's own training seed, which reproduces the trial, or with seeds ``0..N-1`` 
 mean and spread), reports test accuracy, per-class accuracy and the confusion matrix, and
 for batch-norm configs the accuracy with BN in train mode next to eval mode (seed 002:
 forgetting ``model.eval()`` costs accuracy). The model's weights and the confusion matrix
-are uploaded as Optuna artifacts of the study, named for the best trial, into
-``storage.artifact_dir`` (which ``hpsearch dashboard`` serves); a JSON-safe summary is
-stored as the study user attr ``best``.
+are stored as artifacts of the best trial (shown on its page in ``hpsearch dashboard``),
+in ``storage.artifact_dir``; a JSON-safe summary is stored as the study user attr ``best``.
 
 The helpers at the top (a trial's config, the study's data) are shared with ``verify``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import dataclasses
 import json
 import math
+import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,26 @@ def study_data(settings: Settings, device: str | torch.device = "auto") -> Devic
                              train_size=settings.train_size)
 
 
+@contextlib.contextmanager
+def training_threads(device: torch.device) -> Iterator[int]:
+    """Train with one intra-op thread on a CPU (``OMP_NUM_THREADS`` wins), restored after.
+
+    On a machine whose cores are shared, torch's default (one thread per core) makes every
+    step wait for the thread that another process has descheduled: `best --retrain` of a
+    digits config took 37-43 s with 2 threads next to another busy process, 14 s with one
+    (`scripts/bench_best.py`), and on an idle machine one thread costs these models at most
+    ~1.8x (a CNN; MLPs 1.0-1.4x). Set ``OMP_NUM_THREADS`` to use more on an idle machine.
+    """
+    before = torch.get_num_threads()
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    n = int(env) if env.isdigit() and int(env) > 0 else (1 if device.type == "cpu" else before)
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
+
+
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -182,6 +204,8 @@ class BestResult:
     epochs: int
     retrain: bool
     bn_train_vs_eval: dict[str, float] | None = None
+    train_seconds: list[float] = field(default_factory=list)  # one per seed
+    threads: int = 0                                           # torch intra-op threads
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> artifact id
     artifact_dir: str = ""
     warnings: list[str] = field(default_factory=list)
@@ -210,6 +234,8 @@ class BestResult:
             "confusion": self.confusion, "bn_train_vs_eval": self.bn_train_vs_eval,
             "artifacts": dict(self.artifacts), "artifact_dir": self.artifact_dir,
             "dataset": self.dataset, "epochs": self.epochs, "created": self.created,
+            "train_seconds": [round(x, 3) for x in self.train_seconds],
+            "threads": self.threads,
         }
 
     def lines(self) -> list[str]:
@@ -224,6 +250,9 @@ class BestResult:
         else:
             out.append(f"test accuracy {self.test_acc:.4f} (the trial's seed {self.seeds[0]}, "
                        f"n=1; retrained validation accuracy {self.retrain_val_acc:.4f})")
+        if self.train_seconds:
+            out.append(f"trained {len(self.train_seconds)} time(s) in "
+                       f"{sum(self.train_seconds):.1f} s ({self.threads} torch thread(s))")
         out += self._per_class_lines()
         if self.bn_train_vs_eval:
             bn = self.bn_train_vs_eval
@@ -285,14 +314,21 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
         seed_list = [int(trial.user_attrs.get("train_seed", settings.seed * 1_000_003
                                               + trial.number))]
 
-    test_accs, first = [], None
-    for seed in seed_list:
-        result = train(cfg, data, epochs=settings.epochs, patience=settings.patience, seed=seed)
-        assert result.model is not None  # train always returns the model
-        _, acc, pred = evaluate(result.model, data, cfg, "test")
-        test_accs.append(acc)
-        if first is None:
-            first = (result, pred)
+    test_accs, seconds, first = [], [], None
+    # The trial's own seed reproduces the trial: it keeps the process's threads (a thread
+    # count can change the last bits of a float sum). Fresh seeds use training_threads.
+    threads = (training_threads(data.device) if retrain
+               else contextlib.nullcontext(torch.get_num_threads()))
+    with threads as n_threads:
+        for seed in seed_list:
+            result = train(cfg, data, epochs=settings.epochs, patience=settings.patience,
+                           seed=seed)
+            assert result.model is not None  # train always returns the model
+            _, acc, pred = evaluate(result.model, data, cfg, "test")
+            test_accs.append(acc)
+            seconds.append(result.seconds)
+            if first is None:
+                first = (result, pred)
     assert first is not None
     result, pred = first
     model = result.model
@@ -304,7 +340,8 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
         val_acc=float(trial.value or 0.0), retrain_val_acc=result.val_acc, seeds=seed_list,
         test_accs=test_accs, classes=data.classes, confusion=cm.tolist(),
         per_class=dict(zip(data.classes, per_class_accuracy(cm), strict=True)),
-        dataset=settings.dataset, epochs=settings.epochs, retrain=retrain, model=model)
+        dataset=settings.dataset, epochs=settings.epochs, retrain=retrain, model=model,
+        train_seconds=seconds, threads=n_threads)
     if cfg.batch_norm != "none":
         out.bn_train_vs_eval = {"eval_mode": test_accs[0],
                                 "train_mode": bn_batch_stats_accuracy(model, data, cfg)}
@@ -316,10 +353,10 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
 
 
 def _upload(study: optuna.Study, trial: FrozenTrial, storage: str, out: BestResult) -> None:
-    """Weights (.pt) and confusion matrix (.json, .csv) as study artifacts named for the trial.
+    """Weights (.pt) and confusion matrix (.json, .csv) as artifacts of the best trial.
 
-    They are the study's, not the trial's: Optuna refuses to change a finished trial
-    ("Trial#N has already finished and can not be updated"), artifacts included. The file
+    optuna-dashboard shows them on the trial's page (see ``dashboard.put_artifact``: Optuna
+    itself refuses to change a finished trial); a re-run replaces them in place. The file
     names (``best-trial-N-...``) and the ``best`` attr's ``trial_number`` tie them to it.
     An artifact store that cannot be written costs the upload, not the measurements: the
     failure becomes a warning and the summary is still stored.
@@ -348,7 +385,8 @@ def _upload(study: optuna.Study, trial: FrozenTrial, storage: str, out: BestResu
             for key, path, mimetype in (("weights", weights, "application/octet-stream"),
                                         ("confusion_json", summary, "application/json"),
                                         ("confusion_csv", table, "text/csv")):
-                out.artifacts[key] = upload(study, storage, path, mimetype=mimetype)
+                out.artifacts[key] = upload(study, storage, path, mimetype=mimetype,
+                                            trial_id=trial._trial_id)
     except Exception as exc:  # read-only directory, full disk, storage write refused
         out.warnings.append(f"could not upload artifacts to {store_dir}: "
                             f"{mask(str(exc))[:200]}")

@@ -68,24 +68,34 @@ def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any],
 @click.option("--trials", type=click.IntRange(min=1), help="Total finished trials the study "
               "should reach (a re-run resumes).  [default: 100]")
 @click.option("--dataset", type=click.Choice(["mnist", "fashion-mnist", "kmnist", "digits",
-                                               "synthetic"]), help="[default: mnist]")
+                                               "synthetic"]),
+              help="What to train on; digits and synthetic need no download "
+                   "(`hpsearch datasets` lists what is here).  [default: mnist]")
 @click.option("--model", type=click.Choice(["mlp", "cnn", "any"]),
               help="Fix the model family; any = sample both.  [default: any]")
 @click.option("--epochs", type=click.IntRange(1, 1000), help="Epochs per trial.  [default: 10]")
 @click.option("--storage", help="SQLite file, SQLAlchemy URL or journal .log file.  "
               "[default: study.db]")
-@click.option("--study-name", help="[default: PRESET-DATASET]")
+@click.option("--study-name", help="The study in STORAGE to create or resume; give it "
+              "explicitly when several machines share one.  [default: PRESET-DATASET]")
 @click.option("--preset", help="A studies/*.toml file, or the bare name of a bundled one.")
 @click.option("--set", "assignments", multiple=True, metavar="PARAM=VALUE",
               help="Fix a param (batch_norm=before), narrow choices (a,b) or a range (lo..hi).")
-@click.option("--sampler", type=click.Choice(SAMPLERS), help="[default: tpe]")
+@click.option("--sampler", type=click.Choice(SAMPLERS),
+              help="How params are chosen: tpe adapts to good regions (with a randomized "
+                   "share, see --random-share); random makes the whole study an experiment "
+                   "whose verdicts can say 'matters'.  [default: tpe]")
 @click.option("--random-share", type=click.FloatRange(0, 1),
               help="Share of an adaptive sampler's trials drawn at random, so the study is "
                    "also an experiment (0 = pure search).  [default: 0.2]")
-@click.option("--pruner", type=click.Choice(PRUNERS), help="[default: median]")
+@click.option("--pruner", type=click.Choice(PRUNERS),
+              help="When a trial stops early (never on its first epoch); none trains every "
+                   "trial to the end.  [default: median]")
 @click.option("--jobs", type=click.IntRange(1, 64), help="Worker processes.  [default: 1]")
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), help="[default: 0]")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1),
+              help="Seeds the sampler, the validation split and each trial's training seed "
+                   "(derived from it and the trial number).  [default: 0]")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
               help="Stop starting trials after SEC seconds.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
@@ -122,19 +132,34 @@ def optimize(model: str | None, preset: str | None, assignments: tuple[str, ...]
         click.echo(f"\n{what}: the running trial is marked failed; finished trials are "
                    "kept. Run the same command again to finish the budget.", err=True)
         raise SystemExit(143 if isinstance(exc, Terminated) else 130) from None
-    states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.states.items()))
-    click.echo(f"study {summary.study_name} ({summary.storage}): {summary.n_finished} finished "
-               f"trials ({states}); {summary.ran_here} ran now")
+    for line in _summary_lines(summary, loaded.question):
+        click.echo(line)
     if summary.last_failure is not None:
         click.echo(f"warning: {summary.failed} failed trial(s) in the study; the last one: "
                    f"{summary.last_failure}", err=True)
+
+
+def _summary_lines(summary: Any, question: str | None) -> list[str]:
+    """What optimize prints at the end: the study, its best trial, the commands to run next."""
+    import shlex
+
+    from hpsearch.report_format import param_value
+
+    states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.states.items()))
+    lines = [f"study {summary.study_name} ({summary.storage}): {summary.n_finished} finished "
+             f"trials ({states}); {summary.ran_here} ran now"]
     if summary.best_value is None:
-        click.echo("no trial completed yet")
-        return
-    click.echo(f"best trial #{summary.best_number}: validation accuracy "
-               f"{summary.best_value:.4f}")
-    for key, value in summary.best_params.items():
-        click.echo(f"  {key:16} {value}")
+        return [*lines, "no trial completed yet"]
+    lines.append(f"best trial #{summary.best_number}: validation accuracy "
+                 f"{summary.best_value:.4f}")
+    lines += [f"  {key:16} {param_value(key, value)}"
+              for key, value in summary.best_params.items()]
+    where = f"{shlex.quote(summary.storage)} --study-name {shlex.quote(summary.study_name)}"
+    return [*lines, "next: the verdicts and figures (report.html), the causal check of the "
+            "questions (paired re-runs), the best config on the test set:",
+            f"  hpsearch report {where}",
+            f"  hpsearch verify {where}" + (f" --question {question}" if question else ""),
+            f"  hpsearch best {where} --retrain"]
 
 
 def _masked(spec: str) -> str:
@@ -144,7 +169,8 @@ def _masked(spec: str) -> str:
 
 
 @main.command()
-@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Also look here first (as optimize --data-dir does).")
 @friendly_errors
 def datasets(data_dir: str | None) -> None:
     """Which datasets are available here, and where."""
@@ -163,7 +189,8 @@ def datasets(data_dir: str | None) -> None:
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Where to write.  [default: report.html; md and json go to stdout]")
 @click.option("--format", "fmt", type=click.Choice(["html", "md", "json"]), default="html",
-              show_default=True)
+              show_default=True, help="html: one offline page with figures, also stored with "
+              "the study for the dashboard; md: text; json: every number, stable keys.")
 @click.option("--evaluator", "evaluators", multiple=True,
               type=click.Choice(["ped_anova", "fanova", "mdi"]),
               help="Importance evaluator; repeat for several.  [default: ped_anova]")
@@ -195,7 +222,8 @@ def report(storage: str, study_name: str | None, out: str | None, fmt: str,
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on; 0.0.0.0 opens the dashboard (no login) to the "
                    "network.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+              help="Port to listen on.")
 @friendly_errors
 def dashboard(storage: str, host: str, port: int) -> None:
     """optuna-dashboard for STORAGE, with the reports and artifacts of its studies."""

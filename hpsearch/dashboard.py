@@ -116,3 +116,85 @@ class _ThreadingServer6(_ThreadingServer):
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # one line per request: noise
         pass
+
+
+# ---------------------------------------------------------------- what the study page shows
+#
+# optuna-dashboard 0.21's study page ("History" tab) shows, besides its own plots: the
+# study's user attrs, its artifacts, and any plotly figure saved with
+# ``save_plotly_graph_object``; the note sits on a tab of its own. So the verdicts go onto
+# the page as a plotly table (plotly.js is the dashboard's; no plotly package needed here),
+# one current report artifact replaces the last one, and the best trial's files are the
+# trial's artifacts (shown on the trial's page).
+
+REPORT_ARTIFACT = "report.html"
+ARTIFACTS_PREFIX = "artifacts:"              # optuna.artifacts' study/trial system attr keys
+# optuna-dashboard lists a study system attr with this prefix among the artifacts of trial
+# N: Optuna refuses to change a finished trial ("Trial#N has already finished and can not
+# be updated"), so this is how a file reaches a finished trial's page.
+TRIAL_ARTIFACTS_PREFIX = "dashboard:artifacts:{trial_id}:"
+
+
+class _PlotlyJSON:
+    """What ``save_plotly_graph_object`` uses of a plotly Figure: its JSON."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.spec)
+
+
+def _plotly_text(value: Any) -> str:
+    """A cell for plotly.js, which reads ``<b>``, ``<a href>``... in text as markup: entities
+    keep a study string literal text."""
+    import html
+
+    return html.escape(str(value), quote=False)
+
+
+def save_table(study: Any, graph_id: str, title: str, head: list[str],
+               rows: list[list[Any]]) -> str:
+    """A table on the study's page in optuna-dashboard; the same ``graph_id`` replaces it."""
+    from optuna_dashboard import save_plotly_graph_object
+
+    columns = [[_plotly_text(r[i]) for r in rows] for i in range(len(head))]
+    # Relative widths: a long verdict must not squeeze the question's name to nothing.
+    widths = [min(max([len(str(h)) + 2] + [len(str(c)) for c in col]), 24)
+              for h, col in zip(head, columns, strict=True)]
+    spec = {"data": [{"type": "table", "columnwidth": widths,
+                      "header": {"values": [f"<b>{_plotly_text(h)}</b>" for h in head],
+                                 "align": "left", "fill": {"color": "#eeeeee"}},
+                      "cells": {"values": columns, "align": "left", "height": 24}}],
+            "layout": {"title": {"text": _plotly_text(title), "x": 0.01},
+                       "margin": {"l": 10, "r": 10, "t": 40, "b": 10}}}
+    return save_plotly_graph_object(study, _PlotlyJSON(spec), graph_object_id=graph_id)
+
+
+def put_artifact(study: Any, store: FileSystemArtifactStore, file_path: str, *,
+                 filename: str, mimetype: str, trial_id: int | None = None) -> str:
+    """Store ``file_path`` as the study's artifact ``filename`` (or trial ``trial_id``'s),
+    replacing the one of that name: re-running a command updates its artifact in place
+    (same id) instead of adding another copy. Returns the artifact id.
+
+    The metadata is what ``optuna.artifacts.upload_artifact`` writes (``artifacts:<id>``)
+    for the study, and what optuna-dashboard lists on a trial's page for a trial.
+    """
+    import json
+    import uuid
+
+    storage, study_id = study._storage, study._study_id  # as optuna_dashboard.save_note does
+    prefix = (ARTIFACTS_PREFIX if trial_id is None
+              else TRIAL_ARTIFACTS_PREFIX.format(trial_id=trial_id))
+    known = [json.loads(v) for k, v in storage.get_study_system_attrs(study_id).items()
+             if k.startswith(prefix) and isinstance(v, str)]
+    same = [m for m in known if isinstance(m, dict) and m.get("filename") == filename]
+    artifact_id = str(same[0]["artifact_id"]) if same else str(uuid.uuid4())
+    with open(file_path, "rb") as f:
+        store.write(artifact_id, f)
+    meta = {"artifact_id": artifact_id, "filename": filename, "mimetype": mimetype,
+            "encoding": None}
+    storage.set_study_system_attr(study_id, prefix + artifact_id, json.dumps(meta))
+    return artifact_id

@@ -68,10 +68,15 @@ class Objective:
             "seconds": [round(m.seconds, 4) for m in h]})
         # The trainer says "stopped" when on_epoch asked it to: here that means pruned.
         reason = "pruned" if result.stop_reason == "stopped" else result.stop_reason
+        d = self.data
         trial.set_user_attr("run", {"n_params": result.n_params, "device": result.device,
                                     "best_epoch": result.best_epoch, "stop_reason": reason,
                                     # which machine and process: workers share studies
-                                    "worker": f"{platform.node()}:{os.getpid()}"})
+                                    "worker": f"{platform.node()}:{os.getpid()}",
+                                    # the real sizes: val_size is clamped on small sets
+                                    "splits": {"train": len(d.train_y),
+                                               "validation": len(d.val_y),
+                                               "test": len(d.test_y)}})
         if result.stop_reason == "diverged":
             # A diverged config is a bad config, not a broken trial: pruning keeps it in
             # the study (TPE and the report learn from it) with the reason stored.

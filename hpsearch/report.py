@@ -1,10 +1,12 @@
 """``hpsearch report``: a study's findings as a self-contained HTML page, Markdown or JSON.
 
 :func:`report` opens the study read-only (a missing file is an error, never a new empty
-database), runs :func:`hpsearch.analysis.analyze` and renders one document. With the HTML
-format it also publishes: the page is uploaded as an Optuna artifact of the study (into
-``storage.artifact_dir(STORAGE)``, which ``hpsearch dashboard`` serves) and the verdicts
-table is saved as the study's note, which optuna-dashboard shows on the study page.
+database), runs :func:`hpsearch.analysis.analyze` and renders one document: HTML
+(``report_html``, figures by ``figures``), Markdown (``report_md``) or JSON. The renderers
+import nothing from here. With the HTML format it also publishes: the page becomes the
+study's ``report.html`` artifact (into ``storage.artifact_dir(STORAGE)``, which ``hpsearch
+dashboard`` serves; a re-run replaces it in place), the verdicts with the verify and best
+results become the study's note and a table on its page in optuna-dashboard.
 
 The JSON document (``--format json``) has these keys; programs may rely on them:
 
@@ -36,7 +38,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,16 +48,19 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.errors import ConfigError, HPSearchError
+from hpsearch.report_format import OBSERVATIONAL, best_config
+from hpsearch.report_md import dashboard_tables, markdown, notes_markdown, summary_table
 from hpsearch.results import best_record
-from hpsearch.space import active_params
 from hpsearch.storage import check_output, load_study, mask
 
 FORMATS = ("html", "md", "json")
 SCHEMA = 1
 DEFAULT_OUT = "report.html"
-OBSERVATIONAL = ("Verdicts come from the study's own trials, which are observational: the "
-                 "sampler chose the other params too. `hpsearch verify STORAGE --question ID` "
-                 "gives the causal answer (paired re-runs that differ only in one param).")
+# Re-exported: the renderers live in report_format / report_md / report_html, which never
+# import this module (data flows one way: report -> renderers).
+__all__ = ["FORMATS", "OBSERVATIONAL", "ReportResult", "best_config", "clean", "header",
+           "markdown", "notes_markdown", "report", "summary_table", "trial_rows",
+           "verify_results"]
 
 
 @dataclass
@@ -99,7 +103,7 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
 
         text = render(data, trial_rows(trials))
     elif fmt == "md":
-        text = markdown(data)
+        text = markdown(data, trial_rows(trials))
     else:
         text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     path = Path(out) if out is not None else (Path(DEFAULT_OUT) if fmt == "html" else None)
@@ -109,6 +113,7 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
         if fmt == "html" and publish:
             result.artifact_id = _publish(study, storage, path, notes_markdown(data),
                                           result.warnings)
+            _show_on_study_page(study, data, result.warnings)
     return result
 
 
@@ -136,30 +141,37 @@ def verify_results(study: optuna.Study) -> dict[str, Any]:
 
 
 def trial_rows(trials: Sequence[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
-    """Per-trial rows for the figures: number, state, value and the sampled params.
+    """Per-trial rows for the figures and the top-trials table (complete and pruned trials).
 
-    ``trial.params`` holds exactly the params that were active and not fixed by a preset,
-    which is what varies across trials (the ``config`` user attr adds the constants).
+    ``value`` is objective 0 (a multi-objective study is shown by its first objective, as
+    the analysis does); a pruned trial's is its last intermediate value, as Optuna's tell
+    stores it. ``params`` holds exactly the params that were active and not fixed by a
+    preset, which is what varies across trials. ``curve`` is the ``learning_curve`` user
+    attr (train/val loss, val accuracy, lr and seconds per epoch), ``splits`` the split
+    sizes the trial trained on (``run`` user attr), when the trial has them.
     """
     rows = []
     for t in trials:
-        value = t.value
-        if value is None and t.state == TrialState.PRUNED and t.intermediate_values:
-            value = t.intermediate_values[max(t.intermediate_values)]  # as Optuna's tell does
-        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED) or value is None:
+        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
             continue
+        value = t.values[0] if t.values else None
+        if value is None and t.state == TrialState.PRUNED and t.intermediate_values:
+            value = t.intermediate_values[max(t.intermediate_values)]
+        if value is None or not math.isfinite(value):
+            continue
+        curve = t.user_attrs.get("learning_curve")
+        curve = curve if isinstance(curve, dict) else None
+        run = t.user_attrs.get("run")
+        run = run if isinstance(run, dict) else {}
+        secs = curve.get("seconds") if curve else None
+        total = (sum(x for x in secs if isinstance(x, int | float)) if isinstance(secs, list)
+                 else t.duration.total_seconds() if t.duration else None)
         rows.append({"number": t.number, "state": t.state.name, "value": value,
-                     "params": t.params})
+                     "params": t.params, "intermediate": t.intermediate_values,
+                     "curve": curve, "epochs": len(t.intermediate_values) or None,
+                     "best_epoch": run.get("best_epoch"), "seconds": total,
+                     "splits": run.get("splits")})
     return rows
-
-
-def best_config(best: Mapping[str, Any]) -> dict[str, Any]:
-    """The active params of ``best["config"]``; as stored if another version wrote it."""
-    config = best.get("config") or {}
-    try:
-        return dict(active_params(config))
-    except (ConfigError, TypeError):
-        return dict(config) if isinstance(config, Mapping) else {}
 
 
 def clean(obj: Any) -> Any:
@@ -187,125 +199,6 @@ def _masked(obj: Any) -> Any:
     return obj
 
 
-# ---------------------------------------------------------------------------- text
-
-
-def _plain(value: Any) -> str:
-    """A user-controlled string for a terminal: no control characters (escape codes)."""
-    return re.sub(r"[\x00-\x1f\x7f]", " ", str(value))
-
-
-def _p(value: Any) -> str:
-    if not isinstance(value, int | float):
-        return "–"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def summary_table(data: Mapping[str, Any]) -> str:
-    """The questions and their verdicts, aligned for a terminal (printed in every format)."""
-    h = data["header"]
-    states = ", ".join(f"{n} {s.lower()}" for s, n in h["n_trials"].items()) or "no trials"
-    best = (f"best {h['best_value']:.4f} (trial #{h['best_trial_number']})"
-            if h["best_value"] is not None else "no completed trial")
-    lines = [f"study {_plain(h['study_name'])}: {states}; {best}"]
-    rows = [("question", "param", "verdict", "p (Holm)")]
-    for a in data["analysis"].get("answers", []):
-        rows.append((_plain(a.get("question")), _plain(a.get("param")),
-                     _plain(a.get("verdict") or a.get("status") or ""), _p(a.get("p_holm"))))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True))
-                     + "  " + r[3])
-    return "\n".join(lines)
-
-
-def _md(value: Any) -> str:
-    """Markdown text (a table cell): no pipes, no newlines, no raw HTML."""
-    text = value if isinstance(value, str) else _num(value)
-    # "<" is what opens raw HTML in Markdown; ">" alone cannot, and "a > b" reads better.
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
-            .replace("\n", " "))
-
-
-def _num(value: Any) -> str:
-    from hpsearch.report_svg import fmt
-
-    return fmt(value)
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return out + ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows]
-
-
-def notes_markdown(data: Mapping[str, Any]) -> str:
-    """The verdicts table as Markdown: the study note optuna-dashboard shows."""
-    h = data["header"]
-    lines = [f"## hpsearch report ({data['generated']})", "",
-             f"best value {_num(h['best_value'])} (trial #{h['best_trial_number']}); "
-             f"trials: {_md(', '.join(f'{n} {s.lower()}' for s, n in h['n_trials'].items()))}",
-             ""]
-    rows = [(a.get("question"), a.get("param"), a.get("verdict") or a.get("status"),
-             _p(a.get("p_holm"))) for a in data["analysis"].get("answers", [])]
-    lines += _table(["question", "param", "verdict", "p (Holm)"], rows)
-    return "\n".join(lines) + "\n"
-
-
-def markdown(data: Mapping[str, Any]) -> str:
-    """The same findings as the HTML page, as Markdown (a terminal or a PR comment)."""
-    h, a = data["header"], data["analysis"]
-    prov = h.get("provenance") or {}
-    lines = [f"# hpsearch report: {_md(h['study_name'])}", "",
-             f"- dataset: {_md(h.get('dataset'))}; direction: {h['direction']}",
-             f"- trials: {_md(', '.join(f'{n} {s.lower()}' for s, n in h['n_trials'].items()))}",
-             f"- best value: {_num(h['best_value'])} (trial #{h['best_trial_number']})",
-             f"- storage: {_md(h['storage'])}; preset: {_md(prov.get('preset', '–'))}; "
-             f"hpsearch {_md(prov.get('hpsearch_version', '–'))}, git "
-             f"{_md(prov.get('git_hash', '–'))}", "", "## Questions", ""]
-    answers = a.get("answers", [])
-    lines += _table(["question", "param", "verdict", "best", "test", "p (Holm)"],
-                    [(f"{x.get('title')} ({x.get('question')})", x.get("param"),
-                      x.get("verdict") or x.get("status"), x.get("best"), x.get("test"),
-                      _p(x.get("p_holm"))) for x in answers])
-    if answers:
-        lines += ["", f"> {OBSERVATIONAL}"]
-    for ev, rows in (a.get("importances") or {}).items():
-        lines += ["", f"## Importance ({_md(ev)})", ""]
-        lines += _table(["param", "importance", "95% CI"],
-                        [(r["param"], r["value"],
-                          f"[{_num(r.get('ci_low'))}, {_num(r.get('ci_high'))}]")
-                         for r in rows])
-    agreement = (a.get("importance_agreement") or {}).get("summary")
-    if agreement and len(a.get("importances") or {}) > 1:
-        lines += ["", f"Agreement between evaluators: {_md(agreement)}"]
-    if a.get("pruning"):
-        lines += ["", "## Pruning", ""]
-        lines += _table(["", "value"], [(k, _plainval(v)) for k, v in a["pruning"].items()])
-    for question, v in (data.get("verify") or {}).items():
-        lines += ["", f"## Verify: {_md(question)} ({_md(v.get('seeds', '?'))} seeds)", ""]
-        lines += _table(["baseline", "alternative", "n", "mean diff [95% CI]", "p (Wilcoxon)",
-                         "P(improvement)"],
-                        [(r.get("baseline"), r.get("alternative"), r.get("n"),
-                          f"{_num(r.get('mean_diff'))} [{_num(r.get('ci_low'))}, "
-                          f"{_num(r.get('ci_high'))}]", _p(r.get("p_wilcoxon")),
-                          _num(r.get("p_improvement"))) for r in v.get("rows", [])])
-    best = data.get("best")
-    if best:
-        lines += ["", "## Best config", ""]
-        lines += _table(["", "value"], [(k, _plainval(v)) for k, v in best.items()
-                                        if k not in ("config", "per_class", "confusion")])
-        lines += [""] + _table(["param", "value"],
-                               list(best_config(best).items()))
-    if a.get("notes"):
-        lines += ["", "## Notes", ""] + [f"- {_md(n)}" for n in a["notes"]]
-    return "\n".join(lines) + "\n"
-
-
-def _plainval(v: Any) -> str:
-    return v if isinstance(v, str) else (_num(v) if not isinstance(v, dict | list) else
-                                         json.dumps(v, default=str)[:200])
-
-
 # ---------------------------------------------------------------------------- files
 
 
@@ -328,6 +221,7 @@ def _publish(study: optuna.Study, storage: str, path: Path, note: str,
     """Upload the page as a study artifact and save the note; failures only warn."""
     from optuna_dashboard import save_note
 
+    from hpsearch.dashboard import REPORT_ARTIFACT
     from hpsearch.results import upload
 
     try:
@@ -335,7 +229,20 @@ def _publish(study: optuna.Study, storage: str, path: Path, note: str,
     except Exception as exc:  # a read-only database must not cost the user the report
         warnings.append(f"could not save the study note: {mask(str(exc))[:200]}")
     try:
-        return upload(study, storage, path, mimetype="text/html")
+        return upload(study, storage, path, mimetype="text/html", filename=REPORT_ARTIFACT)
     except Exception as exc:
         warnings.append(f"could not upload the report as an artifact: {mask(str(exc))[:200]}")
         return None
+
+
+def _show_on_study_page(study: optuna.Study, data: Mapping[str, Any],
+                        warnings: list[str]) -> None:
+    """The verdicts (and best results) as tables on the study's page in optuna-dashboard."""
+    from hpsearch.dashboard import save_table
+
+    try:
+        for graph_id, title, head, rows in dashboard_tables(data):
+            save_table(study, graph_id, title, head, rows)
+    except Exception as exc:  # as _publish: a read-only database must not cost the report
+        warnings.append(f"could not show the verdicts on the study page: "
+                        f"{mask(str(exc))[:200]}")

@@ -137,17 +137,22 @@ def artifact_store(spec: str, *, create: bool = True) -> AtomicArtifactStore:
     return AtomicArtifactStore(path)
 
 
-def upload(study: optuna.Study, spec: str, file_path: Path, *, mimetype: str) -> str:
-    """Upload ``file_path`` as an artifact of ``study``; its id. All or nothing: an empty
-    file is refused, and a file the study will not record is removed from the store."""
-    from optuna.artifacts import upload_artifact
+def upload(study: optuna.Study, spec: str, file_path: Path, *, mimetype: str,
+           filename: str | None = None, trial_id: int | None = None) -> str:
+    """Upload ``file_path`` as the artifact ``filename`` of ``study`` (or of its trial
+    ``trial_id``), replacing the one of that name; its id (see ``dashboard.put_artifact``).
+
+    All or nothing: an empty file is refused, and a new file the study will not record is
+    removed from the store (a replaced one is swapped whole by the atomic store).
+    """
+    from hpsearch.dashboard import put_artifact
 
     if file_path.stat().st_size == 0:
         raise StorageError(f"{file_path.name} is empty (a full disk?); not uploaded")
     store = artifact_store(spec)
     try:
-        return upload_artifact(artifact_store=store, file_path=str(file_path),
-                               study_or_trial=study, mimetype=mimetype)
+        return put_artifact(study, store, str(file_path), filename=filename or file_path.name,
+                            mimetype=mimetype, trial_id=trial_id)
     except BaseException:
         for artifact_id in store.written:  # written, but the study did not record it
             try:

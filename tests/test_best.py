@@ -78,14 +78,25 @@ def test_best_reports_test_metrics(study_db, result):
     assert stored["test_acc_n"] == 1 and stored["config"]["hidden_units"] == 64
 
 
+def _trial_artifacts(study, trial_number: int) -> dict[str, dict]:
+    """What optuna-dashboard lists on the trial's page (study system attrs, see dashboard)."""
+    trial_id = study.trials[trial_number]._trial_id
+    prefix = f"dashboard:artifacts:{trial_id}:"
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    return {k[len(prefix):]: json.loads(v) for k, v in attrs.items()
+            if k.startswith(prefix)}
+
+
 def test_artifacts_exist_and_weights_load_back(study_db, result):
     study = load_study(study_db)
     assert not result.warnings
-    metas = {m.artifact_id: m for m in get_all_artifact_meta(study)}
-    assert set(result.artifacts.values()) <= set(metas)
+    metas = _trial_artifacts(study, result.trial_number)
+    assert set(result.artifacts.values()) == set(metas)  # the trial's, not the study's
+    assert not set(result.artifacts.values()) & {m.artifact_id for m in
+                                                 get_all_artifact_meta(study)}
     for artifact_id in result.artifacts.values():
         assert (artifact_dir(study_db) / artifact_id).is_file()
-        assert metas[artifact_id].filename.startswith(f"best-trial-{result.trial_number}-")
+        assert metas[artifact_id]["filename"].startswith(f"best-trial-{result.trial_number}-")
 
     store = FileSystemArtifactStore(str(artifact_dir(study_db)))
     weights = Path(artifact_dir(study_db)).parent / "weights.pt"
@@ -107,11 +118,29 @@ def test_bn_train_mode_does_not_touch_running_stats(study_db, result):
     assert not result.model.training
 
 
-def test_retrain_with_seeds(study_db):
+def test_retrain_with_seeds(study_db, result, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
     r = best(study_db, retrain=True, seeds=2)
     d = r.to_dict()
     assert d["test_acc_n"] == 2 and d["seeds"] == [0, 1] and len(d["test_accs"]) == 2
     assert d["test_acc_std"] >= 0 and d["retrain"] is True
+    assert len(d["train_seconds"]) == 2 and d["threads"] == 1  # one thread on a CPU
+    assert torch.get_num_threads() == before  # restored for the caller
+    # A re-run replaces the trial's artifacts in place: same ids, no second copy.
+    assert r.artifacts == result.artifacts
+    assert len(_trial_artifacts(load_study(study_db), r.trial_number)) == 3
+
+
+def test_training_threads_respects_omp_num_threads(monkeypatch):
+    from hpsearch.best import training_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with training_threads(torch.device("cpu")) as n:
+        assert n == 2 == torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    with training_threads(torch.device("cpu")) as n:
+        assert n == 1 == torch.get_num_threads()
 
 
 def test_cli_best(study_db):
@@ -120,6 +149,7 @@ def test_cli_best(study_db):
     out = res.output
     assert "validation accuracy" in out and "test accuracy" in out
     assert "per-class test accuracy" in out and "batch norm: eval mode" in out
+    assert "trained 1 time(s) in" in out
     assert f"in {artifact_dir(study_db)}" in out
 
 

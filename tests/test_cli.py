@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,58 @@ def test_python_dash_m_works_like_the_script():
     out = subprocess.run([sys.executable, "-m", "hpsearch", "--help"], capture_output=True,
                          text=True, check=True, cwd=Path(__file__).parent.parent).stdout
     assert "optimize" in out and "datasets" in out
+
+
+def test_every_option_of_every_command_has_help():
+    import click
+
+    missing = [f"{name} {opt.opts[0]}" for name, cmd in main.commands.items()
+               for opt in cmd.params if isinstance(opt, click.Option) and not opt.help]
+    assert missing == []
+
+
+def test_optimize_prints_rounded_best_and_the_next_commands(tmp_path):
+    db = tmp_path / "s.db"
+    result = CliRunner().invoke(main, ["optimize", "--trials", "2", "--storage", str(db),
+                                       *FAST])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert f"hpsearch report {db} --study-name full-synthetic" in out
+    assert f"hpsearch verify {db} --study-name full-synthetic\n" in out  # every question
+    assert not re.search(r"\d\.\d{7,}", out)  # lr 0.0322, not 0.03220077342760718
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
+    """A log file gets a line per finished trial: done/target, pruned, best, elapsed, ETA."""
+    db = tmp_path / "s.db"
+    result = CliRunner().invoke(main, ["optimize", "--trials", "3", "--storage", str(db),
+                                       *[a for a in FAST if a != "-q"]])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("trials ")]
+    assert lines and lines[-1].startswith("trials 3/3 finished (")
+    assert re.search(r"; best 0\.\d{4} \(trial #\d\); elapsed \d+:\d\d, ETA 0:00$", lines[-1])
+
+
+def test_progress_line_per_trial_and_eta():
+    import io
+
+    import optuna
+
+    from hpsearch.optimize import _progress_bar
+
+    study = optuna.create_study(direction="maximize")
+    stream = io.StringIO()  # not a terminal
+    bar = _progress_bar(study, total=4, initial=0, stream=stream, every=0.0)
+    for value in (0.5, 0.9):
+        trial = study.ask()
+        study.tell(trial, value)
+        bar(study, study.trials[-1])
+    trial = study.ask()
+    trial.report(0.1, 1)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    bar(study, study.trials[-1])
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("trials 1/4 finished (0 pruned); best 0.5000 (trial #0)")
+    assert lines[2].startswith("trials 3/4 finished (1 pruned); best 0.9000 (trial #1)")
+    assert "ETA" in lines[2]

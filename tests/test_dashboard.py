@@ -16,6 +16,7 @@ from hpsearch import dashboard as dash
 from hpsearch.cli import main
 from hpsearch.dashboard import app, is_loopback, make_server, url
 from hpsearch.errors import HPSearchError, StorageError
+from hpsearch.storage import load_study
 
 
 @pytest.fixture
@@ -106,4 +107,71 @@ def test_dashboard_renders_in_headless_chromium(served):
     base, _ = served
     page = browser.dump_dom(f"{base}/dashboard", budget_ms=5000)
     assert "dash-study" in page.dom, page.dom[-2000:]
+    assert not [line for line in page.console if "Uncaught" in line]
+
+
+# ---------------------------------------------------------------------------- what it shows
+
+
+@pytest.fixture
+def published(tmp_path) -> Iterator[tuple[str, str, int]]:
+    """A planted study whose report was published twice, served by the dashboard."""
+    import functools
+
+    from hpsearch import analysis
+    from hpsearch.report import report
+
+    storage = plant_study(tmp_path / "study.log", 30, name="dash-study")
+    quick = functools.partial(analysis.analyze, n_bootstrap_importance=2, n_noise=5)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(analysis, "analyze", quick)
+        first = report(storage, out=tmp_path / "r.html")
+        second = report(storage, out=tmp_path / "again.html")
+    assert first.artifact_id == second.artifact_id and not second.warnings
+    server = make_server(storage, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", storage, load_study(storage)._study_id
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _study_detail(base: str, study_id: int) -> dict:
+    with urllib.request.urlopen(f"{base}/api/studies/{study_id}", timeout=30) as response:
+        return json.load(response)
+
+
+def test_study_page_shows_the_verdicts_and_one_report(published):
+    base, _, study_id = published
+    detail = _study_detail(base, study_id)
+    reports = [a for a in detail["artifacts"] if a["filename"] == "report.html"]
+    assert len(reports) == 1 and reports[0]["mimetype"] == "text/html"  # replaced, not added
+    graphs = {g["id"]: json.loads(g["graph_object"]) for g in detail["plotly_graph_objects"]}
+    table = graphs["hpsearch-verdicts"]["data"][0]
+    assert table["type"] == "table"
+    head = table["header"]["values"]
+    assert "<b>verdict</b>" in head and "<b>verify (paired re-runs)</b>" in head
+    questions = table["cells"]["values"][0]
+    assert "bn_placement" in questions and len(questions) == 10
+
+
+def test_table_cells_are_text_for_plotly():
+    from hpsearch.dashboard import _plotly_text
+
+    assert (_plotly_text('<a href="x">y</a> & <b>')
+            == '&lt;a href="x"&gt;y&lt;/a&gt; &amp; &lt;b&gt;')
+
+
+@pytest.mark.e2e
+def test_verdicts_render_on_the_study_page_in_chromium(published, tmp_path):
+    import browser
+
+    if not browser.available():
+        pytest.skip(f"no Chromium at {browser.CHROMIUM}")
+    base, _, study_id = published
+    page = browser.dump_dom(f"{base}/dashboard/studies/{study_id}", budget_ms=8000)
+    assert "hpsearch verdicts" in page.dom and "bn_placement" in page.dom, page.dom[-2000:]
     assert not [line for line in page.console if "Uncaught" in line]

@@ -25,8 +25,9 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
+from hpsearch import report_format as fmt
 from hpsearch.cli import main
-from hpsearch.report import report
+from hpsearch.report import report, trial_rows
 from hpsearch.space import PARAMS, Param, config_from_params
 from hpsearch.storage import load_study, open_storage
 
@@ -99,7 +100,8 @@ def plant_study(spec: str | Path, n_trials: int = 60, *, name: str = "planted", 
                                          "lr": [0.01] * len(curve),
                                          "seconds": [0.5] * len(curve)},
                          run={"n_params": 1000, "device": "cpu", "best_epoch": len(curve),
-                              "stop_reason": "pruned" if pruned else "completed"})
+                              "stop_reason": "pruned" if pruned else "completed",
+                              "splits": {"train": 1078, "validation": 269, "test": 450}})
         trials.append(optuna.trial.create_trial(
             # Optuna's tell() stores a pruned trial's last intermediate value as its value.
             state=state, value=None if state == TrialState.FAIL else curve[-1],
@@ -204,7 +206,7 @@ def test_markdown_has_the_questions_table(planted):
     assert result.path is None
     md = result.text
     assert md.startswith("# hpsearch report: planted")
-    assert "| question | param | verdict |" in md
+    assert "| question | param | seeds' claim | verdict |" in md
     assert re.search(r"^\| .*bn_placement|^\| Batch norm before or after", md, re.M)
     assert "## Importance (ped_anova)" in md
 
@@ -246,7 +248,8 @@ def test_verify_and_best_are_shown_when_present(tmp_path):
     ids = {a.get("id") for _, a in parse(html).tags}
     assert {"verify", "best"} <= ids and "confusion matrix" in html
     md = report(db, fmt="md").text
-    assert "## Verify: bn_placement (5 seeds)" in md and "## Best config" in md
+    assert "### Verify: bn_placement (batch_norm, 5 seeds)" in md and "## Best config" in md
+    assert "| before | after | 5 | -0.004 | -0.007 | -0.001 | 0.060 | 0.03 |" in md
     doc = report(db, fmt="json").data
     assert doc["verify"]["bn_placement"]["rows"][0]["p_improvement"] == 0.03
     assert doc["best"]["test_acc"] == 0.965
@@ -331,3 +334,109 @@ def test_report_and_dashboard_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------- for a person
+
+
+def test_numbers_are_formatted_for_a_person():
+    assert fmt.num(0.6000000000000001) == "0.6"
+    assert fmt.num(7.092160224267873e-06) == "7.1e-06"
+    assert fmt.num(12345) == "12,345" and fmt.num(None) == "–" and fmt.num(float("nan")) == "–"
+    assert fmt.acc(0.98513013124) == "0.9851"
+    assert fmt.signed(-0.001) == "0.00" and fmt.signed(0.42) == "+0.42"
+    assert fmt.signed_num(-0.0) == "0" and fmt.signed_num(-0.0042) == "-0.0042"
+    assert fmt.p_value(0.0001) == "<0.001" and fmt.p_value(0.0412) == "0.041"
+    assert fmt.seconds(0.61) == "0.6 s" and fmt.seconds(192) == "3 min 12 s"
+    assert fmt.param_value("l2", 7.092160224267873e-06) == "7.1e-06"
+    assert fmt.param_value("lr", 0.03220077342760718) == "0.0322"
+    assert fmt.param_value("dropout", 0.30000000000000004) == "0.3"
+
+
+def test_nested_values_become_rows():
+    head, rows = fmt.pruning_table({"n_pruned": 3, "share_saved": 0.2751, "max_epochs": 4,
+                                    "max_epochs_source": "study settings",
+                                    "pruned_at": {"2": 2, "3": 1}})
+    assert ["pruned after epoch 2", "2 trials"] in rows
+    assert ["pruned after epoch 3", "1 trial"] in rows
+    assert ["share of epochs saved", "27.5%"] in rows
+    assert ["epochs per trial", "4 (study settings)"] in rows
+    assert fmt.flatten({"settings": {"epochs": 4, "dirs": ["a", "b"]}, "e": {}}) == [
+        ("settings.epochs", 4), ("settings.dirs", "a, b")]
+
+
+def test_markdown_p_values_top_trials_and_splits(planted):
+    md = report(planted, fmt="md").text
+    assert "&lt;0.001" not in md and "| <0.001 |" in md  # batch_norm is planted to matter
+    assert "0.6000000000000001" not in md and not re.search(r"\d\.\d{8,}", md)
+    assert "## Top trials" in md
+    top = md[md.index("## Top trials"):].split("\n\n")[1].splitlines()
+    assert len(top) == 2 + fmt.TOP_TRIALS and top[0].startswith("| # | trial | value |")
+    assert "train 1078 / validation 269 / test 450 images" in md
+    assert "| pruned after epoch 2 |" in md  # pruned_at as rows, not JSON
+
+
+def test_html_has_top_trials_and_learning_curves(planted, tmp_path):
+    html = report(planted, out=tmp_path / "r.html", publish=False).text
+    page = parse(html)
+    ids = [a.get("id") for _, a in page.tags if a.get("id")]
+    assert {"top", "intermediate", "slice"} <= set(ids)
+    top = html[html.index('<section id="top">'):]
+    top = top[:top.index("</section>")]
+    assert top.count("<tr>") == 1 + fmt.TOP_TRIALS and "<svg" in top
+    assert "Loss (solid: train, dashed: validation)" in top and "Validation accuracy" in top
+    assert len(ids) == len(set(ids)), "two SVGs share an element id"
+    assert "xmlns" not in html and "<metadata>" not in html and "$" not in html
+
+
+def test_axes_cover_the_good_trials():
+    from hpsearch.figures import View
+
+    values = [0.1] * 5 + [0.95 + 0.001 * i for i in range(40)]
+    view = View.of(values)
+    assert 0.9 < view.lo < 0.95 and view.hi > 0.989
+    assert view.note(values) == f"5 trials below {view.lo:.3g} (down to 0.1)"
+    assert View.of([0.2, 0.3, 0.25, 0.28]).lo < 0.2  # no outliers: everything shown
+
+
+def _foreign_study(path: Path, directions: list[str]) -> str:
+    """A study another tool wrote: foreign param names, hostile choices, maybe 2 objectives."""
+    study = optuna.create_study(storage=open_storage(str(path), create=True),
+                                study_name=EVIL + " $\\frac{", directions=directions)
+    rng = random.Random(1)
+    dists = {"opt": CategoricalDistribution(["a$b$", "$\\frac{", EVIL]),
+             "x": FloatDistribution(1e-4, 1.0, log=True), "batch_norm":
+             CategoricalDistribution(["none", "before"])}
+    for _ in range(30):
+        params = {"opt": rng.choice(["a$b$", "$\\frac{", EVIL]), "x": 10 ** rng.uniform(-4, 0),
+                  "batch_norm": rng.choice(["none", "before"])}
+        values = [rng.random(), rng.random() * 10][:len(directions)]
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
+                                                  values=values))
+    return str(path)
+
+
+def test_a_multi_objective_foreign_study_renders(tmp_path):
+    spec = _foreign_study(tmp_path / "mo.log", ["maximize", "minimize"])
+    html = report(spec, out=tmp_path / "r.html", publish=False).text
+    assert EVIL not in html and "&lt;script&gt;" in html
+    assert sum(tag == "svg" for tag, _ in parse(html).tags) >= 3
+    md = report(spec, fmt="md").text
+    assert "multi-objective" in md and EVIL not in md
+    doc = report(spec, fmt="json").data
+    rows = trial_rows(load_study(spec).get_trials())
+    assert len(rows) == 30 and doc["header"]["best_value"] == max(r["value"] for r in rows)
+
+
+def test_md_and_json_do_not_import_matplotlib(planted):
+    """Only the HTML page pays for the plotting library."""
+    import subprocess
+    import sys
+
+    code = ("import sys, optuna; optuna.logging.set_verbosity(optuna.logging.WARNING); "
+            "from hpsearch.report import report; "
+            f"report({planted!r}, fmt='md'); report({planted!r}, fmt='json'); "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parent.parent)
+    assert out.stdout.strip().splitlines()[-1] == "False"
