@@ -1,0 +1,253 @@
+"""K same-architecture models as one: stacked parameters and a fused forward pass.
+
+:class:`Stack` keeps the K members' parameters in one ``(K, P)`` buffer, a row per member
+(and their gradients in another): torch's own optimizers update a block of rows as one
+tensor, and each layer reads its ``(K, *shape)`` weights as a view of it.
+:class:`FusedNet` runs the layers of ``build_model``'s ``nn.Sequential`` on all members at
+once, the way HFTA (MLSys 2021) fuses models:
+
+- Linear: one batched matmul, activations ``(K, B, F)`` (member k's batch is its own rows).
+- Conv2d: one grouped convolution, activations ``(B, K*C, H, W)`` (member k owns channels
+  ``k*C .. k*C + C - 1``), so ReLU, max-pooling and BatchNorm2d act per member unchanged.
+- BatchNorm: ``F.batch_norm`` over ``K*C`` channels. Its statistics are per channel, so
+  each member's channels are normalized with that member's batch alone, running mean and
+  (unbiased) variance are updated with the same momentum and eps, and eval mode uses the
+  running statistics: torch's own BN kernel, not an approximation of it.
+- Dropout: each member draws its masks from its own generator, in the same order and shape
+  as ``train()`` draws them from the global one (on CPU: the same bits; see ``fused.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BN_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d)
+ELEMENTWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.LeakyReLU, nn.MaxPool2d)
+
+
+class Stack:
+    """The members' parameters in one ``(K, P)`` buffer, a row per member.
+
+    ``params[i]`` is the i-th parameter of every member, a ``(K, *shape)`` leaf whose data
+    is a view of ``flat`` (and whose ``.grad`` a view of ``grad``), so ``zero_grad()`` is
+    one memset and backward accumulates in place. :meth:`rows` gives members ``a..b-1`` as
+    one flat leaf over the same memory, for a torch optimizer to update in place.
+    """
+
+    def __init__(self, stacked: Sequence[torch.Tensor]) -> None:
+        self.k = stacked[0].shape[0]
+        self.shapes = [tuple(t.shape[1:]) for t in stacked]
+        self.flat = torch.cat([t.detach().reshape(self.k, -1) for t in stacked], 1)
+        self.params = [nn.Parameter(torch.empty(0, device=self.flat.device))
+                       for _ in stacked]
+        self._bind()
+
+    def _bind(self) -> None:
+        self.grad = torch.zeros_like(self.flat)
+        for p, view, gview in zip(self.params, self.views(self.flat), self.views(self.grad),
+                                  strict=True):
+            p.data, p.grad = view, gview
+
+    def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """``flat`` (laid out like the parameters) cut into ``(K, *shape)`` views."""
+        out, start = [], 0
+        for shape in self.shapes:
+            n = math.prod(shape)
+            out.append(flat[:, start:start + n].view(self.k, *shape))
+            start += n
+        return out
+
+    def rows(self, a: int, b: int) -> nn.Parameter:
+        """Members ``a..b-1`` as one 1-D leaf aliasing ``flat`` (its grad aliases ``grad``)."""
+        p = nn.Parameter(torch.empty(0, device=self.flat.device))
+        p.data, p.grad = self.flat[a:b].view(-1), self.grad[a:b].view(-1)
+        return p
+
+    def compact(self, keep: torch.Tensor) -> None:
+        """Keep only the members at positions ``keep`` (the optimizers move their own state)."""
+        self.flat = self.flat.index_select(0, keep)
+        self.k = len(keep)
+        self._bind()
+
+    def zero_grad(self) -> None:
+        self.grad.zero_()
+
+
+def _rate(layer: nn.Module) -> float:
+    assert isinstance(layer, nn.Dropout | nn.Dropout2d)
+    return float(layer.p)
+
+
+@dataclass
+class _Op:
+    kind: str                      # linear, conv, bn, act, dropout, dropout2d, flatten
+    module: nn.Module | None = None  # the template layer (activation, pool, conv geometry)
+    weight: int = -1               # index into Stack.params
+    bias: int = -1
+    slot: int = -1                 # index into FusedNet.bn_stats / FusedNet.drop_p
+
+
+class FusedNet:
+    """``build_model``'s layers applied to K members at once.
+
+    Built from the K members' own ``nn.Sequential`` models (same layer types and shapes),
+    whose weights it copies; :meth:`copy_to` writes member j's weights back into a model.
+    ``forward`` takes ``(K, B, C, H, W)`` and returns logits ``(K, B, n_classes)``.
+    """
+
+    def __init__(self, models: Sequence[nn.Sequential],
+                 generators: list[torch.Generator]) -> None:
+        self.k = len(models)
+        self.generators = generators   # per member, for dropout masks (the trainer's list)
+        self.training = True
+        self.act_floats = 1  # per sample, set by the trainer (sizes evaluation chunks)
+        self.ops: list[_Op] = []
+        stacked: list[torch.Tensor] = []
+        self.bn_stats: list[tuple[torch.Tensor, torch.Tensor]] = []  # (mean, var) of K*C
+        self.drop_p: list[list[float]] = []
+        # (param index or -1, layer index, attribute) for copy_to, params before buffers
+        self._where: list[tuple[int, int, str]] = []
+
+        def param(layer: int, name: str) -> int:
+            tensors = [getattr(m[layer], name) for m in models]
+            if tensors[0] is None:
+                return -1
+            stacked.append(torch.stack([t.detach() for t in tensors]))
+            self._where.append((len(stacked) - 1, layer, name))
+            return len(stacked) - 1
+
+        for i, layer in enumerate(models[0]):
+            if isinstance(layer, nn.Linear | nn.Conv2d):
+                kind = "linear" if isinstance(layer, nn.Linear) else "conv"
+                self.ops.append(_Op(kind, layer, param(i, "weight"), param(i, "bias")))
+            elif isinstance(layer, BN_LAYERS):
+                self.bn_stats.append(tuple(  # type: ignore[arg-type]
+                    torch.stack([getattr(m[i], s) for m in models]).reshape(-1).clone()
+                    for s in ("running_mean", "running_var")))
+                self._where += [(-1, i, "running_mean"), (-1, i, "running_var")]
+                self.ops.append(_Op("bn", layer, param(i, "weight"), param(i, "bias"),
+                                    slot=len(self.bn_stats) - 1))
+            elif isinstance(layer, nn.Dropout | nn.Dropout2d):
+                self.drop_p.append([_rate(m[i]) for m in models])
+                kind = "dropout" if isinstance(layer, nn.Dropout) else "dropout2d"
+                self.ops.append(_Op(kind, layer, slot=len(self.drop_p) - 1))
+            elif isinstance(layer, nn.Flatten):
+                self.ops.append(_Op("flatten"))
+            elif isinstance(layer, ELEMENTWISE):
+                self.ops.append(_Op("act", layer))
+            else:
+                raise ValueError(f"the fused trainer has no stacked form of {layer!r}")
+        self.stack = Stack(stacked)
+        self.weights = [op.weight for op in self.ops if op.kind in ("linear", "conv")]
+
+    # ------------------------------------------------------------------------ forward
+
+    def train(self, mode: bool = True) -> FusedNet:
+        self.training = mode
+        return self
+
+    def eval(self) -> FusedNet:
+        return self.train(False)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        params = self.stack.params
+        grouped = False  # (B, K*C, H, W) after the first conv; else (K, B, ...)
+        k = self.k
+        for op in self.ops:
+            w = params[op.weight] if op.weight >= 0 else None
+            b = params[op.bias] if op.bias >= 0 else None
+            if op.kind == "linear":
+                assert w is not None
+                wt = w.transpose(1, 2)
+                x = torch.bmm(x, wt) if b is None else torch.baddbmm(b.unsqueeze(1), x, wt)
+            elif op.kind == "conv":
+                assert w is not None and isinstance(op.module, nn.Conv2d)
+                if not grouped:  # (K, B, C, H, W) -> (B, K*C, H, W)
+                    x = x.transpose(0, 1).reshape(x.shape[1], -1, *x.shape[3:])
+                    grouped = True
+                c = op.module
+                x = F.conv2d(x, w.reshape(-1, *w.shape[2:]),
+                             None if b is None else b.reshape(-1), c.stride, c.padding,
+                             c.dilation, groups=k)
+            elif op.kind == "bn":
+                x = self._batch_norm(op, x, w, b, grouped)
+            elif op.kind == "flatten":
+                if grouped:  # member k's C*H*W features are contiguous, as nn.Flatten's are
+                    x = x.reshape(x.shape[0], k, -1).transpose(0, 1)
+                    grouped = False
+                else:
+                    x = x.flatten(2)
+            elif op.kind == "act":
+                assert op.module is not None
+                x = op.module(x)
+            elif self.training:
+                x = self._dropout(op, x)
+        return x
+
+    def _batch_norm(self, op: _Op, x: torch.Tensor, w: torch.Tensor | None,
+                    b: torch.Tensor | None, grouped: bool) -> torch.Tensor:
+        bn = op.module
+        assert isinstance(bn, nn.BatchNorm1d | nn.BatchNorm2d) and bn.momentum is not None
+        mean, var = self.bn_stats[op.slot]
+        flat_w = None if w is None else w.reshape(-1)
+        flat_b = None if b is None else b.reshape(-1)
+        if grouped:
+            return F.batch_norm(x, mean, var, flat_w, flat_b, self.training, bn.momentum,
+                                bn.eps)
+        kk, batch, c = x.shape  # (K, B, C) -> (B, K*C): each member's C channels its own
+        y = F.batch_norm(x.transpose(0, 1).reshape(batch, kk * c), mean, var, flat_w, flat_b,
+                         self.training, bn.momentum, bn.eps)
+        return y.view(batch, kk, c).transpose(0, 1)
+
+    def _dropout(self, op: _Op, x: torch.Tensor) -> torch.Tensor:
+        """The draws ``models.Dropout`` (rand >= p) and ``nn.Dropout2d`` (bernoulli_(1 - p)
+        per channel) make for one member's batch, one generator per member."""
+        ps = self.drop_p[op.slot]
+        if op.kind == "dropout":  # x: (K, B, F)
+            shape = x.shape[1:]
+            masks = [torch.rand(shape, generator=g, device=x.device).ge_(p).div_(1 - p)
+                     for g, p in zip(self.generators, ps, strict=True)]
+            return x * torch.stack(masks).to(x.dtype)
+        batch, kc = x.shape[:2]  # x: (B, K*C, H, W); a mask per (sample, channel)
+        noise = (batch, kc // self.k, 1, 1)
+        masks = [torch.empty(noise, device=x.device).bernoulli_(1 - p, generator=g)
+                 .div_(1 - p) for g, p in zip(self.generators, ps, strict=True)]
+        return x * torch.cat(masks, 1).to(x.dtype)
+
+    def l1_terms(self) -> torch.Tensor:
+        """Per member: the sum of |w| over Linear and Conv weights (``models.l1_penalty``)."""
+        ws = [self.stack.params[i] for i in self.weights]
+        return torch.stack([w.abs().flatten(1).sum(1) for w in ws]).sum(0)
+
+    # ------------------------------------------------------------------------ members
+
+    def compact(self, keep: torch.Tensor) -> None:
+        """Keep only the members at positions ``keep`` (the trainer compacts the rest)."""
+        self.stack.compact(keep)
+        self.bn_stats = [tuple(s.view(self.k, -1).index_select(0, keep).reshape(-1)  # type: ignore[misc]
+                               for s in stats) for stats in self.bn_stats]
+        pos = keep.tolist()
+        self.drop_p = [[ps[j] for j in pos] for ps in self.drop_p]
+        self.k = len(pos)
+
+    @torch.no_grad()
+    def copy_to(self, j: int, model: nn.Sequential, steps: int) -> None:
+        """Member ``j``'s current weights and BN statistics into its own ``model``.
+
+        ``steps`` is what each BN's ``num_batches_tracked`` counts in ``train()``.
+        """
+        views = [p.detach() for p in self.stack.params]
+        bn_iter = iter(s for stats in self.bn_stats for s in stats)
+        for index, layer, name in self._where:
+            target = getattr(model[layer], name)
+            source = views[index][j] if index >= 0 else next(bn_iter).view(self.k, -1)[j]
+            target.copy_(source.view_as(target))
+        for m in model:
+            if isinstance(m, BN_LAYERS) and m.num_batches_tracked is not None:
+                m.num_batches_tracked.fill_(steps)
