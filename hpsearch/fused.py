@@ -29,7 +29,6 @@ import dataclasses
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -234,13 +233,15 @@ class _Optimizers:
     """``train()``'s optimizer and scheduler, one pair per block of members sharing them.
 
     Members sharing an :func:`_optimizer_key` sit in adjacent rows of the stack, so one
-    torch optimizer (``make_optimizer``'s, fused kernel included) updates their rows as one
-    tensor: a step costs one update per distinct key, and each member gets torch's own
-    arithmetic. The schedulers are ``make_scheduler``'s, one per block.
+    torch optimizer (``make_optimizer``'s, fused kernel included) updates their rows of
+    every parameter as ``train()``'s updates its parameters: a step costs one update per
+    distinct key, and each member gets torch's own arithmetic. The schedulers are
+    ``make_scheduler``'s, one per block.
     """
 
     def __init__(self, stack: Stack, cfgs: Sequence[TrialConfig], epochs: int,
                  steps_per_epoch: int) -> None:
+        self.stack = stack
         self.blocks: list[tuple[int, int]] = []   # rows [a, b) of the stack
         self.opts: list[torch.optim.Optimizer] = []
         self.scheds: list[Scheduler | None] = []
@@ -250,15 +251,21 @@ class _Optimizers:
             b = a + 1
             while b < len(cfgs) and _optimizer_key(cfgs[b]) == _optimizer_key(cfgs[a]):
                 b += 1
-            opt = make_optimizer(cfgs[a], [stack.rows(a, b)])
+            opt = make_optimizer(cfgs[a], stack.rows(a, b))
             sched, self.per_batch = make_scheduler(cfgs[a], opt, epochs, steps_per_epoch)
             self.blocks.append((a, b))
             self.opts.append(opt)
             self.scheds.append(sched)
             a = b
+        self._states: list[list[dict[str, object]]] = []
 
     def step(self) -> None:
-        for opt in self.opts:
+        stacked = self.stack.params
+        for (a, b), opt in zip(self.blocks, self.opts, strict=True):
+            params = opt.param_groups[0]["params"]
+            if params[0] is not stacked[0]:  # a block's rows: their part of the gradient
+                for view, p in zip(params, stacked, strict=True):
+                    view.grad = None if p.grad is None else p.grad[a:b]
             opt.step()
 
     def schedule(self) -> None:
@@ -271,28 +278,36 @@ class _Optimizers:
         return [float(opt.param_groups[0]["lr"]) for (a, b), opt in
                 zip(self.blocks, self.opts, strict=True) for _ in range(a, b)]
 
-    def compact(self, stack: Stack, keep: list[int]) -> None:
-        """The stack kept rows ``keep`` (old positions): move each block's rows and state."""
-        blocks, opts, scheds = [], [], []
+    def compact(self, keep: list[int]) -> None:
+        """Keep the members in rows ``keep``: before the stack compacts, take each block's
+        optimizer state for its kept rows; :meth:`bind` puts it on the new rows after."""
+        blocks, opts, scheds, states = [], [], [], []
         row = 0
         for (a, b), opt, sched in zip(self.blocks, self.opts, self.scheds, strict=True):
             kept = [j - a for j in keep if a <= j < b]
             if not kept:
                 continue
-            old = opt.param_groups[0]["params"][0]
-            new = stack.rows(row, row + len(kept))
-            local = torch.tensor(kept, device=old.device)
-            state = opt.state.pop(old, {})
-            opt.state[new] = {  # per-element state (momentum, moments) by row; "step" as is
-                name: v.view(b - a, -1).index_select(0, local).reshape(-1)
-                if isinstance(v, torch.Tensor) and v.numel() == old.numel() else v
-                for name, v in state.items()}
-            opt.param_groups[0]["params"] = [new]
+            local = torch.tensor(kept, device=self.stack.params[0].device)
+            # per-row state (momentum, moments) keeps its kept rows; "step" stays as it is
+            states.append([{name: v.index_select(0, local)
+                            if isinstance(v, torch.Tensor) and v.dim() and len(v) == b - a
+                            else v for name, v in opt.state.pop(p, {}).items()}
+                           for p in opt.param_groups[0]["params"]])
             blocks.append((row, row + len(kept)))
             opts.append(opt)
             scheds.append(sched)
             row += len(kept)
-        self.blocks, self.opts, self.scheds = blocks, opts, scheds
+        self.blocks, self.opts, self.scheds, self._states = blocks, opts, scheds, states
+
+    def bind(self) -> None:
+        """After the stack compacted: each block's optimizer on its new rows and state."""
+        for (a, b), opt, states in zip(self.blocks, self.opts, self._states, strict=True):
+            params = self.stack.rows(a, b)
+            opt.param_groups[0]["params"] = params
+            for p, state in zip(params, states, strict=True):
+                if state:
+                    opt.state[p] = state
+        self._states = []
 
 
 def train_fused(cfgs: Sequence[TrialConfig], data: DeviceData, *, epochs: int = 10,
@@ -327,11 +342,7 @@ def train_fused(cfgs: Sequence[TrialConfig], data: DeviceData, *, epochs: int = 
     bs = min(cfgs[0].batch_size, n_train)
     steps = math.ceil(n_train / bs)
     opts = _Optimizers(net.stack, [m.cfg for m in members], epochs, steps)
-    with warnings.catch_warnings():
-        # A weight's gradient is a strided view of the stack's gradient rows, which
-        # autograd's layout check flags; backward accumulates into it in place all the same.
-        warnings.filterwarnings("ignore", message="grad and param do not obey")
-        _fit(members, net, opts, data, bs, epochs, patience, on_epoch, start)
+    _fit(members, net, opts, data, bs, epochs, patience, on_epoch, start)
     for m in members:
         m.result.model = m.model.eval()
     return [m.result for m in sorted(members, key=lambda m: m.index)]
@@ -360,8 +371,9 @@ def _fit(members: list[_Member], net: FusedNet, opts: _Optimizers, data: DeviceD
         if not keep:
             return
         if len(keep) < len(live):
+            opts.compact(keep)
             net.compact(torch.tensor(keep, device=data.device))
-            opts.compact(net.stack, keep)
+            opts.bind()
             live = [live[j] for j in keep]
             net.generators[:] = [m.drop for m in live]
     for m in live:
@@ -398,8 +410,7 @@ def _train_epoch(net: FusedNet, opts: _Optimizers, live: list[_Member], data: De
     cfgs = [m.cfg for m in live]
     k = len(live)
     smoothing = [c.label_smoothing for c in cfgs]
-    eps = (torch.tensor(smoothing, device=device).unsqueeze(1)
-           if any(smoothing) else None)
+    eps = torch.tensor(smoothing, device=device) if any(smoothing) else None
     l1 = torch.tensor([c.l1 for c in cfgs], device=device) if any(c.l1 > 0 for c in cfgs) \
         else None
     shared_input = len({c.input_norm for c in cfgs}) == 1 and all(
@@ -436,15 +447,16 @@ def _train_epoch(net: FusedNet, opts: _Optimizers, live: list[_Member], data: De
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
-    """Per member: ``nn.CrossEntropyLoss(label_smoothing=eps)`` of its batch, (K,)."""
-    k, b, c = logits.shape
-    nll = F.cross_entropy(logits.reshape(k * b, c), y.reshape(-1), reduction="none")
-    nll = nll.view(k, b).mean(1)
+    """Per member: ``nn.CrossEntropyLoss(label_smoothing=eps)`` of its batch, (K,).
+
+    ``logits`` is ``(K, classes, B)``, ``y`` is ``(K, B)``. torch's formula for smoothing:
+    ``(1 - e) * nll + e / classes * sum over classes of -log p``.
+    """
+    nll = F.cross_entropy(logits, y, reduction="none").mean(1)
     if eps is None:
         return nll
-    smooth = -F.log_softmax(logits, 2).sum(2).mean(1)  # torch's formula: (1-e)*nll + e/C*...
-    e = eps.squeeze(1)
-    return (1 - e) * nll + (e / c) * smooth
+    smooth = -F.log_softmax(logits, 1).sum(1).mean(1)
+    return (1 - eps) * nll + (eps / logits.shape[1]) * smooth
 
 
 @torch.inference_mode()
@@ -468,10 +480,8 @@ def _evaluate(net: FusedNet, data: DeviceData, cfgs: list[TrialConfig],
             x = torch.stack([data.prepare(raw, input_norm=n) for n in norms])
         with _autocast(device):
             logits = net(x).float()
-        n_classes = logits.shape[2]
-        loss_sum += F.cross_entropy(logits.reshape(-1, n_classes), y.repeat(k),
-                                    reduction="none").view(k, -1).sum(1)
-        preds.append(logits.argmax(2))
+        loss_sum += F.cross_entropy(logits, y.expand(k, -1), reduction="none").sum(1)
+        preds.append(logits.argmax(1))
     n = max(1, len(y_all))
     acc = (torch.cat(preds, 1) == y_all).float().mean(1) if preds else torch.zeros(k)
     return [v / n for v in loss_sum.tolist()], acc.tolist()
