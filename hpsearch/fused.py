@@ -26,6 +26,7 @@ distribution, not the same bits), and bf16 autocast applies to both.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import os
 import time
@@ -59,6 +60,12 @@ PER_MEMBER = frozenset({"lr", "momentum", "l2", "l1", "weight_penalty", "dropout
 MAX_FUSE = 64            # beyond this the CPU gains nothing and the GPU little (scripts/bench)
 MEMORY_SHARE = 0.5       # of the free device memory (MemAvailable on CPU) one group may take
 EVAL_FLOATS = 2 ** 25    # activations of one fused evaluation chunk (128 MiB in fp32)
+# On a CPU a fused step costs what K steps' matmuls cost, and saves the per-op overhead: it
+# pays for small models only. Measured (digits, 1 thread, K = 16 vs train() one at a time):
+# 4.8k params 6.6x, 17k 2.9x, 41k 1.7x, 165k 1.2x (and 0.9x at K = 64, 42 MB of weights
+# out of cache); seed 000's 535k-param MLP at batch 32 0.6x (scripts/bench.py).
+CPU_FUSE_PARAMS = 250_000
+CPU_FUSE_FLOATS = 2 ** 22  # 16 MB of stacked weights
 
 # on_epoch(member, epoch, metrics) -> True stops that member (the others go on)
 MemberCallback = Callable[[int, int, EpochMetrics], bool]
@@ -95,16 +102,22 @@ def fuse_groups(cfgs: Sequence[TrialConfig]) -> list[list[int]]:
 
 
 def max_fuse(cfg: TrialConfig, data: DeviceData) -> int:
-    """How many members of ``cfg``'s shape fit in MEMORY_SHARE of the device's free memory.
+    """How many members of ``cfg``'s shape to fuse on ``data``'s device (at most MAX_FUSE).
 
-    Per member: the weights six times (stacked, gradient, two optimizer states, the
-    member's own model, slack) and a batch's activations four times (forward outputs,
-    their gradients, masks). Capped at MAX_FUSE.
+    Memory: MEMORY_SHARE of the device's free memory over what a member needs, its weights
+    six times (stacked, gradient, two optimizer states, its own model, slack) and a
+    batch's activations four times (outputs, their gradients, masks). On a CPU also speed:
+    fusing pays only while a step is bound by per-op overhead, not by the matmuls
+    (CPU_FUSE_PARAMS, CPU_FUSE_FLOATS).
     """
     model = build_model(cfg, data.input_shape, data.n_classes)
     assert isinstance(model, nn.Sequential)
-    per_member = 4 * (6 * count_params(model) + 4 * cfg.batch_size * _activations(model, data))
-    return max(1, min(MAX_FUSE, int(MEMORY_SHARE * _free_bytes(data.device)) // per_member))
+    n_params = count_params(model)
+    per_member = 4 * (6 * n_params + 4 * cfg.batch_size * _activations(model, data))
+    k = int(MEMORY_SHARE * _free_bytes(data.device)) // per_member
+    if data.device.type == "cpu":
+        k = 1 if n_params > CPU_FUSE_PARAMS else min(k, CPU_FUSE_FLOATS // n_params)
+    return max(1, min(MAX_FUSE, k))
 
 
 def _activations(model: nn.Sequential, data: DeviceData) -> int:
@@ -171,12 +184,17 @@ def _train_chunk(chunk: list[int], jobs: Sequence[Job], data: DeviceData, epochs
                            on_epoch=callback)
         return
     member_cb = None if on_epoch is None else (lambda k, e, m: on_epoch(chunk[k], e, m))
+    out = None
     try:
         out = train_fused([jobs[j][0] for j in chunk], data, epochs=epochs, patience=patience,
                           seeds=[jobs[j][1] for j in chunk], on_epoch=member_cb)
     except (torch.OutOfMemoryError, RuntimeError) as exc:
         if not _is_oom(exc):
             raise
+    if out is None:
+        # Out of memory. Retried outside the except clause: its traceback holds the failed
+        # run's frames, and with them every tensor the retry needs the memory of.
+        gc.collect()
         if data.device.type == "cuda":
             torch.cuda.empty_cache()
         half = len(chunk) // 2
@@ -209,7 +227,10 @@ class _Member:
 
 def _member(index: int, cfg: TrialConfig, seed: int, data: DeviceData) -> _Member:
     device = data.device
-    torch.manual_seed(seed)  # as train() does: the init, then dropout, from this stream
+    # train() calls torch.manual_seed(seed); the init and (on CPU) dropout draw from the CPU
+    # generator it seeds. Seeding that one alone skips torch's lazy CUDA seeding, which
+    # records a stack trace per call: 1.6 ms, 10% of a fused digits training at K = 16.
+    torch.default_generator.manual_seed(seed)
     model = build_model(cfg, data.input_shape, data.n_classes)
     assert isinstance(model, nn.Sequential)
     drop = torch.Generator(device=device)
@@ -420,8 +441,8 @@ def _train_epoch(net: FusedNet, opts: _Optimizers, live: list[_Member], data: De
     perms = torch.stack([torch.randperm(n_train, generator=m.order, device=device)
                          for m in live])
     for i in range(0, n_train, bs):
-        idx = perms[:, i:i + bs]
-        raw = data.train_x.index_select(0, idx.reshape(-1))
+        flat = perms[:, i:i + bs].reshape(-1)
+        raw = data.train_x.index_select(0, flat)
         if shared_input:
             x = data.prepare(raw, input_norm=cfgs[0].input_norm)
         else:
@@ -432,7 +453,7 @@ def _train_epoch(net: FusedNet, opts: _Optimizers, live: list[_Member], data: De
         x = x.view(k, -1, *x.shape[1:])
         with _autocast(device):
             logits = net(x).float()
-        per_member = _loss(logits, data.train_y[idx], eps)
+        per_member = _loss(logits, data.train_y.index_select(0, flat).view(k, -1), eps)
         loss_sum += per_member.detach()
         loss = per_member.sum()
         if l1 is not None:
@@ -480,7 +501,8 @@ def _evaluate(net: FusedNet, data: DeviceData, cfgs: list[TrialConfig],
             x = torch.stack([data.prepare(raw, input_norm=n) for n in norms])
         with _autocast(device):
             logits = net(x).float()
-        loss_sum += F.cross_entropy(logits, y.expand(k, -1), reduction="none").sum(1)
+        target = y.expand(k, -1).contiguous()
+        loss_sum += F.cross_entropy(logits, target, reduction="none").sum(1)
         preds.append(logits.argmax(1))
     n = max(1, len(y_all))
     acc = (torch.cat(preds, 1) == y_all).float().mean(1) if preds else torch.zeros(k)

@@ -161,6 +161,8 @@ class FusedNet:
                 assert w is not None and isinstance(op.module, nn.Conv2d)
                 if not grouped:  # (K, B, C, H, W) -> (B, K*C, H, W)
                     x = x.transpose(0, 1).reshape(x.shape[1], -1, *x.shape[3:])
+                    if x.device.type == "cuda":  # cuDNN's fast layout, as train() uses
+                        x = x.contiguous(memory_format=torch.channels_last)
                     grouped = True
                 c = op.module
                 x = F.conv2d(x, w.reshape(-1, *w.shape[2:]),
