@@ -33,21 +33,22 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hpsearch.data import DeviceData
-from hpsearch.fused_layers import FusedNet, Stack
+from hpsearch.fused_model import (
+    FusedNet,
+    StackOptimizers,
+    evaluate_members,
+    member_loss,
+    optimizer_key,
+)
 from hpsearch.models import build_model, count_params
 from hpsearch.space import TrialConfig
 from hpsearch.train import (
-    EVAL_BATCH,
     EpochMetrics,
-    Scheduler,
     TrainResult,
     _autocast,
-    make_optimizer,
-    make_scheduler,
     train,
 )
 
@@ -57,9 +58,8 @@ from hpsearch.train import (
 PER_MEMBER = frozenset({"lr", "momentum", "l2", "l1", "weight_penalty", "dropout",
                         "dropout2d", "label_smoothing", "aug_strength", "augmentation",
                         "input_norm", "lr_gamma", "init"})
-MAX_FUSE = 64            # beyond this the CPU gains nothing and the GPU little (scripts/bench)
+MAX_FUSE = 64            # the largest K scripts/bench.py measures
 MEMORY_SHARE = 0.5       # of the free device memory (MemAvailable on CPU) one group may take
-EVAL_FLOATS = 2 ** 25    # activations of one fused evaluation chunk (128 MiB in fp32)
 # On a CPU a fused step costs what K steps' matmuls cost, and saves the per-op overhead: it
 # pays for small models only. Measured (digits, 1 thread, K = 16 vs train() one at a time):
 # 4.8k params 6.6x, 17k 2.9x, 41k 1.7x, 165k 1.2x (and 0.9x at K = 64, 42 MB of weights
@@ -159,7 +159,10 @@ def train_many(jobs: Sequence[Job], data: DeviceData, *, epochs: int = 10, patie
         raise ValueError(f"fuse must be >= 1, got {fuse}")
     results: list[TrainResult | None] = [None] * len(jobs)
     for group in fuse_groups([cfg for cfg, _ in jobs]):
-        cap = fuse if fuse is not None else max_fuse(jobs[group[0]][0], data)
+        if fuse is not None:
+            cap = fuse
+        else:  # a job that fuses with nothing needs no sizing (max_fuse builds a model)
+            cap = max_fuse(jobs[group[0]][0], data) if len(group) > 1 else 1
         n_chunks = math.ceil(len(group) / cap)
         for c in range(n_chunks):  # near-equal chunks: 20 at cap 16 is 10 + 10, not 16 + 4
             chunk = group[c * len(group) // n_chunks:(c + 1) * len(group) // n_chunks]
@@ -245,92 +248,6 @@ def _member(index: int, cfg: TrialConfig, seed: int, data: DeviceData) -> _Membe
                    torch.Generator(device=device).manual_seed(seed + 1), drop, result)
 
 
-def _optimizer_key(cfg: TrialConfig) -> tuple[float, ...]:
-    """What ``make_optimizer`` and ``make_scheduler`` read that fuse_key lets differ."""
-    return (cfg.lr, cfg.momentum, cfg.l2, cfg.lr_gamma)
-
-
-class _Optimizers:
-    """``train()``'s optimizer and scheduler, one pair per block of members sharing them.
-
-    Members sharing an :func:`_optimizer_key` sit in adjacent rows of the stack, so one
-    torch optimizer (``make_optimizer``'s, fused kernel included) updates their rows of
-    every parameter as ``train()``'s updates its parameters: a step costs one update per
-    distinct key, and each member gets torch's own arithmetic. The schedulers are
-    ``make_scheduler``'s, one per block.
-    """
-
-    def __init__(self, stack: Stack, cfgs: Sequence[TrialConfig], epochs: int,
-                 steps_per_epoch: int) -> None:
-        self.stack = stack
-        self.blocks: list[tuple[int, int]] = []   # rows [a, b) of the stack
-        self.opts: list[torch.optim.Optimizer] = []
-        self.scheds: list[Scheduler | None] = []
-        self.per_batch = False
-        a = 0
-        while a < len(cfgs):
-            b = a + 1
-            while b < len(cfgs) and _optimizer_key(cfgs[b]) == _optimizer_key(cfgs[a]):
-                b += 1
-            opt = make_optimizer(cfgs[a], stack.rows(a, b))
-            sched, self.per_batch = make_scheduler(cfgs[a], opt, epochs, steps_per_epoch)
-            self.blocks.append((a, b))
-            self.opts.append(opt)
-            self.scheds.append(sched)
-            a = b
-        self._states: list[list[dict[str, object]]] = []
-
-    def step(self) -> None:
-        stacked = self.stack.params
-        for (a, b), opt in zip(self.blocks, self.opts, strict=True):
-            params = opt.param_groups[0]["params"]
-            if params[0] is not stacked[0]:  # a block's rows: their part of the gradient
-                for view, p in zip(params, stacked, strict=True):
-                    view.grad = None if p.grad is None else p.grad[a:b]
-            opt.step()
-
-    def schedule(self) -> None:
-        for sched in self.scheds:
-            if sched is not None:
-                sched.step()
-
-    def lrs(self) -> list[float]:
-        """Each member's current learning rate, by row."""
-        return [float(opt.param_groups[0]["lr"]) for (a, b), opt in
-                zip(self.blocks, self.opts, strict=True) for _ in range(a, b)]
-
-    def compact(self, keep: list[int]) -> None:
-        """Keep the members in rows ``keep``: before the stack compacts, take each block's
-        optimizer state for its kept rows; :meth:`bind` puts it on the new rows after."""
-        blocks, opts, scheds, states = [], [], [], []
-        row = 0
-        for (a, b), opt, sched in zip(self.blocks, self.opts, self.scheds, strict=True):
-            kept = [j - a for j in keep if a <= j < b]
-            if not kept:
-                continue
-            local = torch.tensor(kept, device=self.stack.params[0].device)
-            # per-row state (momentum, moments) keeps its kept rows; "step" stays as it is
-            states.append([{name: v.index_select(0, local)
-                            if isinstance(v, torch.Tensor) and v.dim() and len(v) == b - a
-                            else v for name, v in opt.state.pop(p, {}).items()}
-                           for p in opt.param_groups[0]["params"]])
-            blocks.append((row, row + len(kept)))
-            opts.append(opt)
-            scheds.append(sched)
-            row += len(kept)
-        self.blocks, self.opts, self.scheds, self._states = blocks, opts, scheds, states
-
-    def bind(self) -> None:
-        """After the stack compacted: each block's optimizer on its new rows and state."""
-        for (a, b), opt, states in zip(self.blocks, self.opts, self._states, strict=True):
-            params = self.stack.rows(a, b)
-            opt.param_groups[0]["params"] = params
-            for p, state in zip(params, states, strict=True):
-                if state:
-                    opt.state[p] = state
-        self._states = []
-
-
 def train_fused(cfgs: Sequence[TrialConfig], data: DeviceData, *, epochs: int = 10,
                 patience: int = 3, seeds: Sequence[int],
                 on_epoch: MemberCallback | None = None) -> list[TrainResult]:
@@ -348,11 +265,11 @@ def train_fused(cfgs: Sequence[TrialConfig], data: DeviceData, *, epochs: int = 
     if bad:
         raise ValueError(f"configs {bad} cannot be fused with config 0: see fuse_groups()")
     start, device = time.perf_counter(), data.device
-    # Rows ordered so that members sharing an optimizer are adjacent (_Optimizers).
+    # Rows ordered so that members sharing an optimizer are adjacent (StackOptimizers).
     first: dict[tuple[float, ...], int] = {}
     for c in cfgs:
-        first.setdefault(_optimizer_key(c), len(first))
-    rows = sorted(range(len(cfgs)), key=lambda i: first[_optimizer_key(cfgs[i])])
+        first.setdefault(optimizer_key(c), len(first))
+    rows = sorted(range(len(cfgs)), key=lambda i: first[optimizer_key(cfgs[i])])
     members = [_member(i, cfgs[i], seeds[i], data) for i in rows]
     net = FusedNet([m.model for m in members], [m.drop for m in members])
     net.act_floats = _activations(members[0].model, data)
@@ -362,14 +279,14 @@ def train_fused(cfgs: Sequence[TrialConfig], data: DeviceData, *, epochs: int = 
     n_train = len(data.train_y)
     bs = min(cfgs[0].batch_size, n_train)
     steps = math.ceil(n_train / bs)
-    opts = _Optimizers(net.stack, [m.cfg for m in members], epochs, steps)
+    opts = StackOptimizers(net.stack, [m.cfg for m in members], epochs, steps)
     _fit(members, net, opts, data, bs, epochs, patience, on_epoch, start)
     for m in members:
         m.result.model = m.model.eval()
     return [m.result for m in sorted(members, key=lambda m: m.index)]
 
 
-def _fit(members: list[_Member], net: FusedNet, opts: _Optimizers, data: DeviceData, bs: int,
+def _fit(members: list[_Member], net: FusedNet, opts: StackOptimizers, data: DeviceData, bs: int,
          epochs: int, patience: int, on_epoch: MemberCallback | None, start: float) -> None:
     """The epochs of :func:`train_fused`: each stopped member leaves the fused model."""
     live = list(members)
@@ -379,7 +296,7 @@ def _fit(members: list[_Member], net: FusedNet, opts: _Optimizers, data: DeviceD
         train_loss = _train_epoch(net, opts, live, data, bs)
         if not opts.per_batch:
             opts.schedule()
-        val_loss, val_acc = _evaluate(net, data, [m.cfg for m in live])
+        val_loss, val_acc = evaluate_members(net, data, [m.cfg for m in live])
         lrs, seconds = opts.lrs(), time.perf_counter() - t0
         keep = []
         for j, m in enumerate(live):
@@ -424,7 +341,7 @@ def _record(m: _Member, j: int, epoch: int, metrics: EpochMetrics, net: FusedNet
     return False
 
 
-def _train_epoch(net: FusedNet, opts: _Optimizers, live: list[_Member], data: DeviceData,
+def _train_epoch(net: FusedNet, opts: StackOptimizers, live: list[_Member], data: DeviceData,
                  bs: int) -> list[float]:
     """One epoch of every live member; returns each one's mean training loss."""
     device, n_train = data.device, len(data.train_y)
@@ -453,7 +370,7 @@ def _train_epoch(net: FusedNet, opts: _Optimizers, live: list[_Member], data: De
         x = x.view(k, -1, *x.shape[1:])
         with _autocast(device):
             logits = net(x).float()
-        per_member = _loss(logits, data.train_y.index_select(0, flat).view(k, -1), eps)
+        per_member = member_loss(logits, data.train_y.index_select(0, flat).view(k, -1), eps)
         loss_sum += per_member.detach()
         loss = per_member.sum()
         if l1 is not None:
@@ -465,45 +382,3 @@ def _train_epoch(net: FusedNet, opts: _Optimizers, live: list[_Member], data: De
             opts.schedule()
     steps = math.ceil(n_train / bs)
     return [v / steps for v in loss_sum.tolist()]  # train(): loss_sum.item() / steps
-
-
-def _loss(logits: torch.Tensor, y: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
-    """Per member: ``nn.CrossEntropyLoss(label_smoothing=eps)`` of its batch, (K,).
-
-    ``logits`` is ``(K, classes, B)``, ``y`` is ``(K, B)``. torch's formula for smoothing:
-    ``(1 - e) * nll + e / classes * sum over classes of -log p``.
-    """
-    nll = F.cross_entropy(logits, y, reduction="none").mean(1)
-    if eps is None:
-        return nll
-    smooth = -F.log_softmax(logits, 1).sum(1).mean(1)
-    return (1 - eps) * nll + (eps / logits.shape[1]) * smooth
-
-
-@torch.inference_mode()
-def _evaluate(net: FusedNet, data: DeviceData, cfgs: list[TrialConfig],
-              ) -> tuple[list[float], list[float]]:
-    """Per member: validation loss and accuracy in eval mode, as ``train.evaluate``."""
-    net.eval()
-    k, device = len(cfgs), data.device
-    x_all, y_all = data.val_x, data.val_y
-    norms = [c.input_norm for c in cfgs]
-    # Members see the same images: one prepared chunk, expanded (a view) when they agree.
-    chunk = max(1, min(EVAL_BATCH, EVAL_FLOATS // (k * net.act_floats)))
-    loss_sum = torch.zeros(k, device=device)
-    preds = []
-    for i in range(0, len(y_all), chunk):
-        raw, y = x_all[i:i + chunk], y_all[i:i + chunk]
-        if len(set(norms)) == 1:
-            one = data.prepare(raw, input_norm=norms[0])
-            x = one.unsqueeze(0).expand(k, *one.shape)
-        else:
-            x = torch.stack([data.prepare(raw, input_norm=n) for n in norms])
-        with _autocast(device):
-            logits = net(x).float()
-        target = y.expand(k, -1).contiguous()
-        loss_sum += F.cross_entropy(logits, target, reduction="none").sum(1)
-        preds.append(logits.argmax(1))
-    n = max(1, len(y_all))
-    acc = (torch.cat(preds, 1) == y_all).float().mean(1) if preds else torch.zeros(k)
-    return [v / n for v in loss_sum.tolist()], acc.tolist()

@@ -783,40 +783,54 @@ def mnist_sized(device: torch.device, n: int) -> DeviceData:
 
 
 def row_fused_optimize(ctx: Context) -> dict[str, Any]:
-    """Would fusing trials inside ``optimize`` pay? Trials sampled as a study's first ones
-    are (random sampler, the default space, digits, 3 epochs): how many could share a
-    fused model (``fuse_groups``), and ``train_many`` against ``train()`` one by one, on
-    those trials and on trials of a space whose architecture is fixed (every param that
-    ``fuse_key`` compares, and the dropout rates, fixed to the first trial's; the rest
-    sampled, as in a study of one question)."""
+    """Would fusing trials inside ``optimize`` pay? Trials as a study samples its first ones
+    (random sampler, the default space, digits, 3 epochs): how many of them could share a
+    fused model (``fuse_groups``), and ``train_many`` against ``train()`` one by one. Then
+    trials of a space whose architecture is fixed (every param ``fuse_key`` compares, and
+    the dropout rates, fixed to a sampled trial's; the rest sampled, as in a study of one
+    question), fused all together against one by one: a new architecture per repetition."""
     data = subset(DeviceData.create(load_dataset("digits"), device=ctx.device), ctx.sizes)
     n = ctx.sizes.fuse_trials
-    spaces = {"default": Preset()}
-    first = _sampled(Preset(), 1, seed=0)[0]
-    # Dropout rates too: a rate of 0 has no layer, so sampled rates would rarely fuse.
-    fixed = {k: v for k, v in active_params(first.as_dict()).items()
-             if k not in PER_MEMBER or k in ("dropout", "dropout2d")}
-    spaces["fixed_architecture"] = Preset(name="bench-fused", fixed=fixed)
-    out: dict[str, Any] = {"trials": n, "epochs": STUDY_EPOCHS}
-    raw: dict[str, Any] = {}
-    for name, preset in spaces.items():
-        alone, together, groups = [], [], []
-        for rep in range(ctx.args.reps):
-            cfgs = _sampled(preset, n, seed=rep)
-            jobs = [(c, rep) for c in cfgs]
-            groups.append([len(g) for g in fuse_groups(cfgs)])
-            alone.append(timed(functools.partial(_one_by_one, jobs, data), ctx.device)[0])
-            together.append(timed(functools.partial(train_many, jobs, data, epochs=STUDY_EPOCHS,
-                                                    patience=STUDY_EPOCHS), ctx.device)[0])
-        out[f"{name}_speedup"] = paired_ratio(alone, together)
-        out[f"{name}_groups"] = groups
-        raw[name] = {"alone_s": alone, "fused_s": together}
-    d, f = out["default_speedup"], out["fixed_architecture_speedup"]
-    out["measured"] = (f"{n} random trials, default space: groups {out['default_groups'][0]}, "
-                       f"train_many {d:.2f}x one by one; fixed architecture: groups "
-                       f"{out['fixed_architecture_groups'][0]}, {f:.1f}x")
-    out.update({"pass": None, "raw": raw})
-    return out
+    alone: dict[str, list[float]] = {"default": [], "fixed": []}
+    fused: dict[str, list[float]] = {"default": [], "fixed": []}
+    groups, fixed_groups, archs = [], [], []
+    for rep in range(ctx.args.reps):
+        cfgs = _sampled(Preset(), n, seed=rep)
+        groups.append([len(g) for g in fuse_groups(cfgs)])
+        first = _sampled(Preset(), 1, seed=100 + rep)[0]
+        archs.append(_architecture(first))
+        # Dropout rates too: a rate of 0 has no layer, so sampled rates would rarely fuse.
+        fixed = Preset(name="bench-fused", fixed={
+            k: v for k, v in active_params(first.as_dict()).items()
+            if k not in PER_MEMBER or k in ("dropout", "dropout2d")})
+        same = _sampled(fixed, n, seed=rep)
+        fixed_groups.append([len(g) for g in fuse_groups(same)])
+        for name, trials, fuse in (("default", cfgs, None), ("fixed", same, n)):
+            jobs = [(c, rep) for c in trials]
+            alone[name].append(timed(functools.partial(_one_by_one, jobs, data), ctx.device)[0])
+            fused[name].append(timed(functools.partial(
+                train_many, jobs, data, epochs=STUDY_EPOCHS, patience=STUDY_EPOCHS, fuse=fuse),
+                ctx.device)[0])
+    speedup = {k: paired_ratio(alone[k], fused[k]) for k in alone}
+    each = [a / f for a, f in zip(alone["fixed"], fused["fixed"], strict=True)]
+    return {
+        "trials": n, "epochs": STUDY_EPOCHS, "default_groups": groups,
+        "default_speedup": speedup["default"], "fixed_architecture_speedup": speedup["fixed"],
+        "fixed_architectures": archs, "fixed_architecture_groups": fixed_groups,
+        "pass": None,
+        "measured": f"{n} random trials of the default space form groups of "
+                    f"{max(max(g) for g in groups)} at most ({len(groups)} draws): "
+                    f"train_many {speedup['default']:.2f}x one by one; {n} trials of one "
+                    f"architecture fused: " + ", ".join(
+                        f"{a} {x:.1f}x" for a, x in zip(archs, each, strict=True)),
+        "raw": {"alone_s": alone, "fused_s": fused},
+    }
+
+
+def _architecture(cfg: TrialConfig) -> str:
+    if cfg.model == "mlp":
+        return f"mlp {'-'.join(map(str, cfg.hidden_widths()))} b{cfg.batch_size}"
+    return f"cnn {cfg.cnn_channels}ch b{cfg.batch_size}"
 
 
 def _one_by_one(jobs: list[tuple[TrialConfig, int]], data: DeviceData) -> list[TrainResult]:

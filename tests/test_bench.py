@@ -66,6 +66,7 @@ def test_quick_run_writes_every_row_with_the_schema(bench, tmp_path, capsys):
         assert all(v > 0 for v in row["trainings_per_min"].values())
     # the fixed-architecture trials share one fused model; the default space's may not
     assert doc["rows"]["fused_optimize"]["fixed_architecture_groups"] == [[2]]
+    assert len(doc["rows"]["fused_optimize"]["fixed_architectures"]) == 1
     table = capsys.readouterr().out
     assert "digits on cpu" in table and "epoch ratio" in table and "study throughput" in table
     assert "fused, digits MLP" in table and "fused trials" in table

@@ -18,7 +18,7 @@ from torch import nn
 import hpsearch.fused as fused
 from hpsearch.data import DeviceData, load_dataset
 from hpsearch.fused import fusable, fuse_groups, max_fuse, train_fused, train_many, train_seeds
-from hpsearch.fused_layers import FusedNet
+from hpsearch.fused_model import FusedNet
 from hpsearch.models import build_model
 from hpsearch.space import PARAM_BY_NAME, TrialConfig
 from hpsearch.train import evaluate, train

@@ -1,4 +1,4 @@
-"""K same-architecture models as one: stacked parameters and a fused forward pass.
+"""K same-architecture models as one: stacked parameters, forward pass, optimizers, loss.
 
 :class:`Stack` keeps the K members' parameters stacked, ``(K, *shape)`` each: torch's own
 optimizers update them (or a block of members' rows of them) as they update ``train()``'s.
@@ -14,6 +14,10 @@ once, the way HFTA (MLSys 2021) fuses models:
   running statistics: torch's own BN kernel, not an approximation of it.
 - Dropout: each member draws its masks from its own generator, in the same order and shape
   as ``train()`` draws them from the global one (on CPU: the same bits; see ``fused.py``).
+
+:class:`StackOptimizers` runs ``train()``'s optimizer and scheduler per block of members
+that share them; :func:`member_loss` and :func:`evaluate_members` are ``train()``'s loss
+and ``evaluate()`` per member. The trainer itself is ``hpsearch.fused``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hpsearch.data import DeviceData
+from hpsearch.space import TrialConfig
+from hpsearch.train import EVAL_BATCH, Scheduler, _autocast, make_optimizer, make_scheduler
+
 BN_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d)
+EVAL_FLOATS = 2 ** 25    # activations of one fused evaluation chunk (128 MiB in fp32)
 ELEMENTWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.LeakyReLU, nn.MaxPool2d)
 
 
@@ -244,3 +253,137 @@ class FusedNet:
         for m in model:
             if isinstance(m, BN_LAYERS) and m.num_batches_tracked is not None:
                 m.num_batches_tracked.fill_(steps)
+
+
+# ---------------------------------------------------------------------------- optimizers
+
+
+def optimizer_key(cfg: TrialConfig) -> tuple[float, ...]:
+    """What ``make_optimizer`` and ``make_scheduler`` read that fuse_key lets differ."""
+    return (cfg.lr, cfg.momentum, cfg.l2, cfg.lr_gamma)
+
+
+class StackOptimizers:
+    """``train()``'s optimizer and scheduler, one pair per block of members sharing them.
+
+    Members sharing an :func:`_optimizer_key` sit in adjacent rows of the stack, so one
+    torch optimizer (``make_optimizer``'s, fused kernel included) updates their rows of
+    every parameter as ``train()``'s updates its parameters: a step costs one update per
+    distinct key, and each member gets torch's own arithmetic. The schedulers are
+    ``make_scheduler``'s, one per block.
+    """
+
+    def __init__(self, stack: Stack, cfgs: Sequence[TrialConfig], epochs: int,
+                 steps_per_epoch: int) -> None:
+        self.stack = stack
+        self.blocks: list[tuple[int, int]] = []   # rows [a, b) of the stack
+        self.opts: list[torch.optim.Optimizer] = []
+        self.scheds: list[Scheduler | None] = []
+        self.per_batch = False
+        a = 0
+        while a < len(cfgs):
+            b = a + 1
+            while b < len(cfgs) and optimizer_key(cfgs[b]) == optimizer_key(cfgs[a]):
+                b += 1
+            opt = make_optimizer(cfgs[a], stack.rows(a, b))
+            sched, self.per_batch = make_scheduler(cfgs[a], opt, epochs, steps_per_epoch)
+            self.blocks.append((a, b))
+            self.opts.append(opt)
+            self.scheds.append(sched)
+            a = b
+        self._states: list[list[dict[str, object]]] = []
+
+    def step(self) -> None:
+        stacked = self.stack.params
+        for (a, b), opt in zip(self.blocks, self.opts, strict=True):
+            params = opt.param_groups[0]["params"]
+            if params[0] is not stacked[0]:  # a block's rows: their part of the gradient
+                for view, p in zip(params, stacked, strict=True):
+                    view.grad = None if p.grad is None else p.grad[a:b]
+            opt.step()
+
+    def schedule(self) -> None:
+        for sched in self.scheds:
+            if sched is not None:
+                sched.step()
+
+    def lrs(self) -> list[float]:
+        """Each member's current learning rate, by row."""
+        return [float(opt.param_groups[0]["lr"]) for (a, b), opt in
+                zip(self.blocks, self.opts, strict=True) for _ in range(a, b)]
+
+    def compact(self, keep: list[int]) -> None:
+        """Keep the members in rows ``keep``: before the stack compacts, take each block's
+        optimizer state for its kept rows; :meth:`bind` puts it on the new rows after."""
+        blocks, opts, scheds, states = [], [], [], []
+        row = 0
+        for (a, b), opt, sched in zip(self.blocks, self.opts, self.scheds, strict=True):
+            kept = [j - a for j in keep if a <= j < b]
+            if not kept:
+                continue
+            local = torch.tensor(kept, device=self.stack.params[0].device)
+            # per-row state (momentum, moments) keeps its kept rows; "step" stays as it is
+            states.append([{name: v.index_select(0, local)
+                            if isinstance(v, torch.Tensor) and v.dim() and len(v) == b - a
+                            else v for name, v in opt.state.pop(p, {}).items()}
+                           for p in opt.param_groups[0]["params"]])
+            blocks.append((row, row + len(kept)))
+            opts.append(opt)
+            scheds.append(sched)
+            row += len(kept)
+        self.blocks, self.opts, self.scheds, self._states = blocks, opts, scheds, states
+
+    def bind(self) -> None:
+        """After the stack compacted: each block's optimizer on its new rows and state."""
+        for (a, b), opt, states in zip(self.blocks, self.opts, self._states, strict=True):
+            params = self.stack.rows(a, b)
+            opt.param_groups[0]["params"] = params
+            for p, state in zip(params, states, strict=True):
+                if state:
+                    opt.state[p] = state
+        self._states = []
+
+
+# ---------------------------------------------------------------------------- loss, evaluation
+
+
+def member_loss(logits: torch.Tensor, y: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
+    """Per member: ``nn.CrossEntropyLoss(label_smoothing=eps)`` of its batch, (K,).
+
+    ``logits`` is ``(K, classes, B)``, ``y`` is ``(K, B)``. torch's formula for smoothing:
+    ``(1 - e) * nll + e / classes * sum over classes of -log p``.
+    """
+    nll = F.cross_entropy(logits, y, reduction="none").mean(1)
+    if eps is None:
+        return nll
+    smooth = -F.log_softmax(logits, 1).sum(1).mean(1)
+    return (1 - eps) * nll + (eps / logits.shape[1]) * smooth
+
+
+@torch.inference_mode()
+def evaluate_members(net: FusedNet, data: DeviceData, cfgs: list[TrialConfig],
+              ) -> tuple[list[float], list[float]]:
+    """Per member: validation loss and accuracy in eval mode, as ``train.evaluate``."""
+    net.eval()
+    k, device = len(cfgs), data.device
+    x_all, y_all = data.val_x, data.val_y
+    norms = [c.input_norm for c in cfgs]
+    # Members see the same images: one prepared chunk, expanded (a view) when they agree.
+    chunk = max(1, min(EVAL_BATCH, EVAL_FLOATS // (k * net.act_floats)))
+    loss_sum = torch.zeros(k, device=device)
+    preds = []
+    for i in range(0, len(y_all), chunk):
+        raw, y = x_all[i:i + chunk], y_all[i:i + chunk]
+        if len(set(norms)) == 1:
+            one = data.prepare(raw, input_norm=norms[0])
+            x = one.unsqueeze(0).expand(k, *one.shape)
+        else:
+            x = torch.stack([data.prepare(raw, input_norm=n) for n in norms])
+        with _autocast(device):
+            logits = net(x).float()
+        target = y.expand(k, -1).contiguous()
+        loss_sum += F.cross_entropy(logits, target, reduction="none").sum(1)
+        preds.append(logits.argmax(1))
+    n = max(1, len(y_all))
+    acc = (torch.cat(preds, 1) == y_all).float().mean(1) if preds else torch.zeros(k)
+    return [v / n for v in loss_sum.tolist()], acc.tolist()
