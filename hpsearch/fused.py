@@ -61,10 +61,10 @@ PER_MEMBER = frozenset({"lr", "momentum", "l2", "l1", "weight_penalty", "dropout
 MAX_FUSE = 64            # the largest K scripts/bench.py measures
 MEMORY_SHARE = 0.5       # of the free device memory (MemAvailable on CPU) one group may take
 # On a CPU a fused step costs what K steps' matmuls cost, and saves the per-op overhead: it
-# pays for small models only. Measured (digits, 1 thread, K = 16 vs train() one at a time):
-# 4.8k params 6.6x, 17k 2.9x, 41k 1.7x, 165k 1.2x (and 0.9x at K = 64, 42 MB of weights
-# out of cache); seed 000's 535k-param MLP at batch 32 0.6x (scripts/bench.py).
-CPU_FUSE_PARAMS = 250_000
+# pays for small models only. scripts/bench.py, digits, 1 thread, K = 16 vs train() one at
+# a time: 5k params 5.5x, 17k 3.3x, 41k 1.5x, 165k 0.9x; seed 000's 535k-param MLP at
+# batch 32 0.6x (and 0.4x at K = 64: 64 copies of its weights do not stay in cache).
+CPU_FUSE_PARAMS = 100_000
 CPU_FUSE_FLOATS = 2 ** 22  # 16 MB of stacked weights
 
 # on_epoch(member, epoch, metrics) -> True stops that member (the others go on)

@@ -105,6 +105,7 @@ TARGETS = {
 }
 # The fused rows: the digits MLP of the threads row; seed 000's MLP on fuse_train images.
 FUSED_DIGITS_CFG = TrialConfig(hidden_units=128, hidden_layers=2, optimizer="adam", lr=0.003)
+FUSED_DIGITS_WIDTHS = ((64, 1), (256, 2), (512, 2))  # (hidden_units, hidden_layers), halving
 FUSED_EVAL = 1_000
 
 
@@ -730,31 +731,53 @@ def _trainings_per_minute(ctx: Context, cfg: TrialConfig, data: DeviceData, ks: 
                           epochs: int) -> dict[str, Any]:
     """Trainings per minute of ``cfg`` at every K in ``ks``: K = 1 is ``train()`` one run
     at a time, K > 1 one fused run of K seeds (``train_many(..., fuse=K)``). Each
-    repetition runs every K back to back; ratios are paired per repetition."""
+    repetition runs every K back to back; ratios are paired per repetition. On a CPU the
+    ratios of process CPU time are kept too: other processes on the machine stretch wall
+    time, and stretch the two sides of a pair unequally."""
     secs: dict[int, list[float]] = {k: [] for k in ks}
+    cpu: dict[int, list[float]] = {k: [] for k in ks}
     for rep in range(ctx.args.reps):
         for k in ks:
             jobs = [(cfg, 1000 * rep + s) for s in range(k)]
+            c0 = time.process_time()
             seconds, _ = timed(functools.partial(train_many, jobs, data, epochs=epochs,
                                                  patience=epochs, fuse=k), ctx.device)
             secs[k].append(seconds / k)  # per training
+            cpu[k].append((time.process_time() - c0) / k)
     rate = {k: 60 / median(v) for k, v in secs.items()}
     ratio = {k: paired_ratio(secs[1], v) for k, v in secs.items()}
+    cpu_ratio = {k: paired_ratio(cpu[1], v) for k, v in cpu.items()}
+    on_cpu = ctx.device.type == "cpu"
     return {"ks": list(ks), "epochs": epochs, "n_train": len(data.train_y),
             "n_val": len(data.val_y), "trainings_per_min": {str(k): v for k, v in rate.items()},
             "ratio_vs_k1": {str(k): v for k, v in ratio.items()},
-            "measured": ", ".join(f"K={k} {rate[k]:.0f}/min" + (f" ({ratio[k]:.1f}x)" if k > 1
-                                                                 else "") for k in ks),
-            "raw": {"seconds_per_training": {str(k): v for k, v in secs.items()}}}
+            "cpu_time_ratio_vs_k1": {str(k): v for k, v in cpu_ratio.items()} if on_cpu else None,
+            "measured": ", ".join(
+                f"K={k} {rate[k]:.0f}/min" + (f" ({ratio[k]:.1f}x" + (
+                    f"; {cpu_ratio[k]:.1f}x in CPU time)" if on_cpu else ")") if k > 1 else "")
+                for k in ks),
+            "raw": {"seconds_per_training": {str(k): v for k, v in secs.items()},
+                    "cpu_seconds_per_training": {str(k): v for k, v in cpu.items()}}}
 
 
 def row_fused_digits(ctx: Context) -> dict[str, Any]:
     """A digits-sized MLP (64-128-64-10, Adam; the threads row's 3-epoch trial) trained K at
-    a time, fused, against one at a time."""
+    a time, fused, against one at a time; then smaller and bigger widths at the largest K."""
     data = subset(DeviceData.create(load_dataset("digits"), device=ctx.device), ctx.sizes)
-    row = _trainings_per_minute(ctx, FUSED_DIGITS_CFG, data, ctx.sizes.fuse_ks, STUDY_EPOCHS)
+    ks = ctx.sizes.fuse_ks
+    row = _trainings_per_minute(ctx, FUSED_DIGITS_CFG, data, ks, STUDY_EPOCHS)
     k16 = row["ratio_vs_k1"].get("16")
     row["pass"] = None if k16 is None else k16 >= 4.0
+    widths = {}
+    for units, layers in FUSED_DIGITS_WIDTHS:
+        cfg = FUSED_DIGITS_CFG.replace(hidden_units=units, hidden_layers=layers)
+        other = _trainings_per_minute(ctx, cfg, data, (1, ks[-2]), STUDY_EPOCHS)
+        widths["-".join(map(str, cfg.hidden_widths()))] = {
+            "ratio": other["ratio_vs_k1"][str(ks[-2])],
+            "cpu_time_ratio": (other["cpu_time_ratio_vs_k1"] or {}).get(str(ks[-2]))}
+    row["other_widths"] = widths
+    row["measured"] += f"; other widths at K={ks[-2]}: " + ", ".join(
+        f"{w} {v['ratio']:.1f}x" for w, v in widths.items())
     return row
 
 

@@ -24,7 +24,7 @@ ROW_KEYS = {
     "study": {"trials_per_min_jobs1", "trials_per_min_jobs2", "optuna_share",
               "seconds_per_trial", "optuna_seconds_per_trial"},
     "threads": {"seconds", "slowdown"},
-    "fused_digits": {"ks", "trainings_per_min", "ratio_vs_k1"},
+    "fused_digits": {"ks", "trainings_per_min", "ratio_vs_k1", "other_widths"},
     "fused_seed000": {"ks", "trainings_per_min", "ratio_vs_k1", "dataset"},
     "fused_optimize": {"default_speedup", "fixed_architecture_speedup", "default_groups",
                        "fixed_architecture_groups"},
