@@ -266,7 +266,7 @@ def optimizer_key(cfg: TrialConfig) -> tuple[float, ...]:
 class StackOptimizers:
     """``train()``'s optimizer and scheduler, one pair per block of members sharing them.
 
-    Members sharing an :func:`_optimizer_key` sit in adjacent rows of the stack, so one
+    Members sharing an :func:`optimizer_key` sit in adjacent rows of the stack, so one
     torch optimizer (``make_optimizer``'s, fused kernel included) updates their rows of
     every parameter as ``train()``'s updates its parameters: a step costs one update per
     distinct key, and each member gets torch's own arithmetic. The schedulers are
