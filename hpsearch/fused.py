@@ -62,8 +62,8 @@ MAX_FUSE = 64            # the largest K scripts/bench.py measures
 MEMORY_SHARE = 0.5       # of the free device memory (MemAvailable on CPU) one group may take
 # On a CPU a fused step costs what K steps' matmuls cost, and saves the per-op overhead: it
 # pays for small models only. scripts/bench.py, digits, 1 thread, K = 16 vs train() one at
-# a time: 5k params 5.5x, 17k 3.3x, 41k 1.5x, 165k 0.9x; seed 000's 535k-param MLP at
-# batch 32 0.6x (and 0.4x at K = 64: 64 copies of its weights do not stay in cache).
+# a time: 5k params 5.0-5.5x, 17k 2.6-3.6x, 41k 1.4-1.7x, 165k 0.9-1.0x; seed 000's
+# 535k-param MLP at batch 32 0.6-1.0x, and 0.4-0.7x at K = 64 (its copies spill the caches).
 CPU_FUSE_PARAMS = 100_000
 CPU_FUSE_FLOATS = 2 ** 22  # 16 MB of stacked weights
 

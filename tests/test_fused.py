@@ -280,7 +280,7 @@ def test_max_fuse_fits_the_free_memory(data):
 
 
 def test_max_fuse_on_a_cpu_fuses_small_models_only(data):
-    """Where a CPU step is matmul-bound, fusing loses (bench: 165k params 0.9x)."""
+    """Where a CPU step is matmul-bound, fusing loses (bench: 165k params 0.9-1.0x)."""
     assert max_fuse(MLP, data) == fused.MAX_FUSE  # 2.8k params
     assert max_fuse(TrialConfig(hidden_units=512, hidden_layers=2), data) == 1  # 165k
     with mock.patch.object(fused, "CPU_FUSE_FLOATS", 10 * 2_778):
