@@ -24,6 +24,10 @@ ROW_KEYS = {
     "study": {"trials_per_min_jobs1", "trials_per_min_jobs2", "optuna_share",
               "seconds_per_trial", "optuna_seconds_per_trial"},
     "threads": {"seconds", "slowdown"},
+    "fused_digits": {"ks", "trainings_per_min", "ratio_vs_k1", "other_widths"},
+    "fused_seed000": {"ks", "trainings_per_min", "ratio_vs_k1", "dataset"},
+    "fused_optimize": {"default_speedup", "fixed_architecture_speedup", "default_groups",
+                       "fixed_architecture_groups"},
 }
 
 
@@ -56,8 +60,25 @@ def test_quick_run_writes_every_row_with_the_schema(bench, tmp_path, capsys):
         assert isinstance(row["measured"], str) and isinstance(row["raw"], dict)
     assert doc["rows"]["epoch"]["ratio_b32"] > 0
     assert 0 < doc["rows"]["study"]["optuna_share"]
+    for name in ("fused_digits", "fused_seed000"):  # every K ran, K = 1 is the baseline
+        row = doc["rows"][name]
+        assert row["ks"] == list(bench.QUICK.fuse_ks) and row["ratio_vs_k1"]["1"] == 1.0
+        assert all(v > 0 for v in row["trainings_per_min"].values())
+    # the fixed-architecture trials share one fused model; the default space's may not
+    assert doc["rows"]["fused_optimize"]["fixed_architecture_groups"] == [[2]]
+    assert len(doc["rows"]["fused_optimize"]["fixed_architectures"]) == 1
     table = capsys.readouterr().out
     assert "digits on cpu" in table and "epoch ratio" in table and "study throughput" in table
+    assert "fused, digits MLP" in table and "fused trials" in table
+
+
+def test_only_runs_the_named_rows(bench, tmp_path):
+    out = tmp_path / "bench.json"
+    bench.main(["--quick", "--dataset", "digits", "--reps", "1", "--out", str(out),
+                "--only", "fused_digits"])
+    assert set(json.loads(out.read_text())["rows"]) == {"fused_digits"}
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--only", "epoch", "--skip", "study"])
 
 
 def test_memory_child_records_rss_after_every_trial(bench, tmp_path):
