@@ -36,6 +36,7 @@ from torch import nn
 
 from hpsearch.data import DeviceData, load_dataset
 from hpsearch.errors import ConfigError, StudyError
+from hpsearch.fused import train_seeds
 from hpsearch.models import build_model
 from hpsearch.results import SavedResult, save_result, upload
 from hpsearch.settings import Settings, validate
@@ -294,12 +295,15 @@ def _seed_range(seeds: list[int]) -> str:
 
 
 def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
-         seeds: int = 1, device: str = "auto", data_dir: str | None = None) -> BestResult:
+         seeds: int = 1, device: str = "auto", data_dir: str | None = None,
+         fuse: int | None = None) -> BestResult:
     """Retrain the study's best config, measure it on the test split, store and upload it.
 
     Without ``retrain`` the config is trained once with the trial's own ``train_seed``
     (reproducing the trial); with ``retrain`` it is trained on seeds ``0..seeds-1`` and the
-    test accuracy is a mean ± std. Data and epochs come from the study's provenance.
+    test accuracy is a mean ± std, the seeds trained as one fused model where that pays
+    (:func:`hpsearch.fused.train_seeds`; ``fuse`` caps how many, 1 trains them one by one).
+    Data and epochs come from the study's provenance.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"--seeds must be an integer >= 1, got {seeds!r}")
@@ -320,9 +324,11 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
     threads = (training_threads(data.device) if retrain
                else contextlib.nullcontext(torch.get_num_threads()))
     with threads as n_threads:
-        for seed in seed_list:
-            result = train(cfg, data, epochs=settings.epochs, patience=settings.patience,
-                           seed=seed)
+        runs = (train_seeds(cfg, data, seed_list, epochs=settings.epochs,
+                            patience=settings.patience, fuse=fuse) if retrain
+                else [train(cfg, data, epochs=settings.epochs, patience=settings.patience,
+                            seed=seed_list[0])])
+        for result in runs:
             assert result.model is not None  # train always returns the model
             _, acc, pred = evaluate(result.model, data, cfg, "test")
             test_accs.append(acc)

@@ -281,11 +281,14 @@ class _RunsBar:
               help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Where dataset files are looked for first.  [default: the study's]")
+@click.option("--fuse", type=click.IntRange(min=1),
+              help="Train at most K seeds of a twin as one fused model (1: one by one).  "
+                   "[default: as many as fit and pay on this device]")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @friendly_errors
 def verify(storage: str, question: str | None, seeds: int | None, top_k: int,
            study_name: str | None, epochs: int | None, device: str, data_dir: str | None,
-           quiet: bool) -> None:
+           fuse: int | None, quiet: bool) -> None:
     """Paired re-runs: twins of the best config that differ only in one question's param."""
     import optuna
 
@@ -295,7 +298,8 @@ def verify(storage: str, question: str | None, seeds: int | None, top_k: int,
     bar = _RunsBar(quiet)
     try:
         result = run(storage, question, seeds=seeds, top_k=top_k, study_name=study_name,
-                     epochs=epochs, device=device, data_dir=data_dir, progress=bar)
+                     epochs=epochs, device=device, data_dir=data_dir, progress=bar,
+                     fuse=fuse)
     finally:
         bar.close()
     for line in result.lines():
@@ -315,9 +319,12 @@ def verify(storage: str, question: str | None, seeds: int | None, top_k: int,
               help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Where dataset files are looked for first.  [default: the study's]")
+@click.option("--fuse", type=click.IntRange(min=1),
+              help="Train at most K of the --retrain seeds as one fused model (1: one by "
+                   "one).  [default: as many as fit and pay on this device]")
 @friendly_errors
 def best(storage: str, study_name: str | None, retrain: bool, seeds: int | None, device: str,
-         data_dir: str | None) -> None:
+         data_dir: str | None, fuse: int | None) -> None:
     """The best config retrained: test accuracy, per-class accuracy, weights as artifacts."""
     import optuna
 
@@ -328,7 +335,7 @@ def best(storage: str, study_name: str | None, retrain: bool, seeds: int | None,
                                "is used)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = run(storage, study_name=study_name, retrain=retrain, seeds=seeds or 5,
-                 device=device, data_dir=data_dir)
+                 device=device, data_dir=data_dir, fuse=fuse)
     for line in result.lines():
         click.echo(line)
     for warning in result.warnings:

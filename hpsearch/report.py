@@ -11,7 +11,8 @@ results become the study's note and a table on its page in optuna-dashboard.
 The JSON document (``--format json``) has these keys; programs may rely on them:
 
 ``schema``
-    ``1``; raised when a key below changes meaning or goes away.
+    ``2``; raised when a key below changes meaning or goes away (2: the answers are
+    adjusted effects from every finished trial, see ``hpsearch.analysis.results``).
 ``generated``
     UTC time of the report, ISO 8601.
 ``header``
@@ -54,7 +55,7 @@ from hpsearch.results import best_record
 from hpsearch.storage import check_output, load_study, mask
 
 FORMATS = ("html", "md", "json")
-SCHEMA = 1
+SCHEMA = 2  # 2: answers adjusted from every finished trial (hpsearch.analysis.results)
 DEFAULT_OUT = "report.html"
 # Re-exported: the renderers live in report_format / report_md / report_html, which never
 # import this module (data flows one way: report -> renderers).

@@ -22,9 +22,16 @@ from hpsearch.space import PARAM_BY_NAME, active_params
 
 Table = tuple[list[str], list[list[Any]]]
 
-OBSERVATIONAL = ("Verdicts come from the study's own trials, which are observational: the "
-                 "sampler chose the other params too. `hpsearch verify STORAGE --question ID` "
-                 "gives the causal answer (paired re-runs that differ only in one param).")
+OBSERVATIONAL = ("How to read the verdicts: differences are in accuracy points (objective x "
+                 "100; objective units when values are not in [0, 1]), adjusted for every other "
+                 "param the study sampled, from all finished trials (pruned ones at the epoch "
+                 "they reached). Each interval is at the level Holm's procedure decided that "
+                 "question at (ci_level in its details), so it excludes 0 exactly when the "
+                 "question is settled. \"associated\": the sampler chose the params together, "
+                 "so the study alone is observational; \"matters\": randomized trials settle "
+                 "it. The verify column is the causal answer: twins of the best config that "
+                 "differ only in that param, on the same seeds, on the test set "
+                 "(`hpsearch verify STORAGE`).")
 DASH = "–"
 TOP_TRIALS = 10
 # Settings that say how a trial was run, shown in the header; the rest go to provenance.
@@ -309,8 +316,9 @@ def provenance_rows(prov: Mapping[str, Any]) -> list[tuple[str, Any]]:
 # The columns of the verdicts table, in this order when present; an answer's other scalar
 # keys go to its details. The analysis decides what an answer holds: a key it adds shows up
 # in the details without a change here.
-ANSWER_COLUMNS = ("question", "param", "seed_claim", "verdict", "best", "p_holm")
+ANSWER_COLUMNS = ("question", "seed_claim", "verdict", "p_holm", "needed")
 ANSWER_LABELS = {"seed_claim": "seeds' claim", "p_holm": "p (Holm)", "p_value": "p",
+                 "needed": "what would settle it", "verify": "verify (paired re-runs)",
                  "p_wilcoxon": "p (Wilcoxon)", "p_improvement": "P(improvement)",
                  "top_quantile": "top quantile", "n_vs": "n vs", "vs": "vs (best)",
                  "ci_low": "95% CI low", "ci_high": "95% CI high"}
@@ -338,6 +346,44 @@ def label(key: str) -> str:
 
 def answer_columns(answers: Sequence[Mapping[str, Any]]) -> list[str]:
     return [k for k in ANSWER_COLUMNS if any(k in a for a in answers)]
+
+
+def verdict_rows(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
+                 ) -> tuple[list[str], list[dict[str, Any]]]:
+    """The verdicts table every format shows: the answers' columns and a verify column.
+
+    Rows are dicts of display values by key (``question`` is the title with its id); the
+    HTML adds its own markup from the answer itself.
+    """
+    cols = [*answer_columns(answers), "verify"]
+    rows = []
+    for a in answers:
+        row = {k: cell(k, a.get(k)) for k in cols if k != "verify"}
+        if "question" in row and a.get("title"):
+            row["question"] = f"{a['title']} ({a.get('question')})"
+        if not a.get("verdict"):
+            row["verdict"] = a.get("status") or DASH
+        if not a.get("needed"):
+            row["needed"] = DASH
+        v = verify.get(str(a.get("question")))
+        row["verify"] = verify_summary(v) if v else (
+            "not run: hpsearch verify STORAGE" if a.get("status") == "answered" else DASH)
+        rows.append(row)
+    return cols, rows
+
+
+def verify_summary(v: Mapping[str, Any]) -> str:
+    """One question's verify result in words: its settled comparisons first, else the
+    closest one, with the seed count and the family it was decided in."""
+    rows = [r for r in v.get("rows") or [] if isinstance(r, Mapping)]
+    if not rows:
+        return DASH
+    settled = [r for r in rows if r.get("significant")]
+    shown = settled or sorted(rows, key=lambda r: r.get("p_holm") or 1.0)[:1]
+    words = "; ".join(str(r.get("verdict") or "") for r in shown)
+    family = v.get("family")
+    tail = f" [{len(rows)} comparison(s); Holm family of {family}]" if family else ""
+    return words + tail
 
 
 def records_table(records: Sequence[Mapping[str, Any]]) -> Table:

@@ -23,7 +23,6 @@ from hpsearch.report_format import (
     DASH,
     OBSERVATIONAL,
     acc,
-    answer_columns,
     best_config,
     best_table,
     cell,
@@ -36,6 +35,7 @@ from hpsearch.report_format import (
     pruning_table,
     records_table,
     top_trials_table,
+    verdict_rows,
 )
 from hpsearch.space import PARAM_BY_NAME, PARAMS
 
@@ -75,7 +75,8 @@ def render(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
     maximize = h.get("direction") != "minimize"
     order = _importance_order(a, rows)
     sections = [
-        ("questions", "Questions", _questions(a.get("answers") or [])),
+        ("questions", "Questions", _questions(a.get("answers") or [],
+                                              data.get("verify") or {})),
         ("importance", "Importance", _importance(a)),
         ("top", "Top trials", _top(rows, order, maximize)),
         ("history", "Optimization history", _history(rows, maximize)),
@@ -166,29 +167,26 @@ def _header(h: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
 # ---------------------------------------------------------------------------- answers, verify
 
 
-def _questions(answers: Sequence[Mapping[str, Any]]) -> str:
+def _questions(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]) -> str:
     """The verdicts table, then one collapsed block per question with its other keys."""
     if not answers:
         return '<p class="muted">No question could be answered from this study.</p>'
-    cols = answer_columns(answers)
+    cols, rows = verdict_rows(answers, verify)
     head = "".join(f"<th>{esc(label(k))}</th>" for k in cols)
     body = []
-    for x in answers:
+    for x, row in zip(answers, rows, strict=True):
         sig = ' class="sig"' if x.get("significant") else ""
-        muted = sig or ' class="muted"'  # a nominal best without a detectable difference
         cells = []
         for k in cols:
-            v = x.get(k)
             if k == "question":
-                cells.append(f"<td>{esc(x.get('title') or v)}<br><code>{esc(v)}</code></td>")
+                cells.append(f"<td>{esc(x.get('title') or x.get(k))}<br>"
+                             f"<code>{esc(x.get(k))}</code></td>")
             elif k == "verdict":
-                cells.append(f"<td{sig}>{esc(v or x.get('status') or '')}</td>")
-            elif k == "best":
-                cells.append(f"<td{muted}>{esc(DASH if v is None else v)}</td>")
+                cells.append(f"<td{sig}>{esc(row[k])}</td>")
             elif k.startswith("p_"):
-                cells.append(f'<td class="num">{esc(cell(k, v))}</td>')
+                cells.append(f'<td class="num">{esc(row[k])}</td>')
             else:
-                cells.append(f"<td>{esc(DASH if v is None else v)}</td>")
+                cells.append(f"<td>{esc(row[k])}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     out = [f'<table id="verdicts"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
            f'</tbody></table><p class="caveat">{esc(OBSERVATIONAL)}</p>']
@@ -197,7 +195,7 @@ def _questions(answers: Sequence[Mapping[str, Any]]) -> str:
         details = _answer_details(x, shown)
         if details:
             out.append(f"<details><summary><code>{esc(x.get('question'))}</code>: "
-                       f"{esc(x.get('test') or x.get('status') or 'details')}</summary>"
+                       f"{esc(x.get('fidelity') or x.get('status') or 'details')}</summary>"
                        f"{details}</details>")
     return "".join(out)
 

@@ -3,7 +3,8 @@
 Each takes the report's JSON document (``data``, see ``hpsearch.report``) and, for the
 Markdown page, the trial rows. The verdicts (``analysis["answers"]``) and the verify
 results each have one function per format here (:func:`answers_md`, :func:`verify_md`,
-:func:`note_answers`, :func:`summary_table`) that renders whatever keys an entry holds.
+:func:`note_answers`, :func:`summary_table`); all of them take the verdicts table from
+``report_format.verdict_rows`` and render whatever other keys an entry holds.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpsearch.report_format import (
-    DASH,
     OBSERVATIONAL,
     acc,
-    answer_columns,
     best_config,
     best_table,
     cell,
@@ -32,6 +31,7 @@ from hpsearch.report_format import (
     records_table,
     states_text,
     top_trials_table,
+    verdict_rows,
 )
 
 
@@ -58,20 +58,13 @@ def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 # ---------------------------------------------------------------------------- answers, verify
 
 
-def answers_md(answers: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The verdicts table and, per question, its other keys (groups, effects, caveat)."""
+def answers_md(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]) -> list[str]:
+    """The verdicts table and, per question, its other keys (choices, effects, caveat)."""
     if not answers:
         return ["No question could be answered from this study."]
-    cols = answer_columns(answers)
-    rows = []
-    for a in answers:
-        row = [cell(k, a.get(k)) for k in cols]
-        if "question" in cols and a.get("title"):
-            row[cols.index("question")] = f"{a['title']} ({a.get('question')})"
-        if "verdict" in cols and not a.get("verdict"):
-            row[cols.index("verdict")] = a.get("status") or DASH
-        rows.append(row)
-    out = table([label(k) for k in cols], rows) + ["", f"> {OBSERVATIONAL}"]
+    cols, rows = verdict_rows(answers, verify)
+    out = table([label(k) for k in cols], [[r[k] for k in cols] for r in rows])
+    out += ["", f"> {OBSERVATIONAL}"]
     for a in answers:
         details = _answer_details(a, set(cols) | {"title", "status", "significant"})
         if details:
@@ -105,28 +98,11 @@ def verify_md(verify: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def note_answers(answers: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The verdicts for the dashboard note: question, verdict, best choice, p (Holm)."""
-    cols = [k for k in ("question", "verdict", "best", "p_holm") if any(k in a for a in answers)]
-    rows = [[cell(k, a.get(k)) if k != "verdict" else (a.get("verdict") or a.get("status"))
-             for k in cols] for a in answers]
-    return table([label(k) for k in cols], rows)
-
-
-def verify_cell(v: Mapping[str, Any]) -> str:
-    """One question's verify result in a line: each row's comparison, difference and p."""
-    parts = []
-    for r in v.get("rows") or []:
-        what = " vs ".join(str(r[k]) for k in ("alternative", "baseline") if k in r)
-        diff = cell("mean_diff", r.get("mean_diff")) if "mean_diff" in r else ""
-        ci = (f" [{cell('ci_low', r.get('ci_low'))}, {cell('ci_high', r.get('ci_high'))}]"
-              if "ci_low" in r else "")
-        rest = ", ".join(f"{label(k)} {cell(k, r[k])}" for k in r
-                         if k not in ("alternative", "baseline", "mean_diff", "ci_low",
-                                      "ci_high") and not isinstance(r[k], Mapping | list))
-        parts.append(f"{what}: {diff}{ci}" + (f" ({rest})" if rest else ""))
-    seeds = f" on {v['seeds']} seeds" if v.get("seeds") is not None else ""
-    return ("; ".join(parts) + seeds) if parts else DASH
+def note_answers(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]) -> list[str]:
+    """The verdicts for the dashboard note: question, verdict, p (Holm), verify."""
+    cols, rows = verdict_rows(answers, verify)
+    cols = [k for k in cols if k not in ("seed_claim", "needed")]
+    return table([label(k) for k in cols], [[r[k] for k in cols] for r in rows])
 
 
 def dashboard_tables(data: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[list[Any]]]]:
@@ -134,17 +110,10 @@ def dashboard_tables(data: Mapping[str, Any]) -> list[tuple[str, str, list[str],
 
     The verdicts with each question's verify result beside it, and the ``best`` results.
     """
-    answers = data["analysis"].get("answers") or []
-    verify = data.get("verify") or {}
-    cols = [k for k in ("question", "verdict", "best", "p_holm") if any(k in a for a in answers)]
-    rows = []
-    for a in answers:
-        row = [cell(k, a.get(k)) if k != "verdict" else (a.get("verdict") or a.get("status"))
-               for k in cols]
-        v = verify.get(str(a.get("question")))
-        rows.append(row + [verify_cell(v) if v else "not run (hpsearch verify)"])
+    cols, rows = verdict_rows(data["analysis"].get("answers") or [], data.get("verify") or {})
+    cols = [k for k in cols if k != "seed_claim"]
     out = [("hpsearch-verdicts", f"hpsearch verdicts ({data['generated']})",
-            [label(k) for k in cols] + ["verify (paired re-runs)"], rows)]
+            [label(k) for k in cols], [[r[k] for k in cols] for r in rows])]
     best = data.get("best")
     if best:
         head, best_rows = best_table(best)
@@ -183,7 +152,7 @@ def notes_markdown(data: Mapping[str, Any]) -> str:
     lines = [f"## hpsearch report ({data['generated']})", "",
              f"best value {acc(h['best_value'])} (trial #{h['best_trial_number']}); "
              f"trials: {md(states_text(h['n_trials']))}", ""]
-    lines += note_answers(data["analysis"].get("answers", []))
+    lines += note_answers(data["analysis"].get("answers", []), data.get("verify") or {})
     lines += verify_md(data.get("verify") or {})
     best = data.get("best")
     if best:
@@ -199,7 +168,8 @@ def markdown(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] = ()) ->
     maximize = h.get("direction") != "minimize"
     lines = [f"# hpsearch report: {md(h['study_name'])}", ""]
     lines += [f"- {md(k)}: {md(v)}" for k, v in header_facts(h, rows)]
-    lines += ["", "## Questions", "", *answers_md(a.get("answers", []))]
+    lines += ["", "## Questions", "", *answers_md(a.get("answers", []),
+                                                  data.get("verify") or {})]
     for ev, imp in (a.get("importances") or {}).items():
         lines += ["", f"## Importance ({md(ev)})", ""]
         lines += table(["param", "importance", "95% CI"],

@@ -50,15 +50,17 @@ from hpsearch.best import (
     now_iso,
     study_data,
     study_settings,
+    training_threads,
     trial_config,
 )
 from hpsearch.data import DeviceData
 from hpsearch.errors import ConfigError
+from hpsearch.fused import train_seeds
 from hpsearch.results import SavedResult, save_result
 from hpsearch.settings import Settings
 from hpsearch.space import PARAM_BY_NAME, QUESTION_BY_ID, QUESTIONS, Question, TrialConfig, Value
 from hpsearch.storage import load_study
-from hpsearch.train import evaluate, train
+from hpsearch.train import evaluate
 
 ALPHA = 0.05
 DEFAULT_SEEDS = 10   # at least this many, and at least what the family needs
@@ -387,32 +389,39 @@ def sampled_questions(trials: Sequence[FrozenTrial]) -> list[Question]:
 
 
 def _train_twins(labels: dict[TrialConfig, str], data: DeviceData, settings: Settings,
-                 seeds: list[int], progress: Progress | None,
+                 seeds: list[int], progress: Progress | None, fuse: int | None,
                  ) -> dict[tuple[TrialConfig, int], float]:
-    """Test accuracy of every distinct config on every seed; ``labels`` name them."""
+    """Test accuracy of every distinct config on every seed; ``labels`` name them.
+
+    Each twin's seeds train as one fused model where that pays (:mod:`hpsearch.fused`:
+    same architecture, only the seed differs), with one torch thread on a CPU.
+    """
     acc: dict[tuple[TrialConfig, int], float] = {}
     total = len(labels) * len(seeds)
-    for seed in seeds:  # seed-major: an interrupted run has every twin on early seeds
+    with training_threads(data.device):
         for cfg, label in labels.items():
-            run = train(cfg, data, epochs=settings.epochs, patience=settings.patience,
-                        seed=seed)
-            assert run.model is not None  # train always returns the model
-            acc[cfg, seed] = evaluate(run.model, data, cfg, "test")[1]
+            runs = train_seeds(cfg, data, seeds, epochs=settings.epochs,
+                               patience=settings.patience, fuse=fuse)
+            for seed, run in zip(seeds, runs, strict=True):
+                assert run.model is not None  # train always returns the model
+                acc[cfg, seed] = evaluate(run.model, data, cfg, "test")[1]
             if progress is not None:
-                progress(len(acc), total, f"{label}, seed {seed}")
+                progress(len(acc), total, f"{label}, {len(seeds)} seeds")
     return acc
 
 
 def verify(storage: str, question: str | None = None, *, seeds: int | None = None,
            top_k: int = 1, study_name: str | None = None, epochs: int | None = None,
            device: str = "auto", progress: Progress | None = None,
-           data_dir: str | None = None, alpha: float = ALPHA) -> VerifyResult:
+           data_dir: str | None = None, alpha: float = ALPHA,
+           fuse: int | None = None) -> VerifyResult:
     """Paired re-runs of the top-``top_k`` configs' twins, on the test split.
 
     ``question`` None verifies every question the study sampled, as one Holm family.
     ``seeds`` None: the family's minimum or ``DEFAULT_SEEDS``, whichever is more; fewer
     than the minimum is a :class:`ConfigError` that names it. Data, epochs and patience
-    come from the study's provenance (``epochs`` and ``data_dir`` override). Stores each
+    come from the study's provenance (``epochs`` and ``data_dir`` override); ``fuse`` caps
+    how many seeds of a twin train as one fused model (1: one by one). Stores each
     question's result as the study user attr ``verify:<question>`` and returns them all.
     """
     if question is not None and question not in QUESTION_BY_ID:
@@ -445,7 +454,7 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
     # Twins shared by several questions or top trials (same config) are trained once.
     labels = {cfg: f"trial #{n} {q.param}={v}"
               for q, n, _, _, base, alts in plans for v, cfg in (base, *alts)}
-    acc = _train_twins(labels, data, settings, seed_list, progress)
+    acc = _train_twins(labels, data, settings, seed_list, progress, fuse)
 
     result = VerifyResult(questions=[q.id for q in questions], study_name=study.study_name,
                           seeds=seed_list, top_k=top_k, dataset=settings.dataset,

@@ -206,7 +206,8 @@ def test_markdown_has_the_questions_table(planted):
     assert result.path is None
     md = result.text
     assert md.startswith("# hpsearch report: planted")
-    assert "| question | param | seeds' claim | verdict |" in md
+    assert ("| question | seeds' claim | verdict | p (Holm) | what would settle it | "
+            "verify (paired re-runs) |") in md
     assert re.search(r"^\| .*bn_placement|^\| Batch norm before or after", md, re.M)
     assert "## Importance (ped_anova)" in md
 
@@ -221,7 +222,7 @@ def test_json_keys_are_stable(planted, tmp_path):
     result = report(planted, fmt="json", out=out)
     doc = json.loads(out.read_text())
     assert list(doc) == ["schema", "generated", "header", "analysis", "verify", "best"]
-    assert doc["schema"] == 1
+    assert doc["schema"] == 2 and doc["analysis"]["schema"] == 2
     assert {"study_name", "storage", "dataset", "question", "direction", "n_trials",
             "best_value", "best_trial_number", "provenance"} == set(doc["header"])
     assert {"study_name", "direction", "n_trials", "best_value", "best_params",

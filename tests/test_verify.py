@@ -159,8 +159,11 @@ def test_pairing_is_real(study_db, bn_result):
 
     assert test_acc(row.baseline_config) == test_acc(row.baseline_config)
     # verify trained both twins with seed 1 in position 1: the pairs share their seeds.
-    assert test_acc(row.baseline_config) == row.baseline_accs[1]
-    assert test_acc(row.alternative_config) == row.alternative_accs[1]
+    # (It trains a twin's seeds fused, which matches train() alone to within 1e-6 in the
+    # weights: the accuracy may differ by one test example at most.)
+    one = 1 / len(data.test_y)
+    assert test_acc(row.baseline_config) == pytest.approx(row.baseline_accs[1], abs=one)
+    assert test_acc(row.alternative_config) == pytest.approx(row.alternative_accs[1], abs=one)
 
 
 def test_every_sampled_question_is_one_family(study_db):
