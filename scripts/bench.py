@@ -89,7 +89,7 @@ STUDY_EPOCHS, MEMORY_EPOCHS = 3, 1
 # (CI, colleagues' tests), OpenMP threads beyond the idle cores stall every small op at
 # each barrier. The "threads" row measures that effect on its own.
 ROWS = ("epoch", "efficiency", "accuracy", "study", "memory", "threads", "compile", "bf16",
-        "fused_digits", "fused_seed000", "fused_optimize")
+        "fused_digits", "fused_seed000", "fused_optimize", "verify_seeds")
 TARGETS = {
     "epoch": "hpsearch >= 3x faster per epoch at batch 32",
     "efficiency": ">= 50% of this machine's matmul FLOP/s",
@@ -102,6 +102,7 @@ TARGETS = {
     "fused_digits": "fused K = 16 >= 4x the trainings/min of K = 1",
     "fused_seed000": "(information: trainings/min at K = 1, 4, 16, 64)",
     "fused_optimize": "(information: would fusing a study's trials pay?)",
+    "verify_seeds": "verify at 32 seeds costs <= 2x verify at 8 seeds (whole process)",
 }
 # The fused rows: the digits MLP of the threads row; seed 000's MLP on fuse_train images.
 FUSED_DIGITS_CFG = TrialConfig(hidden_units=128, hidden_layers=2, optimizer="adam", lr=0.003)
@@ -865,17 +866,52 @@ def _sampled(preset: Preset, n: int, seed: int) -> list[TrialConfig]:
     return [sample(study.ask(), preset) for _ in range(n)]
 
 
+def row_verify_seeds(ctx: Context) -> dict[str, Any]:
+    """``hpsearch verify`` in a fresh process on a digits study (the README's quick start,
+    smaller): one question, 8 seeds against 32, fused (the default) and one by one
+    (``--fuse 1``, what verify did before). Whole-process wall time, start-up included."""
+    small, big = (6, 12) if ctx.args.quick else (8, 32)  # 6: the least one row can use
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "v.db")
+        run = [sys.executable, "-m", "hpsearch"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        subprocess.run([*run, "optimize", "--dataset", "digits", "--storage", db, "-q",
+                        "--trials", "4" if ctx.args.quick else "12", "--epochs", "3"],
+                       check=True, capture_output=True, env=env)
+        secs: dict[str, dict[int, list[float]]] = {"fused": {}, "one by one": {}}
+        for _ in range(ctx.args.reps):
+            for how, extra in (("fused", []), ("one by one", ["--fuse", "1"])):
+                for n in (small, big):
+                    args = [*run, "verify", db, "--question", "batch_norm", "--seeds", str(n),
+                            "-q", *extra]
+                    start = time.perf_counter()
+                    subprocess.run(args, check=True, capture_output=True, env=env)
+                    secs[how].setdefault(n, []).append(time.perf_counter() - start)
+    ratio = {how: statistics.median(b / s for s, b in zip(v[small], v[big], strict=True))
+             for how, v in secs.items()}
+    med = {how: {n: statistics.median(x) for n, x in v.items()} for how, v in secs.items()}
+    return {
+        "seeds": [small, big], "ratio": ratio, "pass": ratio["fused"] <= 2.0,
+        "measured": "; ".join(
+            f"{how}: {small} seeds {med[how][small]:.1f} s ({med[how][small] / small:.2f} "
+            f"s/seed), {big} seeds {med[how][big]:.1f} s ({med[how][big] / big:.2f} s/seed), "
+            f"{ratio[how]:.2f}x" for how in secs),
+        "raw": {how: {str(n): x for n, x in v.items()} for how, v in secs.items()},
+    }
+
+
 ROW_FUNCS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "epoch": row_epoch, "efficiency": row_efficiency, "accuracy": row_accuracy,
     "study": row_study, "memory": row_memory, "threads": row_threads,
     "compile": row_compile, "bf16": row_bf16, "fused_digits": row_fused_digits,
     "fused_seed000": row_fused_seed000, "fused_optimize": row_fused_optimize,
+    "verify_seeds": row_verify_seeds,
 }
 ROW_TITLES = {"epoch": "epoch ratio", "efficiency": "efficiency", "accuracy": "time to accuracy",
               "study": "study throughput", "memory": "memory", "threads": "threads",
               "compile": "torch.compile", "bf16": "bf16 parity",
               "fused_digits": "fused, digits MLP", "fused_seed000": "fused, seed 000 MLP",
-              "fused_optimize": "fused trials"}
+              "fused_optimize": "fused trials", "verify_seeds": "verify 8 vs 32 seeds"}
 
 
 # ---------------------------------------------------------------------------- main

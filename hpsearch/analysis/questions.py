@@ -268,20 +268,27 @@ def _named(param: str, choice: str | None) -> str:
 
 def _needed(a: Answer, se: float, level: float, le: LevelEffects, table: TrialTable,
             min_effect: float) -> str:
-    """How many finished trials would detect ``min_effect`` with POWER at this spread."""
+    """How many finished trials would detect a difference with POWER at this spread.
+
+    The difference planned for is the closest pair's estimate, or ``min_effect`` when the
+    estimate is smaller than that (a smaller difference is not worth a budget).
+    """
     if not se > 0 or not math.isfinite(se):
         return ""
+    h = a.headline or {}
+    size = max(min_effect, abs(float(h.get("diff", 0.0))))
     z = float(sps.norm.ppf(1 - level / 2) + sps.norm.ppf(POWER))
     n_now = le.n
-    n_req = math.ceil(n_now * (se * z / min_effect) ** 2)
-    h = a.headline or {}
-    what = (f"a {min_effect:g}-{a.unit} difference between {_named(a.param, h.get('a'))} "
+    n_req = math.ceil(n_now * (se * z / size) ** 2)
+    fmt = f"{size:.2f}" if a.unit == "pts" else f"{size:.3g}"
+    what = (f"a {fmt}-{a.unit.rstrip('s')} difference between {_named(a.param, h.get('a'))} "
             f"and {_named(a.param, h.get('b'))}")
     if n_req <= n_now:
         return (f"{n_now} trials could detect {what} with {POWER:.0%} power: a real "
                 f"difference is likely smaller than that")
     return (f"about {n_req} finished trials in all (now {n_now}) would detect {what} with "
-            f"{POWER:.0%} power at this spread")
+            f"{POWER:.0%} power at this spread; paired re-runs (hpsearch verify) remove "
+            "the spread that other params cause and need far fewer runs")
 
 
 def _caveat(a: Answer, le: LevelEffects) -> str:
