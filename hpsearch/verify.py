@@ -56,6 +56,7 @@ from hpsearch.best import (
 from hpsearch.data import DeviceData
 from hpsearch.errors import ConfigError
 from hpsearch.fused import train_seeds
+from hpsearch.report_format import param_value
 from hpsearch.results import SavedResult, save_result
 from hpsearch.settings import Settings
 from hpsearch.space import PARAM_BY_NAME, QUESTION_BY_ID, QUESTIONS, Question, TrialConfig, Value
@@ -255,9 +256,10 @@ class VerifyRow:
     def label(self, value: Value) -> str:
         """``best trial #14 as found (batch_norm=none)``, ``... with dropout switched to 0.5``."""
         who = f"{'best trial' if self.rank == 0 else 'trial'} #{self.trial_number}"
+        shown = param_value(self.param, value)
         if value == self.trial_value:
-            return f"{who} as found ({self.param}={value})"
-        return f"{who} with {self.param} switched to {value}"
+            return f"{who} as found ({self.param}={shown})"
+        return f"{who} with {self.param} switched to {shown}"
 
     def verdict(self) -> str:
         s, base, alt = self.stats, self.label(self.baseline), self.label(self.alternative)
@@ -269,6 +271,10 @@ class VerifyRow:
         if self.significant:
             return (f"{base} beats {alt} by {size} ({s.losses}/{s.n} seeds; Holm "
                     f"p={_fmt_p(self.p_holm)})")
+        if s.ties == s.n:
+            return (f"no difference at all: {alt} and {base} reached the same test accuracy "
+                    "on every seed (for this config the switch changes nothing the test "
+                    "set can see)")
         more = seeds_needed(s.sd_diff, 1 - s.ci_level)
         return (f"no detectable difference: {alt} {s.shift:+.2f} pts [{s.ci_low:+.2f}, "
                 f"{s.ci_high:+.2f}] vs {base} (better on {s.wins}/{s.n} seeds; Holm "
@@ -337,8 +343,9 @@ class VerifyResult:
                "with its signed-rank interval at the row's Holm level"]
         header = ["question", "baseline", "alternative", "acc base", "acc alt", "shift",
                   "interval", "Wilcoxon p", "Holm p", "P(improvement)"]
-        table = [[r.question, f"#{r.trial_number} {r.param}={r.baseline}",
-                  f"{r.alternative}", f"{np.mean(r.baseline_accs):.4f}",
+        table = [[r.question, f"#{r.trial_number} {r.param}="
+                  f"{param_value(r.param, r.baseline)}",
+                  param_value(r.param, r.alternative), f"{np.mean(r.baseline_accs):.4f}",
                   f"{np.mean(r.alternative_accs):.4f}", f"{r.stats.shift:+.2f}",
                   f"[{r.stats.ci_low:+.2f}, {r.stats.ci_high:+.2f}]",
                   _fmt_p(r.stats.p_wilcoxon), _fmt_p(r.p_holm),

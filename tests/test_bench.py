@@ -28,6 +28,7 @@ ROW_KEYS = {
     "fused_seed000": {"ks", "trainings_per_min", "ratio_vs_k1", "dataset"},
     "fused_optimize": {"default_speedup", "fixed_architecture_speedup", "default_groups",
                        "fixed_architecture_groups"},
+    "verify_seeds": {"seeds", "ratio"},
 }
 
 
@@ -70,6 +71,7 @@ def test_quick_run_writes_every_row_with_the_schema(bench, tmp_path, capsys):
     table = capsys.readouterr().out
     assert "digits on cpu" in table and "epoch ratio" in table and "study throughput" in table
     assert "fused, digits MLP" in table and "fused trials" in table
+    assert doc["rows"]["verify_seeds"]["seeds"] == [6, 12] and "verify 8 vs 32" in table
 
 
 def test_only_runs_the_named_rows(bench, tmp_path):
