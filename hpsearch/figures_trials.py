@@ -48,12 +48,21 @@ def importance(rows: Sequence[Mapping[str, Any]], evaluator: str) -> Figure | No
     hi = [max(0.0, r["ci_high"] - v) if r.get("ci_high") is not None else 0.0
           for v, r in zip(vals, rows, strict=True)]
     has_ci = any(lo) or any(hi)
-    ax.barh(ys, vals, color=COMPLETE, height=0.65,
+    # Within the noise floor (the share shuffled objectives give): pale bars.
+    colours = [PRUNED if r.get("above_noise") is False else COMPLETE for r in rows]
+    ax.barh(ys, vals, color=colours, height=0.65,
             xerr=[lo, hi] if has_ci else None, error_kw={"lw": 0.8, "capsize": 2})
+    floor = [r.get("noise") for r in rows]
+    if any(f is not None for f in floor):
+        ax.scatter([f for f in floor if f is not None],
+                   [y for y, f in zip(ys, floor, strict=True) if f is not None],
+                   marker="|", s=60, color="#444444", zorder=3, label="noise floor")
+        ax.legend(loc="lower right", fontsize=7, frameon=False)
     ax.set_yticks(ys, [short(r["param"], 28) for r in rows])
     ax.set_xlabel(f"importance ({evaluator}; sums to 1)" + ("; bars: 95% CI" if has_ci else ""))
     ax.grid(axis="y", visible=False)
-    ax.set_xlim(0, max(v + h for v, h in zip(vals, hi, strict=True)) * 1.08 or 1)
+    ax.set_xlim(0, max([v + h for v, h in zip(vals, hi, strict=True)]
+                       + [f for f in floor if f is not None]) * 1.08 or 1)
     ax.set_title("Hyperparameter Importances", loc="left")
     return fig
 

@@ -231,11 +231,15 @@ def _verify(verify: Mapping[str, Any]) -> str:
 
 def _importance(a: Mapping[str, Any]) -> str:
     out = []
-    n = (a.get("n_trials") or {}).get("COMPLETE", 0)
+    counts = a.get("n_trials") or {}
+    n = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
     for ev, rows in (a.get("importances") or {}).items():
         fig = figures.svg(figures_trials.importance, rows, ev, name=f"importance-{ev}")
         out.append(_figure(fig, f"{ev} importance (normalized to sum to 1) with 95% bootstrap "
-                                f"CI where computed; n={n} complete trials."))
+                                "band where computed; the tick is the noise floor (the share "
+                                "this evaluator gives the param on shuffled objectives, "
+                                "family-wise 95%): pale bars are within noise; n="
+                                f"{n} finished trials (pruned ones at the epoch all reached)."))
     agreement = a.get("importance_agreement") or {}
     if len(a.get("importances") or {}) > 1 and agreement.get("summary"):
         out.append(f"<p>Agreement between evaluators: {esc(agreement['summary'])}</p>")

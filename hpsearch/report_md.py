@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpsearch.report_format import (
+    DASH,
     OBSERVATIONAL,
     acc,
     best_config,
@@ -172,9 +173,11 @@ def markdown(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] = ()) ->
                                                   data.get("verify") or {})]
     for ev, imp in (a.get("importances") or {}).items():
         lines += ["", f"## Importance ({md(ev)})", ""]
-        lines += table(["param", "importance", "95% CI"],
+        lines += table(["param", "importance", "95% band", "noise floor", "above noise"],
                        [(r["param"], num(r["value"], 3),
-                         f"[{num(r.get('ci_low'), 3)}, {num(r.get('ci_high'), 3)}]")
+                         f"[{num(r.get('ci_low'), 3)}, {num(r.get('ci_high'), 3)}]",
+                         num(r.get("noise"), 3),
+                         {True: "yes", False: "no"}.get(r.get("above_noise"), DASH))
                         for r in imp])
     agreement = (a.get("importance_agreement") or {}).get("summary")
     if agreement and len(a.get("importances") or {}) > 1:

@@ -286,9 +286,8 @@ def _needed(a: Answer, se: float, level: float, le: LevelEffects, table: TrialTa
     if n_req <= n_now:
         return (f"{n_now} trials could detect {what} with {POWER:.0%} power: a real "
                 f"difference is likely smaller than that")
-    return (f"about {n_req} finished trials in all (now {n_now}) would detect {what} with "
-            f"{POWER:.0%} power at this spread; paired re-runs (hpsearch verify) remove "
-            "the spread that other params cause and need far fewer runs")
+    return (f"about {n_req} finished trials (now {n_now}) would detect {what} "
+            f"({POWER:.0%} power, this spread); hpsearch verify needs far fewer runs")
 
 
 def _caveat(a: Answer, le: LevelEffects) -> str:
