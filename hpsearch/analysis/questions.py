@@ -36,6 +36,10 @@ OBSERVATIONAL = ("The trials were chosen by an adaptive sampler, which moves par
                  "towards good regions; the effect is adjusted for the other params, but its "
                  "words say \"associated\": run `hpsearch verify STORAGE` for the causal "
                  "answer (paired re-runs that differ only in this param).")
+SHARED = ("Adjusted over all trials; the study's randomized trials (drawn at random, "
+          "independently of the results) alone settle it the same way, so it is an effect of "
+          "this param at this budget. `hpsearch verify STORAGE` confirms it on the test "
+          "split.")
 RANDOMIZED = ("The trials' params were drawn at random, independently of each other, so the "
               "adjusted difference is an effect of this param at this budget; `hpsearch "
               "verify STORAGE` confirms it on the test split with paired re-runs.")
@@ -241,9 +245,9 @@ def _decide(a: Answer, p_holm: float, level: float, alpha: float, le: LevelEffec
     op = ">" if table.sign > 0 else "<"
     n = f"n={sum(c.n for c in a.choices)}"
     a.headline_winner = win
-    if a.significant and confirmed.get(a.question) == win:
+    by_share = a.word != "matters" and a.significant and confirmed.get(a.question) == win
+    if by_share:
         a.word = "matters"
-        le.notes.append("The study's randomized trials alone settle it the same way.")
     pair = f"{_named(a.param, win)} {op} {_named(a.param, lose)} by {size}"
     if a.significant:
         a.verdict = f"{a.word}: {pair} ({a.fidelity}; {n}; Holm p={p_holm:.2g})"
@@ -253,7 +257,7 @@ def _decide(a: Answer, p_holm: float, level: float, alpha: float, le: LevelEffec
         a.needed = _needed(a, se, pair_level, le, table, min_effect)
         a.verdict = (f"no detectable difference at this budget ({a.fidelity}; {n}; closest: "
                      f"{pair}, Holm p={p_holm:.2g})")
-    a.caveat = _caveat(a, le)
+    a.caveat = _caveat(a, le, by_share)
 
 
 def _named(param: str, choice: str | None) -> str:
@@ -290,8 +294,11 @@ def _needed(a: Answer, se: float, level: float, le: LevelEffects, table: TrialTa
             f"({POWER:.0%} power, this spread); hpsearch verify needs far fewer runs")
 
 
-def _caveat(a: Answer, le: LevelEffects) -> str:
-    parts = [RANDOMIZED if a.word == "matters" else OBSERVATIONAL]
+def _caveat(a: Answer, le: LevelEffects, by_share: bool) -> str:
+    if by_share:
+        parts = [SHARED]
+    else:
+        parts = [RANDOMIZED if a.word == "matters" else OBSERVATIONAL]
     if le.first_level != FINAL:
         if le.fidelity == FINAL:
             parts.append(f"Its effect changed after epoch {le.first_level} (p="
