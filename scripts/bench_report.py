@@ -119,7 +119,8 @@ def _command(fmt: str) -> Callable[[str], int]:
 # answers or bytes written). Each stage starts from a freshly opened storage.
 STAGES: list[tuple[str, str, Callable[[str], int]]] = [
     ("load", "open storage + read all trials", _load),
-    ("load+analyze", "default: PED-ANOVA, 30 bootstrap refits", _analyze(("ped_anova",))),
+    ("load+analyze", "default: PED-ANOVA, 20 bootstrap + 20 shuffled-objective refits",
+     _analyze(("ped_anova",))),
     ("report md", "in process: load + analyze + render markdown", _render("md")),
     ("report html", "in process: load + analyze + render html", _render("html")),
     ("hpsearch report json", "fresh process: imports + load + analyze + json",
