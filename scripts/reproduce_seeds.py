@@ -30,8 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--dataset", default="fashion-mnist")
     ap.add_argument("--trials", type=int, default=10, help="finished trials per preset")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per trial and per re-run")
-    ap.add_argument("--seeds", type=int, default=6,
-                    help="paired seeds for verify (6 is the least that can reach p < 0.05)")
+    ap.add_argument("--seeds", type=int, default=None,
+                    help="paired seeds for verify (default: verify's, the least its family "
+                         "can reach significance with and at least 10)")
     ap.add_argument("--val-size", type=int, default=10_000)
     ap.add_argument("--train-size", type=int, default=10_000,
                     help="seeded training subset per trial (0 = the whole training split)")
@@ -96,6 +97,11 @@ def _verify_text(v: dict[str, Any]) -> str:
     return "<br>".join(parts) or "—"
 
 
+def _seeds_text(results: list[dict[str, Any]]) -> str:
+    seeds = sorted({r["verify"].get("seeds") for r in results if r.get("verify")})
+    return "/".join(str(s) for s in seeds) or "no"
+
+
 def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: float) -> str:
     """docs/findings.md from the results (every figure comes from `results`)."""
     import torch
@@ -115,14 +121,16 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
         f"Dataset **{args.dataset}** (training on a seeded subset of "
         f"{args.train_size or 'all'} examples; validation: {args.val_size} held out of the "
         f"training set; test set whole); budget per preset: **{args.trials} trials x "
-        f"{args.epochs} epochs**; verify: best config and its twins, **{args.seeds} paired "
-        "seeds**, test set. Study verdicts are observational (other params co-vary); "
-        "the verify column is the causal, paired answer. At a small budget most study "
-        "verdicts say so: rerun with the GPU budget for firmer answers.",
+        f"{args.epochs} epochs**; verify: best config and its twins, "
+        f"**{_seeds_text(results)} paired seeds**, test set. Study verdicts are adjusted "
+        "for the other params and use every finished trial (see the README, \"How answers "
+        "are reached\"); under TPE they read \"associated\". The verify column is the "
+        "causal, paired answer.",
         "",
         "Reproduce a row: `python scripts/reproduce_seeds.py --dataset "
-        f"{args.dataset} --trials {args.trials} --epochs {args.epochs} --seeds {args.seeds} "
-        f"--train-size {args.train_size} --presets PRESET`.",
+        f"{args.dataset} --trials {args.trials} --epochs {args.epochs}"
+        + (f" --seeds {args.seeds}" if args.seeds else "")
+        + f" --train-size {args.train_size} --presets PRESET`.",
         "",
         "| question | preset | the seed's claim | study verdict (n trials) | verify: paired "
         "re-runs on the test set | best val acc |",
