@@ -154,11 +154,19 @@ def _first_stage(y: np.ndarray, design: Design, rows: np.ndarray,
 def _selected_fit(y: np.ndarray, forced: np.ndarray, candidates: np.ndarray,
                   n_choice: int) -> Fit:
     """OLS on ``forced`` plus the candidates a plug-in lasso picks for ``y`` or for any of
-    the first ``n_choice`` forced columns (post-double-selection), within a df budget."""
+    the first ``n_choice`` forced columns (post-double-selection), within a df budget.
+
+    A column picked for its fit to ``y`` costs two residual degrees of freedom, not one: it
+    was chosen partly for the noise it fits (Ye 1998's generalized degrees of freedom of a
+    selected variable). Counted once, the null effects' t statistics had a standard
+    deviation of 1.033 over 2,600 contrasts of 100 planted studies (6% beyond 1.96).
+    """
     chosen: list[int] = []  # the response's picks first: they matter most if room runs out
+    by_y = 0
     if candidates.shape[1]:
         rest = residualize(candidates, forced)
         chosen += list(plugin_lasso(rest, residualize(y[:, None], forced)[:, 0]))
+        by_y = len(chosen)
         keep = forced[:, n_choice:]
         for j in range(n_choice):
             target = residualize(forced[:, j:j + 1], keep)[:, 0]
@@ -166,7 +174,7 @@ def _selected_fit(y: np.ndarray, forced: np.ndarray, candidates: np.ndarray,
     room = len(y) - 1 - forced.shape[1] - MIN_DF
     picked = list(dict.fromkeys(chosen))[:max(0, room)]
     z = np.column_stack([np.ones(len(y)), forced, candidates[:, picked]])
-    return ols(y, z)
+    return ols(y, z, extra_df=min(by_y, len(picked)))
 
 
 def _block(fit: Fit, idx: list[int]) -> tuple[np.ndarray, np.ndarray, int]:

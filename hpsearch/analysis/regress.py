@@ -70,7 +70,7 @@ class Fit:
 HUBER_C = 3.0
 
 
-def ols(y: np.ndarray, z: np.ndarray) -> Fit:
+def ols(y: np.ndarray, z: np.ndarray, extra_df: int = 0) -> Fit:
     """Huber-robust least squares (IRLS) with Huber's covariance for the M-estimator.
 
     Robust because real studies are bimodal: beside trials near 98% there are trials that
@@ -83,13 +83,14 @@ def ols(y: np.ndarray, z: np.ndarray) -> Fit:
     The covariance pools the residuals (Huber 1981, eq. 7.6.6 with his small-sample
     factor K), not each trial's own: a choice that only a few trials drew would get its
     variance from those few residuals alone, which in planted TPE studies (3-6 trials of
-    a choice) made the intervals far too short.
+    a choice) made the intervals far too short. ``extra_df`` more degrees of freedom are
+    charged for columns that were selected by their fit to ``y``.
     """
     n = len(y)
     pinv = np.linalg.pinv(z.T @ z)
     coef = pinv @ z.T @ y
     rank = int(np.linalg.matrix_rank(z))
-    df = max(1, n - rank)
+    df = max(1, n - rank - extra_df)  # extra_df: columns chosen for their fit to y
     weights = np.ones(n)
     for _ in range(50):
         resid = y - z @ coef
