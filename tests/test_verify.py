@@ -18,7 +18,8 @@ from hpsearch.settings import Settings
 from hpsearch.space import QUESTION_BY_ID, Preset, TrialConfig
 from hpsearch.storage import load_study
 from hpsearch.train import evaluate, train
-from hpsearch.verify import make_twin, paired_stats, seeds_needed, twin_values, verify
+from hpsearch.twins import make_twin, twin_values
+from hpsearch.verify import paired_stats, seeds_needed, verify
 
 SMALL_MLP = ["model=mlp", "hidden_layers=1", "hidden_units=64", "batch_norm=before",
              "optimizer=adam", "lr=0.003..0.03", "augmentation=none", "dropout=0.0",

@@ -19,8 +19,8 @@ reasons, both measured on planted studies (``scripts/check_answers.py``):
 The estimator, per question param:
 
 1. *Common fidelity.* At the first epoch where pruning stopped anyone, every finished
-   trial has a value: one regression on all of them gives ``theta_1``, the effects at that
-   epoch, with no selection at all.
+   trial has a value: a regression on all of them (one per question param, see
+   ``_first_stage``) gives ``theta_1``, the effects at that epoch, with no selection at all.
 2. *The chain to the end.* For each later epoch where pruning stopped trials, and then
    for the end of training, regress the trials that got there on their previous value,
    the choices and the selected nuisance terms: ``value_k = a * value_(k-1) + delta_c +
