@@ -140,7 +140,9 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
         q = r["question"]
         a = _answer(r["analysis"], q)
         verdict = a["verdict"] if a else "not analysed"
-        n = sum(c["n"] for c in a["choices"]) if a else 0
+        counts = r["analysis"]["n_trials"]
+        n = (sum(c["n"] for c in a["choices"]) if a and a["choices"]
+             else counts.get("COMPLETE", 0) + counts.get("PRUNED", 0))
         best = r["analysis"].get("best_value")
         lines.append(
             f"| {q} | `{r['preset']}` | {QUESTION_BY_ID[q].seed_claim} | {verdict} (n={n}) | "
