@@ -282,6 +282,8 @@ def test_fanova_runs_once_and_is_compared_with_ped_anova(bn_study: optuna.Study)
     assert (pair["a"], pair["b"]) == ("ped_anova", "fanova")
     assert "Kendall tau" in result.importance_agreement["summary"]
     assert "fanova: one fit" in " ".join(result.notes)
+    # hpsearch's own use of Optuna's experimental arguments is not a note on the study
+    assert not any("experimental" in n for n in result.notes), result.notes
 
 
 # ---------------------------------------------------------------------------- pruning, curves

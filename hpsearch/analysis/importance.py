@@ -101,6 +101,8 @@ def importances(trials: list[FrozenTrial], direction: StudyDirection, name: str,
     spec = EVALUATORS[name]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # hpsearch's own use of an experimental argument (normalize) says nothing of the study.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
             point = get_param_importances(_view(trials, direction), evaluator=spec.make(seed),
                                           normalize=False)
