@@ -9,9 +9,13 @@ module of the same name, so a notebook can do what the CLI does::
     from hpsearch.best import best             # hpsearch best
     from hpsearch.dashboard import dashboard   # hpsearch dashboard
 
-(The functions are not re-exported here: ``hpsearch.report`` must stay the module, or
-importing it would shadow the function.) Names that need torch are imported on first use,
-so ``hpsearch report`` starts fast.
+(The functions are not re-exported here: ``hpsearch.report`` must stay the package, or
+importing it would shadow the function.) The packages, in the order the data flows:
+``space`` (the search space as data) -> ``training`` (data, models, ``train()``) ->
+``optimize`` (samplers, designs, objective, workers) -> ``storage`` (where studies live) ->
+``analysis`` (answers, no torch) -> ``verify``, ``best`` (re-runs on the test split) ->
+``report`` and ``dashboard`` (what a person reads). Names that need torch are imported on
+first use, so ``hpsearch report`` starts fast.
 """
 
 from __future__ import annotations
@@ -23,13 +27,13 @@ __version__ = "0.1.0"
 
 from hpsearch.errors import ConfigError, DataError, HPSearchError, StorageError, StudyError
 from hpsearch.settings import Settings
-from hpsearch.space import PARAMS, QUESTIONS, Preset, TrialConfig, load_preset, sample
+from hpsearch.space import PARAMS, QUESTIONS, Preset, TrialConfig, load_preset, sample_config
 
 # name -> module, for the lazily imported part of the API
 _LAZY = {
-    "build_model": "hpsearch.models",
-    "load_dataset": "hpsearch.data",
-    "DeviceData": "hpsearch.data",
+    "build_model": "hpsearch.training",
+    "load_dataset": "hpsearch.training",
+    "DeviceData": "hpsearch.training",
     "load_study": "hpsearch.storage",
     "analyze": "hpsearch.analysis",
 }
@@ -37,7 +41,7 @@ _LAZY = {
 __all__ = [
     "__version__",
     "ConfigError", "DataError", "HPSearchError", "StorageError", "StudyError",
-    "PARAMS", "QUESTIONS", "Preset", "Settings", "TrialConfig", "load_preset", "sample",
+    "PARAMS", "QUESTIONS", "Preset", "Settings", "TrialConfig", "load_preset", "sample_config",
     *_LAZY,
 ]
 

@@ -15,15 +15,9 @@ The helpers at the top (a trial's config, the study's data) are shared with ``ve
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
-import dataclasses
 import json
-import math
-import os
 import tempfile
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,157 +25,24 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 from torch import nn
 
-from hpsearch.data import DeviceData, load_dataset
-from hpsearch.errors import ConfigError, StudyError
-from hpsearch.fused import train_seeds
-from hpsearch.models import build_model
-from hpsearch.results import SavedResult, save_result, upload
-from hpsearch.settings import Settings, validate
-from hpsearch.space import TrialConfig, active_params, config_from_params
-from hpsearch.storage import artifact_dir, load_study, mask
-from hpsearch.train import EVAL_BATCH, evaluate, resolve_device, train
+from hpsearch.errors import ConfigError
+from hpsearch.replay import complete_trials, now_iso, study_data, study_settings, trial_config
+from hpsearch.space import TrialConfig, active_params
+from hpsearch.storage import SavedResult, artifact_dir, load_study, mask, save_result, upload
+from hpsearch.training import (
+    bn_batch_stats_accuracy,
+    confusion_matrix,
+    evaluate,
+    per_class_accuracy,
+    train,
+    train_seeds,
+    training_threads,
+)
 
 USER_ATTR = "best"
-
-# ---------------------------------------------------------------------------- shared helpers
-
-
-def trial_config(trial: FrozenTrial) -> TrialConfig:
-    """The trial's full config: its ``config`` user attr, else rebuilt from ``trial.params``.
-
-    ``trial.params`` lacks the params a preset fixed, so it is only the fallback for
-    trials that another tool wrote.
-    """
-    stored = trial.user_attrs.get("config")
-    return config_from_params(stored if isinstance(stored, dict) else trial.params)
-
-
-def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """COMPLETE trials, best value first (ties: lower trial number first)."""
-    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if t.value is not None and math.isfinite(t.value)]
-    if not trials:
-        raise StudyError(f"study {study.study_name!r} has no complete trial yet; run "
-                         "`hpsearch optimize` until one finishes")
-    return sorted(trials, key=lambda t: (-float(t.value or 0.0), t.number))
-
-
-def study_settings(study: optuna.Study, *, epochs: int | None = None,
-                   data_dir: str | None = None) -> Settings:
-    """The settings the study was run with (its ``provenance``), with overrides applied."""
-    prov = study.user_attrs.get("provenance")
-    stored = prov.get("settings") if isinstance(prov, dict) else None
-    if not isinstance(stored, dict) or "dataset" not in stored:
-        raise StudyError(f"study {study.study_name!r} has no hpsearch provenance (was it made "
-                         "by `hpsearch optimize`?), so its dataset and epochs are unknown")
-    names = {f.name for f in dataclasses.fields(Settings)} - {"storage"}
-    settings = Settings(**{k: v for k, v in stored.items() if k in names})
-    if epochs is not None:
-        settings = settings.replace(epochs=epochs)
-    if data_dir is not None:
-        settings = settings.replace(data_dir=data_dir)
-    validate(settings, source="study provenance and flags")
-    return settings
-
-
-def training_device(name: str) -> torch.device:
-    """``resolve_device`` with the CLI's errors for a device that is not here."""
-    try:
-        device = resolve_device(name)
-    except RuntimeError as exc:  # torch: "Invalid device string: 'cuda:x'"
-        raise ConfigError(f"--device {name}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available here")
-    return device
-
-
-def study_data(settings: Settings, device: str | torch.device = "auto") -> DeviceData:
-    """The study's splits: same dataset, validation hold-out, train subset and split seed."""
-    dev = device if isinstance(device, torch.device) else training_device(device)
-    raw = load_dataset(settings.dataset, settings.data_dir)
-    return DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=dev,
-                             train_size=settings.train_size)
-
-
-@contextlib.contextmanager
-def training_threads(device: torch.device) -> Iterator[int]:
-    """Train with one intra-op thread on a CPU (``OMP_NUM_THREADS`` wins), restored after.
-
-    On a machine whose cores are shared, torch's default (one thread per core) makes every
-    step wait for the thread that another process has descheduled: `best --retrain` of a
-    digits config took 37-43 s with 2 threads next to another busy process, 14 s with one
-    (`scripts/bench_best.py`), and on an idle machine one thread costs these models at most
-    ~1.8x (a CNN; MLPs 1.0-1.4x). Set ``OMP_NUM_THREADS`` to use more on an idle machine.
-    """
-    before = torch.get_num_threads()
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    n = int(env) if env.isdigit() and int(env) > 0 else (1 if device.type == "cpu" else before)
-    torch.set_num_threads(n)
-    try:
-        yield n
-    finally:
-        torch.set_num_threads(before)
-
-
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-# ---------------------------------------------------------------------------- measurements
-
-
-def confusion_matrix(y: torch.Tensor, pred: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Counts ``[true, predicted]`` as an int64 CPU tensor (one bincount, no sklearn)."""
-    flat = y.to(torch.int64) * n_classes + pred.to(torch.int64)
-    return torch.bincount(flat, minlength=n_classes ** 2).reshape(n_classes, n_classes).cpu()
-
-
-def per_class_accuracy(confusion: torch.Tensor) -> list[float | None]:
-    """Recall per class (diagonal / row sum); None for a class absent from the split."""
-    totals = confusion.sum(1)
-    return [float(confusion[i, i] / totals[i]) if totals[i] else None
-            for i in range(len(confusion))]
-
-
-_BN = (nn.BatchNorm1d, nn.BatchNorm2d)
-
-
-@torch.no_grad()
-def bn_batch_stats_accuracy(model: nn.Module, data: DeviceData, cfg: TrialConfig,
-                            split: str = "test") -> float:
-    """Accuracy with the BN layers in train mode: each batch normalized by its own statistics.
-
-    Works on a deep copy, because train-mode BN updates its running statistics. Only the BN
-    layers switch mode (dropout stays off), so the difference to :func:`evaluate` is BN's
-    alone. Batches are about ``EVAL_BATCH`` large and of near-equal size, so no batch is a
-    single example (train-mode BN cannot normalize that).
-    """
-    twin = copy.deepcopy(model).eval()
-    for module in twin.modules():
-        if isinstance(module, _BN):
-            module.train()
-    x_all, y_all = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
-    n_batches = max(1, math.ceil(len(y_all) / EVAL_BATCH))
-    correct = torch.zeros((), device=data.device)
-    for idx in torch.arange(len(y_all), device=data.device).tensor_split(n_batches):
-        x = data.prepare(x_all[idx], input_norm=cfg.input_norm)
-        with torch.autocast(device_type=data.device.type, dtype=torch.bfloat16,
-                            enabled=data.device.type == "cuda"):
-            logits = twin(x).float()
-        correct += (logits.argmax(1) == y_all[idx]).sum()
-    return (correct / max(1, len(y_all))).item()  # float32, as evaluate() computes it
-
-
-def load_model(weights: str | Path, cfg: TrialConfig, input_shape: tuple[int, int, int],
-               n_classes: int, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild ``cfg``'s model and load a ``best`` weights artifact (tensors only)."""
-    model = build_model(cfg, input_shape, n_classes)
-    state = torch.load(weights, map_location=device, weights_only=True)
-    model.load_state_dict(state)
-    return model.to(device).eval()
 
 
 # ---------------------------------------------------------------------------- result
@@ -302,7 +163,7 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
     Without ``retrain`` the config is trained once with the trial's own ``train_seed``
     (reproducing the trial); with ``retrain`` it is trained on seeds ``0..seeds-1`` and the
     test accuracy is a mean ± std, the seeds trained as one fused model where that pays
-    (:func:`hpsearch.fused.train_seeds`; ``fuse`` caps how many, 1 trains them one by one).
+    (:func:`hpsearch.training.train_seeds`; ``fuse`` caps how many, 1 trains them one by one).
     Data and epochs come from the study's provenance.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -361,7 +222,7 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
 def _upload(study: optuna.Study, trial: FrozenTrial, storage: str, out: BestResult) -> None:
     """Weights (.pt) and confusion matrix (.json, .csv) as artifacts of the best trial.
 
-    optuna-dashboard shows them on the trial's page (see ``dashboard.put_artifact``: Optuna
+    optuna-dashboard shows them on the trial's page (see ``storage.put_artifact``: Optuna
     itself refuses to change a finished trial); a re-run replaces them in place. The file
     names (``best-trial-N-...``) and the ``best`` attr's ``trial_number`` tie them to it.
     An artifact store that cannot be written costs the upload, not the measurements: the

@@ -123,7 +123,7 @@ def optimize(model: str | None, preset: str | None, assignments: tuple[str, ...]
     click.echo(f"study {default_study_name(loaded, settings)} in "
                f"{_masked(settings.storage)}: target {settings.trials} finished trials, "
                f"{settings.epochs} epochs each, dataset {settings.dataset}", err=True)
-    from hpsearch.signals import Terminated
+    from hpsearch.optimize import Terminated
 
     try:
         summary = run(loaded, settings, progress=not quiet)
@@ -143,7 +143,7 @@ def _summary_lines(summary: Any, question: str | None) -> list[str]:
     """What optimize prints at the end: the study, its best trial, the commands to run next."""
     import shlex
 
-    from hpsearch.report_format import param_value
+    from hpsearch.text import param_value
 
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.states.items()))
     lines = [f"study {summary.study_name} ({summary.storage}): {summary.n_finished} finished "
@@ -174,7 +174,7 @@ def _masked(spec: str) -> str:
 @friendly_errors
 def datasets(data_dir: str | None) -> None:
     """Which datasets are available here, and where."""
-    from hpsearch.data import available_datasets, search_dirs
+    from hpsearch.training import available_datasets, search_dirs
 
     rows = available_datasets(data_dir)
     width = max(len(r["name"]) for r in rows)

@@ -30,7 +30,7 @@ DEFAULT_PORT = 8080
 def artifact_store(storage: str) -> FileSystemArtifactStore:
     """The artifact store of the studies in ``storage``: its directory is created where it
     can be; on read-only media the dashboard serves what is already there."""
-    from hpsearch.results import artifact_store as store
+    from hpsearch.storage import artifact_store as store
 
     try:
         return store(storage)
@@ -128,11 +128,6 @@ class _QuietHandler(WSGIRequestHandler):
 # trial's artifacts (shown on the trial's page).
 
 REPORT_ARTIFACT = "report.html"
-ARTIFACTS_PREFIX = "artifacts:"              # optuna.artifacts' study/trial system attr keys
-# optuna-dashboard lists a study system attr with this prefix among the artifacts of trial
-# N: Optuna refuses to change a finished trial ("Trial#N has already finished and can not
-# be updated"), so this is how a file reaches a finished trial's page.
-TRIAL_ARTIFACTS_PREFIX = "dashboard:artifacts:{trial_id}:"
 
 
 class _PlotlyJSON:
@@ -173,28 +168,3 @@ def save_table(study: Any, graph_id: str, title: str, head: list[str],
     return save_plotly_graph_object(study, _PlotlyJSON(spec), graph_object_id=graph_id)
 
 
-def put_artifact(study: Any, store: FileSystemArtifactStore, file_path: str, *,
-                 filename: str, mimetype: str, trial_id: int | None = None) -> str:
-    """Store ``file_path`` as the study's artifact ``filename`` (or trial ``trial_id``'s),
-    replacing the one of that name: re-running a command updates its artifact in place
-    (same id) instead of adding another copy. Returns the artifact id.
-
-    The metadata is what ``optuna.artifacts.upload_artifact`` writes (``artifacts:<id>``)
-    for the study, and what optuna-dashboard lists on a trial's page for a trial.
-    """
-    import json
-    import uuid
-
-    storage, study_id = study._storage, study._study_id  # as optuna_dashboard.save_note does
-    prefix = (ARTIFACTS_PREFIX if trial_id is None
-              else TRIAL_ARTIFACTS_PREFIX.format(trial_id=trial_id))
-    known = [json.loads(v) for k, v in storage.get_study_system_attrs(study_id).items()
-             if k.startswith(prefix) and isinstance(v, str)]
-    same = [m for m in known if isinstance(m, dict) and m.get("filename") == filename]
-    artifact_id = str(same[0]["artifact_id"]) if same else str(uuid.uuid4())
-    with open(file_path, "rb") as f:
-        store.write(artifact_id, f)
-    meta = {"artifact_id": artifact_id, "filename": filename, "mimetype": mimetype,
-            "encoding": None}
-    storage.set_study_system_attr(study_id, prefix + artifact_id, json.dumps(meta))
-    return artifact_id

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import optuna
 
-from hpsearch.space import Preset, Value, sample
+from hpsearch.space import Preset, Value, sample_config
 
 CURVES = ("additive", "multiplicative", "noisy", "iid", "slow")
 
@@ -85,7 +85,7 @@ def planted_study(truth: Truth, n_trials: int, *, sampler: optuna.samplers.BaseS
                                 sampler=sampler, pruner=pruner or optuna.pruners.NopPruner())
 
     def objective(trial: optuna.Trial) -> float:
-        values = sample(trial, preset).as_dict()
+        values = sample_config(trial, preset).as_dict()
         final = truth.final(values, rng.normal(0, truth.noise))
         for epoch in range(1, truth.epochs + 1):
             reported = truth.at_epoch(values, epoch, final, rng) / 100

@@ -64,7 +64,7 @@ def settings_from(overrides: Mapping[str, Any], *, source: str,
 
 def validate(s: Settings, *, source: str = "settings") -> None:
     """Raise ConfigError naming the first invalid setting."""
-    from hpsearch.data import DATASETS  # data imports torch; keep this module light
+    from hpsearch.training import DATASETS  # data imports torch; keep this module light
 
     def need(ok: bool, key: str, what: str) -> None:
         if not ok:

@@ -14,7 +14,7 @@ against this machine's matmul speed, time to the seed's accuracy, study throughp
 Optuna's overhead per trial, memory growth over a 100-trial study, torch threads (1 vs all
 cores, for information), torch.compile's break-even (for information) and, on CUDA or on
 a CPU with native bf16, bf16 vs fp32 accuracy parity and speed; then the fused trainer
-(``hpsearch.fused``): trainings per minute at K = 1, 4, 16, 64 models per fused run for a
+(``hpsearch.training.fused``): trainings per minute at K = 1, 4, 16, 64 models per fused run for a
 digits MLP and for seed 000's MLP, and whether fusing a study's sampled trials would pay.
 A row that fails with an exception is recorded as an error and the others still run.
 """
@@ -50,26 +50,20 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
-from hpsearch.data import (  # noqa: E402
-    DIGITS,
-    DeviceData,
-    RawDataset,
-    available_datasets,
-    load_dataset,
-)
-from hpsearch.fused import PER_MEMBER, fuse_groups, train_many  # noqa: E402
-from hpsearch.models import build_model  # noqa: E402
-from hpsearch.optimize import (  # noqa: E402
-    FINISHED,
-    make_pruner,
-    make_sampler,
-    optimize,
-    run_worker,
-)
+from hpsearch.optimize import optimize  # noqa: E402
+from hpsearch.optimize.samplers import make_pruner, make_sampler  # noqa: E402
+from hpsearch.optimize.study import FINISHED  # noqa: E402
+from hpsearch.optimize.workers import run_worker  # noqa: E402
 from hpsearch.settings import Settings  # noqa: E402
-from hpsearch.space import Preset, TrialConfig, active_params, sample  # noqa: E402
-from hpsearch.storage import load_study  # noqa: E402
-from hpsearch.train import EpochMetrics, TrainResult, resolve_device, train  # noqa: E402
+from hpsearch.space.params import TrialConfig, active_params  # noqa: E402
+from hpsearch.space.presets import Preset  # noqa: E402
+from hpsearch.space.suggest import sample_config  # noqa: E402
+from hpsearch.storage.open import load_study  # noqa: E402
+from hpsearch.training.datasets import DIGITS, RawDataset, available_datasets, load_dataset  # noqa: E402
+from hpsearch.training.device_data import DeviceData  # noqa: E402
+from hpsearch.training.fused.trainer import PER_MEMBER, fuse_groups, train_many  # noqa: E402
+from hpsearch.training.loop import EpochMetrics, TrainResult, resolve_device, train  # noqa: E402
+from hpsearch.training.models import build_model  # noqa: E402
 
 SCHEMA = 1
 # Seed 000: MLP 784-512-256-10, BN before ReLU, dropout 0.5, SGD lr 0.01 momentum 0.5, batch 32.
@@ -207,14 +201,14 @@ def machine_info(device: torch.device) -> dict[str, Any]:
 def pinned_workers(threads: int) -> contextlib.AbstractContextManager[Any]:
     """Study workers in this process use ``threads // jobs`` threads (see THREADS) instead of
     hpsearch's all-cores choice; spawned workers keep hpsearch's own ``cores // jobs``."""
-    return mock.patch("hpsearch.optimize._threads_per_worker",
+    return mock.patch("hpsearch.optimize.workers.threads_per_worker",
                       lambda jobs: max(1, threads // jobs))
 
 
 def torch_dropout() -> contextlib.AbstractContextManager[Any]:
     """``build_model`` with torch's own ``nn.Dropout`` (seed 000's layer) in place of
-    ``hpsearch.models.Dropout``, whose faster CPU mask is part of hpsearch's trainer."""
-    import hpsearch.models as models
+    ``hpsearch.training.models.Dropout``, whose faster CPU mask is part of hpsearch's trainer."""
+    import hpsearch.training.models as models
 
     return mock.patch.object(models, "Dropout", nn.Dropout)
 
@@ -261,7 +255,7 @@ class SeedDataset(Dataset):
 class SeedRun:
     """Seed 000's model, optimizer and loops. The model is hpsearch's ``build_model`` of the
     same config with torch's own ``nn.Dropout``, as the seed wrote it, in place of
-    ``hpsearch.models.Dropout`` (whose faster CPU mask is part of hpsearch's trainer): the
+    ``hpsearch.training.models.Dropout`` (whose faster CPU mask is part of hpsearch's trainer): the
     same network and weights, so the two sides differ in how data reaches the model, the
     loop, and that mask."""
 
@@ -308,7 +302,7 @@ def row_epoch(ctx: Context) -> dict[str, Any]:
     """One epoch (50k train images + evaluation of the 10k validation images), both ways.
 
     Also hpsearch at batch 32 with torch's own ``nn.Dropout`` in place of
-    ``hpsearch.models.Dropout``: the side-by-side baseline of that layer's faster mask.
+    ``hpsearch.training.models.Dropout``: the side-by-side baseline of that layer's faster mask.
     """
     data, dev = ctx.data, ctx.device
     seed_s: list[float] = []
@@ -490,8 +484,8 @@ def _stub_seconds(ctx: Context, directory: Path, storage: str, rep: int) -> floa
     name = f"stub-{storage}-{rep}"
     settings = _study_settings(ctx, directory, name, ".log" if storage == "journal" else ".db",
                                seed=rep)
-    rollback = mock.patch("hpsearch.storage._TunedSQLiteConnection", sqlite3.Connection)
-    with mock.patch("hpsearch.objective.train", _fake_train), \
+    rollback = mock.patch("hpsearch.storage.open._TunedSQLiteConnection", sqlite3.Connection)
+    with mock.patch("hpsearch.optimize.objective.train", _fake_train), \
             rollback if storage == "sqlite-rollback" else contextlib.nullcontext():
         if storage != "memory":
             run_worker(Preset(), settings)
@@ -651,7 +645,7 @@ def row_compile(ctx: Context) -> dict[str, Any]:
     cache, later ones of the same shapes hit it, so both costs are reported. Break-even:
     compile seconds over the seconds a compiled epoch saves (never, when it saves none).
     """
-    import hpsearch.train as trainer
+    import hpsearch.training.loop as trainer
 
     def compiled(*args: Any, **kwargs: Any) -> nn.Module:
         return cast(nn.Module, torch.compile(build_model(*args, **kwargs)))
@@ -698,7 +692,7 @@ def row_bf16(ctx: Context) -> dict[str, Any]:
     """bf16 autocast against fp32, same seeds, same epochs: the trainer's CUDA default, and
     on a CPU with native bf16 what that default would give there (hpsearch trains in fp32
     on CPUs: see README "Performance")."""
-    import hpsearch.train as trainer
+    import hpsearch.training.loop as trainer
 
     def autocast(enabled: bool) -> Callable[[torch.device], torch.autocast]:
         return lambda device: torch.autocast(device_type=device.type, dtype=torch.bfloat16,
@@ -709,7 +703,7 @@ def row_bf16(ctx: Context) -> dict[str, Any]:
     secs: dict[str, list[float]] = {"bf16": [], "fp32": []}
     for rep in range(ctx.args.reps):
         for kind in acc:
-            with mock.patch.object(trainer, "_autocast", autocast(kind == "bf16")):
+            with mock.patch.object(trainer, "autocast", autocast(kind == "bf16")):
                 r = train(cfg, ctx.data, epochs=epochs, patience=epochs, seed=rep)
             acc[kind].append(r.val_acc)
             secs[kind].append(r.seconds)
@@ -863,7 +857,7 @@ def _one_by_one(jobs: list[tuple[TrialConfig, int]], data: DeviceData) -> list[T
 
 def _sampled(preset: Preset, n: int, seed: int) -> list[TrialConfig]:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    return [sample(study.ask(), preset) for _ in range(n)]
+    return [sample_config(study.ask(), preset) for _ in range(n)]
 
 
 def row_verify_seeds(ctx: Context) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import optuna
 
-from hpsearch.storage import load_study
+from hpsearch.storage.open import load_study
 
 STUDY_CMD = ["optimize", "--dataset", "digits", "--trials", "12", "--epochs", "4", "-q"]
 

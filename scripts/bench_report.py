@@ -33,8 +33,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from hpsearch.analysis import analyze
-from hpsearch.space import PARAM_BY_NAME, PARAMS
-from hpsearch.storage import load_study
+from hpsearch.space.params import PARAM_BY_NAME, PARAMS
+from hpsearch.storage.open import load_study
 
 STUDY = "bench"
 EPOCHS = 10

@@ -34,7 +34,7 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hpsearch.optimize import make_pruner, make_sampler  # noqa: E402
+from hpsearch.optimize.samplers import make_pruner, make_sampler  # noqa: E402
 from hpsearch.planted import BN_TRUTH, NULL_TRUTH, Truth, planted_study  # noqa: E402
 from hpsearch.report import report  # noqa: E402
 

@@ -53,7 +53,7 @@ def run_study(name: str, args: argparse.Namespace) -> float:
     """Run (or resume) one preset's study; returns its wall time in seconds."""
     from hpsearch.optimize import optimize
     from hpsearch.settings import Settings
-    from hpsearch.space import load_preset
+    from hpsearch.space.presets import load_preset
 
     settings = Settings(dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
                         trials=args.trials, storage=_storage(name, args), device=args.device,
@@ -67,8 +67,8 @@ def run_study(name: str, args: argparse.Namespace) -> float:
 def answer(name: str, args: argparse.Namespace, study_seconds: float) -> dict[str, Any]:
     """Analysis (as `report --format json`) and verify for one preset's finished study."""
     from hpsearch.analysis import analyze
-    from hpsearch.space import load_preset
-    from hpsearch.storage import load_study
+    from hpsearch.space.presets import load_preset
+    from hpsearch.storage.open import load_study
     from hpsearch.verify import verify
 
     preset = load_preset(name)
@@ -107,8 +107,8 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
     import torch
 
     from hpsearch import __version__
-    from hpsearch.optimize import git_hash
-    from hpsearch.space import QUESTION_BY_ID
+    from hpsearch.optimize.study import git_hash
+    from hpsearch.space.questions import QUESTION_BY_ID
 
     lines = [
         "# Findings: the seeds' claims, re-tested",

@@ -36,13 +36,15 @@ from optuna.trial import TrialState
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hpsearch.optimize import FINISHED, OVER_BUDGET, run_trials  # noqa: E402
-from hpsearch.space import sample  # noqa: E402
-from hpsearch.storage import kind, mask, open_storage  # noqa: E402
+from hpsearch.optimize.study import FINISHED  # noqa: E402
+from hpsearch.optimize.workers import OVER_BUDGET, run_trials  # noqa: E402
+from hpsearch.space.suggest import sample_config  # noqa: E402
+from hpsearch.storage.open import open_storage  # noqa: E402
+from hpsearch.storage.specs import kind, mask  # noqa: E402
 
 
 def _objective(trial: optuna.Trial) -> float:
-    cfg = sample(trial)
+    cfg = sample_config(trial)
     trial.set_user_attr("config", cfg.as_dict())
     return cfg.lr * (1.0 - cfg.dropout)
 

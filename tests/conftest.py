@@ -10,7 +10,7 @@ import pytest
 # (--jobs, subprocess CLIs) read this too (hpsearch.optimize honours OMP_NUM_THREADS).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-pytest_plugins = ["postgres"]  # the postgres_url fixture (tests/postgres.py)
+pytest_plugins = ["support.postgres"]  # the postgres_url fixture
 
 
 def pytest_configure(config: pytest.Config) -> None:

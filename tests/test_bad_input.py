@@ -17,11 +17,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import hpsearch.data
-import hpsearch.storage
+import hpsearch.storage.open
+import hpsearch.storage.specs
+import hpsearch.training.datasets
 from hpsearch.cli import main
 from hpsearch.errors import StorageError, StudyError
-from hpsearch.storage import SQLITE_MAGIC, load_study, open_storage
+from hpsearch.storage.open import load_study, open_storage
+from hpsearch.storage.specs import SQLITE_MAGIC
 
 TINY = ["--dataset", "synthetic", "--epochs", "1", "--model", "mlp",
         "--set", "hidden_layers=1", "--set", "hidden_units=64", "-q"]
@@ -119,7 +121,7 @@ def _hold_exclusive_lock(path: Path) -> sqlite3.Connection:
 def test_a_locked_sqlite_file_waits_then_fails_clearly(tmp_path, monkeypatch):
     db = tmp_path / "s.db"
     _study(str(db), "other")
-    monkeypatch.setattr(hpsearch.storage, "SQLITE_TIMEOUT", 1.0)
+    monkeypatch.setattr(hpsearch.storage.specs, "SQLITE_TIMEOUT", 1.0)
     con = _hold_exclusive_lock(db)
     try:
         start = time.monotonic()
@@ -134,7 +136,7 @@ def test_a_locked_sqlite_file_waits_then_fails_clearly(tmp_path, monkeypatch):
 def test_a_locked_sqlite_file_is_used_once_the_lock_is_released(tmp_path, monkeypatch):
     db = tmp_path / "s.db"
     _study(str(db), "other")
-    monkeypatch.setattr(hpsearch.storage, "SQLITE_TIMEOUT", 30.0)
+    monkeypatch.setattr(hpsearch.storage.specs, "SQLITE_TIMEOUT", 30.0)
     con = _hold_exclusive_lock(db)
     release = threading.Timer(1.0, lambda: (con.rollback(), con.close()))
     release.start()
@@ -307,7 +309,7 @@ def test_a_dataset_that_is_not_available_offline(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("Temporary failure in name resolution")
 
-    monkeypatch.setattr(hpsearch.data, "_download", offline)
+    monkeypatch.setattr(hpsearch.training.datasets, "_download", offline)
     db = tmp_path / "s.db"
     line = error_line(*run("optimize", "--storage", str(db), "--dataset", "kmnist",
                            "--data-dir", str(tmp_path / "data"), "--trials", "1", "-q"))
@@ -385,10 +387,10 @@ def test_resuming_with_another_seed_is_refused(tmp_path):
 def _fail_download(monkeypatch: pytest.MonkeyPatch) -> None:
     """torchvision offline: it makes its directories, then the network fails."""
     def offline(name: str, root: Path) -> None:
-        (root / hpsearch.data.TORCHVISION_NAME[name] / "raw").mkdir(parents=True)
+        (root / hpsearch.training.datasets.TORCHVISION_NAME[name] / "raw").mkdir(parents=True)
         raise OSError("Temporary failure in name resolution")
 
-    monkeypatch.setattr(hpsearch.data, "_download", offline)
+    monkeypatch.setattr(hpsearch.training.datasets, "_download", offline)
 
 
 def _corrupt_data(tmp_path: Path) -> list[str]:
@@ -420,7 +422,7 @@ def test_a_failed_start_leaves_nothing_behind(tmp_path, monkeypatch, case):
     db = str(tmp_path / "old.db")
     _study(db, "other")
     error_line(*run("optimize", "--storage", db, "--trials", "1", *flags, *fast))
-    assert hpsearch.storage.study_names(open_storage(db)) == ["other"]
+    assert hpsearch.storage.open.study_names(open_storage(db)) == ["other"]
     code, out = run("optimize", "--storage", db, "--trials", "1", *TINY)
     assert code == 0, out
 
@@ -428,7 +430,7 @@ def test_a_failed_start_leaves_nothing_behind(tmp_path, monkeypatch, case):
 @pytest.mark.parametrize("cells", [[["x", None], [1]], [[1, 2], [3, "4"]], "not a list",
                                    [[True, 0], [0, 1]]])
 def test_a_malformed_best_record_is_read_without_its_bad_parts(cells):
-    from hpsearch.results import best_record
+    from hpsearch.storage.records import best_record
 
     record = best_record({"confusion": cells, "classes": ["a", 2], "per_class": {"a": "q",
                           "b": 0.5}, "config": [], "test_acc": 0.9})

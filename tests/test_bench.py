@@ -141,7 +141,7 @@ def test_bf16_row_trains_both_precisions_on_the_same_seeds(bench):
 def test_the_seeds_side_trains_with_torchs_dropout_and_hpsearch_with_its_own(bench):
     from torch import nn
 
-    from hpsearch.models import Dropout, build_model
+    from hpsearch.training.models import Dropout, build_model
 
     data = bench.subset(bench.DeviceData.create(bench.load_dataset("digits")), bench.QUICK)
     seed_layers = list(bench.SeedRun(data, bench.torch.device("cpu"), seed=0).model)

@@ -10,24 +10,24 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from mounts import readonly_view, tiny_disk
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
+from support.mounts import readonly_view, tiny_disk
 
-from hpsearch.best import (
-    best,
+from hpsearch.best import best
+from hpsearch.cli import main
+from hpsearch.optimize import optimize
+from hpsearch.replay import study_data, study_settings
+from hpsearch.settings import Settings
+from hpsearch.space.presets import Preset
+from hpsearch.storage.open import load_study
+from hpsearch.storage.specs import artifact_dir
+from hpsearch.training.loop import evaluate
+from hpsearch.training.measure import (
     bn_batch_stats_accuracy,
     confusion_matrix,
     load_model,
     per_class_accuracy,
-    study_data,
-    study_settings,
 )
-from hpsearch.cli import main
-from hpsearch.optimize import optimize
-from hpsearch.settings import Settings
-from hpsearch.space import Preset
-from hpsearch.storage import artifact_dir, load_study
-from hpsearch.train import evaluate
 
 SMALL_BN_MLP = ["model=mlp", "hidden_layers=1", "hidden_units=64", "batch_norm=before",
                 "optimizer=adam", "lr=0.003..0.03", "augmentation=none", "dropout=0.0",
@@ -133,7 +133,7 @@ def test_retrain_with_seeds(study_db, result, monkeypatch):
 
 
 def test_training_threads_respects_omp_num_threads(monkeypatch):
-    from hpsearch.best import training_threads
+    from hpsearch.training.device import training_threads
 
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     with training_threads(torch.device("cpu")) as n:

@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from hpsearch.cli import main
-from hpsearch.storage import load_study
+from hpsearch.storage.open import load_study
 
 FAST = ["--dataset", "synthetic", "--epochs", "2", "--set", "hidden_layers=1",
         "--set", "hidden_units=64", "--model", "mlp", "-q"]
@@ -46,7 +46,7 @@ def test_preset_by_bare_name_and_cli_overrides_win(tmp_path):
 
 
 def test_offline_mnist_error_names_dirs_and_alternatives(tmp_path, monkeypatch):
-    import hpsearch.data as data
+    import hpsearch.training.datasets as data
 
     def no_network(*args, **kwargs):
         raise OSError("network is unreachable")
@@ -106,11 +106,11 @@ def test_progress_line_per_trial_and_eta():
 
     import optuna
 
-    from hpsearch.optimize import _progress_bar
+    from hpsearch.optimize.progress import ProgressBar
 
     study = optuna.create_study(direction="maximize")
     stream = io.StringIO()  # not a terminal
-    bar = _progress_bar(study, total=4, initial=0, stream=stream, every=0.0)
+    bar = ProgressBar(study, total=4, initial=0, stream=stream, every=0.0)
     for value in (0.5, 0.9):
         trial = study.ask()
         study.tell(trial, value)

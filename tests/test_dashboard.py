@@ -16,7 +16,7 @@ from hpsearch import dashboard as dash
 from hpsearch.cli import main
 from hpsearch.dashboard import app, is_loopback, make_server, url
 from hpsearch.errors import HPSearchError, StorageError
-from hpsearch.storage import load_study
+from hpsearch.storage.open import load_study
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_dashboard_serves_the_study(served):
 
 @pytest.mark.e2e
 def test_dashboard_renders_in_headless_chromium(served):
-    import browser
+    from support import browser
 
     if not browser.available():
         pytest.skip(f"no Chromium at {browser.CHROMIUM}")
@@ -167,7 +167,7 @@ def test_table_cells_are_text_for_plotly():
 
 @pytest.mark.e2e
 def test_verdicts_render_on_the_study_page_in_chromium(published, tmp_path):
-    import browser
+    from support import browser
 
     if not browser.available():
         pytest.skip(f"no Chromium at {browser.CHROMIUM}")

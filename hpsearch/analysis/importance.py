@@ -32,7 +32,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.analysis import stats
-from hpsearch.analysis.results import Importance
+from hpsearch.analysis.answers import Importance
 from hpsearch.errors import ConfigError, StudyError
 
 

@@ -20,9 +20,9 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy import stats as sps
 
 from hpsearch.analysis import stats
+from hpsearch.analysis.answers import Answer, ChoiceSummary, Effect
 from hpsearch.analysis.design import Factor, build_design, label, question_factor
 from hpsearch.analysis.effects import LevelEffects, estimate_effects
-from hpsearch.analysis.results import Answer, ChoiceSummary, Effect
 from hpsearch.analysis.table import FINAL, TrialTable, finished_table
 from hpsearch.space import QUESTIONS, Question
 

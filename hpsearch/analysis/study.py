@@ -1,0 +1,154 @@
+"""Analyse a whole study: the questions, importances, pruning and learning curves, from
+one read of its trials (:func:`analyze`)."""
+
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.analysis.answers import Importance, StudyAnalysis
+from hpsearch.analysis.curves import learning_curves, pruning_stats
+from hpsearch.analysis.importance import EVALUATORS, agreement, check_evaluator, importances, slim
+from hpsearch.analysis.questions import answer_questions
+from hpsearch.analysis.table import finished_table
+from hpsearch.errors import StudyError
+from hpsearch.space import PARAM_BY_NAME, QUESTIONS
+
+# Samplers whose draws do not depend on earlier results: their studies are experiments.
+RANDOMIZED_SAMPLERS = ("random", "qmc")
+FEW_FOR_IMPORTANCE = 200  # below this many trials, importances are rough (see notes)
+
+
+def analyze(study: optuna.Study, *, evaluators: Sequence[str] = ("ped_anova",),
+            n_bootstrap_importance: int = 20, n_noise: int = 20, alpha: float = 0.05,
+            seed: int = 0, min_per_choice: int = 5) -> StudyAnalysis:
+    """Everything the report shows about ``study``, from one read of its trials.
+
+    ``n_bootstrap_importance`` refits give each importance a band, ``n_noise`` fits on
+    shuffled objectives its noise floor (one evaluator fit each; fANOVA is fitted once,
+    about a minute at 1,000 trials). Raises :class:`StudyError` if no trial has finished.
+    """
+    for name in evaluators:
+        check_evaluator(name)
+    trials = study.get_trials(deepcopy=False)
+    if not any(t.state.is_finished() for t in trials):
+        raise StudyError(f"study {study.study_name!r} has no finished trials yet")
+    notes: list[str] = []
+    direction = study.directions[0]
+    if len(study.directions) > 1:
+        notes.append(f"multi-objective study ({len(study.directions)} objectives): questions "
+                     "and importances use objective 0 only; trade-offs are not analysed")
+    table = finished_table(trials, direction)
+    complete = [t for t, c in zip(table.trials, table.complete, strict=True) if c]
+    best = max(complete, key=lambda t: table.sign * t.values[0]) if complete else None
+    foreign = sorted({p for t in table.trials for p in t.params} - set(PARAM_BY_NAME))
+    if foreign:
+        notes.append(f"params hpsearch does not know ({', '.join(foreign)}): ranked by "
+                     "importance and adjusted for, but no question asks about them")
+    if table.trials and table.unit != "pts":
+        notes.append("objective values lie outside [0, 1]: effects are in objective units, "
+                     "not accuracy points")
+    sampler, epochs = _setting(study, "sampler"), _setting(study, "epochs")
+    randomized = True if sampler in RANDOMIZED_SAMPLERS else None
+    if sampler is None and table.trials:
+        notes.append("the sampler is not recorded (not an hpsearch study): differences read "
+                     "\"associated\", since the trials may have been chosen adaptively")
+
+    answers = answer_questions(table.trials, direction=direction, alpha=alpha,
+                               min_per_choice=min_per_choice, randomized=randomized)
+    if trials and all(t.state == TrialState.FAIL for t in trials):
+        for a in answers:
+            a.status, a.verdict = "all_failed", _all_failed(trials)
+    return StudyAnalysis(
+        study_name=study.study_name, direction=direction.name.lower(),
+        n_trials={s.name: sum(t.state == s for t in trials) for s in TrialState},
+        best_value=best.values[0] if best else None,
+        best_params=dict(best.params) if best else {},
+        best_trial_number=best.number if best else None, sampler=sampler,
+        importances=(ranked := _importances(table, direction, evaluators, notes,
+                                            n_bootstrap_importance, n_noise, seed, alpha)),
+        importance_agreement=agreement(ranked), answers=answers,
+        pruning=pruning_stats(trials, max_epochs=epochs if type(epochs) is int else None),
+        curves=_curves(trials, notes), notes=notes)
+
+
+def param_importances(study: optuna.Study, *, evaluator: str = "ped_anova",
+                      n_bootstrap: int = 20, n_noise: int = 20, seed: int = 0,
+                      alpha: float = 0.05) -> list[Importance]:
+    """Normalized importances of ``study``'s params, most important first, with bands.
+
+    ``evaluator`` is "ped_anova" (Optuna 5's default; ranks conditional params too),
+    "fanova" or "mdi" (both only rank params present in every trial). Every finished trial
+    counts, at the epoch every one of them reached (pruned trials included). The band is
+    the percentile interval over ``n_bootstrap`` refits on resampled trials, shifted onto
+    the estimate and kept in [0, 1]: a stability band, not calibrated coverage. The noise
+    floor comes from ``n_noise`` fits on shuffled objectives (see :mod:`.importance`).
+    """
+    check_evaluator(evaluator)
+    table = finished_table(study.get_trials(deepcopy=False), study.directions[0])
+    if len(table) < 2:
+        raise StudyError(f"study {study.study_name!r} has {len(table)} finished trial(s) "
+                         "with a value; importances need at least 2")
+    values = list(table.value_at(table.levels()[0]) / table.scale)
+    return importances(slim(table.trials, values),
+                       study.directions[0], evaluator, n_bootstrap=n_bootstrap,
+                       n_noise=n_noise, seed=seed, alpha=alpha)[0]
+
+
+def _importances(table: Any, direction: Any, evaluators: Sequence[str], notes: list[str],
+                 n_bootstrap: int, n_noise: int, seed: int, alpha: float,
+                 ) -> dict[str, list[Importance]]:
+    out: dict[str, list[Importance]] = {}
+    if len(table) < 2:
+        notes.append(f"{len(table)} finished trial(s) with a value: no importances")
+        return out
+    level = table.levels()[0]
+    if len(table) < FEW_FOR_IMPORTANCE:
+        notes.append(f"importances from {len(table)} trials are rough: read them against "
+                     "their noise floor (the share a param gets on shuffled objectives)")
+    if level:
+        notes.append(f"importances use every finished trial's value at epoch {level}, the "
+                     "epoch all of them reached")
+    trials = slim(table.trials, list(table.value_at(level) / table.scale))
+    for name in evaluators:
+        resampled = EVALUATORS[name].resampled
+        if not resampled:
+            notes.append(f"{name}: one fit, no band or noise floor (too slow to refit)")
+        try:
+            out[name], more = importances(trials, direction, name, n_bootstrap=n_bootstrap,
+                                          n_noise=n_noise, seed=seed, alpha=alpha)
+            notes += more
+        except StudyError as exc:
+            notes.append(str(exc))
+    return out
+
+
+def _curves(trials: list[FrozenTrial], notes: list[str]) -> dict[str, Any]:
+    curves = {}
+    for param in dict.fromkeys(q.param for q in QUESTIONS):
+        if curve := learning_curves(trials, param):
+            curves[param] = curve
+    if not any(t.intermediate_values for t in trials):
+        notes.append("no trial reported intermediate values: no learning curves, and the "
+                     "epochs pruning saved are unknown")
+    return curves
+
+
+def _all_failed(trials: list[FrozenTrial]) -> str:
+    reasons = Counter(str(t.user_attrs.get("failure_reason", "no reason recorded"))[:120]
+                      for t in trials)
+    reason, n = reasons.most_common(1)[0]
+    return f"all {len(trials)} trials failed, so nothing can be compared (most common reason, " \
+           f"{n}x: {reason})"
+
+
+def _setting(study: optuna.Study, key: str) -> Any:
+    """A setting from hpsearch's provenance; None for studies of other tools."""
+    provenance = study.user_attrs.get("provenance")
+    settings = provenance.get("settings") if isinstance(provenance, dict) else None
+    return settings.get(key) if isinstance(settings, dict) else None

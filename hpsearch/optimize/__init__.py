@@ -1,0 +1,15 @@
+"""``hpsearch optimize``: run (or resume) a study, with any number of workers.
+
+- :mod:`.samplers` and :mod:`.randomized`: samplers and pruners by name, the randomized share;
+- :mod:`.study`: open or resume a study, its provenance;
+- :mod:`.objective`: the only code that knows Optuna's ``Trial`` and ``train()`` both;
+- :mod:`.workers`: the shared trial budget and the worker processes;
+- :mod:`.progress` and :mod:`.signals`: what a person sees, and how a run stops;
+- :mod:`.run`: :func:`optimize` itself.
+"""
+
+from hpsearch.optimize.run import OptimizeSummary, optimize
+from hpsearch.optimize.signals import Terminated
+from hpsearch.optimize.study import default_study_name
+
+__all__ = ["OptimizeSummary", "Terminated", "default_study_name", "optimize"]

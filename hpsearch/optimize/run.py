@@ -1,0 +1,88 @@
+"""Run a study: samplers, pruners, the trial budget, resume, ``--jobs`` workers.
+
+``--trials N`` is the study's *total* of finished (complete + pruned) trials: every worker
+checks the study before starting a trial, so a re-run after a crash, or N workers started
+with the same command, share one budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import TrialState
+
+from hpsearch.optimize.signals import (
+    stop_signals,
+)
+from hpsearch.optimize.study import FINISHED, count, open_study
+from hpsearch.optimize.workers import OVER_BUDGET, prepare_data, run_jobs
+from hpsearch.settings import Settings, validate
+from hpsearch.space import Preset, active_params
+from hpsearch.storage import (
+    check_spec,
+    mask,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+
+# A trial failed by another worker because its heartbeat stopped has no reason of its own.
+_NO_REASON = "its worker stopped without a word (killed, or its machine lost)"
+
+
+@dataclass
+class OptimizeSummary:
+    study_name: str
+    storage: str              # masked
+    n_finished: int
+    states: dict[str, int]
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_number: int | None
+    ran_here: int             # trials this call (all its workers) finished
+    failed: int = 0           # trials that raised (not the budget's race losers)
+    last_failure: str | None = None  # the last one's reason (Optuna's traceback is not shown)
+
+
+def summarize(study: optuna.Study, before: int, storage: str) -> OptimizeSummary:
+    trials = study.get_trials(deepcopy=False)
+    states: dict[str, int] = {}
+    for t in trials:
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value or 0.0) if complete else None
+    finished = sum(states.get(s.name, 0) for s in FINISHED)
+    failed = [t for t in trials if t.state == TrialState.FAIL
+              and t.user_attrs.get("failure_reason") != OVER_BUDGET]
+    return OptimizeSummary(
+        study.study_name, mask(storage), finished, states,
+        best.value if best else None,
+        active_params(best.user_attrs.get("config", best.params)) if best else {},
+        best.number if best else None, finished - before, len(failed),
+        mask(str(failed[-1].user_attrs.get("failure_reason", _NO_REASON))) if failed else None)
+
+
+def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
+             progress: bool = True) -> OptimizeSummary:
+    """Run (or resume) the study until it has ``settings.trials`` finished trials.
+
+    Nothing is written before the device and the data are ready: a start that fails on
+    them leaves no study, no settings record and no new file behind. SIGTERM is handled
+    like Ctrl-C (:class:`Terminated`, a subclass of KeyboardInterrupt).
+    """
+    preset = preset or Preset()
+    settings = settings or Settings()
+    validate(settings)
+    check_spec(settings.storage)
+    with stop_signals():
+        data = prepare_data(settings)
+        study = open_study(preset, settings)
+        before = count(study, FINISHED)
+        if before >= settings.trials:
+            return summarize(study, before, settings.storage)
+        run_jobs(preset, settings, study, data, progress)
+    return summarize(study, before, settings.storage)

@@ -1,0 +1,260 @@
+"""The trial budget and the workers that share it.
+
+``--trials N`` is the study's *total* of finished (complete + pruned) trials: every worker
+checks the study before starting a trial, so a re-run after a crash, or N workers started
+with the same command, share one budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.errors import ConfigError, HPSearchError, StudyError
+from hpsearch.optimize.progress import ProgressBar
+from hpsearch.optimize.signals import (
+    Terminated,
+    deferred,
+    interrupt_reason,
+    interruptible,
+    stop_signals,
+)
+from hpsearch.optimize.study import FINISHED, count, open_study
+from hpsearch.settings import Settings
+from hpsearch.space import Preset
+from hpsearch.storage import (
+    HEARTBEAT_GRACE,
+    HEARTBEAT_INTERVAL,
+    mask,
+    storage_errors,
+)
+
+if TYPE_CHECKING:
+    from hpsearch.training import DeviceData
+
+
+
+# Trials that hold a place in the budget: finished, running, or queued (a dead worker's
+# trial re-queued by RetryHeartbeatStaleTrialCallback).
+_CLAIMED = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
+
+
+# Stop a worker whose last trials all failed with no success in between: something is
+# wrong with every config (data, device), not with one of them.
+MAX_CONSECUTIVE_FAILURES = 5
+
+
+OVER_BUDGET = "not run: the study's budget was taken by other workers' trials"
+
+
+def threads_per_worker(jobs: int) -> int:
+    # An explicit OMP_NUM_THREADS wins: several workers started by hand on one machine each
+    # see all its cores, and oversubscribed torch threads can make an epoch 100x slower.
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+class BudgetReached(Exception):
+    """Raised instead of running a trial that another worker's trials left no room for."""
+
+
+class Budgeted:
+    """Run ``objective`` only for a trial that is among the study's first ``n`` claimed ones.
+
+    Workers check the budget before asking for a trial, but two of them can check at the
+    same moment; the trial with the higher number then fails here without training, so a
+    study ends with exactly ``n`` finished trials however many workers share it. Every
+    trial that fails keeps a one-line ``failure_reason`` (an interrupt's too), so Optuna's
+    traceback for it is not printed (:meth:`filter`).
+    """
+
+    def __init__(self, objective: Callable[[optuna.Trial], float], n: int) -> None:
+        self.objective, self.n = objective, n
+        self.skipped: set[int] = set()
+        self.ran: set[int] = set()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.ran.add(trial.number)
+        ahead = sum(1 for t in trial.study.get_trials(deepcopy=False, states=_CLAIMED)
+                    if t.number < trial.number)
+        if ahead >= self.n:
+            self.skipped.add(trial.number)
+            trial.set_user_attr("failure_reason", OVER_BUDGET)
+            raise BudgetReached(OVER_BUDGET)
+        try:
+            with interruptible():
+                return self.objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt as exc:
+            _keep_reason(trial, interrupt_reason(exc), overwrite=True)
+            raise
+        except Exception as exc:
+            _keep_reason(trial, f"{type(exc).__name__}: {exc}"[:300], overwrite=False)
+            raise
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Optuna logs every failed trial with a traceback; its reason is stored instead."""
+        return not any(record.getMessage().startswith(f"Trial {n} failed") for n in self.ran)
+
+
+def _keep_reason(trial: optuna.Trial, reason: str, *, overwrite: bool) -> None:
+    try:
+        if overwrite or "failure_reason" not in trial.user_attrs:
+            trial.set_user_attr("failure_reason", reason)
+    except Exception:  # a failing storage: the trial's own error says more
+        pass
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail (and re-queue, see storage.py) the trials of workers whose heartbeat stopped."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int,
+               *, deadline: float | None = None, linger: float = 0.0,
+               on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> None:
+    """Run trials one at a time until ``study`` has ``n_trials`` finished ones.
+
+    Before each trial the worker fails heartbeat-stale trials (their re-queued copies are
+    WAITING and run first), then counts the study. When the rest of the budget is running
+    in other workers it waits up to ``linger`` seconds (enough for a dead worker's trial to
+    become stale and be re-queued) and then stops; a live worker finishes its own trial.
+    ``deadline`` is a ``time.monotonic()`` value.
+    """
+    budgeted = Budgeted(objective, n_trials)
+    ran: list[FrozenTrial] = []
+
+    def record(study: optuna.Study, trial: FrozenTrial) -> None:
+        ran.append(trial)
+        if on_trial is not None and trial.number not in budgeted.skipped:
+            on_trial(study, trial)
+
+    log = logging.getLogger("optuna.study._optimize")
+    log.addFilter(budgeted)
+    try:
+        failures, linger_until = 0, None
+        while deadline is None or time.monotonic() < deadline:
+            fail_stale_trials(study)
+            states = Counter(t.state for t in study.get_trials(deepcopy=False))
+            done = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
+            if done >= n_trials:
+                break
+            if done + states[TrialState.RUNNING] >= n_trials:
+                now = time.monotonic()
+                linger_until = linger_until or now + linger
+                if now >= linger_until:
+                    break
+                time.sleep(max(0.0, min(1.0, linger_until - now, (deadline or now + 1) - now)))
+                continue
+            linger_until = None
+            with deferred():  # a stop signal in ask or tell would leave the trial RUNNING
+                study.optimize(budgeted, n_trials=1, catch=(Exception,), callbacks=[record],
+                               gc_after_trial=False)
+            trial = ran[-1]
+            if trial.state != TrialState.FAIL:
+                failures = 0
+            elif trial.number not in budgeted.skipped:
+                failures += 1
+            if failures >= MAX_CONSECUTIVE_FAILURES:
+                reason = trial.user_attrs.get("failure_reason", "see the log above")
+                first = "the first" if count(study, FINISHED) == 0 else "this worker's last"
+                raise StudyError(f"{first} {failures} trials all failed, so this worker "
+                                 f"stopped; last reason: {mask(str(reason))}")
+    finally:
+        log.removeFilter(budgeted)
+
+
+def prepare_data(settings: Settings) -> DeviceData:
+    """The device and the study's splits: everything a start can fail on before it writes
+    anything (no GPU, a dataset that is missing or corrupt)."""
+    import torch
+
+    from hpsearch.training import DeviceData, load_dataset, resolve_device
+
+    try:
+        device = resolve_device(settings.device)
+    except RuntimeError as exc:  # torch: "Invalid device string: 'cuda:x'"
+        raise ConfigError(f"--device {settings.device}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {settings.device}: CUDA is not available here")
+    raw = load_dataset(settings.dataset, settings.data_dir)
+    return DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=device,
+                             train_size=settings.train_size)
+
+
+def run_worker(preset: Preset, settings: Settings,
+               on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+               study: optuna.Study | None = None, data: DeviceData | None = None) -> None:
+    """One worker: run trials until the study has ``settings.trials`` finished ones.
+
+    ``study`` and ``data``: what :func:`open_study` and :func:`prepare_data` already made
+    in this process, if anything. The data comes first: a start that fails on it leaves the
+    storage as it was.
+    """
+    import torch
+
+    from hpsearch.optimize.objective import Objective
+
+    torch.set_num_threads(threads_per_worker(settings.jobs))
+    data = data or prepare_data(settings)
+    study = study or open_study(preset, settings)
+    deadline = time.monotonic() + settings.timeout if settings.timeout else None
+    # Every storage has heartbeats (journal files: hpsearch.storage.journal): wait long enough for
+    # a dead worker's trial to become stale and be re-queued.
+    linger = HEARTBEAT_GRACE + 2 * HEARTBEAT_INTERVAL
+    with storage_errors(settings.storage):
+        run_trials(study, Objective(preset, settings, data), settings.trials,
+                   deadline=deadline, linger=linger, on_trial=on_trial)
+
+
+def _worker_entry(preset: Preset, settings: Settings) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with stop_signals():
+            run_worker(preset, settings)
+    except KeyboardInterrupt as exc:
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
+    except HPSearchError as exc:  # one line, as the CLI prints it, not a traceback
+        print(f"Error: {mask(str(exc))}", file=sys.stderr)
+        sys.exit(1)
+
+
+def run_jobs(preset: Preset, settings: Settings, study: optuna.Study, data: DeviceData,
+              progress: bool) -> None:
+    bar = ProgressBar(study, settings.trials, count(study, FINISHED)) if progress else None
+    procs = [mp.get_context("spawn").Process(target=_worker_entry, args=(preset, settings),
+                                             daemon=False)
+             for _ in range(settings.jobs - 1)]
+    for p in procs:
+        p.start()
+    try:
+        run_worker(preset, settings, on_trial=bar, study=study, data=data)
+    except KeyboardInterrupt as exc:
+        # Ctrl-C in a terminal reaches every worker; `kill -INT` (or -TERM) of this process
+        # alone must stop them too (each fails its running trial and exits 130 or 143).
+        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signum)
+        raise
+    finally:
+        for p in procs:
+            p.join()
+        if bar is not None:
+            bar.close()

@@ -1,0 +1,361 @@
+"""Numbers and tables for a person: what every report format (HTML, Markdown, note, terminal)
+shows the same way.
+
+Values are formatted once here, so the page and the Markdown agree: accuracies to 4
+decimals, other floats to 4 significant digits (``0.6000000000000001`` -> ``0.6``,
+``7.092160224267873e-06`` -> ``7.1e-06``), differences with a sign that never reads
+``-0.00``, p-values as ``<0.001``. The table builders return ``(head, rows)`` of plain
+strings and numbers; escaping is the renderer's job (``report_html``, ``report_md``).
+
+This module imports neither the report nor a renderer: the renderers import it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hpsearch.errors import ConfigError
+from hpsearch.space import PARAM_BY_NAME, active_params
+from hpsearch.text import DASH, num, param_value
+
+Table = tuple[list[str], list[list[Any]]]
+
+OBSERVATIONAL = ("How to read the verdicts: differences are in accuracy points (objective x "
+                 "100; objective units when values are not in [0, 1]), adjusted for every other "
+                 "param the study sampled, from all finished trials (pruned ones at the epoch "
+                 "they reached). Each interval is at the level Holm's procedure decided that "
+                 "question at (ci_level in its details), so it excludes 0 exactly when the "
+                 "question is settled. \"associated\": the sampler chose the params together, "
+                 "so the study alone is observational; \"matters\": randomized trials settle "
+                 "it. The verify column is the causal answer: twins of the best config that "
+                 "differ only in that param, on the same seeds, on the test set "
+                 "(`hpsearch verify STORAGE`).")
+TOP_TRIALS = 10
+# Settings that say how a trial was run, shown in the header; the rest go to provenance.
+SETTINGS_SHOWN = ("epochs", "trials", "sampler", "pruner", "patience", "seed", "jobs", "device")
+
+
+# ---------------------------------------------------------------------------- numbers
+
+
+def acc(value: Any) -> str:
+    """An objective value (accuracy in [0, 1] for hpsearch studies): 4 decimals."""
+    if isinstance(value, float) and math.isfinite(value) and 0 <= value <= 1:
+        return f"{value:.4f}"
+    return num(value)
+
+
+def signed(value: Any, decimals: int = 2) -> str:
+    """A difference: ``+0.42``, ``-1.30``, and ``0.00`` rather than ``-0.00``."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return DASH
+    text = f"{value:+.{decimals}f}"
+    return text[1:] if float(text) == 0 else text
+
+
+def signed_num(value: Any, digits: int = 3) -> str:
+    """A difference to ``digits`` significant digits with its sign: ``+0.4``, ``-0.0042``."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return DASH
+    text = num(value, digits)
+    return text if text.startswith("-") or text == "0" else "+" + text
+
+
+def pct(value: Any, decimals: int = 1) -> str:
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return DASH
+    return f"{100 * value:.{decimals}f}%"
+
+
+def p_value(value: Any) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return DASH
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def seconds(value: Any) -> str:
+    """A duration: ``0.6 s``, ``42 s``, ``3 min 12 s``, ``1 h 05 min``."""
+    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        return DASH
+    if value < 10:
+        return f"{value:.1f} s"
+    if value < 60:
+        return f"{value:.0f} s"
+    minutes, secs = divmod(round(value), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def states_text(n_trials: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} {s.lower()}" for s, n in n_trials.items() if n) or "no trials"
+
+
+# ---------------------------------------------------------------------------- nested values
+
+
+def flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested mappings as ``a.b`` rows; lists of scalars joined; empty ones left out."""
+    if isinstance(obj, Mapping):
+        out: list[tuple[str, Any]] = []
+        for k, v in obj.items():
+            out += flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    if isinstance(obj, list | tuple):
+        if not obj:
+            return []
+        if all(not isinstance(v, Mapping | list | tuple) for v in obj):
+            return [(prefix, ", ".join(num(v) for v in obj))]
+        return [row for i, v in enumerate(obj) for row in flatten(v, f"{prefix}[{i}]")]
+    return [(prefix, obj)]
+
+
+def best_config(best: Mapping[str, Any]) -> dict[str, Any]:
+    """The active params of ``best["config"]``; as stored if another version wrote it."""
+    config = best.get("config") or {}
+    try:
+        return dict(active_params(config))
+    except (ConfigError, TypeError):
+        return dict(config) if isinstance(config, Mapping) else {}
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+_PRUNING_LABELS = {
+    "n_complete": "complete trials", "n_pruned": "pruned trials", "n_failed": "failed trials",
+    "max_epochs": "epochs per trial", "epochs_run": "epochs run",
+    "epochs_saved": "epochs saved by pruning", "share_saved": "share of epochs saved",
+    "epochs_saved_early_stopping": "epochs saved by early stopping",
+}
+
+
+def pruning_table(pruning: Mapping[str, Any]) -> Table:
+    """What pruning saved, one row per fact, and one row per epoch that trials were pruned at.
+
+    ``pruned_at`` ({epochs reported: n trials}) becomes rows "pruned after epoch k", not a
+    JSON cell; keys this version does not know are shown under their own name.
+    """
+    rows: list[list[Any]] = []
+    source = pruning.get("max_epochs_source")
+    for key, value in pruning.items():
+        if key in ("pruned_at", "max_epochs_source"):
+            continue
+        label = _PRUNING_LABELS.get(key, key.replace("_", " "))
+        if key == "share_saved":
+            shown: Any = pct(value)
+        elif key == "max_epochs" and source:
+            shown = f"{num(value)} ({source})"
+        else:
+            shown = value if not isinstance(value, Mapping | list) else "; ".join(
+                f"{k} {num(v)}" for k, v in flatten(value))
+        rows.append([label, shown])
+    at = pruning.get("pruned_at") or {}
+    for epochs, n in sorted(at.items(), key=lambda kv: int(kv[0]) if str(kv[0]).isdigit()
+                            else 0):
+        rows.append([f"pruned after epoch {epochs}", f"{num(n)} trial{'s' if n != 1 else ''}"])
+    return ["", "value"], rows
+
+
+def top_trials_table(rows: Sequence[Mapping[str, Any]], importances: Sequence[str], *,
+                     maximize: bool = True, n: int = TOP_TRIALS, max_params: int = 6) -> Table:
+    """The ``n`` best complete trials: value, epochs, time and their most important params.
+
+    ``rows`` are the report's trial rows (``report.trial_rows``), best first after sorting
+    here; ``importances`` names params most important first (others follow in table order).
+    """
+    complete = sorted((r for r in rows if r["state"] == "COMPLETE"),
+                      key=lambda r: (-r["value"] if maximize else r["value"], r["number"]))[:n]
+    if not complete:
+        return [], []
+    seen = [p for p in importances if any(p in r["params"] for r in complete)]
+    seen += [p for p in PARAM_BY_NAME if p not in seen and any(p in r["params"] for r in complete)]
+    seen += sorted({p for r in complete for p in r["params"]} - set(seen))
+    params = seen[:max_params]
+    head = ["#", "trial", "value", "epochs", "best epoch", "time", *params]
+    out = []
+    for i, r in enumerate(complete, 1):
+        out.append([i, f"#{r['number']}", acc(r["value"]), r.get("epochs"),
+                    r.get("best_epoch"), seconds(r.get("seconds")),
+                    *(param_value(p, r["params"][p]) if p in r["params"] else DASH
+                      for p in params)])
+    return head, out
+
+
+def best_table(best: Mapping[str, Any]) -> Table:
+    """The ``best`` user attr (``hpsearch best``) as facts: accuracies, seeds, artifacts."""
+    rows: list[list[Any]] = []
+    if "trial_number" in best:
+        rows.append(["trial", f"#{best['trial_number']}"])
+    if best.get("val_acc") is not None:
+        rows.append(["validation accuracy (the study's)", acc(best["val_acc"])])
+    if best.get("retrain_val_acc") is not None:
+        rows.append(["validation accuracy (retrained)", acc(best["retrain_val_acc"])])
+    if best.get("test_acc") is not None:
+        n = best.get("test_acc_n") or 1
+        spread = f" ± {best['test_acc_std']:.4f} (mean ± std, n={n} seeds)" if n > 1 and \
+            isinstance(best.get("test_acc_std"), float) else ""
+        rows.append(["test accuracy", acc(best["test_acc"]) + spread])
+    bn = best.get("bn_train_vs_eval")
+    if isinstance(bn, Mapping) and {"eval_mode", "train_mode"} <= set(bn):
+        rows.append(["batch norm: eval vs train mode",
+                     f"{acc(bn['eval_mode'])} vs {acc(bn['train_mode'])} "
+                     f"({signed(100 * (bn['train_mode'] - bn['eval_mode']))} pts in train mode)"])
+    for key in ("dataset", "epochs", "retrain", "created"):
+        if best.get(key) is not None:
+            rows.append([key, best[key]])
+    if best.get("seeds"):
+        rows.append(["seeds", ", ".join(map(str, best["seeds"]))])
+    if best.get("train_seconds"):
+        secs = best["train_seconds"]
+        threads = f", {best['threads']} torch thread(s)" if best.get("threads") else ""
+        rows.append(["trainings", f"{len(secs)} in {seconds(sum(secs))}{threads}"])
+    for name, artifact in (best.get("artifacts") or {}).items():
+        rows.append([f"artifact: {name}", artifact])
+    skip = {"config", "per_class", "confusion", "classes", "trial_number", "val_acc",
+            "retrain_val_acc", "test_acc", "test_acc_std", "test_acc_n", "test_accs",
+            "bn_train_vs_eval", "dataset", "epochs", "retrain", "created", "seeds",
+            "artifacts", "study_name", "artifact_dir", "train_seconds", "threads"}
+    rows += [[k, v] for k, v in flatten({k: v for k, v in best.items() if k not in skip})]
+    return ["", "value"], rows
+
+
+def per_class_items(best: Mapping[str, Any]) -> list[tuple[str, float]]:
+    per_class = best.get("per_class")
+    if isinstance(per_class, Mapping):
+        items = list(per_class.items())
+    elif isinstance(per_class, list):
+        names = best.get("classes") or list(range(len(per_class)))
+        items = list(zip(names, per_class, strict=False))
+    else:
+        items = []
+    return [(str(k), float(v)) for k, v in items
+            if isinstance(v, int | float) and not isinstance(v, bool)]
+
+
+def splits_text(h: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """The real split sizes, as a trial recorded them (``run.splits``), else the setting.
+
+    ``val_size`` is a request: it is clamped to a fifth of a small training set, so the
+    setting alone (10000 on the 1,797-image digits set) would mislead.
+    """
+    for r in rows:
+        splits = r.get("splits")
+        if isinstance(splits, Mapping) and splits:
+            return " / ".join(f"{k} {num(v)}" for k, v in splits.items()) + " images"
+    settings = (h.get("provenance") or {}).get("settings") or {}
+    if settings.get("val_size") is not None:
+        return (f"validation hold-out: up to {num(settings['val_size'])} images (a fifth of "
+                "the training set at most; the study did not record the sizes)")
+    return None
+
+
+def header_facts(h: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, Any]]:
+    """The study in a few rows: dataset, splits, trials, best value, how it was run."""
+    prov = h.get("provenance") or {}
+    settings = prov.get("settings") or {}
+    best = (f"{acc(h['best_value'])} (trial #{h['best_trial_number']})"
+            if h.get("best_value") is not None else "no completed trial")
+    run = ", ".join(f"{k} {settings[k]}" for k in SETTINGS_SHOWN
+                    if settings.get(k) is not None)
+    versions = ", ".join(f"{k.removesuffix('_version')} {prov[k]}" for k in
+                         ("hpsearch_version", "optuna", "torch", "python") if prov.get(k))
+    facts = [("dataset", h.get("dataset")), ("splits", splits_text(h, rows)),
+             ("question", h.get("question")), ("direction", h.get("direction")),
+             ("trials", states_text(h.get("n_trials") or {})), ("best value", best),
+             ("run with", run or None), ("storage", h.get("storage")),
+             ("preset", prov.get("preset")), ("git", prov.get("git_hash")),
+             ("versions", versions or None)]
+    return [(k, v) for k, v in facts if v is not None]
+
+
+def provenance_rows(prov: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Everything the study stored about how it was made, one row per leaf value."""
+    shown = {"hpsearch_version", "optuna", "torch", "python", "preset", "git_hash"}
+    return [(k, v) for k, v in flatten({k: v for k, v in prov.items() if k not in shown})]
+
+
+# ---------------------------------------------------------------------------- answers
+
+
+# The columns of the verdicts table, in this order when present; an answer's other scalar
+# keys go to its details. The analysis decides what an answer holds: a key it adds shows up
+# in the details without a change here.
+ANSWER_COLUMNS = ("question", "seed_claim", "verdict", "p_holm", "needed")
+ANSWER_LABELS = {"seed_claim": "seeds' claim", "p_holm": "p (Holm)", "p_value": "p",
+                 "needed": "what would settle it", "verify": "verify (paired re-runs)",
+                 "p_wilcoxon": "p (Wilcoxon)", "p_improvement": "P(improvement)",
+                 "top_quantile": "top quantile", "n_vs": "n vs", "vs": "vs (best)",
+                 "ci_low": "95% CI low", "ci_high": "95% CI high"}
+_P_KEYS = ("p_holm", "p_value", "p_wilcoxon", "p_adjusted")
+
+
+def cell(key: str, value: Any) -> Any:
+    """An answer's or a verify row's value, formatted by what its key means."""
+    if value is None:
+        return DASH
+    if key in _P_KEYS or key == "p":
+        return p_value(value)
+    if key == "p_improvement":
+        return num(value, 3)
+    if isinstance(value, float) and key in ("diff", "mean_diff", "ci_low", "ci_high", "effect"):
+        return signed_num(value)
+    if isinstance(value, float) and key in ("median", "mean", "top_quantile"):
+        return acc(value)
+    return value
+
+
+def label(key: str) -> str:
+    return ANSWER_LABELS.get(key, key.replace("_", " "))
+
+
+def answer_columns(answers: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [k for k in ANSWER_COLUMNS if any(k in a for a in answers)]
+
+
+def verdict_rows(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
+                 ) -> tuple[list[str], list[dict[str, Any]]]:
+    """The verdicts table every format shows: the answers' columns and a verify column.
+
+    Rows are dicts of display values by key (``question`` is the title with its id); the
+    HTML adds its own markup from the answer itself.
+    """
+    cols = [*answer_columns(answers), "verify"]
+    rows = []
+    for a in answers:
+        row = {k: cell(k, a.get(k)) for k in cols if k != "verify"}
+        if "question" in row and a.get("title"):
+            row["question"] = f"{a['title']} ({a.get('question')})"
+        if not a.get("verdict"):
+            row["verdict"] = a.get("status") or DASH
+        if not a.get("needed"):
+            row["needed"] = DASH
+        v = verify.get(str(a.get("question")))
+        row["verify"] = verify_summary(v) if v else (
+            "not run: hpsearch verify STORAGE" if a.get("status") == "answered" else DASH)
+        rows.append(row)
+    return cols, rows
+
+
+def verify_summary(v: Mapping[str, Any]) -> str:
+    """One question's verify result in words: its settled comparisons first, else the
+    closest one, with the seed count and the family it was decided in."""
+    rows = [r for r in v.get("rows") or [] if isinstance(r, Mapping)]
+    if not rows:
+        return DASH
+    settled = [r for r in rows if r.get("significant")]
+    shown = settled or sorted(rows, key=lambda r: r.get("p_holm") or 1.0)[:1]
+    words = "; ".join(str(r.get("verdict") or "") for r in shown)
+    family = v.get("family")
+    tail = f" [{len(rows)} comparison(s); Holm family of {family}]" if family else ""
+    return words + tail
+
+
+def records_table(records: Sequence[Mapping[str, Any]]) -> Table:
+    """A list of dicts (an answer's choices or effects) as one table, keys as columns."""
+    keys: list[str] = []
+    for r in records:
+        keys += [k for k in r if k not in keys and not isinstance(r[k], Mapping | list)]
+    return [label(k) for k in keys], [[cell(k, r.get(k)) for k in keys] for r in records]

@@ -1,0 +1,205 @@
+"""The text formats of ``hpsearch report``: Markdown, the dashboard note, the terminal summary.
+
+Each takes the report's JSON document (``data``, see ``hpsearch.report``) and, for the
+Markdown page, the trial rows. The verdicts (``analysis["answers"]``) and the verify
+results each have one function per format here (:func:`answers_md`, :func:`verify_md`,
+:func:`note_answers`, :func:`summary_table`); all of them take the verdicts table from
+``report_format.verdict_rows`` and render whatever other keys an entry holds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hpsearch.report.format import (
+    OBSERVATIONAL,
+    acc,
+    best_config,
+    best_table,
+    cell,
+    header_facts,
+    label,
+    p_value,
+    per_class_items,
+    provenance_rows,
+    pruning_table,
+    records_table,
+    states_text,
+    top_trials_table,
+    verdict_rows,
+)
+from hpsearch.text import DASH, num, param_value, plain
+
+
+def md(value: Any) -> str:
+    """Markdown text (a table cell): no pipes, no newlines, no raw HTML.
+
+    Only a ``<`` that could open a tag (a letter, ``/``, ``!`` or ``?`` after it) is
+    escaped, so ``<0.001`` and ``a < b`` stay readable and ``<script>`` is text.
+    """
+    text = value if isinstance(value, str) else num(value)
+    text = text.replace("&", "&amp;")
+    text = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
+    return text.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    if not rows:
+        return []
+    head = list(head) or [""] * len(rows[0])
+    out = ["| " + " | ".join(md(h) for h in head) + " |", "|" + "---|" * len(head)]
+    return out + ["| " + " | ".join(md(c) for c in r) + " |" for r in rows]
+
+
+# ---------------------------------------------------------------------------- answers, verify
+
+
+def answers_md(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]) -> list[str]:
+    """The verdicts table and, per question, its other keys (choices, effects, caveat)."""
+    if not answers:
+        return ["No question could be answered from this study."]
+    cols, rows = verdict_rows(answers, verify)
+    out = table([label(k) for k in cols], [[r[k] for k in cols] for r in rows])
+    out += ["", f"> {OBSERVATIONAL}"]
+    for a in answers:
+        details = _answer_details(a, set(cols) | {"title", "status", "significant"})
+        if details:
+            out += ["", f"### {md(a.get('title') or a.get('question'))}", "", *details]
+    return out
+
+
+def _answer_details(a: Mapping[str, Any], shown: set[str]) -> list[str]:
+    facts = [(label(k), cell(k, v)) for k, v in a.items()
+             if k not in shown and not isinstance(v, Mapping | list) and v not in (None, "")]
+    out = [f"- {md(k)}: {md(v)}" for k, v in facts]
+    for key, value in a.items():
+        if isinstance(value, list) and value and all(isinstance(r, Mapping) for r in value):
+            out += ["", f"{md(label(key))}:", "", *table(*records_table(value))]
+    return out
+
+
+def verify_md(verify: Mapping[str, Any]) -> list[str]:
+    """``hpsearch verify`` results: one table per question, every key of its rows."""
+    out: list[str] = []
+    for question, v in verify.items():
+        out += ["", f"### Verify: {md(question)} ({md(v.get('param', ''))}, "
+                f"{md(v.get('seeds', '?'))} seeds)", ""]
+        out += table(*records_table(v.get("rows") or []))
+        facts = [(k, x) for k, x in v.items() if k not in ("rows", "question", "param", "seeds")
+                 and not isinstance(x, Mapping | list)]
+        out += [f"- {md(label(k))}: {md(cell(k, x))}" for k, x in facts]
+    if out:
+        out += ["", "Twins of the best config that differ only in this param, trained on the "
+                "same seeds (paired): a causal answer."]
+    return out
+
+
+def note_answers(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]) -> list[str]:
+    """The verdicts for the dashboard note: question, verdict, p (Holm), verify."""
+    cols, rows = verdict_rows(answers, verify)
+    cols = [k for k in cols if k not in ("seed_claim", "needed")]
+    return table([label(k) for k in cols], [[r[k] for k in cols] for r in rows])
+
+
+def dashboard_tables(data: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[list[Any]]]]:
+    """The tables for the study's page in optuna-dashboard: (graph id, title, head, rows).
+
+    The verdicts with each question's verify result beside it, and the ``best`` results.
+    """
+    cols, rows = verdict_rows(data["analysis"].get("answers") or [], data.get("verify") or {})
+    cols = [k for k in cols if k != "seed_claim"]
+    out = [("hpsearch-verdicts", f"hpsearch verdicts ({data['generated']})",
+            [label(k) for k in cols], [[r[k] for k in cols] for r in rows])]
+    best = data.get("best")
+    if best:
+        head, best_rows = best_table(best)
+        out.append(("hpsearch-best", "hpsearch best (retrained, test set)", ["", "value"],
+                    best_rows))
+    return out
+
+
+def summary_table(data: Mapping[str, Any]) -> str:
+    """The questions and their verdicts, aligned for a terminal (printed in every format)."""
+    h = data["header"]
+    best = (f"best {acc(h['best_value'])} (trial #{h['best_trial_number']})"
+            if h["best_value"] is not None else "no completed trial")
+    lines = [f"study {plain(h['study_name'])}: {states_text(h['n_trials'])}; {best}"]
+    rows = [("question", "param", "verdict", "p (Holm)")]
+    for a in data["analysis"].get("answers", []):
+        rows.append((plain(a.get("question")), plain(a.get("param")),
+                     plain(a.get("verdict") or a.get("status") or ""),
+                     p_value(a.get("p_holm"))))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True))
+                     + "  " + r[3])
+    for question, v in (data.get("verify") or {}).items():
+        lines.append(f"verify {plain(question)}: {len(v.get('rows') or [])} comparisons on "
+                     f"{plain(v.get('seeds', '?'))} seeds (see the report)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- documents
+
+
+def notes_markdown(data: Mapping[str, Any]) -> str:
+    """The study note optuna-dashboard shows: verdicts, verify and best results."""
+    h = data["header"]
+    lines = [f"## hpsearch report ({data['generated']})", "",
+             f"best value {acc(h['best_value'])} (trial #{h['best_trial_number']}); "
+             f"trials: {md(states_text(h['n_trials']))}", ""]
+    lines += note_answers(data["analysis"].get("answers", []), data.get("verify") or {})
+    lines += verify_md(data.get("verify") or {})
+    best = data.get("best")
+    if best:
+        lines += ["", "### Best config (`hpsearch best`)", ""] + table(*best_table(best))
+    lines += ["", "The full report (figures, importances, learning curves) is the study's "
+              "`report.html` artifact."]
+    return "\n".join(lines) + "\n"
+
+
+def markdown(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The same findings as the HTML page, as Markdown (a terminal or a PR comment)."""
+    h, a = data["header"], data["analysis"]
+    maximize = h.get("direction") != "minimize"
+    lines = [f"# hpsearch report: {md(h['study_name'])}", ""]
+    lines += [f"- {md(k)}: {md(v)}" for k, v in header_facts(h, rows)]
+    lines += ["", "## Questions", "", *answers_md(a.get("answers", []),
+                                                  data.get("verify") or {})]
+    for ev, imp in (a.get("importances") or {}).items():
+        lines += ["", f"## Importance ({md(ev)})", ""]
+        lines += table(["param", "importance", "95% band", "noise floor", "above noise"],
+                       [(r["param"], num(r["value"], 3),
+                         f"[{num(r.get('ci_low'), 3)}, {num(r.get('ci_high'), 3)}]",
+                         num(r.get("noise"), 3),
+                         {True: "yes", False: "no"}.get(r.get("above_noise"), DASH))
+                        for r in imp])
+    agreement = (a.get("importance_agreement") or {}).get("summary")
+    if agreement and len(a.get("importances") or {}) > 1:
+        lines += ["", f"Agreement between evaluators: {md(agreement)}"]
+    order = [r["param"] for r in next(iter((a.get("importances") or {}).values()), [])]
+    top = top_trials_table(rows, order, maximize=maximize)
+    if top[1]:
+        lines += ["", "## Top trials", "", *table(*top)]
+    if a.get("pruning"):
+        lines += ["", "## Pruning", "", *table(*pruning_table(a["pruning"]))]
+    verify = verify_md(data.get("verify") or {})
+    if verify:
+        lines += ["", "## Verify (paired re-runs)", *verify]
+    best = data.get("best")
+    if best:
+        lines += ["", "## Best config", "", *table(*best_table(best)), ""]
+        lines += table(["param", "value"], [(k, param_value(k, v))
+                                            for k, v in best_config(best).items()])
+        per_class = per_class_items(best)
+        if per_class:
+            lines += ["", *table(["class", "test accuracy"],
+                                 [(k, acc(v)) for k, v in per_class])]
+    if a.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {md(n)}" for n in a["notes"]]
+    prov = provenance_rows(h.get("provenance") or {})
+    if prov:
+        lines += ["", "## Provenance", "", *table(["", "value"], prov)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,26 @@
+"""The search space as data: the params, the built-in questions, presets and sampling.
+
+- :mod:`.params`: one table of params (:data:`PARAMS`) and the frozen :class:`TrialConfig`;
+- :mod:`.questions`: the questions the report answers, with the seeds' claims;
+- :mod:`.presets`: ``studies/*.toml`` and ``--set`` overrides (:class:`Preset`);
+- :mod:`.suggest`: a trial in, a :class:`TrialConfig` out (the only ``suggest_*`` calls).
+"""
+
+from hpsearch.space.params import (
+    PARAM_BY_NAME,
+    PARAMS,
+    Param,
+    TrialConfig,
+    Value,
+    active_params,
+    config_from_params,
+)
+from hpsearch.space.presets import Preset, load_preset, parse_preset
+from hpsearch.space.questions import QUESTION_BY_ID, QUESTIONS, Question
+from hpsearch.space.suggest import sample_config
+
+__all__ = [
+    "PARAMS", "PARAM_BY_NAME", "Param", "TrialConfig", "Value", "active_params",
+    "config_from_params", "Preset", "load_preset", "parse_preset", "QUESTIONS",
+    "QUESTION_BY_ID", "Question", "sample_config",
+]

@@ -1,0 +1,47 @@
+"""Values as text: numbers for cells, a param's value as the space writes it, and any
+user-controlled string made safe for a terminal.
+
+Shared by the report, verify's labels and the CLI; nothing here knows a page format.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from hpsearch.space import PARAM_BY_NAME
+
+DASH = "–"
+
+
+def num(value: Any, digits: int = 4) -> str:
+    """Any value for a cell: ints as they are, floats to ``digits`` significant digits."""
+    if value is None:
+        return DASH
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if not math.isfinite(value):
+        return DASH if math.isnan(value) else ("∞" if value > 0 else "-∞")
+    if value == 0:
+        return "0"
+    if abs(value) < 1e-3:
+        return f"{value:.2g}"  # 7.1e-06
+    if abs(value) >= 1e5:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def param_value(name: str, value: Any) -> str:
+    """A param's value as the search-space table writes it (log params in e-notation)."""
+    p = PARAM_BY_NAME.get(name)
+    if isinstance(value, float) and p is not None and p.log:
+        return f"{value:.2g}" if abs(value) < 1e-3 else f"{value:.3g}"
+    return num(value, 3) if isinstance(value, float) else num(value)
+
+
+def plain(value: Any) -> str:
+    """A user-controlled string for a terminal: no control characters (escape codes)."""
+    return re.sub(r"[\x00-\x1f\x7f]", " ", str(value))

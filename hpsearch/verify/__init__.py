@@ -1,0 +1,11 @@
+"""``hpsearch verify``: the causal answers, from twins of the best config on paired seeds.
+
+- :mod:`.twins`: which twins a question gets (baseline, alternatives, switched-on values);
+- :mod:`.result`: one row per comparison, the stored result per question;
+- :mod:`.run`: :func:`verify` itself (the statistics are :mod:`hpsearch.analysis.paired`).
+"""
+
+from hpsearch.verify.result import VerifyResult, VerifyRow
+from hpsearch.verify.run import verify
+
+__all__ = ["VerifyResult", "VerifyRow", "verify"]

@@ -1,0 +1,158 @@
+"""What verify found: one row per comparison, and the stored result per question."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hpsearch.analysis import ALPHA, MIN_EFFECT, POWER, PairedStats, seeds_needed
+from hpsearch.replay import now_iso
+from hpsearch.space import QUESTION_BY_ID, TrialConfig, Value
+from hpsearch.storage import SavedResult
+from hpsearch.text import param_value
+
+# ---------------------------------------------------------------------------- result
+
+
+def _fmt_p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+@dataclass
+class VerifyRow:
+    """One pair of twins of one top trial: the baseline vs one alternative value."""
+
+    question: str
+    trial_number: int
+    rank: int                        # 0: the study's best trial
+    param: str
+    trial_value: Value               # the trial's own value of the param
+    baseline: Value
+    alternative: Value
+    baseline_accs: list[float]       # test accuracy per seed (fractions)
+    alternative_accs: list[float]
+    baseline_config: TrialConfig
+    alternative_config: TrialConfig
+    stats: PairedStats
+    p_holm: float = float("nan")
+    significant: bool = False
+
+    def label(self, value: Value) -> str:
+        """``best trial #14 as found (batch_norm=none)``, ``... with dropout switched to 0.5``."""
+        who = f"{'best trial' if self.rank == 0 else 'trial'} #{self.trial_number}"
+        shown = param_value(self.param, value)
+        if value == self.trial_value:
+            return f"{who} as found ({self.param}={shown})"
+        return f"{who} with {self.param} switched to {shown}"
+
+    def verdict(self) -> str:
+        s, base, alt = self.stats, self.label(self.baseline), self.label(self.alternative)
+        size = f"{abs(s.shift):.2f} pts [{min(abs(s.ci_low), abs(s.ci_high)):.2f}, " \
+               f"{max(abs(s.ci_low), abs(s.ci_high)):.2f}]"
+        if self.significant and s.shift > 0:
+            return (f"{alt} beats {base} by {size} ({s.wins}/{s.n} seeds; Holm "
+                    f"p={_fmt_p(self.p_holm)})")
+        if self.significant:
+            return (f"{base} beats {alt} by {size} ({s.losses}/{s.n} seeds; Holm "
+                    f"p={_fmt_p(self.p_holm)})")
+        if s.ties == s.n:
+            return (f"no difference at all: {alt} and {base} reached the same test accuracy "
+                    "on every seed (for this config the switch changes nothing the test "
+                    "set can see)")
+        more = seeds_needed(s.sd_diff, 1 - s.ci_level)
+        return (f"no detectable difference: {alt} {s.shift:+.2f} pts [{s.ci_low:+.2f}, "
+                f"{s.ci_high:+.2f}] vs {base} (better on {s.wins}/{s.n} seeds; Holm "
+                f"p={_fmt_p(self.p_holm)}); about {more} seeds would detect a "
+                f"{MIN_EFFECT:g}-pt difference with {POWER:.0%} power")
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.stats
+        base, alt = self.baseline_config.as_dict(), self.alternative_config.as_dict()
+        return _finite({
+            "question": self.question, "trial_number": self.trial_number,
+            "baseline": self.baseline, "alternative": self.alternative,
+            "baseline_label": self.label(self.baseline),
+            "alternative_label": self.label(self.alternative),
+            "n": s.n, "shift": s.shift, "mean_diff": s.mean_diff, "ci_low": s.ci_low,
+            "ci_high": s.ci_high, "ci_level": s.ci_level, "p_wilcoxon": s.p_wilcoxon,
+            "p_holm": self.p_holm, "significant": self.significant,
+            "p_improvement": s.p_improvement, "wins": s.wins, "ties": s.ties,
+            "losses": s.losses, "verdict": self.verdict(),
+            "baseline_acc_mean": float(np.mean(self.baseline_accs)),
+            "alternative_acc_mean": float(np.mean(self.alternative_accs)),
+            "baseline_accs": list(self.baseline_accs),
+            "alternative_accs": list(self.alternative_accs),
+            "changed": {k: [base[k], alt[k]] for k in base if base[k] != alt[k]},
+            "baseline_config": base, "alternative_config": alt,
+        })
+
+
+@dataclass
+class VerifyResult:
+    questions: list[str]
+    study_name: str
+    seeds: list[int]
+    top_k: int
+    dataset: str
+    epochs: int
+    n_test: int
+    alpha: float = ALPHA
+    rows: list[VerifyRow] = field(default_factory=list)
+    created: str = field(default_factory=now_iso)
+    saved: list[SavedResult] = field(default_factory=list)  # one per question
+
+    def question_dict(self, question: str) -> dict[str, Any]:
+        """JSON-safe; stored as the study user attr ``verify:<question>``."""
+        q = QUESTION_BY_ID[question]
+        return {
+            "question": question, "param": q.param, "study_name": self.study_name,
+            "seeds": len(self.seeds), "seed_list": list(self.seeds), "top_k": self.top_k,
+            "dataset": self.dataset, "epochs": self.epochs, "split": "test",
+            "n_test": self.n_test, "alpha": self.alpha, "family": len(self.rows),
+            "family_questions": list(self.questions),
+            "diff_unit": "test accuracy points, alternative - baseline",
+            "rows": [r.to_dict() for r in self.rows if r.question == question],
+            "created": self.created,
+        }
+
+    def lines(self) -> list[str]:
+        """What ``hpsearch verify`` prints: a header, the table, one verdict per row."""
+        seeds = (f"{self.seeds[0]}-{self.seeds[-1]}" if len(self.seeds) > 1
+                 else str(self.seeds[0]))
+        out = [f"verify in study {self.study_name}: {len(self.questions)} question(s), "
+               f"{len(self.rows)} comparisons in one Holm family (alpha {self.alpha:g}); "
+               f"seeds {seeds} (n={len(self.seeds)}), {self.dataset}, {self.epochs} epochs, "
+               f"test split n={self.n_test}",
+               "shift = alternative - baseline in test accuracy points (Hodges-Lehmann), "
+               "with its signed-rank interval at the row's Holm level"]
+        header = ["question", "baseline", "alternative", "acc base", "acc alt", "shift",
+                  "interval", "Wilcoxon p", "Holm p", "P(improvement)"]
+        table = [[r.question, f"#{r.trial_number} {r.param}="
+                  f"{param_value(r.param, r.baseline)}",
+                  param_value(r.param, r.alternative), f"{np.mean(r.baseline_accs):.4f}",
+                  f"{np.mean(r.alternative_accs):.4f}", f"{r.stats.shift:+.2f}",
+                  f"[{r.stats.ci_low:+.2f}, {r.stats.ci_high:+.2f}]",
+                  _fmt_p(r.stats.p_wilcoxon), _fmt_p(r.p_holm),
+                  f"{r.stats.p_improvement:.2f} ({r.stats.wins}/{r.stats.n})"]
+                 for r in self.rows]
+        widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+        out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                for row in [header, *table]]
+        out += [f"{r.question}: {r.verdict()}" for r in self.rows]
+        if all(s.stored for s in self.saved):
+            out.append("stored as study user attrs " + ", ".join(
+                f"'verify:{q}'" for q in self.questions))
+        return out
+
+    def unsaved(self) -> list[SavedResult]:
+        """The questions whose result the study refused (they went to side files)."""
+        return [s for s in self.saved if not s.stored]
+
+
+def _finite(d: dict[str, Any]) -> dict[str, Any]:
+    """NaN/inf -> None, so the stored attr is strict JSON."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in d.items()}

@@ -1,0 +1,445 @@
+"""``hpsearch report`` on a planted study: html, md and json; escaping; the CLI.
+
+The study is planted with ``add_trials`` (no training): params drawn from ``space.PARAMS``,
+user attrs as ``objective.py`` writes them, and a known effect (batch norm before the
+activation is better) that the report must show.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState
+
+from hpsearch import text
+from hpsearch.cli import main
+from hpsearch.report import format as fmt
+from hpsearch.report import report
+from hpsearch.report.build import trial_rows
+from hpsearch.space.params import PARAMS, Param, config_from_params
+from hpsearch.storage.open import load_study, open_storage
+
+EVIL = "<script>alert(1)</script>"
+EVIL_ATTR = '<img src=x onerror="alert(2)">'
+EPOCHS = 4
+
+
+def _distribution(p: Param, extra_choices: tuple[Any, ...] = ()) -> BaseDistribution:
+    if p.kind == "categorical":
+        return CategoricalDistribution(list(p.choices) + list(extra_choices))
+    if p.kind == "int":
+        return IntDistribution(int(p.low), int(p.high), log=p.log)
+    return FloatDistribution(p.low, p.high, log=p.log)
+
+
+def plant_study(spec: str | Path, n_trials: int = 60, *, name: str = "planted", seed: int = 0,
+                evil: bool = False) -> str:
+    """A study like ``hpsearch optimize`` writes, in ``spec`` (a ``.log`` journal file is
+    ~15x faster to fill than SQLite); returns the storage spec."""
+    rng = random.Random(seed)
+    study = optuna.create_study(storage=open_storage(str(spec), create=True), study_name=name,
+                                direction="maximize")
+    study.set_user_attr("dataset", "digits")
+    study.set_user_attr("provenance", {
+        "hpsearch_version": "0.1.0", "git_hash": "abc1234", "optuna": optuna.__version__,
+        "preset": EVIL_ATTR if evil else "full", "question": None, "fixed": {},
+        "narrowed": {}, "dataset": "digits", "seed": seed,
+        "settings": {"epochs": EPOCHS, "storage": "postgresql://me:secret@db/x"}})
+    extra = {"augmentation": (EVIL,)} if evil else {}
+    trials = []
+    for number in range(n_trials):
+        values: dict[str, Any] = {}
+        params: dict[str, Any] = {}
+        dists: dict[str, BaseDistribution] = {}
+        for p in PARAMS:
+            if not p.active(values):
+                values[p.name] = p.default
+                continue
+            dist = _distribution(p, extra.get(p.name, ()))
+            if isinstance(dist, CategoricalDistribution):
+                v: Any = rng.choice(dist.choices)
+            elif p.log:
+                v = p.low * (p.high / p.low) ** rng.random()
+            else:
+                v = p.low + (p.high - p.low) * rng.random()
+            if p.kind == "int":
+                v = int(round(v))
+            if p.name == "dropout" and rng.random() < 0.3:
+                v = 0.0  # "off", so the dropout question has two groups
+            values[p.name] = params[p.name] = v
+            dists[p.name] = dist
+        # The planted truth: BN before > after > none; sigmoid is worse.
+        acc = (0.90 + {"before": 0.04, "after": 0.02, "none": 0.0}[values["batch_norm"]]
+               - (0.03 if values["activation"] == "sigmoid" else 0.0) + rng.gauss(0, 0.01))
+        curve = [min(acc - 0.15 * 0.5 ** e + rng.gauss(0, 0.005), 1.0) for e in range(EPOCHS)]
+        pruned = number >= 8 and rng.random() < 0.15
+        if pruned:
+            curve = curve[:2]
+        state = TrialState.FAIL if number % 29 == 28 else (
+            TrialState.PRUNED if pruned else TrialState.COMPLETE)
+        attrs: dict[str, Any] = {"config": config_from_params(values).as_dict(),
+                                 "train_seed": number}
+        if state == TrialState.FAIL:
+            attrs["failure_reason"] = "RuntimeError: planted"
+            curve = []
+        else:
+            attrs.update(learning_curve={"val_acc": curve, "train_loss": [1.0] * len(curve),
+                                         "val_loss": [1.0] * len(curve),
+                                         "lr": [0.01] * len(curve),
+                                         "seconds": [0.5] * len(curve)},
+                         run={"n_params": 1000, "device": "cpu", "best_epoch": len(curve),
+                              "stop_reason": "pruned" if pruned else "completed",
+                              "splits": {"train": 1078, "validation": 269, "test": 450}})
+        trials.append(optuna.trial.create_trial(
+            # Optuna's tell() stores a pruned trial's last intermediate value as its value.
+            state=state, value=None if state == TrialState.FAIL else curve[-1],
+            params=params, distributions=dists, user_attrs=attrs,
+            intermediate_values={e + 1: v for e, v in enumerate(curve)}))
+    study.add_trials(trials)
+    return str(spec)
+
+
+@pytest.fixture(autouse=True)
+def _quick_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fewer bootstrap refits: these tests check the report, not the CIs' precision."""
+    import functools
+
+    from hpsearch import analysis
+
+    monkeypatch.setattr(analysis, "analyze", functools.partial(
+        analysis.analyze, n_bootstrap_importance=3, n_noise=5))
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return plant_study(tmp_path_factory.mktemp("report") / "study.log")
+
+
+@pytest.fixture(scope="module")
+def evil(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return plant_study(tmp_path_factory.mktemp("evil") / "study.log", 40, name=EVIL, evil=True)
+
+
+class _Tags(HTMLParser):
+    """Every start tag with its attributes, and the page's text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(html: str) -> _Tags:
+    tags = _Tags()
+    tags.feed(html)
+    return tags
+
+
+# ---------------------------------------------------------------------------- html
+
+
+def test_html_report_has_every_section_and_publishes(planted, tmp_path):
+    out = tmp_path / "r.html"
+    result = report(planted, out=out)
+    assert result.path == out and out.read_text() == result.text
+    page = parse(result.text)
+    ids = {a.get("id") for _, a in page.tags}
+    assert {"questions", "verdicts", "importance", "history", "curves", "distributions",
+            "parallel"} <= ids
+    assert sum(tag == "svg" for tag, _ in page.tags) >= 5
+    text = "".join(page.text)
+    assert "n=" in text and "bn_placement" in text
+    assert text.index("Questions") < text.index("Optimization history")  # verdicts first
+    assert "secret" not in result.text  # the provenance's storage URL is masked
+    # published: the page as a study artifact, the verdicts as the study note
+    from optuna.artifacts import get_all_artifact_meta
+    from optuna_dashboard import get_note
+
+    study = load_study(planted)
+    assert result.artifact_id in [m.artifact_id for m in get_all_artifact_meta(study)]
+    assert (Path(planted + ".artifacts") / str(result.artifact_id)).is_file()
+    assert "| question |" in get_note(study) and "bn_placement" in get_note(study)
+
+
+def test_html_has_no_external_urls_and_no_script(planted, tmp_path):
+    html = report(planted, out=tmp_path / "r.html", publish=False).text
+    for tag, attrs in parse(html).tags:
+        assert tag != "script"
+        for key in ("src", "href", "xlink:href", "action"):
+            value = attrs.get(key) or ""
+            assert not re.match(r"\s*(https?:)?//", value), (tag, key, value)
+    assert "http://" not in html and "https://" not in html
+
+
+def test_user_strings_are_escaped(evil, tmp_path):
+    html = report(evil, out=tmp_path / "r.html").text
+    assert EVIL not in html and "<img" not in html
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3  # title, h1, choices
+    page = parse(html)
+    assert not any(tag in ("script", "img") for tag, _ in page.tags)
+    assert EVIL in "".join(page.text) and EVIL_ATTR in "".join(page.text)
+
+
+# ---------------------------------------------------------------------------- md / json
+
+
+def test_markdown_has_the_questions_table(planted):
+    result = report(planted, fmt="md")
+    assert result.path is None
+    md = result.text
+    assert md.startswith("# hpsearch report: planted")
+    assert ("| question | seeds' claim | verdict | p (Holm) | what would settle it | "
+            "verify (paired re-runs) |") in md
+    assert re.search(r"^\| .*bn_placement|^\| Batch norm before or after", md, re.M)
+    assert "## Importance (ped_anova)" in md
+
+
+def test_markdown_escapes_markup(evil):
+    md = report(evil, fmt="md").text
+    assert EVIL not in md and "&lt;script>alert(1)&lt;/script>" in md
+
+
+def test_json_keys_are_stable(planted, tmp_path):
+    out = tmp_path / "r.json"
+    result = report(planted, fmt="json", out=out)
+    doc = json.loads(out.read_text())
+    assert list(doc) == ["schema", "generated", "header", "analysis", "verify", "best"]
+    assert doc["schema"] == 2 and doc["analysis"]["schema"] == 2
+    assert {"study_name", "storage", "dataset", "question", "direction", "n_trials",
+            "best_value", "best_trial_number", "provenance"} == set(doc["header"])
+    assert {"study_name", "direction", "n_trials", "best_value", "best_params",
+            "best_trial_number", "importances", "answers", "pruning", "curves",
+            "notes"} <= set(doc["analysis"])
+    assert doc["header"]["provenance"]["settings"]["storage"] == "postgresql://me:***@db/x"
+    assert doc["verify"] == {} and doc["best"] is None
+    assert result.data == doc
+
+
+def test_verify_and_best_are_shown_when_present(tmp_path):
+    db = plant_study(tmp_path / "s.log", 30)
+    study = load_study(db)
+    study.set_user_attr("verify:bn_placement", {
+        "question": "bn_placement", "param": "batch_norm", "seeds": 5,
+        "rows": [{"baseline": "before", "alternative": "after", "n": 5, "mean_diff": -0.004,
+                  "ci_low": -0.007, "ci_high": -0.001, "p_wilcoxon": 0.06,
+                  "p_improvement": 0.03}]})
+    study.set_user_attr("best", {"config": study.trials[0].user_attrs["config"],
+                                 "val_acc": 0.97, "test_acc": 0.965,
+                                 "per_class": [0.99, 0.98, 0.95],
+                                 "confusion": [[99, 1, 0], [1, 98, 1], [2, 3, 95]]})
+    html = report(db, out=tmp_path / "r.html", publish=False).text
+    ids = {a.get("id") for _, a in parse(html).tags}
+    assert {"verify", "best"} <= ids and "confusion matrix" in html
+    md = report(db, fmt="md").text
+    assert "### Verify: bn_placement (batch_norm, 5 seeds)" in md and "## Best config" in md
+    assert "| before | after | 5 | -0.004 | -0.007 | -0.001 | 0.060 | 0.03 |" in md
+    doc = report(db, fmt="json").data
+    assert doc["verify"]["bn_placement"]["rows"][0]["p_improvement"] == 0.03
+    assert doc["best"]["test_acc"] == 0.965
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args))
+
+
+def test_cli_missing_storage_is_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "r.html"
+    result = run("report", str(tmp_path / "missing.db"), "--out", str(out))
+    assert result.exit_code != 0
+    assert "does not exist" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists() and not (tmp_path / "missing.db").exists()
+
+
+def test_cli_prints_the_summary_table(planted, tmp_path):
+    out = tmp_path / "r.html"
+    result = run("report", planted, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "question" in result.output and "verdict" in result.output
+    assert "bn_placement" in result.output and str(out) in result.output
+    assert out.is_file()
+
+
+def test_cli_json_to_stdout_parses(planted):
+    result = run("report", planted, "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["header"]["study_name"] == "planted"
+    assert "bn_placement" in result.stderr  # the summary goes to stderr here
+
+
+# ---------------------------------------------------------------------------- browser
+
+
+@pytest.mark.e2e
+def test_report_in_headless_chromium(evil, tmp_path):
+    """The page loads without JS errors, shows the verdicts, and the markup stays text."""
+    from support import browser
+
+    if not browser.available():
+        pytest.skip(f"no Chromium at {browser.CHROMIUM}")
+    html = report(evil, out=tmp_path / "r.html", publish=False).text
+    page_file = tmp_path / "page.html"
+    page_file.write_text(browser.with_collector(html))
+    page = browser.dump_dom(page_file.as_uri())
+    assert page.collected, page.dom[:500]  # the collector ran: the page was loaded
+    assert page.errors == [] and page.console == []
+    dom = parse(page.dom)
+    # The collector is the only script, and no element came from a study string.
+    assert sum(tag == "script" for tag, _ in dom.tags) == 1
+    assert not any(tag == "img" or "onerror" in attrs for tag, attrs in dom.tags)
+    text = "".join(dom.text)
+    assert "hpsearch report: " + EVIL in text and EVIL_ATTR in text
+    verdicts = page.dom[page.dom.index('id="verdicts"'):]
+    verdicts = verdicts[:verdicts.index("</table>")]
+    assert verdicts.count("<tr>") == 1 + 10  # the header and one row per question
+    assert "<code>bn_placement</code>" in verdicts and "no detectable difference" in verdicts
+    shot = browser.screenshot(tmp_path.joinpath("page.html").as_uri(), tmp_path / "shot.png")
+    assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_cli_unwritable_out_is_one_line(planted, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    result = run("report", planted, "--format", "md", "--out", str(tmp_path / "a-file" / "r.md"))
+    assert result.exit_code == 1
+    assert "cannot write the report" in result.output and "Traceback" not in result.output
+
+
+def test_report_and_dashboard_do_not_import_torch():
+    """`hpsearch report` starts fast: nothing on its path imports torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hpsearch.cli, hpsearch.report, hpsearch.report.html, "
+            "hpsearch.dashboard; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------- for a person
+
+
+def test_numbers_are_formatted_for_a_person():
+    assert text.num(0.6000000000000001) == "0.6"
+    assert text.num(7.092160224267873e-06) == "7.1e-06"
+    assert text.num(12345) == "12,345" and text.num(None) == "–" and text.num(float("nan")) == "–"
+    assert fmt.acc(0.98513013124) == "0.9851"
+    assert fmt.signed(-0.001) == "0.00" and fmt.signed(0.42) == "+0.42"
+    assert fmt.signed_num(-0.0) == "0" and fmt.signed_num(-0.0042) == "-0.0042"
+    assert fmt.p_value(0.0001) == "<0.001" and fmt.p_value(0.0412) == "0.041"
+    assert fmt.seconds(0.61) == "0.6 s" and fmt.seconds(192) == "3 min 12 s"
+    assert text.param_value("l2", 7.092160224267873e-06) == "7.1e-06"
+    assert text.param_value("lr", 0.03220077342760718) == "0.0322"
+    assert text.param_value("dropout", 0.30000000000000004) == "0.3"
+
+
+def test_nested_values_become_rows():
+    head, rows = fmt.pruning_table({"n_pruned": 3, "share_saved": 0.2751, "max_epochs": 4,
+                                    "max_epochs_source": "study settings",
+                                    "pruned_at": {"2": 2, "3": 1}})
+    assert ["pruned after epoch 2", "2 trials"] in rows
+    assert ["pruned after epoch 3", "1 trial"] in rows
+    assert ["share of epochs saved", "27.5%"] in rows
+    assert ["epochs per trial", "4 (study settings)"] in rows
+    assert fmt.flatten({"settings": {"epochs": 4, "dirs": ["a", "b"]}, "e": {}}) == [
+        ("settings.epochs", 4), ("settings.dirs", "a, b")]
+
+
+def test_markdown_p_values_top_trials_and_splits(planted):
+    md = report(planted, fmt="md").text
+    assert "&lt;0.001" not in md and "| <0.001 |" in md  # batch_norm is planted to matter
+    assert "0.6000000000000001" not in md and not re.search(r"\d\.\d{8,}", md)
+    assert "## Top trials" in md
+    top = md[md.index("## Top trials"):].split("\n\n")[1].splitlines()
+    assert len(top) == 2 + fmt.TOP_TRIALS and top[0].startswith("| # | trial | value |")
+    assert "train 1078 / validation 269 / test 450 images" in md
+    assert "| pruned after epoch 2 |" in md  # pruned_at as rows, not JSON
+
+
+def test_html_has_top_trials_and_learning_curves(planted, tmp_path):
+    html = report(planted, out=tmp_path / "r.html", publish=False).text
+    page = parse(html)
+    ids = [a.get("id") for _, a in page.tags if a.get("id")]
+    assert {"top", "intermediate", "slice"} <= set(ids)
+    top = html[html.index('<section id="top">'):]
+    top = top[:top.index("</section>")]
+    assert top.count("<tr>") == 1 + fmt.TOP_TRIALS and "<svg" in top
+    assert "Loss (solid: train, dashed: validation)" in top and "Validation accuracy" in top
+    assert len(ids) == len(set(ids)), "two SVGs share an element id"
+    assert "xmlns" not in html and "<metadata>" not in html and "$" not in html
+
+
+def test_axes_cover_the_good_trials():
+    from hpsearch.report.figures.svg import View
+
+    values = [0.1] * 5 + [0.95 + 0.001 * i for i in range(40)]
+    view = View.of(values)
+    assert 0.9 < view.lo < 0.95 and view.hi > 0.989
+    assert view.note(values) == f"5 trials below {view.lo:.3g} (down to 0.1)"
+    assert View.of([0.2, 0.3, 0.25, 0.28]).lo < 0.2  # no outliers: everything shown
+
+
+def _foreign_study(path: Path, directions: list[str]) -> str:
+    """A study another tool wrote: foreign param names, hostile choices, maybe 2 objectives."""
+    study = optuna.create_study(storage=open_storage(str(path), create=True),
+                                study_name=EVIL + " $\\frac{", directions=directions)
+    rng = random.Random(1)
+    dists = {"opt": CategoricalDistribution(["a$b$", "$\\frac{", EVIL]),
+             "x": FloatDistribution(1e-4, 1.0, log=True), "batch_norm":
+             CategoricalDistribution(["none", "before"])}
+    for _ in range(30):
+        params = {"opt": rng.choice(["a$b$", "$\\frac{", EVIL]), "x": 10 ** rng.uniform(-4, 0),
+                  "batch_norm": rng.choice(["none", "before"])}
+        values = [rng.random(), rng.random() * 10][:len(directions)]
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
+                                                  values=values))
+    return str(path)
+
+
+def test_a_multi_objective_foreign_study_renders(tmp_path):
+    spec = _foreign_study(tmp_path / "mo.log", ["maximize", "minimize"])
+    html = report(spec, out=tmp_path / "r.html", publish=False).text
+    assert EVIL not in html and "&lt;script&gt;" in html
+    assert sum(tag == "svg" for tag, _ in parse(html).tags) >= 3
+    md = report(spec, fmt="md").text
+    assert "multi-objective" in md and EVIL not in md
+    doc = report(spec, fmt="json").data
+    rows = trial_rows(load_study(spec).get_trials())
+    assert len(rows) == 30 and doc["header"]["best_value"] == max(r["value"] for r in rows)
+
+
+def test_md_and_json_do_not_import_matplotlib(planted):
+    """Only the HTML page pays for the plotting library."""
+    import subprocess
+    import sys
+
+    code = ("import sys, optuna; optuna.logging.set_verbosity(optuna.logging.WARNING); "
+            "from hpsearch.report import report; "
+            f"report({planted!r}, fmt='md'); report({planted!r}, fmt='json'); "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parents[2])
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -1,0 +1,1 @@
+"""Test helpers: a real PostgreSQL server, headless Chromium, small or read-only mounts."""

@@ -1,0 +1,118 @@
+"""The package's shape: data flows one way, and the tests say so.
+
+Every import in ``hpsearch/`` (function-level ones included) is an edge between modules; a
+package's ``__init__`` is its public face. These fail when a cycle, an import of another
+module's private name, or a computation importing presentation comes back.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "hpsearch"
+# What a person reads: nothing that computes may import it.
+PRESENTATION = ("hpsearch.report", "hpsearch.dashboard", "hpsearch.cli")
+COMPUTATION = ("hpsearch.space", "hpsearch.training", "hpsearch.optimize", "hpsearch.storage",
+               "hpsearch.analysis", "hpsearch.verify", "hpsearch.best", "hpsearch.replay",
+               "hpsearch.text", "hpsearch.settings", "hpsearch.planted")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def imports(path: Path) -> list[tuple[str, str | None]]:
+    """(module, name) for every ``from M import name`` / ``import M`` in the file."""
+    out: list[tuple[str, str | None]] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out += [(node.module, a.name) for a in node.names]
+        elif isinstance(node, ast.Import):
+            out += [(a.name, None) for a in node.names]
+    return [(m, n) for m, n in out if m == "hpsearch" or m.startswith("hpsearch.")]
+
+
+def edges(module: str) -> set[str]:
+    """The hpsearch modules ``module`` depends on (a submodule named in ``from P import m``
+    is a dependency on ``P.m``, not on ``P``'s face)."""
+    out = set()
+    for target, name in imports(MODULES[module]):
+        if name is not None and f"{target}.{name}" in MODULES:
+            out.add(f"{target}.{name}")
+        elif target in MODULES and target != "hpsearch":
+            out.add(target)
+    out.discard(module)
+    return out
+
+
+GRAPH = {m: edges(m) for m in MODULES}
+
+
+def test_no_import_cycle() -> None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(GRAPH[m]):
+            if state.get(n) == 1:
+                cycle = stack[stack.index(n):] + [n]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if n not in state:
+                visit(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(GRAPH):
+        if m not in state:
+            visit(m)
+
+
+def test_the_graph_sees_imports() -> None:
+    """The checks above are only as good as the graph: it must see the real edges."""
+    assert "hpsearch.storage.specs" in GRAPH["hpsearch.storage.open"]
+    assert "hpsearch.analysis.study" in GRAPH["hpsearch.analysis"]
+    assert "hpsearch.analysis.stats" in GRAPH["hpsearch.analysis.questions"]
+
+
+@pytest.mark.parametrize("root", [ROOT / "hpsearch", ROOT / "scripts"])
+def test_no_private_name_from_another_module(root: Path) -> None:
+    bad = []
+    for path in root.rglob("*.py"):
+        own = module_name(path) if root.name == "hpsearch" else None
+        for target, name in imports(path):
+            if name and name.startswith("_") and not name.startswith("__") and target != own:
+                bad.append(f"{path.relative_to(ROOT)}: from {target} import {name}")
+    assert not bad, "\n".join(bad)
+
+
+def test_computation_never_imports_presentation() -> None:
+    bad = [f"{m} imports {n}" for m, deps in GRAPH.items() for n in deps
+           if m.startswith(COMPUTATION) and n.startswith(PRESENTATION)]
+    assert not bad, "\n".join(bad)
+
+
+def test_every_subpackage_has_a_public_face() -> None:
+    for init in PACKAGE.rglob("__init__.py"):
+        tree = ast.parse(init.read_text())
+        assert ast.get_docstring(tree), f"{init.relative_to(ROOT)} says nothing of its package"
+
+
+def test_no_face_shadows_its_own_submodule() -> None:
+    """``import hpsearch.training.loop as m`` must give the module: a package's face that
+    exported a name equal to one of its submodules would hand out that name instead."""
+    for init in PACKAGE.rglob("__init__.py"):
+        package = module_name(init)
+        subs = {p.stem for p in init.parent.glob("*.py")} | {
+            p.name for p in init.parent.iterdir() if (p / "__init__.py").is_file()}
+        exported = {name for target, name in imports(init) if name}
+        assert not exported & subs, f"{package} exports {exported & subs}, its own submodules"
