@@ -1,9 +1,9 @@
 """Soak the storage layer: many short trials across worker processes, then count.
 
     python scripts/soak.py                                  # 200 trials x 4 workers, on a
-                                                            # throw-away local PostgreSQL
-                                                            # and on a journal file
-    python scripts/soak.py --storage postgresql://u:pw@host/db --storage s.log --trials 500
+                                                            # throw-away journal file
+    python scripts/soak.py --url postgresql://u:pw@host/db  # and on a PostgreSQL database
+    python scripts/soak.py --storage s.log --storage study.db --trials 500
 
 Each worker is a process running ``hpsearch.optimize.run_trials`` (the budget loop of
 ``hpsearch optimize``) on a trial that samples the whole search space and stores its config
@@ -20,6 +20,7 @@ A worker logs every trial it finished; the report compares those logs with the s
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import shutil
 import sys
@@ -33,14 +34,11 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from hpsearch.optimize.study import FINISHED  # noqa: E402
-from hpsearch.optimize.workers import OVER_BUDGET, run_trials  # noqa: E402
-from hpsearch.space.suggest import sample_config  # noqa: E402
-from hpsearch.storage.open import open_storage  # noqa: E402
-from hpsearch.storage.specs import kind, mask  # noqa: E402
+from hpsearch.optimize.study import FINISHED
+from hpsearch.optimize.workers import OVER_BUDGET, run_trials
+from hpsearch.space.suggest import sample_config
+from hpsearch.storage.open import open_storage
+from hpsearch.storage.specs import kind, mask
 
 
 def _objective(trial: optuna.Trial) -> float:
@@ -114,25 +112,25 @@ def soak(spec: str, *, trials: int = 200, workers: int = 4,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--storage", action="append", help="URL or journal file (repeatable); "
-                        "default: a throw-away local PostgreSQL and a journal file")
+    parser.add_argument("--storage", action="append", default=[],
+                        help="URL, SQLite or journal file (repeatable); default: a throw-away "
+                        "journal file")
+    parser.add_argument("--url", action="append", default=[], metavar="postgresql://...",
+                        help="a PostgreSQL database to soak too (repeatable); a throw-away "
+                        "server: tests/support/postgres.py shows how to start one")
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--json", action="store_true",
+                        help="print each storage's counts as one JSON line")
     args = parser.parse_args(argv)
 
-    server = None
-    specs = list(args.storage or [])
+    bad = [u for u in args.url if not u.startswith(("postgresql://", "postgresql+"))]
+    if bad:
+        parser.error(f"--url {mask(bad[0])}: expected a postgresql://user:pw@host/db URL")
+    specs = [*args.url, *args.storage]
     tmp = Path(tempfile.mkdtemp(prefix="hpsearch-soak-"))
     if not specs:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from postgres import PostgresServer, find_bindir  # the e2e tests' server
-
-        bindir = find_bindir()
-        if bindir is None:
-            print("no PostgreSQL binaries (initdb, pg_ctl): soaking the journal file only")
-        else:
-            server = PostgresServer(bindir)
-            specs.append(server.start())
+        print("no --url or --storage: soaking a journal file only")
         specs.append(str(tmp / "soak.log"))
     ok = True
     try:
@@ -140,14 +138,15 @@ def main(argv: list[str] | None = None) -> int:
             r = soak(spec, trials=args.trials, workers=args.workers, logdir=tmp)
             ok &= (r["completed"] == args.trials and r["lost"] == 0 and r["duplicated"] == 0
                    and r["left_running"] == 0)
+            if args.json:
+                print(json.dumps(r), flush=True)
+                continue
             print(f"{r['storage']}: {r['workers']} workers, {r['completed']}/{r['target']} "
                   f"completed, {r['lost']} lost, {r['duplicated']} duplicated, "
                   f"{r['skipped']} skipped, {r['trials_per_s']} trials/s "
                   f"(wall {r['wall_s']} s with process start-up; per worker "
                   f"{r['per_worker']})", flush=True)
     finally:
-        if server is not None:
-            server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0 if ok else 1
 

@@ -116,3 +116,69 @@ def test_no_face_shadows_its_own_submodule() -> None:
             p.name for p in init.parent.iterdir() if (p / "__init__.py").is_file()}
         exported = {name for target, name in imports(init) if name}
         assert not exported & subs, f"{package} exports {exported & subs}, its own submodules"
+
+
+# ---------------------------------------------------------------------------- scripts, tests
+
+SCRIPTS, TESTS = ROOT / "scripts", ROOT / "tests"
+
+
+def _top_names(folder: Path) -> set[str]:
+    """The names a file in ``folder`` is importable under: its modules and packages."""
+    return {p.stem for p in folder.glob("*.py")} | {
+        p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+
+
+def _imported_roots(tree: ast.AST) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+    return out
+
+
+def _path_edits(tree: ast.AST) -> list[int]:
+    """Lines that change the import path: ``sys.path.insert/append/...``, ``sys.path = ``,
+    pytest's ``syspath_prepend``, ``site.addsitedir``, or loading a file as a module."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            on_sys_path = (isinstance(node.value, ast.Attribute) and node.value.attr == "path"
+                           and isinstance(node.value.value, ast.Name)
+                           and node.value.value.id == "sys")
+            if (on_sys_path and node.attr in ("insert", "append", "extend", "remove")) or \
+                    node.attr in ("syspath_prepend", "addsitedir", "spec_from_file_location"):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Assign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(ast.unparse(t) == "sys.path" for t in targets):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_scripts_and_tests_never_import_each_other_nor_edit_the_import_path() -> None:
+    """hpsearch is installed: scripts/ and tests/ import it, not each other. A test runs a
+    script as a user does (a subprocess); a script needs nothing from the tests."""
+    test_names = _top_names(TESTS) - {"conftest"} | {"tests"}
+    script_names = _top_names(SCRIPTS) | {"scripts"}
+    assert {"bench", "benchmarks", "soak"} <= script_names and "support" in test_names
+    bad = []
+    for folder, forbidden in ((SCRIPTS, test_names), (TESTS, script_names)):
+        for path in sorted(folder.rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            where = path.relative_to(ROOT)
+            own = _top_names(path.parent) if folder == SCRIPTS else set()
+            bad += [f"{where} imports {name}" for name in
+                    sorted(_imported_roots(tree) & forbidden - own)]
+            bad += [f"{where}:{line} edits the import path" for line in _path_edits(tree)]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_import_path_check_sees_edits() -> None:
+    tree = ast.parse("import sys\nsys.path.insert(0, 'x')\nmonkeypatch.syspath_prepend('y')\n"
+                     "sys.path = []\nimportlib.util.spec_from_file_location('m', 'm.py')\n")
+    assert sorted(_path_edits(tree)) == [2, 3, 4, 5]
+    assert _imported_roots(ast.parse("from support.postgres import X\nimport bench")) == {
+        "support", "bench"}

@@ -5,7 +5,8 @@
 - :mod:`.models`: ``build_model(cfg)``;
 - :mod:`.loop`: ``train(cfg, data, on_epoch)``, the one pruning contract;
 - :mod:`.fused`: K seeds (or configs) of one architecture trained as one model;
-- :mod:`.device` and :mod:`.measure`: the device and threads; a trained model's measurements.
+- :mod:`.device`: the device, its fast paths (:class:`DeviceProfile`) and threads;
+- :mod:`.measure`: a trained model's measurements.
 """
 
 from hpsearch.training.datasets import (
@@ -15,10 +16,15 @@ from hpsearch.training.datasets import (
     load_dataset,
     search_dirs,
 )
-from hpsearch.training.device import training_device, training_threads
+from hpsearch.training.device import (
+    DeviceProfile,
+    resolve_device,
+    training_device,
+    training_threads,
+)
 from hpsearch.training.device_data import DeviceData
 from hpsearch.training.fused import train_seeds
-from hpsearch.training.loop import EpochMetrics, TrainResult, evaluate, resolve_device, train
+from hpsearch.training.loop import EpochMetrics, TrainResult, evaluate, train
 from hpsearch.training.measure import (
     bn_batch_stats_accuracy,
     confusion_matrix,
@@ -29,7 +35,7 @@ from hpsearch.training.models import build_model
 
 __all__ = [
     "DATASETS", "RawDataset", "available_datasets", "load_dataset", "search_dirs",
-    "training_device", "training_threads", "DeviceData", "train_seeds",
+    "DeviceProfile", "training_device", "training_threads", "DeviceData", "train_seeds",
     "bn_batch_stats_accuracy", "confusion_matrix", "load_model", "per_class_accuracy",
     "build_model", "EpochMetrics", "TrainResult", "evaluate", "resolve_device", "train",
 ]

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from hpsearch.space import TrialConfig
+from hpsearch.training.device import DeviceProfile, profile_for, resolve_device
 from hpsearch.training.device_data import DeviceData
 from hpsearch.training.models import build_model, count_params, l1_penalty
 
@@ -51,15 +52,11 @@ class TrainResult:
     model: nn.Module | None = None     # best weights loaded, in eval mode
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, then MPS, else CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
+# build(cfg, input_shape, n_classes) -> model: build_model, or a variant of it (the bench
+# trains seed 000's network with torch's own dropout, or compiled).
+ModelBuilder = Callable[[TrialConfig, tuple[int, int, int], int], nn.Module]
+__all__ = ["DeviceProfile", "EVAL_BATCH", "EpochMetrics", "ModelBuilder", "TrainResult",
+           "evaluate", "make_optimizer", "make_scheduler", "resolve_device", "train"]
 
 
 # Devices with a fused kernel per optimizer: one kernel per step instead of one per tensor
@@ -70,12 +67,14 @@ FUSED_DEVICES = {"sgd": ("cpu", "cuda"), "adam": ("cpu", "cuda"), "adamw": ("cpu
                  "adagrad": ("cpu",)}
 
 
-def make_optimizer(cfg: TrialConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+def make_optimizer(cfg: TrialConfig, params: list[nn.Parameter],
+                   profile: DeviceProfile | None = None) -> torch.optim.Optimizer:
     """L2 is the optimizer's weight decay (0 when weight_penalty has no l2)."""
     wd = cfg.l2
-    device = params[0].device.type if params else "cpu"
+    device = params[0].device if params else torch.device("cpu")
+    use_fused = profile_for(device, profile).fused_optimizer
     # None, not False, elsewhere: torch then keeps its own choice (foreach on GPUs).
-    fused = True if device in FUSED_DEVICES.get(cfg.optimizer, ()) else None
+    fused = True if use_fused and device.type in FUSED_DEVICES.get(cfg.optimizer, ()) else None
     match cfg.optimizer:
         case "sgd":
             # torch refuses nesterov without momentum; sampling may give momentum 0.
@@ -120,16 +119,11 @@ def make_scheduler(cfg: TrialConfig, opt: torch.optim.Optimizer, epochs: int,
     raise ValueError(f"unknown scheduler {cfg.scheduler!r}")
 
 
-def autocast(device: torch.device) -> torch.autocast:
-    # bf16 on CUDA: same exponent range as fp32, so no loss scaling is needed.
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                          enabled=device.type == "cuda")
-
-
 @torch.inference_mode()
-def evaluate(model: nn.Module, data: DeviceData, cfg: TrialConfig, split: str = "val",
-             ) -> tuple[float, float, torch.Tensor]:
+def evaluate(model: nn.Module, data: DeviceData, cfg: TrialConfig, split: str = "val", *,
+             profile: DeviceProfile | None = None) -> tuple[float, float, torch.Tensor]:
     """Mean loss, accuracy and predictions on ``split`` (val or test), in eval mode."""
+    profile = profile_for(data.device, profile)
     x_all, y_all = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
     model.eval()
     loss_sum = torch.zeros((), device=data.device)
@@ -137,7 +131,7 @@ def evaluate(model: nn.Module, data: DeviceData, cfg: TrialConfig, split: str = 
     for i in range(0, len(y_all), EVAL_BATCH):
         x = data.prepare(x_all[i:i + EVAL_BATCH], input_norm=cfg.input_norm)
         y = y_all[i:i + EVAL_BATCH]
-        with autocast(data.device):
+        with profile.autocast(data.device):
             logits = model(x).float()
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
         preds.append(logits.argmax(1))
@@ -147,23 +141,28 @@ def evaluate(model: nn.Module, data: DeviceData, cfg: TrialConfig, split: str = 
 
 
 def train(cfg: TrialConfig, data: DeviceData, *, epochs: int = 10, patience: int = 3,
-          seed: int = 0, on_epoch: EpochCallback | None = None) -> TrainResult:
+          seed: int = 0, on_epoch: EpochCallback | None = None,
+          profile: DeviceProfile | None = None, build: ModelBuilder = build_model,
+          ) -> TrainResult:
     """Train ``cfg`` on ``data.train``, validate each epoch, keep the best epoch's weights.
 
     ``seed`` fixes the init, the data order, dropout and the augmentation draws, so two
-    configs trained with the same seed are paired (``verify`` relies on this).
+    configs trained with the same seed are paired (``verify`` relies on this). ``profile``:
+    the device's fast paths (default: ``DeviceProfile.for_device``); ``build``: what makes
+    the model from the config (default ``build_model``), called right after the seeding.
     """
     start = time.perf_counter()
     device = data.device
+    profile = profile_for(device, profile)
     torch.manual_seed(seed)  # init and dropout
     order_gen = torch.Generator(device=device).manual_seed(seed)
     aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
 
-    model = build_model(cfg, data.input_shape, data.n_classes).to(device)
-    if device.type == "cuda" and cfg.model == "cnn":
+    model = build(cfg, data.input_shape, data.n_classes).to(device)
+    if profile.channels_last and cfg.model == "cnn":
         model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(cfg, params)
+    opt = make_optimizer(cfg, params, profile)
     n_train = len(data.train_y)
     bs = min(cfg.batch_size, n_train)
     steps = math.ceil(n_train / bs)
@@ -184,7 +183,7 @@ def train(cfg: TrialConfig, data: DeviceData, *, epochs: int = 10, patience: int
             x = data.prepare(data.train_x.index_select(0, idx), input_norm=cfg.input_norm,
                              augmentation=cfg.augmentation, aug_strength=cfg.aug_strength,
                              generator=aug_gen)
-            with autocast(device):
+            with profile.autocast(device):
                 loss = loss_fn(model(x).float(), data.train_y[idx])
             loss_sum += loss.detach()
             if cfg.l1 > 0:
@@ -197,7 +196,7 @@ def train(cfg: TrialConfig, data: DeviceData, *, epochs: int = 10, patience: int
         if scheduler is not None and not per_batch:
             scheduler.step()
         train_loss = loss_sum.item() / steps  # the epoch's one host sync for training
-        val_loss, val_acc, _ = evaluate(model, data, cfg, "val")
+        val_loss, val_acc, _ = evaluate(model, data, cfg, "val", profile=profile)
         metrics = EpochMetrics(epoch, train_loss, val_loss, val_acc,
                                opt.param_groups[0]["lr"], time.perf_counter() - t0)
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):

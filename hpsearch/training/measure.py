@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from hpsearch.space import TrialConfig
+from hpsearch.training.device import DeviceProfile, profile_for
 from hpsearch.training.device_data import DeviceData
 from hpsearch.training.loop import EVAL_BATCH
 from hpsearch.training.models import build_model
@@ -35,7 +36,8 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 @torch.no_grad()
 def bn_batch_stats_accuracy(model: nn.Module, data: DeviceData, cfg: TrialConfig,
-                            split: str = "test") -> float:
+                            split: str = "test", *, profile: DeviceProfile | None = None,
+                            ) -> float:
     """Accuracy with the BN layers in train mode: each batch normalized by its own statistics.
 
     Works on a deep copy, because train-mode BN updates its running statistics. Only the BN
@@ -43,6 +45,7 @@ def bn_batch_stats_accuracy(model: nn.Module, data: DeviceData, cfg: TrialConfig
     alone. Batches are about ``EVAL_BATCH`` large and of near-equal size, so no batch is a
     single example (train-mode BN cannot normalize that).
     """
+    profile = profile_for(data.device, profile)
     twin = copy.deepcopy(model).eval()
     for module in twin.modules():
         if isinstance(module, _BN):
@@ -52,8 +55,7 @@ def bn_batch_stats_accuracy(model: nn.Module, data: DeviceData, cfg: TrialConfig
     correct = torch.zeros((), device=data.device)
     for idx in torch.arange(len(y_all), device=data.device).tensor_split(n_batches):
         x = data.prepare(x_all[idx], input_norm=cfg.input_norm)
-        with torch.autocast(device_type=data.device.type, dtype=torch.bfloat16,
-                            enabled=data.device.type == "cuda"):
+        with profile.autocast(data.device):
             logits = twin(x).float()
         correct += (logits.argmax(1) == y_all[idx]).sum()
     return (correct / max(1, len(y_all))).item()  # float32, as evaluate() computes it

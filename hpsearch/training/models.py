@@ -34,16 +34,20 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def build_model(cfg: TrialConfig, input_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+def build_model(cfg: TrialConfig, input_shape: tuple[int, int, int], n_classes: int, *,
+                dropout: type[nn.Dropout] | None = None) -> nn.Module:
     """The model ``cfg`` describes, for inputs of ``input_shape`` = (C, H, W).
 
+    ``dropout``: the class of the dropout layers after Linear ones (default :class:`Dropout`;
+    the bench builds seed 000's network with torch's own ``nn.Dropout``, as the seed did).
     The config was validated upstream, so an unknown model, activation, batch-norm
     placement or init is a programming error and raises ``ValueError``.
     """
+    drop = Dropout if dropout is None else dropout
     if cfg.model == "mlp":
-        layers = _mlp_layers(cfg, input_shape, n_classes)
+        layers = _mlp_layers(cfg, input_shape, n_classes, drop)
     elif cfg.model == "cnn":
-        layers = _cnn_layers(cfg, input_shape, n_classes)
+        layers = _cnn_layers(cfg, input_shape, n_classes, drop)
     else:
         raise ValueError(f"unknown model {cfg.model!r}; expected 'mlp' or 'cnn'")
     model = nn.Sequential(*layers)
@@ -71,21 +75,21 @@ def l1_penalty(model: nn.Module) -> torch.Tensor:
 # ---------------------------------------------------------------------------- architectures
 
 
-def _mlp_layers(cfg: TrialConfig, input_shape: tuple[int, int, int],
-                n_classes: int) -> list[nn.Module]:
+def _mlp_layers(cfg: TrialConfig, input_shape: tuple[int, int, int], n_classes: int,
+                dropout: type[nn.Dropout]) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Flatten()]
     width_in = math.prod(input_shape)
     for width in cfg.hidden_widths():
         linear = nn.Linear(width_in, width, bias=_has_bias(cfg))
         layers += _block(linear, width, cfg, nn.BatchNorm1d)
-        layers += _dropout(Dropout, cfg.dropout)
+        layers += _dropout(dropout, cfg.dropout)
         width_in = width
     layers.append(nn.Linear(width_in, n_classes))
     return layers
 
 
-def _cnn_layers(cfg: TrialConfig, input_shape: tuple[int, int, int],
-                n_classes: int) -> list[nn.Module]:
+def _cnn_layers(cfg: TrialConfig, input_shape: tuple[int, int, int], n_classes: int,
+                dropout: type[nn.Dropout]) -> list[nn.Module]:
     channels_in, height, width = input_shape
     layers: list[nn.Module] = []
     for i in range(CNN_BLOCKS):
@@ -103,7 +107,7 @@ def _cnn_layers(cfg: TrialConfig, input_shape: tuple[int, int, int],
     layers.append(nn.Flatten())
     layers += _block(nn.Linear(features, cfg.cnn_fc_units, bias=_has_bias(cfg)),
                      cfg.cnn_fc_units, cfg, nn.BatchNorm1d)
-    layers += _dropout(Dropout, cfg.dropout)
+    layers += _dropout(dropout, cfg.dropout)
     layers.append(nn.Linear(cfg.cnn_fc_units, n_classes))
     return layers
 

@@ -8,7 +8,6 @@ must be killed mid-trial, the CLI runs with its trainer slowed by a sleep per ep
 
 from __future__ import annotations
 
-import importlib
 import json
 import multiprocessing as mp
 import os
@@ -415,11 +414,14 @@ def test_losing_the_server_mid_run_is_one_line(postgres_server, tmp_path):
 
 @pytest.mark.parametrize("backend", ["postgresql", "journal", "sqlite"])
 def test_soak_many_short_trials(postgres_db, tmp_path, monkeypatch, backend):
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # spawned workers import it too
-    soak = importlib.import_module("soak")
     spec = {"postgresql": postgres_db, "journal": str(tmp_path / "soak.log"),
             "sqlite": str(tmp_path / "soak.db")}[backend]  # SQLite: WAL, one host
-    r = soak.soak(spec, trials=60, workers=3, logdir=tmp_path)
+    flag = "--url" if backend == "postgresql" else "--storage"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "soak.py"), flag, spec,
+                           "--trials", "60", "--workers", "3", "--json"],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
     print(r)
     assert (r["completed"], r["lost"], r["duplicated"], r["left_running"]) == (60, 0, 0, 0)
     assert r["exit_codes"] == [0, 0, 0]

@@ -272,3 +272,15 @@ def test_dropout_keeps_1_minus_p_scaled_like_torchs(p: float) -> None:
     a = layer.train()(x)
     torch.manual_seed(1)
     assert torch.equal(a, layer(x))  # seeded: verify's paired re-runs rely on it
+
+
+def test_dropout_class_is_a_parameter_and_changes_nothing_else():
+    """The bench builds seed 000's network with torch's nn.Dropout (build_model(dropout=))."""
+    cfg = TrialConfig(hidden_units=64, hidden_layers=2, dropout=0.5)
+    ours = list(build_model(cfg, (1, 8, 8), 10))
+    torch.manual_seed(0)
+    seeds = list(build_model(cfg, (1, 8, 8), 10, dropout=nn.Dropout))
+    assert [type(m) for m in ours if isinstance(m, nn.Dropout)] == [Dropout] * 2
+    assert [type(m) for m in seeds if isinstance(m, nn.Dropout)] == [nn.Dropout] * 2
+    assert [type(m) for m in ours if not isinstance(m, nn.Dropout)] == [
+        type(m) for m in seeds if not isinstance(m, nn.Dropout)]

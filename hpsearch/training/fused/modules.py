@@ -30,8 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from hpsearch.space import TrialConfig
+from hpsearch.training.device import DeviceProfile
 from hpsearch.training.device_data import DeviceData
-from hpsearch.training.loop import EVAL_BATCH, Scheduler, autocast, make_optimizer, make_scheduler
+from hpsearch.training.loop import EVAL_BATCH, Scheduler, make_optimizer, make_scheduler
 
 BN_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d)
 EVAL_FLOATS = 2 ** 25    # activations of one fused evaluation chunk (128 MiB in fp32)
@@ -94,10 +95,11 @@ class FusedNet:
     ``forward`` takes ``(K, B, C, H, W)`` and returns logits ``(K, B, n_classes)``.
     """
 
-    def __init__(self, models: Sequence[nn.Sequential],
-                 generators: list[torch.Generator]) -> None:
+    def __init__(self, models: Sequence[nn.Sequential], generators: list[torch.Generator],
+                 profile: DeviceProfile | None = None) -> None:
         self.k = len(models)
         self.generators = generators   # per member, for dropout masks (the trainer's list)
+        self.profile = profile or DeviceProfile()  # autocast, channels_last
         self.training = True
         self.act_floats = 1  # per sample, set by the trainer (sizes evaluation chunks)
         self.ops: list[_Op] = []
@@ -170,7 +172,7 @@ class FusedNet:
                 assert w is not None and isinstance(op.module, nn.Conv2d)
                 if not grouped:  # (K, B, C, H, W) -> (B, K*C, H, W)
                     x = x.transpose(0, 1).reshape(x.shape[1], -1, *x.shape[3:])
-                    if x.device.type == "cuda":  # cuDNN's fast layout, as train() uses
+                    if self.profile.channels_last:  # cuDNN's fast layout, as train() uses
                         x = x.contiguous(memory_format=torch.channels_last)
                     grouped = True
                 c = op.module
@@ -274,7 +276,7 @@ class StackOptimizers:
     """
 
     def __init__(self, stack: Stack, cfgs: Sequence[TrialConfig], epochs: int,
-                 steps_per_epoch: int) -> None:
+                 steps_per_epoch: int, profile: DeviceProfile | None = None) -> None:
         self.stack = stack
         self.blocks: list[tuple[int, int]] = []   # rows [a, b) of the stack
         self.opts: list[torch.optim.Optimizer] = []
@@ -285,7 +287,7 @@ class StackOptimizers:
             b = a + 1
             while b < len(cfgs) and optimizer_key(cfgs[b]) == optimizer_key(cfgs[a]):
                 b += 1
-            opt = make_optimizer(cfgs[a], stack.rows(a, b))
+            opt = make_optimizer(cfgs[a], stack.rows(a, b), profile)
             sched, self.per_batch = make_scheduler(cfgs[a], opt, epochs, steps_per_epoch)
             self.blocks.append((a, b))
             self.opts.append(opt)
@@ -379,7 +381,7 @@ def evaluate_members(net: FusedNet, data: DeviceData, cfgs: list[TrialConfig],
             x = one.unsqueeze(0).expand(k, *one.shape)
         else:
             x = torch.stack([data.prepare(raw, input_norm=n) for n in norms])
-        with autocast(device):
+        with net.profile.autocast(device):
             logits = net(x).float()
         target = y.expand(k, -1).contiguous()
         loss_sum += F.cross_entropy(logits, target, reduction="none").sum(1)

@@ -17,10 +17,11 @@ its seed: the init from ``torch.manual_seed(seed)`` (``build_model`` of its own 
 the data order and augmentation from generators seeded ``seed`` and ``seed + 1``, dropout
 from a generator that continues the global stream where the init left it. On CPU these are
 the same bits, so a member matches ``train()`` to float rounding (batched matmuls, BN over
-K*C channels, the optimizer's arithmetic; tests/test_fused.py states the tolerance). On CUDA
-``train()``'s dropout is torch's fused kernel, which a generator cannot reproduce: there a
-member's dropout masks come from a CUDA generator seeded with its seed (the same
-distribution, not the same bits), and bf16 autocast applies to both.
+K*C channels, the optimizer's arithmetic; tests/training/test_fused.py states the tolerance).
+On CUDA ``train()``'s dropout is torch's fused kernel, which a generator cannot reproduce:
+there (``DeviceProfile.member_generators``) a member's dropout masks come from a generator
+seeded with its seed (the same distribution, not the same bits), and bf16 autocast applies
+to both. ``HPSEARCH_DEVICE_PROFILE=cuda-like`` runs those branches on a CPU.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import torch
 from torch import nn
 
 from hpsearch.space import TrialConfig
+from hpsearch.training.device import DeviceProfile, profile_for
 from hpsearch.training.device_data import DeviceData
 from hpsearch.training.fused.modules import (
     FusedNet,
@@ -44,7 +46,7 @@ from hpsearch.training.fused.modules import (
     member_loss,
     optimizer_key,
 )
-from hpsearch.training.loop import EpochMetrics, TrainResult, autocast, train
+from hpsearch.training.loop import EpochMetrics, TrainResult, train
 from hpsearch.training.models import build_model, count_params
 
 # What may differ between the members of one fused model: the continuous hyperparameters,
@@ -96,7 +98,7 @@ def fuse_groups(cfgs: Sequence[TrialConfig]) -> list[list[int]]:
     return list(groups.values())
 
 
-def max_fuse(cfg: TrialConfig, data: DeviceData) -> int:
+def max_fuse(cfg: TrialConfig, data: DeviceData, profile: DeviceProfile | None = None) -> int:
     """How many members of ``cfg``'s shape to fuse on ``data``'s device (at most MAX_FUSE).
 
     Memory: MEMORY_SHARE of the device's free memory over what a member needs, its weights
@@ -105,12 +107,13 @@ def max_fuse(cfg: TrialConfig, data: DeviceData) -> int:
     fusing pays only while a step is bound by per-op overhead, not by the matmuls
     (CPU_FUSE_PARAMS, CPU_FUSE_FLOATS).
     """
+    profile = profile_for(data.device, profile)
     model = build_model(cfg, data.input_shape, data.n_classes)
     assert isinstance(model, nn.Sequential)
     n_params = count_params(model)
     per_member = 4 * (6 * n_params + 4 * cfg.batch_size * _activations(model, data))
-    k = int(MEMORY_SHARE * _free_bytes(data.device)) // per_member
-    if data.device.type == "cpu":
+    k = int(MEMORY_SHARE * _free_bytes(data.device, profile)) // per_member
+    if profile.cpu_fuse_cap:
         k = 1 if n_params > CPU_FUSE_PARAMS else min(k, CPU_FUSE_FLOATS // n_params)
     return max(1, min(MAX_FUSE, k))
 
@@ -126,8 +129,8 @@ def _activations(model: nn.Sequential, data: DeviceData) -> int:
     return total
 
 
-def _free_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
+def _free_bytes(device: torch.device, profile: DeviceProfile) -> int:
+    if profile.cuda_memory:
         return torch.cuda.mem_get_info(device)[0]
     try:
         with open("/proc/meminfo") as f:
@@ -142,14 +145,16 @@ def _free_bytes(device: torch.device) -> int:
 
 def train_many(jobs: Sequence[Job], data: DeviceData, *, epochs: int = 10, patience: int = 3,
                fuse: int | None = None, on_epoch: MemberCallback | None = None,
-               ) -> list[TrainResult]:
+               profile: DeviceProfile | None = None) -> list[TrainResult]:
     """Train every ``(cfg, seed)`` job; results in job order, each as ``train()`` gives it.
 
     Jobs that can share a model (:func:`fuse_groups`) train fused, at most ``fuse`` at a
     time (None: :func:`max_fuse`; 1: every job alone with ``train()``). A fused run that
     runs out of device memory is split in two and each half retried. ``on_epoch`` gets the
     job's index in ``jobs``; after such a split it may see a job's first epochs again.
+    ``profile``: the device's fast paths (default: ``DeviceProfile.for_device``).
     """
+    profile = profile_for(data.device, profile)
     if fuse is not None and fuse < 1:
         raise ValueError(f"fuse must be >= 1, got {fuse}")
     results: list[TrainResult | None] = [None] * len(jobs)
@@ -157,38 +162,40 @@ def train_many(jobs: Sequence[Job], data: DeviceData, *, epochs: int = 10, patie
         if fuse is not None:
             cap = fuse
         else:  # a job that fuses with nothing needs no sizing (max_fuse builds a model)
-            cap = max_fuse(jobs[group[0]][0], data) if len(group) > 1 else 1
+            cap = max_fuse(jobs[group[0]][0], data, profile) if len(group) > 1 else 1
         n_chunks = math.ceil(len(group) / cap)
         for c in range(n_chunks):  # near-equal chunks: 20 at cap 16 is 10 + 10, not 16 + 4
             chunk = group[c * len(group) // n_chunks:(c + 1) * len(group) // n_chunks]
-            _train_chunk(chunk, jobs, data, epochs, patience, on_epoch, results)
+            _train_chunk(chunk, jobs, data, epochs, patience, on_epoch, results, profile)
     return [r for r in results if r is not None]
 
 
 def train_seeds(cfg: TrialConfig, data: DeviceData, seeds: Sequence[int], *,
                 epochs: int = 10, patience: int = 3, fuse: int | None = None,
-                on_epoch: MemberCallback | None = None) -> list[TrainResult]:
+                on_epoch: MemberCallback | None = None, profile: DeviceProfile | None = None,
+                ) -> list[TrainResult]:
     """``cfg`` trained once per seed (``best --retrain``): :func:`train_many` of one config.
     ``on_epoch`` gets the seed's index in ``seeds``."""
     return train_many([(cfg, s) for s in seeds], data, epochs=epochs, patience=patience,
-                      fuse=fuse, on_epoch=on_epoch)
+                      fuse=fuse, on_epoch=on_epoch, profile=profile)
 
 
 def _train_chunk(chunk: list[int], jobs: Sequence[Job], data: DeviceData, epochs: int,
                  patience: int, on_epoch: MemberCallback | None,
-                 results: list[TrainResult | None]) -> None:
+                 results: list[TrainResult | None], profile: DeviceProfile) -> None:
     if len(chunk) == 1:
         j = chunk[0]
         cfg, seed = jobs[j]
         callback = None if on_epoch is None else (lambda e, m: on_epoch(j, e, m))
         results[j] = train(cfg, data, epochs=epochs, patience=patience, seed=seed,
-                           on_epoch=callback)
+                           on_epoch=callback, profile=profile)
         return
     member_cb = None if on_epoch is None else (lambda k, e, m: on_epoch(chunk[k], e, m))
     out = None
     try:
         out = train_fused([jobs[j][0] for j in chunk], data, epochs=epochs, patience=patience,
-                          seeds=[jobs[j][1] for j in chunk], on_epoch=member_cb)
+                          seeds=[jobs[j][1] for j in chunk], on_epoch=member_cb,
+                          profile=profile)
     except (torch.OutOfMemoryError, RuntimeError) as exc:
         if not _is_oom(exc):
             raise
@@ -196,11 +203,10 @@ def _train_chunk(chunk: list[int], jobs: Sequence[Job], data: DeviceData, epochs
         # Out of memory. Retried outside the except clause: its traceback holds the failed
         # run's frames, and with them every tensor the retry needs the memory of.
         gc.collect()
-        if data.device.type == "cuda":
-            torch.cuda.empty_cache()
+        profile.release_memory()
         half = len(chunk) // 2
         for part in (chunk[:half], chunk[half:]):
-            _train_chunk(part, jobs, data, epochs, patience, on_epoch, results)
+            _train_chunk(part, jobs, data, epochs, patience, on_epoch, results, profile)
         return
     for j, result in zip(chunk, out, strict=True):
         results[j] = result
@@ -226,7 +232,8 @@ class _Member:
     result: TrainResult
 
 
-def _member(index: int, cfg: TrialConfig, seed: int, data: DeviceData) -> _Member:
+def _member(index: int, cfg: TrialConfig, seed: int, data: DeviceData,
+            profile: DeviceProfile) -> _Member:
     device = data.device
     # train() calls torch.manual_seed(seed); the init and (on CPU) dropout draw from the CPU
     # generator it seeds. Seeding that one alone skips the CUDA seeding that manual_seed
@@ -235,10 +242,10 @@ def _member(index: int, cfg: TrialConfig, seed: int, data: DeviceData) -> _Membe
     model = build_model(cfg, data.input_shape, data.n_classes)
     assert isinstance(model, nn.Sequential)
     drop = torch.Generator(device=device)
-    if device.type == "cpu":
-        drop.set_state(torch.get_rng_state())
-    else:
+    if profile.member_generators or device.type != "cpu":  # a CPU state fits CPU generators
         drop.manual_seed(seed)
+    else:
+        drop.set_state(torch.get_rng_state())
     model = model.to(device)
     result = TrainResult(val_acc=0.0, best_epoch=0, stop_reason="completed",
                          n_params=count_params(model), device=str(device))
@@ -248,7 +255,8 @@ def _member(index: int, cfg: TrialConfig, seed: int, data: DeviceData) -> _Membe
 
 def train_fused(cfgs: Sequence[TrialConfig], data: DeviceData, *, epochs: int = 10,
                 patience: int = 3, seeds: Sequence[int],
-                on_epoch: MemberCallback | None = None) -> list[TrainResult]:
+                on_epoch: MemberCallback | None = None, profile: DeviceProfile | None = None,
+                ) -> list[TrainResult]:
     """Train ``cfgs[k]`` with ``seeds[k]`` for every k as one fused model.
 
     Every config must be :func:`fusable` with the first. Each member stops on its own
@@ -263,21 +271,22 @@ def train_fused(cfgs: Sequence[TrialConfig], data: DeviceData, *, epochs: int = 
     if bad:
         raise ValueError(f"configs {bad} cannot be fused with config 0: see fuse_groups()")
     start, device = time.perf_counter(), data.device
+    profile = profile_for(device, profile)
     # Rows ordered so that members sharing an optimizer are adjacent (StackOptimizers).
     first: dict[tuple[float, ...], int] = {}
     for c in cfgs:
         first.setdefault(optimizer_key(c), len(first))
     rows = sorted(range(len(cfgs)), key=lambda i: first[optimizer_key(cfgs[i])])
-    members = [_member(i, cfgs[i], seeds[i], data) for i in rows]
-    net = FusedNet([m.model for m in members], [m.drop for m in members])
+    members = [_member(i, cfgs[i], seeds[i], data, profile) for i in rows]
+    net = FusedNet([m.model for m in members], [m.drop for m in members], profile)
     net.act_floats = _activations(members[0].model, data)
-    if device.type == "cuda" and cfgs[0].model == "cnn":
+    if profile.channels_last and cfgs[0].model == "cnn":
         for m in members:
             m.model = m.model.to(memory_format=torch.channels_last)  # as train() returns it
     n_train = len(data.train_y)
     bs = min(cfgs[0].batch_size, n_train)
     steps = math.ceil(n_train / bs)
-    opts = StackOptimizers(net.stack, [m.cfg for m in members], epochs, steps)
+    opts = StackOptimizers(net.stack, [m.cfg for m in members], epochs, steps, profile)
     _fit(members, net, opts, data, bs, epochs, patience, on_epoch, start)
     for m in members:
         m.result.model = m.model.eval()
@@ -366,7 +375,7 @@ def _train_epoch(net: FusedNet, opts: StackOptimizers, live: list[_Member], data
                                         aug_strength=c.aug_strength, generator=m.aug)
                            for part, c, m in zip(raw.chunk(k), cfgs, live, strict=True)])
         x = x.view(k, -1, *x.shape[1:])
-        with autocast(device):
+        with net.profile.autocast(device):
             logits = net(x).float()
         per_member = member_loss(logits, data.train_y.index_select(0, flat).view(k, -1), eps)
         loss_sum += per_member.detach()
