@@ -18,6 +18,7 @@ import contextlib
 import csv
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,17 @@ import torch
 from optuna.trial import FrozenTrial
 from torch import nn
 
-from hpsearch.errors import ConfigError
+from hpsearch.errors import ConfigError, StudyError
 from hpsearch.replay import complete_trials, now_iso, study_data, study_settings, trial_config
 from hpsearch.space import TrialConfig, active_params
-from hpsearch.storage import SavedResult, artifact_dir, load_study, mask, save_result, upload
+from hpsearch.storage import (
+    SavedResult,
+    artifact_dir,
+    error_reason,
+    load_study,
+    save_result,
+    upload,
+)
 from hpsearch.training import (
     bn_batch_stats_accuracy,
     confusion_matrix,
@@ -157,18 +165,25 @@ def _seed_range(seeds: list[int]) -> str:
 
 def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
          seeds: int = 1, device: str = "auto", data_dir: str | None = None,
-         fuse: int | None = None) -> BestResult:
+         fuse: int | None = None,
+         progress: Callable[[str], None] | None = None) -> BestResult:
     """Retrain the study's best config, measure it on the test split, store and upload it.
 
     Without ``retrain`` the config is trained once with the trial's own ``train_seed``
     (reproducing the trial); with ``retrain`` it is trained on seeds ``0..seeds-1`` and the
     test accuracy is a mean ± std, the seeds trained as one fused model where that pays
     (:func:`hpsearch.training.train_seeds`; ``fuse`` caps how many, 1 trains them one by one).
-    Data and epochs come from the study's provenance.
+    Data and epochs come from the study's provenance. ``progress`` gets one line as the
+    training starts and one per finished training.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"--seeds must be an integer >= 1, got {seeds!r}")
+    _check_device(device)
     study = load_study(storage, study_name)
+    if len(study.directions) != 1:
+        raise StudyError(f"study {study.study_name!r} is multi-objective ({len(study.directions)}"
+                         " objectives): it has no single best trial, and hpsearch studies "
+                         "maximize one value")
     trial = complete_trials(study)[0]
     cfg = trial_config(trial)
     settings = study_settings(study, data_dir=data_dir)
@@ -184,16 +199,21 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
     # count can change the last bits of a float sum). Fresh seeds use training_threads.
     threads = (training_threads(data.device) if retrain
                else contextlib.nullcontext(torch.get_num_threads()))
+    say = progress or (lambda line: None)
+    say(f"training trial #{trial.number}'s config on seed(s) {_seed_range(seed_list)}, "
+        f"{settings.epochs} epoch(s) each, on {data.device}")
     with threads as n_threads:
         runs = (train_seeds(cfg, data, seed_list, epochs=settings.epochs,
                             patience=settings.patience, fuse=fuse) if retrain
                 else [train(cfg, data, epochs=settings.epochs, patience=settings.patience,
                             seed=seed_list[0])])
-        for result in runs:
+        for i, result in enumerate(runs):
             assert result.model is not None  # train always returns the model
             _, acc, pred = evaluate(result.model, data, cfg, "test")
             test_accs.append(acc)
             seconds.append(result.seconds)
+            say(f"trained {i + 1}/{len(seed_list)} (seed {seed_list[i]}) in "
+                f"{result.seconds:.1f} s: test accuracy {acc:.4f}")
             if first is None:
                 first = (result, pred)
     assert first is not None
@@ -217,6 +237,15 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
     if not out.saved.stored:  # the same cause cost the uploads: one message says it
         out.warnings = [w for w in out.warnings if not w.startswith("could not upload")]
     return out
+
+
+def _check_device(name: str) -> None:
+    """``--device mps`` where torch has no MPS backend: one message, not torch's error."""
+    mps = getattr(torch.backends, "mps", None)
+    if name.split(":", 1)[0].strip().lower() == "mps" and (mps is None
+                                                           or not mps.is_available()):
+        raise ConfigError(f"--device {name}: MPS (Apple's GPU) is not available here; use "
+                          "--device cpu, cuda or auto")
 
 
 def _upload(study: optuna.Study, trial: FrozenTrial, storage: str, out: BestResult) -> None:
@@ -256,4 +285,4 @@ def _upload(study: optuna.Study, trial: FrozenTrial, storage: str, out: BestResu
                                             trial_id=trial._trial_id)
     except Exception as exc:  # read-only directory, full disk, storage write refused
         out.warnings.append(f"could not upload artifacts to {store_dir}: "
-                            f"{mask(str(exc))[:200]}")
+                            f"{error_reason(exc, storage)}")

@@ -76,16 +76,23 @@ def make_server(storage: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
     This is what ``optuna_dashboard.run_server`` does, minus its banner: binding first
     lets a busy port be one clear error before anything claims the server is listening.
     """
-    from wsgiref.simple_server import make_server as wsgiref_server
+    import optuna_dashboard
 
-    application = app(storage)
+    opened = _open(storage)  # a storage that cannot be served fails before the port is taken
+    server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
     try:
-        return wsgiref_server(host, port, application,
-                              server_class=_ThreadingServer6 if ":" in host else _ThreadingServer,
-                              handler_class=_QuietHandler)
+        server = server_class((host, port), _QuietHandler)
     except OSError as exc:  # port in use, host not on this machine, no permission
         raise HPSearchError(f"cannot serve {mask(storage)} on {host}:{port}: "
                             f"{exc.strerror or exc}") from None
+    try:
+        # Only now the artifact directory (created where it can be): a dashboard that
+        # could not bind leaves nothing behind.
+        server.set_app(optuna_dashboard.wsgi(opened, artifact_store=artifact_store(storage)))
+    except BaseException:
+        server.server_close()
+        raise
+    return server
 
 
 def dashboard(storage: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,

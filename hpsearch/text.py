@@ -42,6 +42,18 @@ def param_value(name: str, value: Any) -> str:
     return num(value, 3) if isinstance(value, float) else num(value)
 
 
+# C0 controls, DEL and C1 controls (0x9b is a one-byte CSI on some terminals): what ESC,
+# OSC and CSI sequences are made of. Removed, the rest of a sequence is printable text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def plain(value: Any) -> str:
     """A user-controlled string for a terminal: no control characters (escape codes)."""
-    return re.sub(r"[\x00-\x1f\x7f]", " ", str(value))
+    return _CONTROL.sub(" ", str(value))
+
+
+def plain_lines(text: str) -> str:
+    """:func:`plain` for a document printed to a terminal: newlines and tabs are kept (a
+    carriage return is not: it could hide what a line says)."""
+    return _CONTROL_BUT_LINES.sub(" ", text)

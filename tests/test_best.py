@@ -153,6 +153,17 @@ def test_cli_best(study_db):
     assert f"in {artifact_dir(study_db)}" in out
 
 
+def test_best_says_each_finished_training_when_not_a_terminal(study_db):
+    """CliRunner's output is no terminal: a log or a batch job still sees progress."""
+    res = CliRunner().invoke(main, ["best", study_db, "--retrain", "--seeds", "2",
+                                    "--fuse", "1"])
+    assert res.exit_code == 0, res.output
+    progress = [line for line in res.stderr.splitlines() if line.startswith("best: ")]
+    assert progress[0].startswith("best: training trial #")
+    assert [line.split(" in ")[0] for line in progress[1:]] == [
+        "best: trained 1/2 (seed 0)", "best: trained 2/2 (seed 1)"]
+
+
 def test_cli_best_errors(tmp_path):
     missing = tmp_path / "missing.db"
     res = CliRunner().invoke(main, ["best", str(missing)])

@@ -7,12 +7,14 @@ with the same command, share one budget.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from hpsearch.errors import ConfigError
 from hpsearch.optimize.signals import (
     stop_signals,
 )
@@ -25,9 +27,17 @@ from hpsearch.storage import (
     mask,
 )
 
-if TYPE_CHECKING:
-    pass
 
+def check_device(name: str) -> None:
+    """``--device mps`` where torch has no MPS backend: one message, not torch's error."""
+    if name.split(":", 1)[0].strip().lower() != "mps":
+        return
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_available():
+        raise ConfigError(f"--device {name}: MPS (Apple's GPU) is not available here; use "
+                          "--device cpu, cuda or auto")
 
 
 # A trial failed by another worker because its heartbeat stopped has no reason of its own.
@@ -67,20 +77,26 @@ def summarize(study: optuna.Study, before: int, storage: str) -> OptimizeSummary
 
 
 def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
-             progress: bool = True) -> OptimizeSummary:
+             progress: bool = True,
+             on_start: Callable[[optuna.Study], None] | None = None) -> OptimizeSummary:
     """Run (or resume) the study until it has ``settings.trials`` finished trials.
 
     Nothing is written before the device and the data are ready: a start that fails on
     them leaves no study, no settings record and no new file behind. SIGTERM is handled
-    like Ctrl-C (:class:`Terminated`, a subclass of KeyboardInterrupt).
+    like Ctrl-C (:class:`Terminated`, a subclass of KeyboardInterrupt). ``on_start`` is
+    called once the study is open, before its first trial (the CLI's banner: it must not
+    claim a run that an error stops).
     """
     preset = preset or Preset()
     settings = settings or Settings()
     validate(settings)
+    check_device(settings.device)
     check_spec(settings.storage)
     with stop_signals():
         data = prepare_data(settings)
         study = open_study(preset, settings)
+        if on_start is not None:
+            on_start(study)
         before = count(study, FINISHED)
         if before >= settings.trials:
             return summarize(study, before, settings.storage)

@@ -10,7 +10,7 @@ import optuna
 
 from hpsearch.errors import HPSearchError
 from hpsearch.report.markdown import dashboard_tables
-from hpsearch.storage import mask
+from hpsearch.storage import error_reason
 
 # ---------------------------------------------------------------------------- files
 
@@ -40,11 +40,12 @@ def publish_page(study: optuna.Study, storage: str, path: Path, note: str,
     try:
         save_note(study, note)
     except Exception as exc:  # a read-only database must not cost the user the report
-        warnings.append(f"could not save the study note: {mask(str(exc))[:200]}")
+        warnings.append(f"could not save the study note: {error_reason(exc, storage)}")
     try:
         return upload(study, storage, path, mimetype="text/html", filename=REPORT_ARTIFACT)
     except Exception as exc:
-        warnings.append(f"could not upload the report as an artifact: {mask(str(exc))[:200]}")
+        warnings.append(f"could not upload the report as an artifact: "
+                        f"{error_reason(exc, storage)}")
         return None
 
 
@@ -58,4 +59,4 @@ def show_on_study_page(study: optuna.Study, data: Mapping[str, Any],
             save_table(study, graph_id, title, head, rows)
     except Exception as exc:  # as publish: a read-only database must not cost the report
         warnings.append(f"could not show the verdicts on the study page: "
-                        f"{mask(str(exc))[:200]}")
+                        f"{error_reason(exc)}")

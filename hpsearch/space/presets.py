@@ -151,6 +151,9 @@ def load_preset(path_or_name: str | Path) -> Preset:
         # A bare name: ./studies/ first (a user's own presets), then the bundled ones.
         path = next((d / f"{path_or_name}.toml" for d in (Path("studies"), bundled_dir())
                      if (d / f"{path_or_name}.toml").is_file()), path)
+    if path.exists() and not path.is_file():  # a directory, a FIFO (reading it would block)
+        raise ConfigError(f"preset {str(path_or_name)!r} is not a regular file; give a "
+                          ".toml file")
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in bundled_dir().glob("*.toml"))) or "none"
         raise ConfigError(f"preset {str(path_or_name)!r} not found (bundled presets: {known})")
@@ -158,6 +161,8 @@ def load_preset(path_or_name: str | Path) -> Preset:
         doc = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read preset {path}: {exc.strerror or exc}") from None
     return parse_preset(doc, name=path.stem, source=str(path))
 
 
@@ -168,6 +173,10 @@ def parse_preset(doc: Mapping[str, Any], *, name: str, source: str) -> Preset:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; "
                           f"allowed: {', '.join(PRESET_KEYS)}")
     question = doc.get("question")
+    if question is not None and not isinstance(question, str):
+        raise ConfigError(f"{source}: question must be one question id (a string), not "
+                          f"{type(question).__name__} {question!r}; known: "
+                          f"{', '.join(QUESTION_BY_ID)}")
     if question is not None and question not in QUESTION_BY_ID:
         raise ConfigError(f"{source}: question = {question!r} is unknown; "
                           f"known: {', '.join(QUESTION_BY_ID)}")

@@ -19,11 +19,19 @@ from hpsearch.storage.open import (
     study_names,
 )
 from hpsearch.storage.records import SavedResult, best_record, save_result
-from hpsearch.storage.specs import artifact_dir, check_output, check_spec, kind, mask
+from hpsearch.storage.specs import (
+    artifact_dir,
+    check_output,
+    check_spec,
+    error_reason,
+    kind,
+    mask,
+    study_file,
+)
 
 __all__ = [
     "artifact_store", "put_artifact", "upload", "clean_stale_temps", "write_atomic",
     "HEARTBEAT_GRACE", "HEARTBEAT_INTERVAL", "load_study", "open_storage", "storage_errors",
     "study_names", "SavedResult", "best_record", "save_result", "artifact_dir", "check_output",
-    "check_spec", "kind", "mask",
+    "check_spec", "error_reason", "kind", "mask", "study_file",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 from pathlib import Path
 from typing import IO, Any
@@ -107,6 +108,12 @@ def upload(study: optuna.Study, spec: str, file_path: Path, *, mimetype: str,
         raise
 
 
+def safe_artifact_id(artifact_id: Any) -> bool:
+    """An id that is a plain file name in the store (what :func:`put_artifact` makes)."""
+    return (isinstance(artifact_id, str) and re.fullmatch(r"[\w][\w.-]{0,127}", artifact_id)
+            is not None and ".." not in artifact_id)
+
+
 def put_artifact(study: Any, store: FileSystemArtifactStore, file_path: str, *,
                  filename: str, mimetype: str, trial_id: int | None = None) -> str:
     """Store ``file_path`` as the study's artifact ``filename`` (or trial ``trial_id``'s),
@@ -124,7 +131,10 @@ def put_artifact(study: Any, store: FileSystemArtifactStore, file_path: str, *,
               else TRIAL_ARTIFACTS_PREFIX.format(trial_id=trial_id))
     known = [json.loads(v) for k, v in storage.get_study_system_attrs(study_id).items()
              if k.startswith(prefix) and isinstance(v, str)]
-    same = [m for m in known if isinstance(m, dict) and m.get("filename") == filename]
+    # Only an id that names a file in the store is reused: one planted in the study
+    # ("../x") is refused by the store, and reusing it would block every later upload.
+    same = [m for m in known if isinstance(m, dict) and m.get("filename") == filename
+            and safe_artifact_id(m.get("artifact_id"))]
     artifact_id = str(same[0]["artifact_id"]) if same else str(uuid.uuid4())
     with open(file_path, "rb") as f:
         store.write(artifact_id, f)

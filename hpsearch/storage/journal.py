@@ -184,7 +184,9 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         for trial in self.get_all_trials(study_id, deepcopy=False,
                                          states=(TrialState.RUNNING,)):
             beat = trial.system_attrs.get(HEARTBEAT_ATTR)
-            if not isinstance(beat, dict):  # no heartbeat ever: never stale (as in RDB)
+            if not isinstance(beat, dict):  # no heartbeat ever: judged by its start time
+                if owner.never_beat_stale(trial, self._grace):
+                    stale.append(trial._trial_id)
                 continue
             if owner.gone(beat) or now - float(beat.get("time", now)) > self._grace:
                 stale.append(trial._trial_id)

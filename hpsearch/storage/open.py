@@ -18,9 +18,11 @@ from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
 
 from hpsearch.errors import StorageError, StudyError
 from hpsearch.storage import specs
+from hpsearch.storage.owner import never_beat_stale
 from hpsearch.storage.specs import (
     check_existing_file,
     connect_readonly,
@@ -87,7 +89,8 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
         if kind(spec) == "journal" and isinstance(exc, ValueError):  # a line is not JSON
             raise StorageError(f"storage {mask(spec)} is not an Optuna journal file: "
                                f"{error_reason(exc)}") from None
-        raise StorageError(f"cannot open storage {mask(spec)}: {error_reason(exc)}") from None
+        raise StorageError(f"cannot open storage {mask(spec)}: "
+                           f"{error_reason(exc, spec)}") from None
 
 
 def _retry(heartbeat: bool) -> RetryHeartbeatStaleTrialCallback | None:
@@ -129,14 +132,35 @@ _CREATE_RACE = ("already exists", "duplicate key", "UNIQUE constraint failed")
 
 
 class _RDBStorage(RDBStorage):
-    """RDBStorage whose heartbeat thread fails quietly: when the server is lost, the worker's
-    next write fails and says so in one line; the thread's traceback every 20 s is noise."""
+    """RDBStorage whose heartbeat thread fails quietly (when the server is lost, the worker's
+    next write fails and says so in one line; the thread's traceback every 20 s is noise),
+    and which also judges a RUNNING trial that never beat (see :func:`.owner.never_beat_stale`)."""
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
             super().record_heartbeat(trial_id)
         except Exception:
             pass
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        from optuna.storages._rdb import models
+
+        stale = super()._get_stale_trial_ids(study_id)
+        session = self.scoped_session()
+        try:
+            beaten = {row[0] for row in session.query(models.TrialHeartbeatModel.trial_id)
+                      .join(models.TrialModel)
+                      .filter(models.TrialModel.study_id == study_id)
+                      .filter(models.TrialModel.state == TrialState.RUNNING)}
+        finally:
+            session.close()
+        grace = self.grace_period if self.grace_period is not None else (
+            2 * (self.heartbeat_interval or 0))
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            if (trial._trial_id not in beaten and trial._trial_id not in stale
+                    and never_beat_stale(trial, grace)):
+                stale.append(trial._trial_id)
+        return stale
 
 
 def _rdb(url: str, engine_kwargs: dict[str, Any], heartbeat: bool) -> RDBStorage:
@@ -193,7 +217,8 @@ def storage_errors(spec: str) -> Iterator[None]:
             cause = cause.__cause__ or cause.__context__
         if cause is None:
             raise
-        raise StorageError(f"storage {mask(spec)} failed: {error_reason(cause)}; finished trials "
+        raise StorageError(f"storage {mask(spec)} failed: {error_reason(cause, spec)}; finished "
+                           "trials "
                            "are kept, run the same command again to go on") from None
 
 
@@ -209,7 +234,8 @@ def resolve_study_name(storage: BaseStorage, spec: str, study_name: str | None) 
     names = study_names(storage)
     if not names:
         raise StudyError(f"{mask(spec)} holds no study yet")
-    if study_name is None:
+    if study_name is None:  # verify's stored trainings ("<study>:verify") are not a choice
+        names = [n for n in names if not n.endswith(":verify")] or names
         if len(names) > 1:
             raise StudyError(f"{mask(spec)} holds {len(names)} studies; choose one with "
                              f"--study-name: {', '.join(sorted(names))}")

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+
+from optuna.trial import FrozenTrial
 
 
 def _pid_namespace() -> str:
@@ -73,3 +76,16 @@ def gone(owner: Mapping[str, Any]) -> bool:
 def is_local_dead_pid(host: str, pid: int) -> bool:
     """For names that embed ``host`` and ``pid`` (temp files): made here, by a dead process."""
     return host == platform.node() and not pid_alive(pid)
+
+
+def never_beat_stale(trial: FrozenTrial, grace: float) -> bool:
+    """A RUNNING trial with no heartbeat at all: its worker died between Optuna creating the
+    trial and its first heartbeat (a kill in that window), or it is just starting. Judged by
+    its start time: stale once it started more than ``grace`` seconds ago (a live worker
+    beats at once, so it never gets there). Clocks of hosts sharing a storage must agree to
+    within the grace period, as for heartbeats."""
+    start = trial.datetime_start
+    if start is None:
+        return False
+    now = datetime.now(start.tzinfo) if start.tzinfo is not None else datetime.now()
+    return (now - start).total_seconds() > grace

@@ -58,7 +58,7 @@ def save_result(study: optuna.Study, key: str, value: Any, storage: str) -> Save
         study.set_user_attr(key, value)
         return SavedResult(study.study_name, key)
     except Exception as exc:  # read-only file, full disk, lost server, locked file
-        error = error_reason(exc)
+        error = error_reason(exc, storage)
     return SavedResult(study.study_name, key, error,
                        _write_side_file(study.study_name, key, value, storage, error))
 

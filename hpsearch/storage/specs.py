@@ -9,8 +9,10 @@ import logging
 import os
 import re
 import sqlite3
+import stat
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import optuna
 
@@ -25,19 +27,83 @@ JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+# ``scheme://user:PASSWORD@host``: the password runs to the first ``@`` that a host (and a
+# ``/``, ``?``, ``:port``, a quote, a space or the end) follows, so it may hold spaces, ``@``,
+# ``;`` or quotes. Over-masking a message is harmless; showing a password is not.
+_CREDENTIALS = re.compile(
+    r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^\n]*?)"
+    r"@(?=[^@\s/?#]*(?:[/?#\s:\"']|$))")
 
 
-# A password in a URL's query (`...db?password=PW`, which libpq and SQLAlchemy accept) or in
-# a libpq key=value string (`host=h password=PW`) that a driver error may quote.
-_KEY_PASSWORD = re.compile(
-    r"(?i)(?P<pre>[?&;\s]|^)(?P<key>password|passwd)=(?P<pw>'[^']*'|[^&;\s'\"]*)")
+# ``key=value`` in a URL's query (``...db?password=PW``, which libpq and SQLAlchemy accept) or
+# in a libpq key=value string (``host=h password=PW``) that a driver error may quote. The key
+# is compared percent-decoded (``pass%77ord``); the value runs to the next ``&`` or space (a
+# quoted one to its closing quote and on), so ``;`` or ``'`` inside it stay masked.
+_KEY_VALUE = re.compile(
+    r"(?P<pre>[?&;\s]|^)(?P<key>[\w%.+-]+)="
+    r"(?P<pw>\"[^\"\n]*\"?[^&\s]*|'[^'\n]*'?[^&\s]*|[^&\s]*)")
+
+
+_PASSWORD_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword"})
+
+
+def _is_password_key(key: str) -> bool:
+    return urllib.parse.unquote_plus(key).strip().lower() in _PASSWORD_KEYS
 
 
 def mask(text: str) -> str:
-    """Replace every password in ``text`` (URL user info, URL query, libpq) by ``***``."""
-    text = _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    return _KEY_PASSWORD.sub(lambda m: f"{m['pre']}{m['key']}=***", text)
+    """Replace every password in ``text`` (URL user info, URL query, libpq) by ``***``.
+
+    A ``text`` that is one URL is also parsed as SQLAlchemy parses it (``make_url``): if a
+    password it finds is still in the masked text, the URL is rendered by SQLAlchemy with
+    every password hidden instead.
+    """
+    masked = _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    masked = _KEY_VALUE.sub(
+        lambda m: f"{m['pre']}{m['key']}=***" if _is_password_key(m["key"]) else m[0], masked)
+    return _parsed_mask(text, masked)
+
+
+def _parsed_mask(text: str, masked: str) -> str:
+    if "\n" in text or not re.match(r"\s*[a-zA-Z][\w+.-]*://", text):
+        return masked
+    url = parse_url(text.strip())
+    if url is None:
+        return masked
+    # Where a password would show: after ``user:`` and after ``key=``, raw or quoted; and
+    # any piece of one (a value with a space in it ends the pattern's match early).
+    secrets = [url.password or ""] + [
+        value for k, vs in url.query.items() if _is_password_key(k)
+        for value in ((vs,) if isinstance(vs, str) else vs)]
+    secrets = [x for x in secrets if x and x != "***"]
+    shown = [f":{v}@" for x in secrets for v in _spellings(x)] + [
+        f"={v}" for x in secrets for v in _spellings(x)]
+    pieces = [p for x in secrets for p in re.split(r"[\s;'\"&]+", x) if len(p) >= 3]
+    if not any(s in masked for s in shown) and not any(p in masked for p in pieces):
+        return masked
+    query = {k: ("***" if _is_password_key(k) else v) for k, v in url.query.items()}
+    try:
+        rendered = url.set(query=query).render_as_string(hide_password=True)
+    except Exception:
+        return "(a storage URL, not shown: it holds a password)"
+    return str(rendered).replace("%2A%2A%2A", "***")
+
+
+def _spellings(secret: str) -> list[str]:
+    if not secret:
+        return []
+    return list(dict.fromkeys([secret, urllib.parse.quote(secret, safe=""),
+                               urllib.parse.quote_plus(secret, safe="")]))
+
+
+def parse_url(spec: str) -> Any:
+    """``spec`` as SQLAlchemy's URL object, or None where it cannot parse it."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(spec)
+    except Exception:
+        return None
 
 
 def kind(spec: str) -> str:
@@ -50,12 +116,28 @@ def kind(spec: str) -> str:
 
 
 def study_file(spec: str) -> Path | None:
-    """The file behind ``spec`` (a SQLite path or URL, or a journal file); None for servers."""
+    """The file behind ``spec`` (a SQLite path, a SQLite URL in any spelling, or a journal
+    file); None for servers and in-memory databases.
+
+    Every SQLite URL (``sqlite:///x.db``, ``sqlite+pysqlite:///x.db``, ``sqlite:////abs/x.db``,
+    with a ``?query``) names its file as SQLAlchemy reads it, so it gets every check a bare
+    path gets.
+    """
     if kind(spec) in ("sqlite", "journal"):
         return Path(spec)
-    if spec.startswith("sqlite:///") and spec != "sqlite:///:memory:":
-        return Path(spec[len("sqlite:///"):])
-    return None
+    if not re.match(r"(?i)sqlite(\+\w+)?://", spec):
+        return None
+    url = parse_url(spec)
+    if url is None:
+        raise StorageError(f"storage {mask(spec)!r} is not a SQLite URL SQLAlchemy can read "
+                           "(sqlite:///relative.db or sqlite:////absolute.db)")
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or url.query.get("uri"):
+        if database.startswith("file:") or url.query.get("uri"):
+            raise StorageError(f"storage {mask(spec)!r}: SQLite file: URIs are not supported; "
+                               "give the file's path (sqlite:///path.db)")
+        return None
+    return Path(database)
 
 
 # Optuna's RDB tables: a SQLite file with tables but none of these is someone else's
@@ -79,11 +161,11 @@ def check_existing_file(spec: str, must_exist: bool = True) -> None:
     if path.is_dir():
         raise StorageError(f"storage {spec!r} is a directory, not a study file")
     if kind(spec) != "journal" and path.stat().st_size > 0:
-        with path.open("rb") as f:
-            if f.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
-                raise StorageError(f"storage {spec!r} is not a SQLite database "
-                                   "(journal files must end in .log)")
-        tables = sqlite_tables(path)
+        # SQLite reads the header itself: a plain open() and close() of the file would drop
+        # every POSIX lock this process holds on it (SQLite's too), and another process
+        # could then check the WAL into the database under this one's open connections.
+        tables = sqlite_tables(path, not_sqlite=f"storage {spec!r} is not a SQLite "
+                               "database (journal files must end in .log)")
         if tables and not OPTUNA_TABLES & tables:
             shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
             raise StorageError(f"storage {spec!r} is a SQLite database but not an Optuna "
@@ -135,8 +217,10 @@ def warn_unreadable_wal(path: Path) -> None:
             "commits are missing (copy the study after its run, or with both files)")
 
 
-def sqlite_tables(path: Path) -> set[str]:
-    """The table names of a SQLite file, read without writing anything to it."""
+def sqlite_tables(path: Path, not_sqlite: str | None = None) -> set[str]:
+    """The table names of a SQLite file, read without writing anything to it.
+
+    ``not_sqlite``: the message for a file that is not a SQLite database at all."""
     try:
         con = connect_readonly(path)
         try:
@@ -146,6 +230,8 @@ def sqlite_tables(path: Path) -> set[str]:
     except sqlite3.DatabaseError as exc:
         if "locked" in str(exc):  # a writer holds it: the open waits for it and says so
             return set(OPTUNA_TABLES)
+        if not_sqlite is not None and "not a database" in str(exc):
+            raise StorageError(not_sqlite) from None
         raise StorageError(f"cannot open storage {path}: {error_reason(exc)}") from None
     return {str(r[0]) for r in rows}
 
@@ -162,8 +248,21 @@ def artifact_dir(spec: str) -> Path:
     path = study_file(spec)
     if path is not None:
         return path.with_name(path.name + ".artifacts")
-    database = re.sub(r"[^\w.-]", "_", spec.rsplit("/", 1)[-1].split("?")[0]) or "default"
-    return Path("hpsearch-artifacts") / database
+    return Path("hpsearch-artifacts") / _server_folder(spec)
+
+
+def _server_folder(spec: str) -> str:
+    """A folder name for a server's studies: its database name, else its host and port.
+
+    Never anything from the URL's user info (a password would become a file name, printed
+    by ``best`` and stored in its record).
+    """
+    url = parse_url(spec)
+    if url is None:
+        return "default"
+    name = url.database or "_".join(str(x) for x in (url.host, url.port) if x) or "default"
+    name = re.sub(r"[^\w.-]", "_", name).lstrip(".")
+    return name or "default"
 
 
 def _storage_paths(spec: str) -> list[Path]:
@@ -176,36 +275,136 @@ def _storage_paths(spec: str) -> list[Path]:
     return [p.resolve() for p in paths]
 
 
+# What a SQLite companion file starts with: a WAL (either byte order) or a hot rollback
+# journal. Replacing one loses the commits of the study beside it.
+_COMPANION_MAGIC = (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83",
+                    b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7")
+_COMPANION_SUFFIXES = ("-wal", "-shm", "-journal", ".lock")
+
+
 def check_output(out: str | Path, spec: str) -> None:
-    """Refuse ``out`` as a file to write when it is part of the storage, or any study file.
+    """Refuse ``out`` as a file to write when it is part of the storage, any study file or
+    a companion of one, or anything but a regular file (or a new name).
 
     Part of the storage: the file, its -wal/-shm/-journal/.lock companions, its artifact
     directory and whatever is inside it. Any study file: overwriting a SQLite database or
-    an Optuna journal with a report would lose that study too.
+    an Optuna journal with a report would lose that study too, and so would replacing
+    another study's ``-wal``, ``-shm``, ``-journal`` or journal ``.lock``. A device, FIFO,
+    socket or symbolic link is refused too: a report is written to a temp file and renamed
+    over its target, which would replace ``/dev/null`` (or the link) with a regular file.
     """
+    if not str(out).strip():
+        raise StorageError("--out is empty; give a file name (report.html)")
     target = Path(out).resolve()
     for part in _storage_paths(spec):
         if target == part or part in target.parents or (
                 target.exists() and part.exists() and os.path.samefile(target, part)):
             raise StorageError(f"{out} is part of the storage {mask(spec)}; write the output "
                                "somewhere else")
+    _check_special(Path(out))
+    for suffix in _COMPANION_SUFFIXES:
+        if not target.name.endswith(suffix) or target.name == suffix:
+            continue
+        base = target.with_name(target.name[:-len(suffix)])
+        if _is_study_file(base):
+            raise StorageError(f"{out} belongs to the study file {base} (its {suffix[1:]} "
+                               "file); write the output somewhere else")
     if target.is_file() and target.stat().st_size > 0:
         with target.open("rb") as f:
             head = f.read(64)
         if head.startswith(SQLITE_MAGIC) or head.startswith(b'{"op_code":'):
             raise StorageError(f"{out} is a study file (a SQLite database or an Optuna "
                                "journal); write the output somewhere else")
+        if head.startswith(_COMPANION_MAGIC):
+            raise StorageError(f"{out} is a SQLite write-ahead log or journal (part of a "
+                               "study file); write the output somewhere else")
 
 
-def error_reason(exc: BaseException) -> str:
-    # Optuna wraps a failed commit ("An exception is raised during the commit..."): the
-    # driver's own words (read-only database, disk full) are in the cause.
+def _is_study_file(path: Path) -> bool:
+    """A SQLite database or an Optuna journal (an empty file too: a SQLite file in WAL mode
+    can be empty while every commit is still in its -wal)."""
+    try:
+        if not path.is_file():
+            return False
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError:
+        return False
+    return head in (b"", SQLITE_MAGIC) or head.startswith(b'{"op_code":')
+
+
+def _check_special(path: Path) -> None:
+    """A path the report may replace: a regular file, or a name that does not exist yet."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot write the report to {path}: "
+                           f"{exc.strerror or exc}") from None
+    what = ("a symbolic link" if stat.S_ISLNK(st.st_mode)
+            else "a directory" if stat.S_ISDIR(st.st_mode)
+            else "a character device" if stat.S_ISCHR(st.st_mode)
+            else "a block device" if stat.S_ISBLK(st.st_mode)
+            else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+            else "a socket" if stat.S_ISSOCK(st.st_mode) else None)
+    if what is not None:
+        raise StorageError(f"--out {path} is {what}, not a regular file: a report replaces "
+                           "the file it writes (a temp file renamed over it), so it writes "
+                           "only regular files; give a file name")
+
+
+# The driver each URL scheme needs, for "No module named ..." (SQLAlchemy's defaults).
+_DRIVER_HINTS = {
+    "psycopg": "for PostgreSQL: pip install 'hpsearch[postgres]'",
+    "MySQLdb": "for MySQL: pip install mysqlclient, or pymysql with a mysql+pymysql:// URL",
+    "pymysql": "for MySQL: pip install pymysql",
+    "mysql": "for MySQL: pip install mysqlclient, or pymysql with a mysql+pymysql:// URL",
+    "oracledb": "for Oracle: pip install oracledb",
+    "pyodbc": "for SQL Server: pip install pyodbc",
+}
+
+
+def error_reason(exc: BaseException, spec: str | None = None) -> str:
+    """The one line a person needs from a storage failure (passwords masked).
+
+    ``spec``: the storage, so a failure on a full disk can say that the disk is full
+    (SQLite in WAL mode reports a full disk as "disk I/O error").
+    """
+    # Optuna wraps a failed commit ("An exception is raised during the commit. This
+    # typically happens due to invalid data ..."): the driver's own words (read-only
+    # database, disk full) are in the cause.
     while isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__:
         exc = exc.__cause__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, ImportError) or "No module named" in text:
-        text += " (for PostgreSQL: pip install 'hpsearch[postgres]')"
+        module = getattr(exc, "name", None) or (re.findall(r"named '([^'.]+)", text) or [""])[0]
+        hint = next((h for m, h in _DRIVER_HINTS.items() if module.startswith(m)),
+                    "install the database driver that the URL names")
+        text += f" ({hint})"
     if "database is locked" in text:
         text += (f" (another process held a lock on the file for {SQLITE_TIMEOUT:g} s; "
                  "set HPSEARCH_SQLITE_TIMEOUT to wait longer)")
+    if spec is not None and ("disk I/O error" in text or "database or disk is full" in text
+                             or getattr(exc, "errno", None) == 28):
+        full = _full_disk(spec)
+        if full:
+            text = f"the disk is full ({full}): {text}"
     return mask(text)[:400]
+
+
+def _full_disk(spec: str) -> str | None:
+    """``"N KiB free on DIR"`` when the filesystem of ``spec``'s file is (nearly) full."""
+    try:
+        path = study_file(spec)
+    except StorageError:
+        return None
+    if path is None:
+        return None
+    directory = path.resolve().parent
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return None
+    free = st.f_bavail * st.f_frsize
+    return f"{free // 1024} KiB free on {directory}" if free < 1 << 20 else None
