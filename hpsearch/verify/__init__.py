@@ -2,7 +2,9 @@
 
 - :mod:`.twins`: which twins a question gets (baseline, alternatives, switched-on values);
 - :mod:`.result`: one row per comparison, the stored result per question;
-- :mod:`.run`: :func:`verify` itself (the statistics are :mod:`hpsearch.analysis.paired`).
+- :mod:`.store`: every (twin, seed) training stored as it finishes, shared by workers;
+- :mod:`.run`: :func:`verify` itself, in sequential looks (the statistics are
+  :mod:`hpsearch.analysis.paired` and :mod:`hpsearch.analysis.sequential`).
 """
 
 from hpsearch.verify.result import VerifyResult, VerifyRow

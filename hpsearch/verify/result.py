@@ -39,6 +39,10 @@ class VerifyRow:
     stats: PairedStats
     p_holm: float = float("nan")
     significant: bool = False
+    settled: str = "open"            # "difference" | "equivalent" | "open"
+    margin: float = MIN_EFFECT       # test-accuracy points an equivalence is claimed within
+    p_sequential: float = float("nan")  # what Holm adjusted (hpsearch.analysis.sequential)
+    looks: int = 1                   # looks this comparison reached before it stopped
 
     def label(self, value: Value) -> str:
         """``best trial #14 as found (batch_norm=none)``, ``... with dropout switched to 0.5``."""
@@ -58,15 +62,20 @@ class VerifyRow:
         if self.significant:
             return (f"{base} beats {alt} by {size} ({s.losses}/{s.n} seeds; Holm "
                     f"p={_fmt_p(self.p_holm)})")
+        if self.settled == "equivalent":
+            return (f"equivalent: no difference larger than {self.margin:g} pts between {alt} "
+                    f"and {base}: {s.shift:+.2f} pts [{s.ci_low:+.2f}, {s.ci_high:+.2f}] "
+                    f"({s.n} seeds; Holm p={_fmt_p(self.p_holm)})")
         if s.ties == s.n:
             return (f"no difference at all: {alt} and {base} reached the same test accuracy "
                     "on every seed (for this config the switch changes nothing the test "
                     "set can see)")
-        more = seeds_needed(s.sd_diff, 1 - s.ci_level)
-        return (f"no detectable difference: {alt} {s.shift:+.2f} pts [{s.ci_low:+.2f}, "
-                f"{s.ci_high:+.2f}] vs {base} (better on {s.wins}/{s.n} seeds; Holm "
-                f"p={_fmt_p(self.p_holm)}); about {more} seeds would detect a "
-                f"{MIN_EFFECT:g}-pt difference with {POWER:.0%} power")
+        more = seeds_needed(s.sd_diff, 1 - s.ci_level, effect=self.margin)
+        return (f"open: {alt} {s.shift:+.2f} pts [{s.ci_low:+.2f}, {s.ci_high:+.2f}] vs "
+                f"{base} (better on {s.wins}/{s.n} seeds; Holm p={_fmt_p(self.p_holm)}), "
+                f"neither a difference nor within ±{self.margin:g} pts; about {more} seeds "
+                f"would detect a {self.margin:g}-pt difference with {POWER:.0%} power "
+                "(verify --seeds)")
 
     def to_dict(self) -> dict[str, Any]:
         s = self.stats
@@ -80,7 +89,8 @@ class VerifyRow:
             "ci_high": s.ci_high, "ci_level": s.ci_level, "p_wilcoxon": s.p_wilcoxon,
             "p_holm": self.p_holm, "significant": self.significant,
             "p_improvement": s.p_improvement, "wins": s.wins, "ties": s.ties,
-            "losses": s.losses, "verdict": self.verdict(),
+            "losses": s.losses, "verdict": self.verdict(), "settled": self.settled,
+            "margin": self.margin, "p_sequential": self.p_sequential, "looks": self.looks,
             "baseline_acc_mean": float(np.mean(self.baseline_accs)),
             "alternative_acc_mean": float(np.mean(self.alternative_accs)),
             "baseline_accs": list(self.baseline_accs),
@@ -100,6 +110,11 @@ class VerifyResult:
     epochs: int
     n_test: int
     alpha: float = ALPHA
+    margin: float = MIN_EFFECT
+    looks: list[int] = field(default_factory=list)   # planned looks (seeds per comparison)
+    trainings: int = 0          # distinct (twin, seed) trainings the looks used
+    trainings_fixed: int = 0    # what every comparison on all seeds would have used
+    trained_here: int = 0       # of them, trained by this process (the rest were stored)
     rows: list[VerifyRow] = field(default_factory=list)
     created: str = field(default_factory=now_iso)
     saved: list[SavedResult] = field(default_factory=list)  # one per question
@@ -112,6 +127,9 @@ class VerifyResult:
             "seeds": len(self.seeds), "seed_list": list(self.seeds), "top_k": self.top_k,
             "dataset": self.dataset, "epochs": self.epochs, "split": "test",
             "n_test": self.n_test, "alpha": self.alpha, "family": len(self.rows),
+            "margin": self.margin, "looks": list(self.looks), "trainings": self.trainings,
+            "trainings_fixed": self.trainings_fixed, "trained_here": self.trained_here,
+            "settled": _settled([r.settled for r in self.rows if r.question == question]),
             "family_questions": list(self.questions),
             "diff_unit": "test accuracy points, alternative - baseline",
             "rows": [r.to_dict() for r in self.rows if r.question == question],
@@ -120,28 +138,33 @@ class VerifyResult:
 
     def lines(self) -> list[str]:
         """What ``hpsearch verify`` prints: a header, the table, one verdict per row."""
-        seeds = (f"{self.seeds[0]}-{self.seeds[-1]}" if len(self.seeds) > 1
-                 else str(self.seeds[0]))
+        looks = ", ".join(str(n) for n in self.looks) or str(len(self.seeds))
         out = [f"verify in study {self.study_name}: {len(self.questions)} question(s), "
                f"{len(self.rows)} comparisons in one Holm family (alpha {self.alpha:g}); "
-               f"seeds {seeds} (n={len(self.seeds)}), {self.dataset}, {self.epochs} epochs, "
-               f"test split n={self.n_test}",
+               f"seeds added in looks at {looks} seeds, each comparison stopping once it is "
+               f"a difference or equivalent within ±{self.margin:g} pts; {self.dataset}, "
+               f"{self.epochs} epochs, test split n={self.n_test}",
                "shift = alternative - baseline in test accuracy points (Hodges-Lehmann), "
-               "with its signed-rank interval at the row's Holm level"]
-        header = ["question", "baseline", "alternative", "acc base", "acc alt", "shift",
-                  "interval", "Wilcoxon p", "Holm p", "P(improvement)"]
+               "with its sequential signed-rank interval at the row's Holm level"]
+        header = ["question", "baseline", "alternative", "seeds", "acc base", "acc alt",
+                  "shift", "interval", "Holm p", "P(improvement)", "settled"]
         table = [[r.question, f"#{r.trial_number} {r.param}="
                   f"{param_value(r.param, r.baseline)}",
-                  param_value(r.param, r.alternative), f"{np.mean(r.baseline_accs):.4f}",
-                  f"{np.mean(r.alternative_accs):.4f}", f"{r.stats.shift:+.2f}",
-                  f"[{r.stats.ci_low:+.2f}, {r.stats.ci_high:+.2f}]",
-                  _fmt_p(r.stats.p_wilcoxon), _fmt_p(r.p_holm),
-                  f"{r.stats.p_improvement:.2f} ({r.stats.wins}/{r.stats.n})"]
+                  param_value(r.param, r.alternative), str(r.stats.n),
+                  f"{np.mean(r.baseline_accs):.4f}", f"{np.mean(r.alternative_accs):.4f}",
+                  f"{r.stats.shift:+.2f}", f"[{r.stats.ci_low:+.2f}, {r.stats.ci_high:+.2f}]",
+                  _fmt_p(r.p_holm), f"{r.stats.p_improvement:.2f} ({r.stats.wins}/{r.stats.n})",
+                  r.settled]
                  for r in self.rows]
         widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
         out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                 for row in [header, *table]]
         out += [f"{r.question}: {r.verdict()}" for r in self.rows]
+        saved = (f"{self.trainings_fixed - self.trainings} fewer than"
+                 if self.trainings < self.trainings_fixed else "as many as")
+        out.append(f"trainings: {self.trainings} ({saved} the fixed plan's "
+                   f"{self.trainings_fixed}); {self.trained_here} trained now, "
+                   f"{self.trainings - self.trained_here} found stored")
         if all(s.stored for s in self.saved):
             out.append("stored as study user attrs " + ", ".join(
                 f"'verify:{q}'" for q in self.questions))
@@ -150,6 +173,13 @@ class VerifyResult:
     def unsaved(self) -> list[SavedResult]:
         """The questions whose result the study refused (they went to side files)."""
         return [s for s in self.saved if not s.stored]
+
+
+def _settled(states: list[str]) -> str:
+    """A question's state: a difference if any comparison is one, equivalent if all are."""
+    if "difference" in states:
+        return "difference"
+    return "equivalent" if states and all(x == "equivalent" for x in states) else "open"
 
 
 def _finite(d: dict[str, Any]) -> dict[str, Any]:

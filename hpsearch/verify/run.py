@@ -27,41 +27,52 @@ The twins themselves (which baseline, which alternatives, what a switched-on par
 Each question's result is stored as the study user attr ``verify:<question>``
 (:meth:`VerifyResult.question_dict`), which ``hpsearch report`` shows as the causal column
 of its verdicts.
+
+Seeds are added in looks (:mod:`hpsearch.analysis.sequential`: the design and why): each
+comparison stops at the first look where it is settled (``settled``: "difference",
+"equivalent" inside ±``margin`` pts, or "open" after the last look), the others go on; the
+Holm family and the printed intervals stay valid after stopping (``p_sequential`` is what
+Holm adjusts). ``--seeds`` is the most seeds a comparison may use; the stored result says
+how many trainings ran (``trainings``) against the fixed plan's (``trainings_fixed``).
+Every (twin, seed) training is stored as it finishes (:mod:`.store`), so a re-run resumes
+and ``jobs`` processes (or machines on one storage) share the work.
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import signal
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from optuna.trial import FrozenTrial
 
 from hpsearch.analysis import ALPHA, paired_stats
-from hpsearch.analysis.stats import holm, holm_levels, min_pairs_for
+from hpsearch.analysis.sequential import MARGIN, Decision, LookPlan, plan_looks, run_looks
+from hpsearch.analysis.stats import min_pairs_for
 from hpsearch.errors import ConfigError
 from hpsearch.replay import complete_trials, study_data, study_settings, trial_config
-from hpsearch.settings import Settings
 from hpsearch.space import QUESTION_BY_ID, QUESTIONS, Question, TrialConfig, Value
-from hpsearch.storage import load_study, save_result
-from hpsearch.training import DeviceData, evaluate, train_seeds, training_threads
+from hpsearch.storage import save_result
+from hpsearch.training import DeviceData
 from hpsearch.verify.result import VerifyResult, VerifyRow
+from hpsearch.verify.store import Training, TrainingStore, open_study
 from hpsearch.verify.twins import make_twin, twin_values
 
-DEFAULT_SEEDS = 10   # at least this many, and at least what the family needs
+DEFAULT_SEEDS = 16   # at least this many, and enough for the first look to stop (default_seeds)
 
-
-
-
-
-
-# progress(done, total, what): called after each training run
+# progress(done, total, what): called after each training this process stored
 Progress = Callable[[int, int, str], None]
 
 
 # ---------------------------------------------------------------------------- verify
 
 _Twin = tuple[Value, TrialConfig]  # (value of the question's param, the twin's config)
+# (question, trial number, rank, own value, baseline twin, alternative twin): one row
+_Row = tuple[Question, int, int, Value, _Twin, _Twin]
 
 
 def _plan(q: Question, trials: list[FrozenTrial], prov: Mapping[str, Any],
@@ -83,48 +94,40 @@ def sampled_questions(trials: Sequence[FrozenTrial]) -> list[Question]:
     return [q for q in QUESTIONS if q.param in sampled]
 
 
-def _train_twins(labels: dict[TrialConfig, str], data: DeviceData, settings: Settings,
-                 seeds: list[int], progress: Progress | None, fuse: int | None,
-                 ) -> dict[tuple[TrialConfig, int], float]:
-    """Test accuracy of every distinct config on every seed; ``labels`` name them.
-
-    Each twin's seeds train as one fused model where that pays (:mod:`hpsearch.training.fused`:
-    same architecture, only the seed differs), with one torch thread on a CPU.
-    """
-    acc: dict[tuple[TrialConfig, int], float] = {}
-    total = len(labels) * len(seeds)
-    with training_threads(data.device):
-        for cfg, label in labels.items():
-            runs = train_seeds(cfg, data, seeds, epochs=settings.epochs,
-                               patience=settings.patience, fuse=fuse)
-            for seed, run in zip(seeds, runs, strict=True):
-                assert run.model is not None  # train always returns the model
-                acc[cfg, seed] = evaluate(run.model, data, cfg, "test")[1]
-            if progress is not None:
-                progress(len(acc), total, f"{label}, {len(seeds)} seeds")
-    return acc
+def default_seeds(family: int, alpha: float = ALPHA) -> int:
+    """The most seeds a comparison may use by default: ``DEFAULT_SEEDS``, or twice what the
+    first look (half the seeds, a quarter of the alpha) needs to stop when every seed agrees."""
+    return max(DEFAULT_SEEDS, 2 * min_pairs_for(alpha / family / 4))
 
 
 def verify(storage: str, question: str | None = None, *, seeds: int | None = None,
            top_k: int = 1, study_name: str | None = None, epochs: int | None = None,
            device: str = "auto", progress: Progress | None = None,
-           data_dir: str | None = None, alpha: float = ALPHA,
-           fuse: int | None = None) -> VerifyResult:
-    """Paired re-runs of the top-``top_k`` configs' twins, on the test split.
+           data_dir: str | None = None, alpha: float = ALPHA, margin: float = MARGIN,
+           fuse: int | None = None, jobs: int = 1) -> VerifyResult:
+    """Paired re-runs of the top-``top_k`` configs' twins, on the test split, in looks.
 
     ``question`` None verifies every question the study sampled, as one Holm family.
-    ``seeds`` None: the family's minimum or ``DEFAULT_SEEDS``, whichever is more; fewer
-    than the minimum is a :class:`ConfigError` that names it. Data, epochs and patience
-    come from the study's provenance (``epochs`` and ``data_dir`` override); ``fuse`` caps
-    how many seeds of a twin train as one fused model (1: one by one). Stores each
-    question's result as the study user attr ``verify:<question>`` and returns them all.
+    ``seeds``: the most seeds a comparison may use (None: :func:`default_seeds`); fewer
+    than the family's minimum is a :class:`ConfigError` that names it. Each comparison
+    stops at the first look where it is a difference or an equivalence (inside ``±margin``
+    test-accuracy points). Data, epochs and patience come from the study's provenance
+    (``epochs`` and ``data_dir`` override); ``fuse`` caps how many trainings train as one
+    fused model (1: one by one); ``jobs`` processes share the trainings. Every training is
+    stored as it finishes in the companion study ``<study>:verify``; each question's result
+    is stored as the study user attr ``verify:<question>`` and all are returned.
     """
     if question is not None and question not in QUESTION_BY_ID:
         raise ConfigError(f"unknown question {question!r}; known: {', '.join(QUESTION_BY_ID)}")
-    for name, value in (("seeds", 1 if seeds is None else seeds), ("top-k", top_k)):
+    for name, value in (("seeds", 1 if seeds is None else seeds), ("top-k", top_k),
+                        ("jobs", jobs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"--{name} must be an integer >= 1, got {value!r}")
-    study = load_study(storage, study_name)
+    if isinstance(margin, bool) or not isinstance(margin, int | float) \
+            or not 0 < margin < 100:
+        raise ConfigError(f"--margin must be a number of accuracy points in (0, 100), got "
+                          f"{margin!r}")
+    study, opened = open_study(storage, study_name)
     trials = complete_trials(study)[:top_k]
     questions = ([QUESTION_BY_ID[question]] if question is not None
                  else sampled_questions(trials))
@@ -133,11 +136,12 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
                           "(all fixed by its preset?); name one with --question")
     settings = study_settings(study, epochs=epochs, data_dir=data_dir)
     prov = study.user_attrs.get("provenance") or {}
-    plans = [(q, *plan) for q in questions for plan in _plan(q, trials, prov)]
-    family = sum(len(alts) for *_, alts in plans)
+    rows: list[_Row] = [(q, n, rank, own, base, alt) for q in questions
+                        for n, rank, own, base, alts in _plan(q, trials, prov) for alt in alts]
+    family = len(rows)
     need = min_pairs_for(alpha / family)
     if seeds is None:
-        seeds = max(DEFAULT_SEEDS, need)
+        seeds = default_seeds(family, alpha)
     elif seeds < need:
         raise ConfigError(
             f"--seeds {seeds} cannot reach significance: {family} comparison(s) in one Holm "
@@ -145,32 +149,109 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
             f"test gets there only with {need} or more seeds; use --seeds {need} (or verify "
             "fewer questions with --question)")
     data = study_data(settings, device)
-    seed_list = list(range(seeds))
-    # Twins shared by several questions or top trials (same config) are trained once.
-    labels = {cfg: f"trial #{n} {q.param}={v}"
-              for q, n, _, _, base, alts in plans for v, cfg in (base, *alts)}
-    acc = _train_twins(labels, data, settings, seed_list, progress, fuse)
+    store = TrainingStore(storage, opened, study.study_name, settings, fuse=fuse)
+    plan = plan_looks(seeds, alpha / family)
+    twins = {cfg for *_, base, alt in rows for _, cfg in (base, alt)}
+    workers = _start_workers(jobs - 1, dict(
+        storage=storage, question=question, seeds=seeds, top_k=top_k,
+        study_name=study.study_name, epochs=epochs, device=device, data_dir=data_dir,
+        alpha=alpha, margin=margin, fuse=fuse))
+    try:
+        decisions, acc = _run(rows, plan, store, data, len(twins) * seeds, progress,
+                              alpha=alpha, margin=margin)
+    except BaseException:
+        _stop_workers(workers)
+        raise
+    for w in workers:
+        w.join()
 
     result = VerifyResult(questions=[q.id for q in questions], study_name=study.study_name,
-                          seeds=seed_list, top_k=top_k, dataset=settings.dataset,
-                          epochs=settings.epochs, n_test=len(data.test_y), alpha=alpha)
-    for q, number, rank, own, (base_value, base_cfg), alt_twins in plans:
-        base_accs = [acc[base_cfg, s] for s in seed_list]
-        for alt_value, cfg in alt_twins:
-            alt_accs = [acc[cfg, s] for s in seed_list]
-            stats = paired_stats(100 * np.asarray(base_accs), 100 * np.asarray(alt_accs))
-            result.rows.append(VerifyRow(q.id, number, rank, q.param, own, base_value,
-                                         alt_value, base_accs, alt_accs, base_cfg, cfg, stats))
-    _holm(result.rows, alpha)
+                          seeds=list(range(seeds)), top_k=top_k, dataset=settings.dataset,
+                          epochs=settings.epochs, n_test=len(data.test_y), alpha=alpha,
+                          margin=float(margin), looks=list(plan.looks), trainings=len(acc),
+                          trainings_fixed=len(twins) * seeds, trained_here=store.trained)
+    for (q, number, rank, own, (base_value, base_cfg), (alt_value, cfg)), d in zip(
+            rows, decisions, strict=True):
+        base_accs = [acc[Training(base_cfg, s)] for s in range(d.n)]
+        alt_accs = [acc[Training(cfg, s)] for s in range(d.n)]
+        result.rows.append(_row(q, number, rank, own, base_value, alt_value, base_accs,
+                                alt_accs, base_cfg, cfg, d))
     result.saved = [save_result(study, f"verify:{q.id}", result.question_dict(q.id), storage)
                     for q in questions]
     return result
 
 
-def _holm(rows: list[VerifyRow], alpha: float) -> None:
-    """One decision per row: p_holm, and the interval at the level Holm decided it at."""
-    p = [r.stats.p_wilcoxon for r in rows]
-    for r, p_holm, level in zip(rows, holm(p), holm_levels(p, alpha), strict=True):
-        r.stats = paired_stats(100 * np.asarray(r.baseline_accs),
-                               100 * np.asarray(r.alternative_accs), level=float(level))
-        r.p_holm, r.significant = float(p_holm), bool(p_holm < alpha)
+def _run(rows: list[_Row], plan: LookPlan, store: TrainingStore, data: DeviceData,
+         total: int, progress: Progress | None, *, alpha: float, margin: float,
+         ) -> tuple[list[Decision], dict[Training, float]]:
+    """The looks: each trains (or reads) the seeds its open rows need, then decides."""
+    acc: dict[Training, float] = {}
+    labels = {cfg: f"#{n} {q.param}={value}" for q, n, _, _, *twins in rows
+              for value, cfg in twins}
+
+    def fetch(active: list[int], n: int) -> list[np.ndarray]:
+        need = sorted({Training(cfg, s) for i in active for _, cfg in rows[i][4:6]
+                       for s in range(n)} - acc.keys(), key=lambda t: (str(t.config), t.seed))
+        done = len(acc)
+
+        def stored(t: Training, acc: float) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, total, f"{labels.get(t.config, 'another plan')} seed {t.seed}: "
+                                      f"test accuracy {acc:.4f}")
+
+        acc.update(store.results(need, data, stored))
+        out = []
+        for i in active:
+            (_, base), (_, alt) = rows[i][4], rows[i][5]
+            b = np.array([acc[Training(base, s)] for s in range(n)])
+            a = np.array([acc[Training(alt, s)] for s in range(n)])
+            # Rounded as paired_stats does: twins that agree on every example differ by 0.
+            out.append(np.round(100 * a - 100 * b, 10))
+        return out
+
+    return run_looks(len(rows), plan, fetch, alpha=alpha, margin=margin), acc
+
+
+def _row(q: Question, number: int, rank: int, own: Value, base_value: Value,
+         alt_value: Value, base_accs: list[float], alt_accs: list[float],
+         base_cfg: TrialConfig, cfg: TrialConfig, d: Decision) -> VerifyRow:
+    """A row whose interval, Holm p and state are the sequential decision's."""
+    stats = paired_stats(100 * np.asarray(base_accs), 100 * np.asarray(alt_accs),
+                         level=d.level)
+    stats = replace(stats, ci_low=d.ci_low, ci_high=d.ci_high, p_wilcoxon=d.p_look)
+    return VerifyRow(q.id, number, rank, q.param, own, base_value, alt_value, base_accs,
+                     alt_accs, base_cfg, cfg, stats, p_holm=d.p_holm,
+                     significant=d.settled == "difference", settled=d.settled,
+                     margin=d.margin, p_sequential=d.p_sequential, looks=d.looks)
+
+
+# ---------------------------------------------------------------------------- workers
+
+
+def _worker_entry(kwargs: dict[str, Any]) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        verify(**kwargs)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def _start_workers(n: int, kwargs: dict[str, Any]) -> list[Any]:
+    """``n`` more processes running the same verify: they share its trainings."""
+    procs = [mp.get_context("spawn").Process(target=_worker_entry, args=(kwargs,))
+             for _ in range(n)]
+    for p in procs:
+        p.start()
+    return procs
+
+
+def _stop_workers(procs: list[Any]) -> None:
+    for p in procs:
+        if p.is_alive() and p.pid is not None:
+            os.kill(p.pid, signal.SIGINT)
+    for p in procs:
+        p.join(timeout=10)

@@ -23,6 +23,8 @@ from hpsearch.training.datasets import load_dataset
 from hpsearch.training.device_data import DeviceData
 from hpsearch.training.loop import evaluate, train
 from hpsearch.verify import verify
+from hpsearch.verify.run import default_seeds
+from hpsearch.verify.store import COMPANION, stored_trainings
 from hpsearch.verify.twins import make_twin, twin_values
 
 SMALL_MLP = ["model=mlp", "hidden_layers=1", "hidden_units=64", "batch_norm=before",
@@ -151,6 +153,9 @@ def test_verify_bn_placement_end_to_end(study_db, bn_result):
                 "p_holm", "significant", "p_improvement", "verdict", "trial_number"):
         assert key in srow
     assert srow["n"] == 6 and stored["seeds"] == 6 and stored["family"] == 1
+    assert srow["settled"] in ("difference", "equivalent", "open") and srow["margin"] == 0.5
+    assert srow["settled"] == stored["settled"]
+    assert stored["trainings"] == stored["trainings_fixed"] == 12  # one look: the fixed plan
     assert stored["dataset"] == "digits" and stored["epochs"] == 2
 
 
@@ -173,10 +178,11 @@ def test_pairing_is_real(study_db, bn_result):
 
 def test_every_sampled_question_is_one_family(study_db):
     """No --question: the questions whose param the study sampled, one Holm family."""
-    result = verify(study_db, epochs=1)
+    result = verify(study_db, epochs=1, seeds=9)
     # SMALL_MLP fixes everything but activation, init and input_norm among the questions.
     assert result.questions == ["activation", "init", "input_norm"]
-    assert len(result.rows) == 4 + 3 + 2 and len(result.seeds) == 10  # 9 rows need 9
+    assert len(result.rows) == 4 + 3 + 2 and len(result.seeds) == 9  # 9 rows need 9
+    assert default_seeds(9) == 22 and default_seeds(1) == 16  # the first look can stop
     p = [r.stats.p_wilcoxon for r in result.rows]
     assert [r.p_holm for r in result.rows] == pytest.approx(list(holm(p)))
     stored = load_study(study_db).user_attrs
@@ -207,9 +213,33 @@ def test_cli_verify_prints_table_and_verdicts(study_db):
                                        "--seeds", "6", "--epochs", "1", "-q"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "Wilcoxon p" in out and "Holm p" in out and "P(improvement)" in out
+    assert "settled" in out and "Holm p" in out and "P(improvement)" in out
     assert "dropout: " in out and "/6 seeds" in out and "switched to 0.5" in out
     assert "stored as study user attrs 'verify:dropout'" in out
+    assert "trainings: " in out and "the fixed plan's 12" in out
+    assert "trainings 1/12 (" not in out  # -q: no progress lines
+
+
+def test_trainings_are_stored_and_a_rerun_trains_nothing(study_db, bn_result):
+    again = verify(study_db, "bn_placement", seeds=6)
+    assert again.trained_here == 0 and again.trainings == bn_result.trainings == 12
+    [a], [b] = again.rows, bn_result.rows
+    assert (a.baseline_accs, a.alternative_accs) == (b.baseline_accs, b.alternative_accs)
+    assert a.verdict() == b.verdict()
+    companion = optuna.load_study(study_name=bn_result.study_name + COMPANION,
+                                  storage=f"sqlite:///{study_db}")
+    keys = [t.user_attrs["hpsearch:training"]["key"] for t in stored_trainings(companion)]
+    assert len(keys) == len(set(keys))  # every training once
+    # The companion study is not a choice a reader must make.
+    assert load_study(study_db).study_name == bn_result.study_name
+
+
+def test_cli_verify_prints_progress_lines_off_a_terminal(study_db):
+    result = CliRunner().invoke(main, ["verify", study_db, "--question", "dropout",
+                                       "--seeds", "6", "--epochs", "1", "--margin", "2"])
+    assert result.exit_code == 0, result.output
+    # Stored by the test above: nothing to train, so no progress line, and the margin shows.
+    assert "±2 pts" in result.output and "0 trained now, 12 found stored" in result.output
 
 
 def test_cli_too_few_seeds_is_one_line(study_db):

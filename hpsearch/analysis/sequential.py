@@ -1,0 +1,193 @@
+"""Sequential looks for paired comparisons: add seeds in looks, stop each comparison as soon
+as it is settled (a difference or an equivalence), keep the Holm family valid.
+
+The design, and why this one
+----------------------------
+Seeds are added in a few planned looks (by default at 1/2, 3/4 and all of the maximum seed
+count ``n_max``). Each comparison spends its share of alpha over the looks with a
+power-family spending function ``alpha * t**RHO`` (Kim & DeMets), ``t = n_k / n_max``: look
+k may spend ``w_k = t_k**RHO - t_(k-1)**RHO`` of the comparison's level. Like O'Brien-Fleming
+it keeps most of alpha for the last look (with ``RHO = 2``: 25%, 31%, 44%), so a comparison
+that runs to the end loses little power against the fixed plan; unlike the Lan-DeMets
+O'Brien-Fleming function (``RHO`` about 3, 0.6% of alpha at half the seeds) it leaves the
+first look enough alpha to stop: the exact signed-rank test of n seeds can never go below
+p = 2 / 2**n, so with the ten-odd seeds verify can afford, O'Brien-Fleming's first looks
+could never stop anything.
+
+The looks are combined by the union bound (Bonferroni over looks) instead of the joint
+normal boundaries of classical group-sequential designs: those need a normal statistic with
+independent increments, and verify's statistic is the exact signed-rank test on a handful of
+seeds, where no normal approximation holds. The union bound is exact in what it promises
+(any dependence between looks, any stopping rule) and costs little, because the looks'
+statistics are strongly correlated and most alpha sits at the last look. Concretely:
+
+- a comparison's *sequential p-value* is ``min_k p_k / w_k`` over the looks it reached (p_k:
+  the exact signed-rank p of its first n_k seeds). Under its null, ``P(p_seq <= a) <=
+  sum_k a * w_k = a`` for every ``a``, whenever it stopped (stopping only drops looks);
+- Holm's step-down runs on these p-values: a valid family-wise error for any dependence;
+- the interval at the comparison's Holm level L is the intersection, over the looks it
+  reached, of the signed-rank intervals at level ``w_k * L``: all of them cover the true
+  shift with probability >= 1 - L, so the intersection does too, after any stopping. It
+  excludes 0 exactly when ``p_seq <= L`` (each look's interval and p are duals), so the
+  printed interval never disagrees with the decision.
+
+Three states per comparison (:func:`settle`): **difference** (Holm rejects: the interval
+excludes 0), **equivalent** (not a difference, and the interval lies inside ``±margin``: an
+interval-inclusion (TOST-type) decision at the same Holm level), **open** (neither). A
+comparison stops at the first look where it is settled; Holm levels only grow as the
+family's p-values fall, and intervals at a larger level are nested inside the smaller one's,
+so a settled comparison stays settled. The others go on to the next look.
+
+Everything here is numbers in, numbers out (:func:`run_looks` takes a callback that returns
+the paired differences of the seeds asked for), so the error rates are checked on planted
+differences with no training at all (tests/verify/test_sequential.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hpsearch.analysis.stats import holm, holm_levels, signed_rank
+
+RHO = 2.0                             # spending alpha * t**RHO; see the module docstring
+LOOK_FRACTIONS = (0.5, 0.75, 1.0)     # planned looks, as shares of the maximum seed count
+MARGIN = 0.5                          # test-accuracy points: the default equivalence margin
+# Why 0.5 pts: the smallest effect the seeds' claims are about (BN before/after, dropout on
+# MNIST differ by tenths of a point to a few points), the effect verify's "what it would
+# take" plans for (MIN_EFFECT), and about one test example in 200: below it a difference
+# is within what a different test set would move.
+
+SETTLED = ("difference", "equivalent", "open")
+
+
+@dataclass(frozen=True)
+class LookPlan:
+    """The planned looks (seed counts, increasing) and the share of alpha each may spend."""
+
+    looks: tuple[int, ...]
+    weights: tuple[float, ...]
+
+    @property
+    def n_max(self) -> int:
+        return self.looks[-1]
+
+
+def _weights(looks: Sequence[int], rho: float) -> tuple[float, ...]:
+    t = [0.0] + [n / looks[-1] for n in looks]
+    return tuple(t[k + 1] ** rho - t[k] ** rho for k in range(len(looks)))
+
+
+def plan_looks(n_max: int, level: float, *, fractions: Sequence[float] = LOOK_FRACTIONS,
+               rho: float = RHO) -> LookPlan:
+    """Looks at ``ceil(f * n_max)`` seeds, minus early looks that could never stop.
+
+    ``level`` is the smallest level a comparison may be tested at (alpha / family size,
+    Holm's first step). A look whose alpha share is below what its seed count can reach
+    (2 / 2**n: every seed agreeing) would spend alpha for nothing; it is dropped and the
+    weights recomputed, down to the one fixed look at ``n_max``.
+    """
+    if n_max < 1:
+        raise ValueError(f"n_max must be >= 1, got {n_max}")
+    looks = sorted({min(n_max, max(1, math.ceil(f * n_max))) for f in fractions} | {n_max})
+    while True:
+        weights = _weights(looks, rho)
+        if len(looks) == 1 or 2.0 / 2.0 ** looks[0] < weights[0] * level:
+            return LookPlan(tuple(looks), weights)
+        looks = looks[1:]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One comparison after the looks it reached; units are those of the differences."""
+
+    n: int                  # seeds used (the last look it reached)
+    looks: int              # how many looks it reached
+    shift: float            # Hodges-Lehmann estimate from all n seeds
+    p_look: float           # exact signed-rank p of the last look alone
+    p_sequential: float     # min over looks of p_k / w_k (capped at 1)
+    p_holm: float
+    level: float            # the Holm level the row was decided at
+    ci_low: float           # running intersection of the looks' intervals at w_k * level
+    ci_high: float
+    settled: str            # "difference" | "equivalent" | "open"
+    margin: float
+
+
+def settle(ci_low: float, ci_high: float, margin: float, rejected: bool) -> str:
+    """The row's state: a difference when Holm rejects, equivalent when its interval lies
+    inside ±margin, else open."""
+    if rejected:
+        return "difference"
+    if -margin < ci_low and ci_high < margin:
+        return "equivalent"
+    return "open"
+
+
+def sequential_p(diffs: np.ndarray, plan: LookPlan, reached: int) -> tuple[float, float]:
+    """(sequential p, last look's p) of the first ``reached`` looks."""
+    p_seq, p_k = 1.0, 1.0
+    for n, w in zip(plan.looks[:reached], plan.weights[:reached], strict=True):
+        p_k = signed_rank(diffs[:n], 1.0)[3]
+        p_seq = min(p_seq, p_k / w if w > 0 else 1.0)
+    return min(1.0, p_seq), p_k
+
+
+def sequential_interval(diffs: np.ndarray, plan: LookPlan, reached: int,
+                        level: float) -> tuple[float, float]:
+    """The intersection of the looks' signed-rank intervals at ``w_k * level``."""
+    lo, hi = -math.inf, math.inf
+    for n, w in zip(plan.looks[:reached], plan.weights[:reached], strict=True):
+        _, lo_k, hi_k, _ = signed_rank(diffs[:n], w * level)
+        lo, hi = max(lo, lo_k), min(hi, hi_k)
+    return lo, hi
+
+
+def decide(diffs: Sequence[np.ndarray], reached: Sequence[int], plan: LookPlan, *,
+           alpha: float, margin: float) -> list[Decision]:
+    """Every row of one Holm family, each after the looks it reached.
+
+    ``diffs[i]`` holds at least ``plan.looks[reached[i] - 1]`` paired differences
+    (alternative - baseline) of row ``i``, in the seeds' order.
+    """
+    if margin <= 0 or not math.isfinite(margin):
+        raise ValueError(f"margin must be a number > 0, got {margin!r}")
+    seq = [sequential_p(np.asarray(d, dtype=float), plan, k) for d, k in zip(diffs, reached,
+                                                                            strict=True)]
+    p = [s[0] for s in seq]
+    out = []
+    for d, k, (p_seq, p_look), p_h, level in zip(diffs, reached, seq, holm(p),
+                                                  holm_levels(p, alpha), strict=True):
+        d = np.asarray(d, dtype=float)[:plan.looks[k - 1]]
+        lo, hi = sequential_interval(d, plan, k, float(level))
+        rejected = bool(p_h < alpha)
+        out.append(Decision(n=d.size, looks=k, shift=signed_rank(d, 1.0)[0], p_look=p_look,
+                            p_sequential=p_seq, p_holm=float(p_h), level=float(level),
+                            ci_low=lo, ci_high=hi, settled=settle(lo, hi, margin, rejected),
+                            margin=margin))
+    return out
+
+
+# fetch(rows, n): the first n paired differences of each row in ``rows``
+Fetch = Callable[[list[int], int], list[np.ndarray]]
+
+
+def run_looks(n_rows: int, plan: LookPlan, fetch: Fetch, *, alpha: float,
+              margin: float) -> list[Decision]:
+    """The sequential procedure: at each look, fetch the rows still open, decide the whole
+    family, stop the rows that are settled; the rest go on, up to the last look."""
+    diffs: list[np.ndarray] = [np.empty(0)] * n_rows
+    reached = [0] * n_rows
+    active = list(range(n_rows))
+    decisions: list[Decision] = []
+    for k, n in enumerate(plan.looks, start=1):
+        if not active:
+            break
+        for i, d in zip(active, fetch(active, n), strict=True):
+            diffs[i], reached[i] = np.asarray(d, dtype=float), k
+        decisions = decide(diffs, reached, plan, alpha=alpha, margin=margin)
+        active = [i for i in active if decisions[i].settled == "open"]
+    return decisions

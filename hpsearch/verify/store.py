@@ -1,0 +1,279 @@
+"""Verify's trainings, stored as they finish in the study's own storage, shared by workers.
+
+Each (twin, seed) training is one trial of a companion study ``<study>:verify`` in the same
+storage: its user attrs hold the twin's config, the seed, the epochs and patience (and a
+key over all of them and the study's data split); its value is the test accuracy. So a
+re-run after Ctrl-C, SIGTERM or SIGKILL trains only what is missing, and several processes
+(``verify --jobs N``) or machines on one PostgreSQL study share the work as optimize's
+workers share a budget:
+
+- a worker *claims* the trainings it is about to run: one RUNNING trial each, created with
+  its attrs in one write (a trial number is never handed out twice). Two workers can claim
+  one training at the same moment: the claim steps back (fails without training) when the
+  same training has a COMPLETE trial or a RUNNING one with a lower number, so exactly one
+  of them trains it. (Optuna's queue of WAITING trials is not used: on SQLite, popping one
+  reads and writes in two transactions, so two processes can pop the same trial.)
+- a claim whose worker died is failed, and the training claimed again by whoever needs it:
+  at once when the worker ran on this host and its process is gone, else when its
+  heartbeat (sent while it trains) is older than the storage's grace period;
+- a worker claims up to ``batch`` seeds of one twin at a time, and trains them as one
+  fused model where that pays (``train_many``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import random
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.settings import Settings
+from hpsearch.space import TrialConfig
+from hpsearch.storage import (
+    HEARTBEAT_INTERVAL,
+    load_study,
+    open_storage,
+    storage_errors,
+    study_names,
+)
+from hpsearch.training import DeviceData, evaluate, training_threads
+from hpsearch.training.fused import train_many
+
+COMPANION = ":verify"          # the companion study's name: "<study>:verify"
+ATTR = "hpsearch:training"     # the user attr that holds a training's description
+POLL = 0.5                     # seconds between looks at other workers' running trainings
+
+# on_stored(training, test accuracy): after each training this process stored
+OnStored = Callable[["Training", float], object]
+
+
+@dataclass(frozen=True)
+class Training:
+    """One training verify needs: a twin's config on one seed."""
+
+    config: TrialConfig
+    seed: int
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead_here(worker: object) -> bool:
+    """The worker ran on this host and its process is gone."""
+    if not isinstance(worker, str) or ":" not in worker:
+        return False
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
+
+class TrainingStore:
+    """The companion study of ``study_name`` in ``spec``, for trainings with ``settings``'
+    data split, epochs and patience."""
+
+    def __init__(self, spec: str, storage: BaseStorage, study_name: str, settings: Settings,
+                 *, fuse: int | None = None, batch: int = 8) -> None:
+        self.spec, self.settings, self.fuse, self.batch = spec, settings, fuse, max(1, batch)
+        self.name = study_name + COMPANION
+        self.storage = storage  # from open_storage(spec, heartbeat=True): see open_study
+        with storage_errors(spec):
+            self.study = optuna.create_study(
+                storage=self.storage, study_name=self.name, direction="maximize",
+                load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0))
+        self.trained = 0  # trainings this process ran and stored
+        self.rng = random.Random(os.getpid())
+
+    # ------------------------------------------------------------------------ keys
+
+    def attrs(self, t: Training) -> dict[str, Any]:
+        s = self.settings
+        desc = {"config": t.config.as_dict(), "seed": t.seed, "epochs": s.epochs,
+                "patience": s.patience, "dataset": s.dataset, "val_size": s.val_size,
+                "train_size": s.train_size, "split_seed": s.seed}
+        key = hashlib.sha1(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:20]
+        return {**desc, "key": key}
+
+    # ------------------------------------------------------------------------ results
+
+    def results(self, trainings: Sequence[Training], data: DeviceData,
+                on_stored: OnStored | None = None) -> dict[Training, float]:
+        """Test accuracy of every training: stored ones read, missing ones trained (here or
+        by other workers), each stored as it finishes."""
+        need = {self.attrs(t)["key"]: t for t in trainings}
+        with storage_errors(self.spec):
+            while True:
+                trials = self._refresh()
+                done = _complete(trials)
+                if all(k in done for k in need):
+                    return {t: done[k] for k, t in need.items()}
+                running = {_key(t) for t in trials if t.state == TrialState.RUNNING}
+                missing = [t for k, t in need.items() if k not in done and k not in running]
+                if missing:
+                    self._train(self._claim(missing), data, on_stored or (lambda t, a: None))
+                else:
+                    time.sleep(POLL)  # the rest is running in other workers
+
+    def _refresh(self) -> list[FrozenTrial]:
+        """The companion's trials, after failing the claims of dead workers."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+        trials = self.study.get_trials(deepcopy=False)
+        dead = [t for t in trials if t.state == TrialState.RUNNING
+                and _dead_here(t.user_attrs.get("worker"))]
+        for t in dead:
+            self._fail(t._trial_id, "its worker process died")
+        return self.study.get_trials(deepcopy=False) if dead else trials
+
+    def _claim(self, missing: Sequence[Training]) -> list[tuple[int, Training]]:
+        """Claims (trial id, training) on up to ``batch`` seeds of one twin of ``missing``.
+
+        Which twin is drawn at random, so that workers that start together spread out.
+        """
+        twins = sorted({t.config for t in missing}, key=str)
+        twin = twins[self.rng.randrange(len(twins))]
+        chosen = [t for t in missing if t.config == twin][:self.batch]
+        study_id = self.storage.get_study_id_from_name(self.name)
+        claims = []
+        for t in chosen:
+            template = FrozenTrial(
+                number=0, state=TrialState.RUNNING, value=None,
+                datetime_start=datetime.datetime.now(), datetime_complete=None, params={},
+                distributions={}, user_attrs={ATTR: self.attrs(t), "worker": _worker_id()},
+                system_attrs={}, intermediate_values={}, trial_id=0)
+            claims.append((self.storage.create_new_trial(study_id, template), t))
+        self._beat([tid for tid, _ in claims])
+        # Two workers may have claimed one training: the lowest RUNNING claim trains it.
+        trials = {t._trial_id: t for t in self.study.get_trials(deepcopy=False)}
+        keep = []
+        for tid, t in claims:
+            me = trials[tid]
+            if any(_key(o) == _key(me) and o.number != me.number
+                   and (o.state == TrialState.COMPLETE
+                        or (o.state == TrialState.RUNNING and o.number < me.number))
+                   for o in trials.values()):
+                self._fail(tid, "duplicate: another worker has this training")
+            else:
+                keep.append((tid, t))
+        return keep
+
+    def _train(self, claims: list[tuple[int, Training]], data: DeviceData,
+               on_stored: OnStored) -> None:
+        if not claims:
+            return
+        left = dict(claims)
+        try:
+            with self._heartbeats(list(left)), training_threads(data.device):
+                runs = train_many([(t.config, t.seed) for _, t in claims], data,
+                                  epochs=self.settings.epochs, patience=self.settings.patience,
+                                  fuse=self.fuse)
+                for (tid, t), run in zip(claims, runs, strict=True):
+                    assert run.model is not None  # train always returns the model
+                    acc = evaluate(run.model, data, t.config, "test")[1]
+                    self._tell(tid, t, acc)
+                    del left[tid]
+                    self.trained += 1
+                    on_stored(t, acc)
+        except BaseException as exc:  # Ctrl-C, SIGTERM, an error: free the claims at once
+            reason = (f"{type(exc).__name__}: {exc}"[:300] if str(exc)
+                      else type(exc).__name__)
+            for tid in left:
+                self._fail(tid, f"verify stopped: {reason}")
+            raise
+
+    def _tell(self, tid: int, t: Training, acc: float) -> None:
+        try:
+            self.storage.set_trial_state_values(tid, TrialState.COMPLETE, [acc])
+        except Exception:  # failed as stale meanwhile: keep the result all the same
+            self.study.add_trial(optuna.trial.create_trial(
+                value=acc, user_attrs={ATTR: self.attrs(t), "worker": _worker_id()}))
+
+    def _fail(self, tid: int, reason: str) -> None:
+        with contextlib.suppress(Exception):  # another worker failed it first
+            self.storage.set_trial_user_attr(tid, "failure_reason", reason)
+            self.storage.set_trial_state_values(tid, TrialState.FAIL)
+
+    def _beat(self, trial_ids: Sequence[int]) -> None:
+        record = getattr(self.storage, "record_heartbeat", None)
+        interval = getattr(self.storage, "get_heartbeat_interval", lambda: None)()
+        if record is None or not interval:
+            return
+        for tid in trial_ids:
+            with contextlib.suppress(Exception):  # a lost server: the claim goes stale
+                record(tid)
+
+    @contextlib.contextmanager
+    def _heartbeats(self, trial_ids: Sequence[int]) -> Iterator[None]:
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_INTERVAL):
+                self._beat(trial_ids)
+
+        thread = threading.Thread(target=beat, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
+def open_study(spec: str, study_name: str | None) -> tuple[optuna.Study, BaseStorage]:
+    """The study and its storage with heartbeats, opened once for everything verify does.
+
+    Once, because every open reads the file's header outside SQLite, and closing that file
+    drops the process's SQLite locks on it (POSIX locks are per process and file): another
+    worker closing its last connection would then take itself for the last reader and
+    remove the WAL under this one.
+    """
+    storage = open_storage(spec, heartbeat=True)
+    names = [n for n in study_names(storage) if not n.endswith(COMPANION)]
+    name = study_name if study_name is not None else (names[0] if len(names) == 1 else None)
+    if name is None or name not in names:
+        load_study(spec, study_name)  # raises the message that lists the choices
+    with storage_errors(spec):
+        return optuna.load_study(study_name=name, storage=storage), storage
+
+
+def _key(t: FrozenTrial) -> str | None:
+    a = t.user_attrs.get(ATTR)
+    return a.get("key") if isinstance(a, dict) else None
+
+
+def _complete(trials: Sequence[FrozenTrial]) -> dict[str, float]:
+    """key -> test accuracy of the first COMPLETE trial of each training."""
+    out: dict[str, float] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        k = _key(t)
+        if k is not None and k not in out and t.state == TrialState.COMPLETE \
+                and t.value is not None:
+            out[k] = float(t.value)
+    return out
+
+
+def stored_trainings(study: optuna.Study) -> list[FrozenTrial]:
+    """The COMPLETE trainings of a companion study (for tests and tools)."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if _key(t) is not None]

@@ -1,0 +1,136 @@
+"""verify's stored trainings across processes: killed and resumed, and two workers sharing.
+
+Subprocesses on a tiny digits study (1 epoch, ``--fuse 1`` so that every training's
+accuracy is the same bits whoever trains it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpsearch.optimize import optimize
+from hpsearch.settings import Settings
+from hpsearch.space.presets import Preset
+from hpsearch.storage import open_storage, study_names
+from hpsearch.verify import verify
+from hpsearch.verify.store import ATTR, COMPANION, stored_trainings
+
+pytestmark = pytest.mark.e2e
+
+SMALL_MLP = ["model=mlp", "hidden_layers=1", "hidden_units=64", "batch_norm=before",
+             "optimizer=adam", "lr=0.003..0.03", "augmentation=none", "dropout=0.0",
+             "weight_penalty=none", "scheduler=none", "batch_size=128"]
+ARGS = dict(question="init", seeds=8, epochs=1, fuse=1)   # 4 twins x 8 seeds, one look
+
+
+@pytest.fixture(scope="module")
+def study_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    db = str(tmp_path_factory.mktemp("verify_e2e") / "s.db")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        optimize(Preset().with_overrides(SMALL_MLP),
+                 Settings(storage=db, dataset="digits", epochs=1, trials=2, val_size=300),
+                 progress=False)
+    return db
+
+
+def copy_db(src: str, dst: str) -> None:
+    """A copy that includes what the WAL holds (a plain file copy would miss it)."""
+    a, b = sqlite3.connect(src), sqlite3.connect(dst)
+    try:
+        a.backup(b)
+    finally:
+        a.close()
+        b.close()
+
+
+def companion(db: str) -> optuna.Study:
+    storage = open_storage(db)
+    [name] = [n for n in study_names(storage) if n.endswith(COMPANION)]
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def trained_keys(db: str) -> list[str]:
+    return [t.user_attrs[ATTR]["key"] for t in stored_trainings(companion(db))]
+
+
+def accs(result) -> list[tuple[list[float], list[float], str]]:
+    return [(r.baseline_accs, r.alternative_accs, r.settled) for r in result.rows]
+
+
+def test_killed_verify_resumes_with_only_what_is_missing(study_db, tmp_path):
+    fresh = str(tmp_path / "fresh.db")
+    copy_db(study_db, fresh)
+    whole = verify(fresh, **ARGS)                       # the uninterrupted run
+    assert whole.trained_here == whole.trainings == 32
+
+    killed = str(tmp_path / "killed.db")
+    copy_db(study_db, killed)
+    cmd = [sys.executable, "-m", "hpsearch", "verify", killed, "--question", "init",
+           "--seeds", "8", "--epochs", "1", "--fuse", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    before = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            before = len(trained_keys(killed))
+        except (ValueError, KeyError):  # the companion study is not there yet
+            continue
+        if before >= 5:
+            break
+    assert proc.poll() is None, "verify finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = len(trained_keys(killed))
+    assert 5 <= before < 32
+
+    resumed = verify(killed, **ARGS)   # the dead process's claim is freed at once
+    keys = trained_keys(killed)
+    assert len(keys) == len(set(keys)) == 32           # nothing trained twice
+    assert resumed.trained_here == 32 - before
+    assert accs(resumed) == accs(whole)
+    assert [r.verdict() for r in resumed.rows] == [r.verdict() for r in whole.rows]
+
+
+def hpsearch_verify(db: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "hpsearch", "verify", db, *args],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_two_workers_train_every_training_once(study_db, tmp_path):
+    """Two verify processes on one study, started together; then
+    one ``--jobs 2`` command. This process reads the file only when they have exited (it
+    is not a worker: its connections would be another reader they must not outlive)."""
+    db = str(tmp_path / "jobs.db")
+    copy_db(study_db, db)
+    args = ["--question", "activation", "--seeds", "8", "--epochs", "15", "--fuse", "1"]
+    first = hpsearch_verify(db, *args)           # started together: both share the work
+    second = hpsearch_verify(db, *args, "-q")
+    outs = [p.communicate(timeout=300) for p in (first, second)]
+    assert first.returncode == second.returncode == 0, outs
+    lines = outs[0][1].splitlines()                 # a progress line per training it ran
+    assert lines and all(line.startswith("trainings ") for line in lines), lines
+    here = [int(out.split(" trained now")[0].rsplit(" ", 1)[1]) for out, _ in outs]
+    assert sum(here) == 40 and min(here) > 0             # both trained, 5 twins x 8 seeds
+
+    jobs = hpsearch_verify(db, "--question", "input_norm", "--seeds", "8", "--epochs", "3",
+                           "--fuse", "1", "--jobs", "2", "-q")
+    out, err = jobs.communicate(timeout=300)
+    assert jobs.returncode == 0, err
+    trials = companion(db).get_trials(deepcopy=False)
+    done = Counter(t.user_attrs[ATTR]["key"] for t in trials
+                   if t.state == TrialState.COMPLETE)
+    assert set(done.values()) == {1} and len(done) == 40 + 24   # 3 twins at 3 epochs
