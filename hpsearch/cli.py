@@ -6,6 +6,7 @@ and nowhere else.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
@@ -15,8 +16,8 @@ import click
 
 from hpsearch import __version__
 from hpsearch.errors import HPSearchError
-from hpsearch.settings import PRUNERS, SAMPLERS, Settings
-from hpsearch.space import QUESTION_BY_ID
+from hpsearch.settings import DESIGNS, PRUNERS, SAMPLERS, Settings
+from hpsearch.space import QUESTION_BY_ID, QUESTIONS
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -25,11 +26,12 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from hpsearch.storage import mask
+        from hpsearch.text import plain
 
         try:
             return fn(*args, **kwargs)
-        except HPSearchError as exc:
-            raise click.ClickException(mask(str(exc))) from None
+        except HPSearchError as exc:  # a study name in it may hold escape codes
+            raise click.ClickException(plain(mask(str(exc)))) from None
 
     return wrapper
 
@@ -40,8 +42,9 @@ class _WarningLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         from hpsearch.storage import mask
+        from hpsearch.text import plain
 
-        click.echo(f"warning: {mask(record.getMessage())}", err=True)
+        click.echo(f"warning: {plain(mask(record.getMessage()))}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,6 +82,14 @@ def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any],
 @click.option("--study-name", help="The study in STORAGE to create or resume; give it "
               "explicitly when several machines share one.  [default: PRESET-DATASET]")
 @click.option("--preset", help="A studies/*.toml file, or the bare name of a bundled one.")
+@click.option("--question", type=click.Choice([q.id for q in QUESTIONS]),
+              help="The question the study is for: its param is assigned by design (see "
+                   "--design), not left to the sampler.  [default: the preset's]")
+@click.option("--design", type=click.Choice(DESIGNS),
+              help="How a question's param is assigned: paired trains every choice of it per "
+                   "config on one seed, pruned together; balanced gives each trial one choice "
+                   "by permuted blocks; none leaves it to the sampler.  [default: paired when "
+                   "the study names a question]")
 @click.option("--set", "assignments", multiple=True, metavar="PARAM=VALUE",
               help="Fix a param (batch_norm=before), narrow choices (a,b) or a range (lo..hi).")
 @click.option("--sampler", type=click.Choice(SAMPLERS),
@@ -105,8 +116,8 @@ def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any],
                    "validation and test sets stay whole.  [default: all]")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @friendly_errors
-def optimize(model: str | None, preset: str | None, assignments: tuple[str, ...],
-             quiet: bool, **flags: Any) -> None:
+def optimize(model: str | None, preset: str | None, question: str | None,
+             assignments: tuple[str, ...], quiet: bool, **flags: Any) -> None:
     """Run (or resume) a study over the whole search space."""
     import optuna
 
@@ -118,25 +129,30 @@ def optimize(model: str | None, preset: str | None, assignments: tuple[str, ...]
     if model and model != "any":
         assignments = (f"model={model}", *assignments)
     loaded = loaded.with_overrides(assignments)
+    if question is not None:
+        loaded = dataclasses.replace(loaded, question=question)
     settings = _settings_from_flags(dict(loaded.settings), flags, preset)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    click.echo(f"study {default_study_name(loaded, settings)} in "
-               f"{_masked(settings.storage)}: target {settings.trials} finished trials, "
-               f"{settings.epochs} epochs each, dataset {settings.dataset}", err=True)
+
+    def banner(study: optuna.Study) -> None:  # once the study is open: errors come first
+        _echo(f"study {default_study_name(loaded, settings)} in "
+              f"{_masked(settings.storage)}: target {settings.trials} finished trials, "
+              f"{settings.epochs} epochs each, dataset {settings.dataset}", err=True)
+
     from hpsearch.optimize import Terminated
 
     try:
-        summary = run(loaded, settings, progress=not quiet)
+        summary = run(loaded, settings, progress=not quiet, on_start=banner)
     except KeyboardInterrupt as exc:
         what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         click.echo(f"\n{what}: the running trial is marked failed; finished trials are "
                    "kept. Run the same command again to finish the budget.", err=True)
         raise SystemExit(143 if isinstance(exc, Terminated) else 130) from None
     for line in _summary_lines(summary, loaded.question):
-        click.echo(line)
+        _echo(line)
     if summary.last_failure is not None:
-        click.echo(f"warning: {summary.failed} failed trial(s) in the study; the last one: "
-                   f"{summary.last_failure}", err=True)
+        _echo(f"warning: {summary.failed} failed trial(s) in the study; the last one: "
+              f"{summary.last_failure}", err=True)
 
 
 def _summary_lines(summary: Any, question: str | None) -> list[str]:
@@ -168,6 +184,13 @@ def _masked(spec: str) -> str:
     return mask(spec)
 
 
+def _echo(line: str, *, err: bool = False) -> None:
+    """One line for a terminal: study-controlled text may hold escape codes (ESC, OSC)."""
+    from hpsearch.text import plain
+
+    click.echo(plain(line), err=err)
+
+
 @main.command()
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Also look here first (as optimize --data-dir does).")
@@ -194,9 +217,20 @@ def datasets(data_dir: str | None) -> None:
 @click.option("--evaluator", "evaluators", multiple=True,
               type=click.Choice(["ped_anova", "fanova", "mdi"]),
               help="Importance evaluator; repeat for several.  [default: ped_anova]")
+@click.option("--question", "questions", multiple=True, metavar="NAME",
+              help="Report only this question (a question id, a param of the study or an "
+                   "interaction id); repeat for several.")
+@click.option("--interaction", "interactions", multiple=True, metavar="A:B",
+              help="Also ask whether the effect of param A depends on param B; repeat for "
+                   "several (the built-in interactions are always asked).")
+@click.option("--margin", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="PTS", help="Differences smaller than this are \"equivalent\", in "
+              "accuracy points (objective units for other objectives).  [default: 0.5 for "
+              "accuracies]")
 @friendly_errors
 def report(storage: str, study_name: str | None, out: str | None, fmt: str,
-           evaluators: tuple[str, ...]) -> None:
+           evaluators: tuple[str, ...], questions: tuple[str, ...],
+           interactions: tuple[str, ...], margin: float | None) -> None:
     """Analyse a study: verdicts on the questions, importances, figures."""
     import optuna
 
@@ -204,17 +238,20 @@ def report(storage: str, study_name: str | None, out: str | None, fmt: str,
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = run(storage, study_name=study_name, fmt=fmt, out=out,
-                 evaluators=evaluators or ("ped_anova",))
+                 evaluators=evaluators or ("ped_anova",), margin=margin,
+                 questions=questions, interactions=interactions)
+    from hpsearch.text import plain_lines
+
     to_stdout = result.path is None  # then the summary goes to stderr, out of the way
-    if to_stdout:
-        click.echo(result.text, nl=False)
-    click.echo(result.summary, err=to_stdout)
+    if to_stdout:  # a document with study text in it: no escape codes to the terminal
+        click.echo(plain_lines(result.text), nl=False)
+    click.echo(plain_lines(result.summary), err=to_stdout)
     if result.path is not None:
         where = f" (also artifact {result.artifact_id} of the study)" if result.artifact_id \
             else ""
-        click.echo(f"wrote {result.path}{where}")
+        _echo(f"wrote {result.path}{where}")
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        _echo(f"warning: {warning}", err=True)
 
 
 @main.command()
@@ -231,7 +268,7 @@ def dashboard(storage: str, host: str, port: int) -> None:
     from hpsearch.dashboard import is_loopback
 
     def started(url: str) -> None:
-        click.echo(f"optuna-dashboard for {_masked(storage)} at {url}  (Ctrl-C to stop)")
+        _echo(f"optuna-dashboard for {_masked(storage)} at {url}  (Ctrl-C to stop)")
         if not is_loopback(host):
             click.echo(f"warning: listening on {host}: anyone who can reach this machine can "
                        "read, change and delete these studies", err=True)
@@ -270,10 +307,20 @@ class _RunsBar:
               help=f"Verify one question ({', '.join(QUESTION_BY_ID)}).  "
                    "[default: every question the study sampled, as one Holm family]")
 @click.option("--seeds", type=click.IntRange(min=1),
-              help="Seeds 0..N-1, the same for every twin; fewer than the family can reach "
-                   "significance with are refused.  [default: that minimum, at least 10]")
+              help="The most seeds (0..N-1, the same for every twin) a comparison may use; "
+                   "seeds are added in looks and a comparison stops once it is settled. "
+                   "Fewer than the family can reach significance with are refused.  "
+                   "[default: 16, or what the first look needs to stop]")
+@click.option("--margin", type=click.FloatRange(0, 100, min_open=True, max_open=True),
+              default=0.5, show_default=True, metavar="PTS",
+              help="Equivalence margin in test-accuracy points: a comparison whose interval "
+                   "lies inside ±margin is settled as equivalent (0.5: the smallest effect "
+                   "the seeds' claims are about).")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Verify on the K best complete trials' configs.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes sharing the trainings (more machines: run the same command "
+                   "against one PostgreSQL storage).")
 @click.option("--study-name", help="Which study, when STORAGE holds several.")
 @click.option("--epochs", type=click.IntRange(1, 1000),
               help="Epochs per run.  [default: the study's]")
@@ -284,22 +331,23 @@ class _RunsBar:
 @click.option("--fuse", type=click.IntRange(min=1),
               help="Train at most K seeds of a twin as one fused model (1: one by one).  "
                    "[default: as many as fit and pay on this device]")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or lines.")
 @friendly_errors
-def verify(storage: str, question: str | None, seeds: int | None, top_k: int,
-           study_name: str | None, epochs: int | None, device: str, data_dir: str | None,
-           fuse: int | None, quiet: bool) -> None:
+def verify(storage: str, question: str | None, seeds: int | None, margin: float, top_k: int,
+           jobs: int, study_name: str | None, epochs: int | None, device: str,
+           data_dir: str | None, fuse: int | None, quiet: bool) -> None:
     """Paired re-runs: twins of the best config that differ only in one question's param."""
     import optuna
 
+    from hpsearch.progress import RunProgress
     from hpsearch.verify import verify as run
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    bar = _RunsBar(quiet)
+    bar = RunProgress(quiet=quiet)
     try:
         result = run(storage, question, seeds=seeds, top_k=top_k, study_name=study_name,
                      epochs=epochs, device=device, data_dir=data_dir, progress=bar,
-                     fuse=fuse)
+                     fuse=fuse, margin=margin, jobs=jobs)
     finally:
         bar.close()
     for line in result.lines():
@@ -334,12 +382,14 @@ def best(storage: str, study_name: str | None, retrain: bool, seeds: int | None,
         raise click.UsageError("--seeds needs --retrain (without it the trial's own seed "
                                "is used)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # One line per finished training on stderr, a terminal or not (a log, a batch job).
     result = run(storage, study_name=study_name, retrain=retrain, seeds=seeds or 5,
-                 device=device, data_dir=data_dir, fuse=fuse)
+                 device=device, data_dir=data_dir, fuse=fuse,
+                 progress=lambda line: _echo(f"best: {line}", err=True))
     for line in result.lines():
-        click.echo(line)
+        _echo(line)
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        _echo(f"warning: {warning}", err=True)
     if result.saved is not None and not result.saved.stored:
         raise click.ClickException(_masked(result.saved.message()))
 

@@ -15,6 +15,10 @@ from hpsearch.errors import ConfigError
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
 PRUNERS = ("median", "hyperband", "sha", "percentile", "none")
+DESIGNS = ("none", "balanced", "paired")  # hpsearch.optimize.designs
+# Per-trial user attrs a designed study writes (optimize.designs) and the analysis reads.
+DESIGN_ATTR = "design"   # {"design", "question", "param", "value" or "arms"}
+ARMS_ATTR = "arms"       # paired: {arm value: {"val_acc": [...], "final", ...}}
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ class Settings:
     # difference an effect. Costs little of the search (README, "How answers are reached").
     random_share: float = 0.2
     pruner: str = "median"
+    # How a study named for a question (preset or --question) treats that question's param:
+    # "balanced" assigns it by permuted blocks, "paired" trains every choice per config on
+    # one seed, "none" leaves it to the sampler. None: the default (hpsearch.optimize.designs).
+    design: str | None = None
     seed: int = 0                 # sampler seed and the base of every trial's training seed
     jobs: int = 1                 # worker processes sharing the storage
     timeout: float | None = None  # seconds for this run; the study keeps what finished
@@ -92,6 +100,7 @@ def validate(s: Settings, *, source: str = "settings") -> None:
     need(isinstance(s.random_share, int | float) and not isinstance(s.random_share, bool)
          and 0.0 <= s.random_share <= 1.0, "random_share", "must be a number in [0, 1]")
     need(s.pruner in PRUNERS, "pruner", f"choose from {', '.join(PRUNERS)}")
+    need(s.design in (None, *DESIGNS), "design", f"choose from {', '.join(DESIGNS)}")
     need(s.timeout is None or (isinstance(s.timeout, int | float) and s.timeout > 0),
          "timeout", "must be a number of seconds > 0")
     need(isinstance(s.device, str) and (s.device in ("auto", "cpu", "mps", "cuda")

@@ -16,6 +16,12 @@ A question is *found* when it is significant with the planted winner as ``best``
 
     python scripts/check_answers.py            # about 10 minutes on 2 cores
     python scripts/check_answers.py --quick    # the smoke test's tiny run
+    python scripts/check_answers.py --calibrate 20   # settled states, interactions, ...
+
+``--calibrate N`` runs N planted studies per row in memory (no storage) and counts the
+three verdict states (:func:`calibrate`): nulls, an effect above the margin (0.66 pts), one
+below it (0.2 pts), TPE slow starters that end equal, an interaction with no main effects,
+strong main effects with no interaction, and a study with foreign param names.
 """
 
 from __future__ import annotations
@@ -32,11 +38,18 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from hpsearch.optimize.samplers import make_pruner, make_sampler  # noqa: E402
-from hpsearch.planted import BN_TRUTH, NULL_TRUTH, Truth, planted_study  # noqa: E402
-from hpsearch.report import report  # noqa: E402
+from hpsearch.optimize.samplers import make_pruner, make_sampler
+from hpsearch.planted import (
+    ADDITIVE_TRUTH,
+    BN_TRUTH,
+    INTERACTION_TRUTH,
+    NULL_TRUTH,
+    SLOW_STARTER_TRUTH,
+    Truth,
+    foreign_space,
+    planted_study,
+)
+from hpsearch.report import report
 
 PLANTED = {"batch_norm": "any", "bn_placement": "before"}
 
@@ -126,6 +139,104 @@ def rates(n_studies: int, planted: bool) -> str:
             f"trials: {what}a false call in {false} ({false / n_studies:.1%})")
 
 
+# ---------------------------------------------------------------------------- calibrate
+
+
+@dataclass
+class CalRow:
+    name: str
+    sampler: str              # "random" | "tpe"
+    trials: int
+    truth: Truth
+    planted: dict[str, str]   # question -> the planted winner (a difference to find)
+    above: tuple[str, ...] = ()   # questions whose planted difference exceeds the margin
+    skip: tuple[str, ...] = ()    # questions with an effect that is neither null nor scored
+    foreign: bool = False
+    target: str = ""
+
+
+PLACEMENT_066 = Truth(effects={"batch_norm": {"before": 0.66}})
+PLACEMENT_020 = Truth(effects={"batch_norm": {"before": 0.2}})
+FOREIGN_066 = Truth(effects={"classifier": {"svc": 0.66}}, lr_param="rate")
+FOREIGN_NULL = Truth(lr_param="rate")
+
+CAL_ROWS = [
+    CalRow("random null", "random", 200, NULL_TRUTH, {}, target="false diff <= 1/20"),
+    CalRow("tpe null", "tpe", 150, NULL_TRUTH, {}, target="false diff <= 1/20"),
+    CalRow("random 0.66 placement", "random", 200, PLACEMENT_066,
+           {"bn_placement": "before"}, above=("bn_placement",), skip=("batch_norm",),
+           target="found in most; false equiv <= 1/20"),
+    CalRow("tpe 0.66 placement", "tpe", 150, PLACEMENT_066, {"bn_placement": "before"},
+           above=("bn_placement",), skip=("batch_norm",), target="false equiv <= 1/20"),
+    CalRow("random 0.2 placement", "random", 200, PLACEMENT_020, {},
+           skip=("bn_placement", "batch_norm"), target="(below the margin: information)"),
+    CalRow("tpe slow starter", "tpe", 150, SLOW_STARTER_TRUTH, {},
+           target="dropout called <= 1/12"),
+    CalRow("random interaction", "random", 200, INTERACTION_TRUTH,
+           {"dropout_x_activation": "depends"}, above=("dropout_x_activation",),
+           skip=("dropout", "activation"), target="found in most of 10"),
+    CalRow("random additive", "random", 200, ADDITIVE_TRUTH, {},
+           skip=("dropout", "activation"), target="interaction called <= 1/10"),
+    CalRow("random foreign 0.66", "random", 200, FOREIGN_066, {"classifier": "svc"},
+           above=("classifier",), foreign=True, target="found in most"),
+    CalRow("tpe foreign null", "tpe", 150, FOREIGN_NULL, {}, foreign=True,
+           target="false diff <= 1/20"),
+]
+
+
+def _verdicts(study: optuna.Study) -> dict[str, dict[str, object]]:
+    """Every answer and interaction of ``study``, by question: settled, best, family."""
+    from hpsearch.analysis import answer_questions
+    from hpsearch.analysis.design import build_design
+    from hpsearch.analysis.interactions import answer_interactions
+    from hpsearch.analysis.table import finished_table
+    from hpsearch.space import INTERACTIONS
+
+    out: dict[str, dict[str, object]] = {}
+    for a in answer_questions(study.trials):
+        out[a.question] = {"settled": a.settled, "best": a.best, "family": a.family,
+                           "param": a.param}
+    table = finished_table(study.trials, study.direction)
+    for r in answer_interactions(table, build_design(table.trials, [], 5), INTERACTIONS,
+                                 margin=0.5):
+        out[r["question"]] = {"settled": r["settled"], "best": "depends",
+                              "family": "interactions", "param": r["question"]}
+    return out
+
+
+def calibrate(n_studies: int, rows: list[CalRow], seed0: int = 9000) -> None:
+    """Per row: found (the planted difference, right winner), false difference (any
+    question with no planted effect; lr, the planted hump, is never counted), false
+    equivalence (a planted difference above the margin called equivalent), and how many
+    questions settled either way per study."""
+    print(f"{'row':24} {'n':>3} {'found':>6} {'false diff':>10} {'(of which seeds)':>16} "
+          f"{'false equiv':>11} {'inter. false':>12} {'settled/study':>13}  target")
+    for row in rows:
+        found = false = false_seeds = false_eq = false_int = 0
+        settled = 0
+        for k in range(n_studies):
+            seed = seed0 + k
+            study = planted_study(row.truth, row.trials, sampler=sampler_for(row.sampler, seed),
+                                  pruner=optuna.pruners.MedianPruner(), seed=seed,
+                                  space=foreign_space if row.foreign else None)
+            v = _verdicts(study)
+            found += all(v[q]["settled"] == "difference" and v[q]["best"] == w
+                         for q, w in row.planted.items()) and bool(row.planted)
+            nulls = {q: x for q, x in v.items() if q not in row.planted and q not in row.skip
+                     and x["param"] not in ("lr", "rate") and q not in row.above}
+            false += any(x["settled"] == "difference" for x in nulls.values())
+            false_seeds += any(x["settled"] == "difference" and x["family"] == "seeds"
+                               for x in nulls.values())
+            false_int += any(x["settled"] == "difference" and x["family"] == "interactions"
+                             for x in nulls.values())
+            false_eq += any(v[q]["settled"] == "equivalent" for q in row.above)
+            settled += sum(x["settled"] != "open" for x in v.values())
+        print(f"{row.name:24} {n_studies:3d} {found:3d}/{n_studies:<2} {false:7d}/{n_studies:<2} "
+              f"{false_seeds:13d}/{n_studies:<2} {false_eq:8d}/{n_studies:<2} "
+              f"{false_int:9d}/{n_studies:<2} {settled / n_studies:13.1f}  {row.target}",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one tiny study per row")
@@ -135,7 +246,19 @@ def main() -> None:
     parser.add_argument("--rates", type=int, metavar="N",
                         help="instead: N null and N planted random-sampler studies in memory, "
                              "for the false-call and detection rates")
+    parser.add_argument("--calibrate", type=int, metavar="N",
+                        help="instead: N studies per row of the settled-state, interaction, "
+                             "slow-starter and foreign-param checks (in memory)")
+    parser.add_argument("--rows", default="",
+                        help="with --calibrate: only rows whose name contains this")
+    parser.add_argument("--cal-seed", type=int, default=9000,
+                        help="with --calibrate: the first study's seed (rows share seeds, "
+                             "so the random rows draw the same params; shift for new draws)")
     args = parser.parse_args()
+    if args.calibrate:
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        calibrate(args.calibrate, [r for r in CAL_ROWS if args.rows in r.name], args.cal_seed)
+        return
     if args.rates:
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         print(rates(args.rates, planted=False))

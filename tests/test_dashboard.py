@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
-from test_report import plant_study
+from support.studies import plant_study
 
 from hpsearch import dashboard as dash
 from hpsearch.cli import main
@@ -155,7 +155,9 @@ def test_study_page_shows_the_verdicts_and_one_report(published):
     head = table["header"]["values"]
     assert "<b>verdict</b>" in head and "<b>verify (paired re-runs)</b>" in head
     questions = table["cells"]["values"][0]
-    assert any("(bn_placement)" in q for q in questions) and len(questions) == 10
+    # the ten built-in questions (all sampled here), then the study's own params
+    assert any("(bn_placement)" in q for q in questions) and len(questions) > 10
+    assert len(set(questions)) == len(questions)
 
 
 def test_table_cells_are_text_for_plotly():

@@ -1,15 +1,22 @@
 """Analyse a study: the design's questions, param importances, pruning, learning curves.
 
-Works on any Optuna study, not only hpsearch's: params it does not know are ranked by
-importance and adjusted for, but no question asks about them, and a multi-objective study
-is analysed on its first objective (a note says so). Never imports torch, so ``hpsearch
+Works on any Optuna study, not only hpsearch's: every param a study sampled with two or
+more values gets a question (the built-in ones with the seeds' claims first, then the
+study's own), interactions are asked for the built-in pairs and any pair named, and a
+multi-objective study is analysed on its first objective (a note says so). Every verdict
+is the effect at the end of training and one of three states: a difference, equivalence
+within a margin, or open with what would settle it. Never imports torch, so ``hpsearch
 report`` starts fast. The modules, in the order the data flows:
 
 - :mod:`~hpsearch.analysis.table`: every finished trial and the values it reached;
 - :mod:`~hpsearch.analysis.design`: the questions' choices and the other params as columns;
 - :mod:`~hpsearch.analysis.regress` and :mod:`~hpsearch.analysis.effects`: adjusted effects
   from all trials, pruned ones included, followed to the end of training;
-- :mod:`~hpsearch.analysis.questions`: contrasts, Holm, verdicts, what it would take;
+- :mod:`~hpsearch.analysis.terms`: the same chain for any columns (numeric params, products);
+- :mod:`~hpsearch.analysis.contrasts`: a question's contrasts and its three-state decision;
+- :mod:`~hpsearch.analysis.questions` (and :mod:`~hpsearch.analysis.numeric` for numeric
+  params): contrasts, Holm, verdicts, what it would take;
+- :mod:`~hpsearch.analysis.interactions`: does the effect of A depend on B?
 - :mod:`~hpsearch.analysis.importance`: importances with a bootstrap band and a noise floor;
 - :mod:`~hpsearch.analysis.curves`: pruning's savings and learning curves;
 - :mod:`~hpsearch.analysis.answers` (the JSON keys) and :mod:`~hpsearch.analysis.stats`;
@@ -28,11 +35,12 @@ from hpsearch.analysis.paired import (
     paired_stats,
     seeds_needed,
 )
-from hpsearch.analysis.questions import answer_questions
+from hpsearch.analysis.questions import MARGIN, answer_questions
 from hpsearch.analysis.study import analyze, param_importances
 
 __all__ = [
     "EVALUATORS", "Answer", "ChoiceSummary", "Effect", "Importance", "StudyAnalysis",
     "learning_curves", "pruning_stats", "ALPHA", "MIN_EFFECT", "POWER", "PairedStats",
     "paired_stats", "seeds_needed", "answer_questions", "analyze", "param_importances",
+    "MARGIN",
 ]

@@ -15,10 +15,23 @@
   [{value, n, median, top_quantile, mean, n_end}], best, effects: [{choice, vs, diff,
   ci_low, ci_high, n, n_vs, p_value}], headline: {a, b, diff, ci_low, ci_high, p_value} |
   null, test, statistic, p_value, p_holm, significant, ci_level, change_p, needed,
-  verdict, caveat, unit}]. ``status`` is "answered", "not_sampled", "too_few_trials" or
-  "all_failed". ``diff`` is ``choice - vs`` in ``unit`` ("pts": objective x 100), adjusted
+  verdict, caveat, unit, settled, margin, family, kind, effect_by_epoch: [{epoch, label,
+  a, b, diff, ci_low, ci_high}], curve: {param, x, effect, ci_low, ci_high, best} | null,
+  best_region}]. ``status`` is "answered", "not_sampled", "too_few_trials" or
+  "all_failed". ``settled`` is "difference" (an interval at the question's Holm level
+  excludes 0: ``significant``), "equivalent" (every interval lies inside +-``margin``) or
+  "open"; ``family`` says where a question comes from ("seeds": the built-in questions; "study":
+  one per other param the study sampled): both are one weighted Holm family (a study
+  question weighs a quarter), interactions have their own; ``effect_by_epoch`` is the
+  headline contrast at every analysed epoch (pointwise 95% intervals), the last one the
+  verdict's. ``diff`` is ``choice - vs`` in ``unit`` ("pts": objective x 100), adjusted
   for the other params; the CI is at ``ci_level``, the level at which Holm's procedure
   decided this question, so it excludes 0 exactly when ``significant`` is true.
+- ``interactions``: [{question, params, title, seed_claim, status, significant, settled,
+  margin, estimate, ci_low, ci_high, p_value, p_holm, ci_level, verdict, levels: [{level,
+  effect, ci_low, ci_high, n}], contrast, effect_by_epoch, unit, caveat}]: whether the
+  effect of ``params[0]`` depends on ``params[1]``; ``estimate`` is the difference of its
+  effect between the two levels of ``params[1]`` in ``contrast``
 - ``pruning``: the keys of :func:`hpsearch.analysis.curves.pruning_stats`
 - ``curves``: {param: {group: {epochs, median, q25, q75, n, n_at_epoch}}}
 - ``notes``: [str], what could not be analysed and why
@@ -93,6 +106,13 @@ class Answer:
     caveat: str = ""
     unit: str = "pts"
     headline_winner: str | None = None     # the better choice of the headline pair
+    settled: str = "open"          # "difference" | "equivalent" | "open"
+    margin: float = float("nan")   # what "equivalent" means, in `unit` (null: not decided)
+    family: str = "seeds"          # "seeds" (built-in) or "study" (its own params)
+    kind: str = "choice"           # "choice" or "numeric"
+    effect_by_epoch: list[dict[str, Any]] = field(default_factory=list)
+    curve: dict[str, Any] | None = None    # numeric: the adjusted curve with its band
+    best_region: str = ""          # numeric: where its best values lie
 
 
 @dataclass
@@ -110,6 +130,7 @@ class StudyAnalysis:
     pruning: dict[str, Any]
     curves: dict[str, dict[str, dict[str, Any]]]
     notes: list[str]
+    interactions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict with the keys listed in the module docstring."""

@@ -171,6 +171,13 @@ def _terms(param: str, trials: Sequence[FrozenTrial]) -> list[tuple[str, np.ndar
             out.append((f"{param}:z", z, True))
             if len(set(x[has])) > 2:
                 out.append((f"{param}:z2", np.where(has, z ** 2, 0.0), True))
+            if low == 0 and not getattr(dist, "log", False) and len(set(x[has])) > 2:
+                # 0 is "off" (dropout 0, no decay): a step a parabola cannot draw. Left to
+                # z and z^2, a dropout that costs only early on posed, through the trials
+                # that trained on, as a change in other params' effects.
+                off = np.where(has & (x == 0), 1.0, 0.0)
+                if 0 < off.sum() < has.sum():
+                    out.append((f"{param}:off", off, False))
     if not has.all():
         # Centred among the trials that have it; its "is sampled" flag is a column too,
         # unless the question block already fixes it (dropped by build_design).

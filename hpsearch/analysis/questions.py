@@ -1,11 +1,15 @@
-"""The design's questions, answered: contrasts, one Holm family, verdicts in words.
+"""The questions, answered: contrasts, one weighted Holm family, verdicts in three states.
 
 Each question compares choices of one param (``bn_placement``: before vs after; the
-binary ones off vs on; the rest every pair of choices). A question's p-value is its
-smallest pair's p times the number of pairs (Bonferroni inside the question), and Holm's
-procedure runs across the questions. Every interval shown is at the level Holm decided
-that question at, divided by its number of pairs (:func:`stats.holm_levels`), so an
-interval excludes 0 exactly when the verdict says the question is settled.
+binary ones off vs on; the rest every pair of choices), or, for a study's own numeric
+param, the points of its adjusted curve (:mod:`hpsearch.analysis.numeric`). A question's
+p-value is the smallest level at which one of its intervals excludes 0 (Bonferroni over
+its pairs, Scheffe over a curve), and Holm's weighted procedure runs across the questions
+(the seeds' questions weigh 1, the study's own params ``STUDY_WEIGHT``). Every interval
+shown is at the level Holm decided that question at (:mod:`hpsearch.analysis.contrasts`),
+and the one interval gives the verdict: a difference when it excludes 0, "equivalent"
+when every interval lies inside +-margin, open otherwise, with what would settle it.
+Every verdict is the effect at the end of training (:mod:`hpsearch.analysis.effects`).
 """
 
 from __future__ import annotations
@@ -13,16 +17,28 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from optuna.distributions import CategoricalDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from scipy import stats as sps
 
 from hpsearch.analysis import stats
 from hpsearch.analysis.answers import Answer, ChoiceSummary, Effect
+from hpsearch.analysis.contrasts import (
+    DIFFERENCE,
+    EQUIVALENT,
+    ContrastSet,
+    Pair,
+    n_to_settle,
+    widest,
+)
 from hpsearch.analysis.design import Factor, build_design, label, question_factor
+from hpsearch.analysis.designed import BALANCED, balanced_share, designs, paired_answer
 from hpsearch.analysis.effects import LevelEffects, estimate_effects
+from hpsearch.analysis.numeric import numeric_contrasts
 from hpsearch.analysis.table import FINAL, TrialTable, finished_table
 from hpsearch.space import QUESTIONS, Question
 
@@ -52,23 +68,69 @@ class _Choice:
     labels: tuple[str, ...]
 
 
+# The default equivalence margin, in accuracy points. Half a point is the smallest gap
+# the seeds argue about ("before did better" on MNIST was a few tenths; BN vs none 3.7
+# pts) and about the run-to-run spread of one config: retraining a 10-epoch MNIST MLP on
+# another seed moves its validation accuracy by 0.1-0.3 pts (the planted studies use 0.4
+# pts of trial noise). A difference smaller than that is one no single comparison of the
+# kind the seeds ran could see, so "no difference larger than 0.5 pts" answers them. For
+# objectives that are not accuracies (other units) there is no default: pass ``margin``.
+MARGIN = 0.5
+# The weight of a study's own question in the weighted Holm family, against 1 for each
+# built-in one. An hpsearch study adds ~16 own params to the 10 seeds' questions: with
+# equal weights the first step would test at alpha / 26, with these at alpha / 14, and a
+# study with only its own params (any other Optuna study) is plain Holm.
+STUDY_WEIGHT = 0.25
+
+
+def resolve_margin(margin: float | None, unit: str) -> float:
+    """The margin in the answers' unit: ``margin`` if given, else ``MARGIN`` for accuracy
+    points and none (nan: equivalence is never called) for other units."""
+    if margin is not None:
+        if not (isinstance(margin, int | float) and math.isfinite(margin) and margin > 0):
+            from hpsearch.errors import ConfigError
+
+            raise ConfigError(f"margin must be a positive number of points, got {margin!r}")
+        return float(margin)
+    return MARGIN if unit == "pts" else math.nan
+
+
 def answer_questions(trials: Sequence[FrozenTrial], *,
-                     questions: Sequence[Question] = QUESTIONS,
+                     questions: Sequence[Question] = QUESTIONS, study_params: bool = True,
+                     only: Sequence[str] | None = None,
                      direction: StudyDirection | str = "maximize", alpha: float = 0.05,
                      min_per_choice: int = 5, min_effect: float = 0.5,
-                     randomized: bool | None = None) -> list[Answer]:
+                     margin: float | None = None, randomized: bool | None = None,
+                     step: str = "epoch") -> list[Answer]:
     """Answer each question from every finished trial (objective 0) that sampled its param.
 
-    ``randomized``: the trials' params were drawn independently at random (random or
-    QMC sampler), which licenses "matters"; None reads each trial's ``randomized`` user
-    attr (hpsearch's randomized share) and needs all of them. ``min_effect`` (in the
-    answers' unit) is the difference "what it would take" plans for.
+    ``questions`` (the built-in ones by default, ``family`` "seeds"); with
+    ``study_params`` every other param the trials sampled with at least two values gets a
+    question of its own (:func:`study_questions`, ``family`` "study"). All of them are one
+    family for Holm's weighted procedure: a study question weighs ``STUDY_WEIGHT`` of a
+    seeds' one, so the false-difference rate over every answer stays at ``alpha`` while the
+    questions the seeds asked keep most of it. ``margin`` (in the
+    answers' unit; default :data:`MARGIN` for accuracy points) is what "equivalent"
+    means. ``only``: return just these questions (ids or params; the answers are the
+    same as in the full list). ``randomized``: the trials' params were drawn
+    independently at random (random or QMC sampler), which licenses "matters"; None reads
+    each trial's ``randomized`` user attr and needs all of them. ``min_effect`` is the
+    difference "what would settle it" plans for; ``step`` is the word for one
+    intermediate value ("epoch" for hpsearch studies, "step" for others).
     """
     direction = _direction(direction)
     table = finished_table(trials, direction)
-    answers = [_empty(q, table) for q in questions]
-    factors = _factors(questions, table, min_per_choice)
+    margin = resolve_margin(margin, table.unit)
+    builtin = list(questions)
+    own = study_questions(table.trials, builtin) if study_params else []
+    every = builtin + own
+    answers = [_empty(q, table, margin, "study" if q in own else "seeds") for q in every]
+    numeric = [q for q in own if q.kind == "numeric"]
+    choice = [q for q in every if q.kind != "numeric"]
+    factors = _factors(choice, table, min_per_choice)
     for a in answers:
+        if a.kind == "numeric":
+            continue
         counts = factors[a.param].counts() if a.param in factors else {}
         counts = {c: n for c, n in counts.items() if n}
         if len(counts) == 1:
@@ -80,10 +142,11 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
                          f"least 2 choices; have {have})")
     factors = {p: f for p, f in factors.items()
                if sum(n >= min_per_choice for n in f.counts().values()) >= 2}
-    if not factors:
-        return answers
+    by_design = designs(table.trials)
+    if not factors and not numeric and "paired" not in by_design.values():
+        return _only(answers, only)
     design = build_design(table.trials, list(factors.values()), min_per_choice)
-    effects = estimate_effects(table, design)
+    effects = estimate_effects(table, design) if factors else {}
     confirmed: dict[str, str] = {}
     if randomized is None:
         flags = [t.user_attrs.get("randomized") is True for t in table.trials]
@@ -93,23 +156,79 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
             # itself (its own Holm family) may be called an effect.
             sub = [t for t, f in zip(table.trials, flags, strict=True) if f]
             confirmed = {a.question: str(a.headline_winner) for a in answer_questions(
-                sub, questions=questions, direction=direction, alpha=alpha,
-                min_per_choice=min_per_choice, randomized=True) if a.significant}
-    for a, q in zip(answers, questions, strict=True):
-        if q.param in effects:
-            _contrast(a, q, effects[q.param], table, min_per_choice,
-                      "matters" if randomized else "associated")
+                sub, questions=questions, study_params=study_params, direction=direction,
+                alpha=alpha, min_per_choice=min_per_choice, margin=margin,
+                randomized=True) if a.significant}
+    word = "matters" if randomized else "associated"
+    sets: dict[str, ContrastSet] = {}
+    series: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    for a, q in zip(answers, every, strict=True):
+        if by_design.get(q.id) == "paired":
+            found = paired_answer(a, table.trials, min_per_choice)
+            if found is not None:
+                sets[a.question], series[a.question] = found
+            continue
+        if q.kind == "numeric":
+            found = numeric_contrasts(a, table, design, min_per_choice, word)
+            if found is not None:
+                sets[a.question], series[a.question] = found
+        elif q.param in effects:
+            le = effects[q.param]
+            designed = (by_design.get(q.id) == "balanced"
+                        and balanced_share(table.trials, q.id))
+            cs = _contrast(a, q, le, table, min_per_choice, "matters" if designed else word)
+            if cs is not None:
+                if designed:
+                    cs.extra["design"] = BALANCED
+                sets[a.question], series[a.question] = cs, le.by_level
         elif q.param in factors:
             a.status = "too_few_trials"
             a.verdict = (f"too few trials to tell ({len(table)} finished trials cannot hold "
                          f"the choices of {q.param} and the other params fixed at once)")
     decided = [a for a in answers if a.status == "answered"]
-    p_holm = stats.holm([a.p_value for a in decided])
-    levels = stats.holm_levels([a.p_value for a in decided], alpha)
-    for a, p, level in zip(decided, p_holm, levels, strict=True):
-        _decide(a, float(p), float(level), alpha, effects[a.param], table, min_effect,
-                confirmed)
-    return answers
+    ps = [sets[a.question].p_value() for a in decided]
+    weights = [1.0 if a.family == "seeds" else STUDY_WEIGHT for a in decided]
+    adjusted, levels = stats.weighted_holm(ps, weights, alpha)
+    for a, p, p_adj, level in zip(decided, ps, adjusted, levels, strict=True):
+        a.p_value = p
+        lev = effects.get(a.param) if a.kind != "numeric" else None
+        _decide(a, sets[a.question], float(p_adj), float(level), lev, table, min_effect,
+                margin, confirmed, step)
+        a.effect_by_epoch = by_epoch(sets[a.question], series[a.question], step)
+    return _only(answers, only)
+
+
+def _only(answers: list[Answer], only: Sequence[str] | None) -> list[Answer]:
+    if not only:
+        return answers
+    ids = {a.question for a in answers}
+    wanted = set(only)
+    by_param = wanted - ids  # a name that is no question's id asks for its param's questions
+    return [a for a in answers if a.question in wanted or a.param in by_param]
+
+
+def study_questions(trials: Sequence[FrozenTrial], builtin: Sequence[Question],
+                    ) -> list[Question]:
+    """A question for every param the trials sampled with >= 2 values that no built-in
+    question asks about, in the order the params first appear: "which choice?" for a
+    categorical param, "does it matter, and where is it best?" for a numeric one."""
+    asked = {q.param for q in builtin}
+    out: list[Question] = []
+    seen: dict[str, set[str]] = {}
+    dists: dict[str, Any] = {}
+    for t in trials:
+        for p, v in t.params.items():
+            seen.setdefault(p, set()).add(repr(v))
+            dists.setdefault(p, t.distributions[p])
+    for p, values in seen.items():
+        if p in asked or len(values) < 2:
+            continue
+        if isinstance(dists[p], CategoricalDistribution):
+            out.append(Question(p, p, f"Which {p}?", "", kind="choice"))
+        else:
+            out.append(Question(p, p, f"Does {p} matter, and where is it best?", "",
+                                kind="numeric"))
+    return out
 
 
 def _direction(direction: StudyDirection | str) -> StudyDirection:
@@ -123,9 +242,10 @@ def _direction(direction: StudyDirection | str) -> StudyDirection:
     return StudyDirection.MAXIMIZE if name == "maximize" else StudyDirection.MINIMIZE
 
 
-def _empty(q: Question, table: TrialTable) -> Answer:
+def _empty(q: Question, table: TrialTable, margin: float, family: str) -> Answer:
     return Answer(question=q.id, param=q.param, title=q.title, seed_claim=q.seed_claim,
-                  status="not_sampled", unit=table.unit,
+                  status="not_sampled", unit=table.unit, margin=margin, family=family,
+                  kind=q.kind,
                   verdict=f"not sampled: no finished trial has {q.param} (fixed or absent)")
 
 
@@ -168,10 +288,10 @@ def _choices(q: Question, le: LevelEffects, min_per_choice: int) -> list[_Choice
 
 
 def _contrast(a: Answer, q: Question, le: LevelEffects, table: TrialTable,
-              min_per_choice: int, word: str) -> None:
+              min_per_choice: int, word: str) -> ContrastSet | None:
     """Fill the choices, best and pairwise effects; ``_decide`` adds the decision."""
     choices = _choices(q, le, min_per_choice)
-    a.word, a.fidelity, a.change_p = word, _fidelity(le), le.change_p
+    a.word, a.fidelity, a.change_p = word, FIDELITY, le.change_p
     a.test = "adjusted regression, t test per pair (Bonferroni within, Holm across)"
     values = table.value_at(le.fidelity)
     counts = le.factor.counts()
@@ -191,21 +311,18 @@ def _contrast(a: Answer, q: Question, le: LevelEffects, table: TrialTable,
         a.status = "too_few_trials"
         a.verdict = (f"too few trials to tell (need >= {min_per_choice} per choice in at "
                      f"least 2 choices; have {have})")
-        return
+        return None
     a.status = "answered"
     score = {c.name: table.sign * le.contrast(c.weights)[0] for c in choices}
     best = max(choices, key=lambda c: score[c.name])
     a.best = best.name
-    pairs = [(x, y) for i, x in enumerate(choices) for y in choices[i + 1:]]
-    tested = []
-    for x, y in pairs:
-        est, se = le.contrast(x.weights - y.weights)
-        tested.append((x, y, est, se, stats.t_p_value(est, se, le.df)))
-    x, y, est, se, p = min(tested, key=lambda t: t[4])
-    a.p_value = min(1.0, p * len(pairs))
-    a.statistic = est / se if se > 0 else math.nan
-    a.headline = {"a": x.name, "b": y.name, "diff": est, "se": se, "p_value": p,
-                  "pairs": len(pairs)}
+    pairs = []
+    for i, x in enumerate(choices):
+        for y in choices[i + 1:]:
+            est, se = le.contrast(x.weights - y.weights)
+            pairs.append(Pair(x.name, y.name, est, se, w=x.weights - y.weights))
+    cs = ContrastSet(pairs, le.df)
+    a.statistic = cs.headline.est / cs.headline.se if cs.headline.se > 0 else math.nan
     for c in choices:
         if c is not best:
             d, s = le.contrast(c.weights - best.weights)
@@ -214,50 +331,101 @@ def _contrast(a: Answer, q: Question, le: LevelEffects, table: TrialTable,
                                     sum(counts[v] for v in best.labels),
                                     stats.t_p_value(d, s, le.df)))
     a.effects.sort(key=lambda e: -table.sign * e.diff)  # runner-up first
+    return cs
 
 
-def _fidelity(le: LevelEffects) -> str:
-    if le.fidelity == FINAL:
-        return "end of training"
-    return f"epoch {le.fidelity} (every trial reached it)"
+# Every verdict is the effect at the end of training (see hpsearch.analysis.effects).
+FIDELITY = "end of training"
 
 
-def _decide(a: Answer, p_holm: float, level: float, alpha: float, le: LevelEffects,
-            table: TrialTable, min_effect: float, confirmed: dict[str, str]) -> None:
-    """Holm's decision, intervals at its level, and the words."""
-    assert a.headline is not None
-    k = a.headline.pop("pairs")
-    pair_level = level / k
-    a.p_holm, a.significant, a.ci_level = p_holm, p_holm < alpha, 1 - pair_level
-    se = a.headline.pop("se")
-    lo, hi = stats.t_interval(a.headline["diff"], se, le.df, pair_level)
-    a.headline.update(ci_low=lo, ci_high=hi)
-    for e in a.effects:  # ci_low held the standard error until the level was known
-        e.ci_low, e.ci_high = stats.t_interval(e.diff, e.ci_low, le.df, pair_level)
-    fmt = "{:.2f}" if table.unit == "pts" else "{:.3g}"
-    h = a.headline
-    # In words the winner comes first and the gap is positive: "before > after by 0.45".
-    win, lose = (h["a"], h["b"]) if table.sign * h["diff"] > 0 else (h["b"], h["a"])
-    s = table.sign if win == h["a"] else -table.sign
-    g_lo, g_hi = sorted((s * h["ci_low"], s * h["ci_high"]))
-    size = (f"{fmt.format(s * h['diff'])} {a.unit} [{fmt.format(g_lo)}, "
-            f"{fmt.format(g_hi)}]")
-    op = ">" if table.sign > 0 else "<"
-    n = f"n={sum(c.n for c in a.choices)}"
+def _decide(a: Answer, cs: ContrastSet, p_holm: float, level: float, le: LevelEffects | None,
+            table: TrialTable, min_effect: float, margin: float,
+            confirmed: dict[str, str], step: str) -> None:
+    """Holm's decision in three states, intervals at its level, and the words."""
+    a.settled = cs.decide(level, margin)
+    a.p_holm, a.significant = p_holm, a.settled == DIFFERENCE
+    a.ci_level = 1 - cs.pair_level
+    h = cs.shown
+    a.headline = {"a": h.a, "b": h.b, "diff": h.est, "ci_low": h.ci_low, "ci_high": h.ci_high,
+                  "p_value": _pair_p(cs, h)}
+    if cs.method == "bonferroni":
+        for e in a.effects:  # ci_low held the standard error until the level was known
+            e.ci_low, e.ci_high = stats.t_interval(e.diff, e.ci_low, cs.df, cs.pair_level)
+    n = f"n={sum(c.n for c in a.choices) or cs.extra.get('n', '?')}"
+    win, size = _gap(a, h, table)
     a.headline_winner = win
     by_share = a.word != "matters" and a.significant and confirmed.get(a.question) == win
     if by_share:
         a.word = "matters"
+    lose = h.b if win == h.a else h.a
+    op = ">" if table.sign > 0 else "<"
     pair = f"{_named(a.param, win)} {op} {_named(a.param, lose)} by {size}"
-    if a.significant:
-        a.verdict = f"{a.word}: {pair} ({a.fidelity}; {n}; Holm p={p_holm:.2g})"
-        if a.best not in (win, lose):
+    where = f"{a.fidelity}; {n}"
+    m = _fmt(a.unit, margin)
+    if a.settled == DIFFERENCE:
+        a.verdict = f"{a.word}: {pair} ({where}; Holm p={p_holm:.2g})"
+        if a.best not in (win, lose) and a.kind != "numeric":
             a.verdict += f"; best: {_named(a.param, a.best)}"
+    elif a.settled == EQUIVALENT:
+        w = widest(cs.pairs)
+        span = f"[{_fmt(a.unit, w.ci_low, True)}, {_fmt(a.unit, w.ci_high, True)}]"
+        if len(cs.pairs) == 1:
+            a.verdict = (f"equivalent: no difference larger than {m} {a.unit}: "
+                         f"{_named(a.param, w.a)} - {_named(a.param, w.b)} {span} ({where})")
+        else:
+            what = "point of its range" if a.kind == "numeric" else "choice"
+            a.verdict = (f"equivalent: no {what} differs from another by more than {m} "
+                         f"{a.unit} (widest: {_named(a.param, w.a)} - "
+                         f"{_named(a.param, w.b)} {span}; {where})")
     else:
-        a.needed = _needed(a, se, pair_level, le, table, min_effect)
-        a.verdict = (f"no detectable difference at this budget ({a.fidelity}; {n}; closest: "
-                     f"{pair}, Holm p={p_holm:.2g})")
-    a.caveat = _caveat(a, le, by_share)
+        a.needed = _needed(a, cs, le.n if le else int(cs.extra.get("n_fit", 0) or 0),
+                           min_effect, margin)
+        eq = f" nor equivalence within +-{m} {a.unit}" if math.isfinite(margin) else ""
+        a.verdict = (f"open: no difference detected{eq} ({where}; closest: {pair}, "
+                     f"Holm p={p_holm:.2g})")
+    a.caveat = _caveat(a, le, by_share, step, cs)
+
+
+def _pair_p(cs: ContrastSet, p: Pair) -> float:
+    if cs.method == "scheffe":
+        t = abs(p.est) / p.se if p.se > 0 else math.inf
+        return float(sps.f.sf(t * t / cs.k, cs.k, cs.df))
+    return stats.t_p_value(p.est, p.se, cs.df)
+
+
+def _fmt(unit: str, x: float, sign: bool = False) -> str:
+    if not math.isfinite(x):
+        return "-"
+    if unit == "pts":
+        return f"{x:+.2f}" if sign else f"{x:.2f}"
+    return f"{x:+.3g}" if sign else f"{x:.3g}"
+
+
+def _gap(a: Answer, h: Pair, table: TrialTable) -> tuple[str, str]:
+    """The better of the headline pair and the gap in words: "0.45 pts [0.20, 0.70]"."""
+    win = h.a if table.sign * h.est > 0 else h.b
+    s = table.sign if win == h.a else -table.sign
+    lo, hi = sorted((s * h.ci_low, s * h.ci_high))
+    return win, (f"{_fmt(a.unit, s * h.est)} {a.unit} [{_fmt(a.unit, lo)}, "
+                 f"{_fmt(a.unit, hi)}]")
+
+
+def by_epoch(cs: ContrastSet, series: list[tuple[int, np.ndarray, np.ndarray]], step: str,
+             level: float = 0.05) -> list[dict[str, object]]:
+    """The headline contrast at every analysed epoch, with a pointwise 95% interval (the
+    effect over training: read "hurts early, pays later" off it; the verdict is the last)."""
+    h = cs.shown
+    if h.w is None:
+        return []
+    out: list[dict[str, object]] = []
+    for lvl, theta, cov in series:
+        est = float(h.w @ theta)
+        se = float(np.sqrt(max(float(h.w @ cov @ h.w), 0.0)))
+        lo, hi = stats.t_interval(est, se, cs.df, level)
+        out.append({"epoch": None if lvl == FINAL else lvl,
+                    "label": "end" if lvl == FINAL else f"{step} {lvl}",
+                    "a": h.a, "b": h.b, "diff": est, "ci_low": lo, "ci_high": hi})
+    return out
 
 
 def _named(param: str, choice: str | None) -> str:
@@ -270,46 +438,62 @@ def _named(param: str, choice: str | None) -> str:
     return text
 
 
-def _needed(a: Answer, se: float, level: float, le: LevelEffects, table: TrialTable,
-            min_effect: float) -> str:
-    """How many finished trials would detect a difference with POWER at this spread.
-
-    The difference planned for is the closest pair's estimate, or ``min_effect`` when the
-    estimate is smaller than that (a smaller difference is not worth a budget).
-    """
-    if not se > 0 or not math.isfinite(se):
+def _needed(a: Answer, cs: ContrastSet, n_now: int, min_effect: float, margin: float) -> str:
+    """How many finished trials would settle the question with POWER at this spread, planned
+    for the outcome the estimates point to (:func:`contrasts.n_to_settle`): equivalence when
+    the widest pair's estimate lies within half the margin, else a difference of the closest
+    pair's estimate (or ``min_effect`` when that is smaller)."""
+    h, w = cs.shown, widest(cs.pairs)
+    level = cs.pair_level
+    if not math.isfinite(h.se):
+        return (f"more trials with {_named(a.param, h.a)} and {_named(a.param, h.b)} that run "
+                "to the end of training: too few of one of them got there to follow its "
+                "effect (a pruner that stops arms together, or verify, settles it)")
+    n_eq, how = n_to_settle(n_now, w.est, w.se, level, margin, min_effect, POWER)
+    m = _fmt(a.unit, margin)
+    if how == EQUIVALENT:
+        if n_eq <= n_now:
+            return (f"{n_now} trials could show equivalence within +-{m} {a.unit} with "
+                    f"{POWER:.0%} power if there were none: the difference may be near the "
+                    "margin")
+        return (f"about {n_eq} finished trials (now {n_now}) would show equivalence within "
+                f"+-{m} {a.unit} ({POWER:.0%} power, this spread, if the difference is "
+                f"{_fmt(a.unit, w.est, True)}); hpsearch verify needs far fewer runs")
+    n_diff, _ = n_to_settle(n_now, h.est, h.se, level, math.nan, min_effect, POWER)
+    if not n_diff:
         return ""
-    h = a.headline or {}
-    size = max(min_effect, abs(float(h.get("diff", 0.0))))
-    z = float(sps.norm.ppf(1 - level / 2) + sps.norm.ppf(POWER))
-    n_now = le.n
-    n_req = math.ceil(n_now * (se * z / size) ** 2)
-    fmt = f"{size:.2f}" if a.unit == "pts" else f"{size:.3g}"
-    what = (f"a {fmt}-{a.unit.rstrip('s')} difference between {_named(a.param, h.get('a'))} "
-            f"and {_named(a.param, h.get('b'))}")
-    if n_req <= n_now:
+    size = max(min_effect, abs(h.est))
+    what = (f"a {_fmt(a.unit, size)}-{a.unit.rstrip('s')} difference between "
+            f"{_named(a.param, h.a)} and {_named(a.param, h.b)}")
+    if n_diff <= n_now:
         return (f"{n_now} trials could detect {what} with {POWER:.0%} power: a real "
                 f"difference is likely smaller than that")
-    return (f"about {n_req} finished trials (now {n_now}) would detect {what} "
+    return (f"about {n_diff} finished trials (now {n_now}) would detect {what} "
             f"({POWER:.0%} power, this spread); hpsearch verify needs far fewer runs")
 
 
-def _caveat(a: Answer, le: LevelEffects, by_share: bool) -> str:
-    if by_share:
+def _caveat(a: Answer, le: LevelEffects | None, by_share: bool, step: str,
+            cs: ContrastSet) -> str:
+    if "design" in cs.extra:
+        parts = [str(cs.extra["design"])]
+    elif by_share:
         parts = [SHARED]
     else:
         parts = [RANDOMIZED if a.word == "matters" else OBSERVATIONAL]
-    if le.first_level != FINAL:
-        if le.fidelity == FINAL:
-            parts.append(f"Its effect changed after epoch {le.first_level} (p="
-                         f"{le.change_p:.2g}): the answer is the end-of-training effect, "
-                         "followed through the trials that kept training.")
-        else:
-            n_end = sum(c.n_end for c in a.choices)
-            parts.append(f"Measured at epoch {le.first_level}, where all {le.n} trials still "
-                         f"count; the {n_end} that ran to the end show no significant change "
-                         f"(p={le.change_p:.2g}).")
-    parts += le.notes
+    first = le.first_level if le is not None else int(cs.extra.get("first_level", FINAL) or 0)
+    if first != FINAL:
+        n_end = sum(c.n_end for c in a.choices)
+        ran = f"the {n_end} trials that ran to the end" if n_end else "the trials that kept " \
+            "training"
+        parts.append(f"The answer is the end-of-training effect: every trial counts at {step} "
+                     f"{first} and {ran} carry it on (earlier values only as covariates).")
+        if le is not None and le.change_p < 0.05:
+            parts.append(f"Its effect changed after {step} {first} (p={le.change_p:.2g}): "
+                         "see the effect over training.")
+    if a.settled == EQUIVALENT:
+        parts.append(f"Equivalent means every interval at this question's Holm level lies "
+                     f"inside +-{_fmt(a.unit, a.margin)} {a.unit} (the margin).")
+    parts += le.notes if le is not None else [str(x) for x in cs.extra.get("notes", [])]
     return " ".join(parts)
 
 

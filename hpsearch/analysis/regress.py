@@ -26,8 +26,31 @@ _C, _ROUNDS = 1.1, 3
 def residualize(a: np.ndarray, by: np.ndarray) -> np.ndarray:
     """``a`` minus its least-squares fit on an intercept and the columns of ``by``."""
     z = np.column_stack([np.ones(len(a)), by]) if by.size else np.ones((len(a), 1))
-    coef, *_ = np.linalg.lstsq(z, a, rcond=None)
-    return a - z @ coef
+    # An orthonormal basis of z's column space (the SVD, with lstsq's own rank cut-off):
+    # the same projection as a least-squares fit, four times faster on many columns.
+    u, s, _ = np.linalg.svd(z, full_matrices=False)
+    u = u[:, s > s[0] * max(z.shape) * np.finfo(float).eps] if s.size and s[0] > 0 else u[:, :0]
+    return a - u @ (u.T @ a)
+
+
+def independent(base: np.ndarray, cols: np.ndarray) -> list[int]:
+    """Indices of ``cols`` that, added in order, each raise the rank of ``[1, base, kept]``.
+
+    A stage of the chain fits only the trials that got that far, and among them a column
+    can be a combination of others (no survivor in some cell): its coefficient is then not
+    identified, and a pseudo-inverse would split the effect between the columns at random
+    while reporting almost no variance for the split.
+    """
+    kept: list[int] = []
+    z = np.column_stack([np.ones(len(base)), base]) if base.size else np.ones((len(cols), 1))
+    rank = int(np.linalg.matrix_rank(z))
+    for j in range(cols.shape[1]):
+        trial = np.column_stack([z, cols[:, j]])
+        r = int(np.linalg.matrix_rank(trial))
+        if r > rank:
+            z, rank = trial, r
+            kept.append(j)
+    return kept
 
 
 def plugin_lasso(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -92,10 +115,16 @@ def ols(y: np.ndarray, z: np.ndarray, extra_df: int = 0) -> Fit:
     rank = int(np.linalg.matrix_rank(z))
     df = max(1, n - rank - extra_df)  # extra_df: columns chosen for their fit to y
     weights = np.ones(n)
+    # Below this residual scale the fit is exact up to rounding (a planted, noiseless stage
+    # of the chain): Huber's weights would then be rounding noise, and his covariance divides
+    # by the share of residuals inside a vanishing threshold, so plain OLS is used.
+    tiny = 1e-9 * max(1.0, float(np.std(y)))
+    scale = 0.0
     for _ in range(50):
         resid = y - z @ coef
         scale = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
-        if not scale > 1e-12:
+        if not scale > tiny:
+            weights = np.ones(n)
             break
         weights = np.minimum(1.0, HUBER_C * scale / np.maximum(np.abs(resid), 1e-300))
         zw = z * weights[:, None]
@@ -105,7 +134,7 @@ def ols(y: np.ndarray, z: np.ndarray, extra_df: int = 0) -> Fit:
             break
         coef = new
     resid = y - z @ coef
-    if np.all(weights == 1.0) or not scale > 1e-12:
+    if np.all(weights == 1.0) or not scale > tiny:
         s2 = float(resid @ resid) / df
         return Fit(coef, s2 * pinv, df, math.sqrt(s2))
     c = HUBER_C * scale

@@ -6,6 +6,7 @@ function can be checked against numbers worked out by hand.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,6 +54,41 @@ def holm_levels(p_values: Sequence[float], alpha: float = 0.05) -> np.ndarray:
     for j, i in enumerate(order):
         levels[i] = alpha / (m - j) if j < rejected else alpha / (m - rejected)
     return levels
+
+
+def weighted_holm(p_values: Sequence[float], weights: Sequence[float], alpha: float = 0.05,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Holm's weighted procedure (Holm 1979): adjusted p-values and decision levels.
+
+    Hypothesis i gets the share ``w_i / W`` of what is left, ``W`` the weights of the
+    hypotheses not yet rejected: step through ``p_i / w_i`` in increasing order, rejecting
+    while ``p_i <= alpha w_i / W``. Family-wise error control at ``alpha`` under any
+    dependence, as plain Holm (equal weights give exactly :func:`holm` and
+    :func:`holm_levels`). The level returned is where each hypothesis was decided, so an
+    interval at ``1 - level`` excludes the null value exactly when it is rejected.
+    """
+    p = np.asarray(p_values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    m = p.size
+    adjusted, levels = np.empty(m), np.full(m, math.nan)
+    if m == 0:
+        return adjusted, levels
+    order = np.argsort(p / w, kind="stable")
+    remaining = float(w.sum())   # the weight of this hypothesis and those after it
+    stop = math.nan              # the weight left where the procedure stopped rejecting
+    running = 0.0
+    for i in order:
+        running = max(running, min(1.0, p[i] * remaining / w[i]))
+        adjusted[i] = running
+        if math.isnan(stop) and p[i] <= alpha * w[i] / remaining:
+            levels[i] = alpha * w[i] / remaining
+        elif math.isnan(stop):
+            stop = remaining
+        remaining -= w[i]
+    for i in order:
+        if math.isnan(levels[i]):
+            levels[i] = alpha * w[i] / stop
+    return adjusted, levels
 
 
 def percentile_ci(samples: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:

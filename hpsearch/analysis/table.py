@@ -28,7 +28,7 @@ class TrialTable:
     final: np.ndarray                # objective value of complete trials; nan when pruned
     last_epoch: np.ndarray           # last epoch reported (0: none)
     sign: float                      # +1 when larger is better
-    scale: float                     # 100 for values in [0, 1] (accuracy points), else 1
+    scale: float                     # 100 for accuracies (maximized, in [0, 1]), else 1
     unit: str                        # "pts" or "units"
 
     @property
@@ -85,8 +85,10 @@ def finished_table(trials: Sequence[FrozenTrial], direction: StudyDirection) -> 
         final.append(value)
         last.append(max(raw, default=0))
     values = [v for c in curves for v in c.values()] + [v for v in final if math.isfinite(v)]
-    scale, unit = (100.0, "pts") if values and all(0.0 <= v <= 1.0 for v in values) else (
-        1.0, "units")
+    # Accuracy points only for a maximized objective in [0, 1]; a minimized one is a loss or
+    # an error (its own units, not "points" of accuracy).
+    pts = sign > 0 and bool(values) and all(0.0 <= v <= 1.0 for v in values)
+    scale, unit = (100.0, "pts") if pts else (1.0, "units")
     return TrialTable(
         trials=kept, curves=[{e: v * scale for e, v in c.items()} for c in curves],
         final=np.asarray(final, dtype=float) * scale, last_epoch=np.asarray(last, dtype=int),

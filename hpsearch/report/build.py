@@ -24,7 +24,8 @@ The JSON document (``--format json``) has these keys; programs may rely on them:
 ``analysis``
     ``analyze(study).to_dict()`` unchanged: study_name, direction, n_trials,
     best_value, best_params, best_trial_number, importances, importance_agreement,
-    answers, pruning, curves, notes (see ``hpsearch.analysis``).
+    answers (each with ``settled``, ``margin``, ``effect_by_epoch``, ...), pruning,
+    curves, notes, interactions (see ``hpsearch.analysis.answers``).
 ``verify``
     {question: the study's ``verify:<question>`` user attr} as ``hpsearch verify``
     stored it (question, param, seeds, rows [...]); ``{}`` when verify has not run.
@@ -84,8 +85,14 @@ class ReportResult:
 
 def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
            out: str | Path | None = None, evaluators: Sequence[str] = ("ped_anova",),
-           publish: bool = True) -> ReportResult:
+           publish: bool = True, margin: float | None = None,
+           questions: Sequence[str] = (), interactions: Sequence[str] = (),
+           ) -> ReportResult:
     """Analyse the study in ``storage`` and render it as ``fmt`` (html, md or json).
+
+    ``margin``: what "equivalent" means, in accuracy points (default 0.5, see
+    ``hpsearch.analysis.questions.MARGIN``); ``questions``: report only these (ids,
+    params or interaction ids); ``interactions``: more interaction questions (``A:B``).
 
     ``out``: where to write; HTML defaults to ``report.html``, Markdown and JSON are only
     returned (``ReportResult.text``) when ``out`` is None. ``publish`` (HTML only) uploads
@@ -99,7 +106,8 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
         check_output(out if out is not None else DEFAULT_OUT, storage)
     study = load_study(storage, study_name)
     trials = study.get_trials(deepcopy=False)
-    analysis = analyze(study, evaluators=tuple(evaluators)).to_dict()
+    analysis = analyze(study, evaluators=tuple(evaluators), margin=margin,
+                       questions=tuple(questions), interactions=tuple(interactions)).to_dict()
     data = clean({"schema": SCHEMA, "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                time.gmtime()),
                   "header": header(study, storage, analysis), "analysis": analysis,
@@ -129,7 +137,7 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
 
 def header(study: optuna.Study, storage: str, analysis: Mapping[str, Any]) -> dict[str, Any]:
     """Who/what/where of the study: the part of the report that is not statistics."""
-    prov = study.user_attrs.get("provenance") or {}
+    prov = _provenance(study.user_attrs.get("provenance"))
     return {
         "study_name": study.study_name, "storage": mask(storage),
         "dataset": study.user_attrs.get("dataset", prov.get("dataset")),
@@ -142,9 +150,29 @@ def header(study: optuna.Study, storage: str, analysis: Mapping[str, Any]) -> di
     }
 
 
+def _provenance(prov: Any) -> dict[str, Any]:
+    """The ``provenance`` user attr in the shape hpsearch writes (a dict whose ``settings``
+    is a dict), or ``{}``: another tool or a hand edit may have stored anything there."""
+    if not isinstance(prov, Mapping):
+        return {}
+    out = {str(k): v for k, v in prov.items()}
+    if not isinstance(out.get("settings", {}), Mapping):
+        del out["settings"]
+    return out
+
+
 def verify_results(study: optuna.Study) -> dict[str, Any]:
-    attrs = study.user_attrs
-    return {k.split(":", 1)[1]: attrs[k] for k in sorted(attrs) if k.startswith("verify:")}
+    """The ``verify:<question>`` user attrs that have verify's shape (a dict whose ``rows``
+    are dicts); anything else stored under such a key is left out."""
+    out = {}
+    for key in sorted(study.user_attrs):
+        value = study.user_attrs[key]
+        if not key.startswith("verify:") or not isinstance(value, Mapping):
+            continue
+        rows = value.get("rows")
+        rows = [r for r in rows if isinstance(r, Mapping)] if isinstance(rows, list) else []
+        out[key.split(":", 1)[1]] = {**value, "rows": rows}
+    return out
 
 
 def trial_rows(trials: Sequence[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:

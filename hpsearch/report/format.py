@@ -23,15 +23,20 @@ from hpsearch.text import DASH, num, param_value
 Table = tuple[list[str], list[list[Any]]]
 
 OBSERVATIONAL = ("How to read the verdicts: differences are in accuracy points (objective x "
-                 "100; objective units when values are not in [0, 1]), adjusted for every other "
-                 "param the study sampled, from all finished trials (pruned ones at the epoch "
-                 "they reached). Each interval is at the level Holm's procedure decided that "
-                 "question at (ci_level in its details), so it excludes 0 exactly when the "
-                 "question is settled. \"associated\": the sampler chose the params together, "
-                 "so the study alone is observational; \"matters\": randomized trials settle "
-                 "it. The verify column is the causal answer: twins of the best config that "
-                 "differ only in that param, on the same seeds, on the test set "
-                 "(`hpsearch verify STORAGE`).")
+                 "100; objective units for other objectives), the effect at the end of "
+                 "training, adjusted for every other param the study sampled, from all "
+                 "finished trials (pruned ones carried on from the epoch they reached). Each "
+                 "interval is at the level Holm's procedure decided that question at "
+                 "(ci_level in its details), and one interval decides three ways: "
+                 "\"difference\" when it excludes 0, \"equivalent\" when it lies inside "
+                 "+-margin (printed with the verdict), \"open\" otherwise, with what would "
+                 "settle it. The seeds' questions and the study's other params are one Holm "
+                 "family (weighted towards the seeds'), the interactions another. "
+                 "\"associated\": the sampler "
+                 "chose the params together, so the study alone is observational; "
+                 "\"matters\": randomized trials settle it. The verify column is the causal "
+                 "answer: twins of the best config that differ only in that param, on the "
+                 "same seeds, on the test set (`hpsearch verify STORAGE`).")
 TOP_TRIALS = 10
 # Settings that say how a trial was run, shown in the header; the rest go to provenance.
 SETTINGS_SHOWN = ("epochs", "trials", "sampler", "pruner", "patience", "seed", "jobs", "device")
@@ -283,8 +288,10 @@ def provenance_rows(prov: Mapping[str, Any]) -> list[tuple[str, Any]]:
 # The columns of the verdicts table, in this order when present; an answer's other scalar
 # keys go to its details. The analysis decides what an answer holds: a key it adds shows up
 # in the details without a change here.
-ANSWER_COLUMNS = ("question", "seed_claim", "verdict", "p_holm", "needed")
+ANSWER_COLUMNS = ("question", "seed_claim", "settled", "verdict", "p_holm", "needed")
 ANSWER_LABELS = {"seed_claim": "seeds' claim", "p_holm": "p (Holm)", "p_value": "p",
+                 "settled": "settled", "effect_by_epoch": "effect over training",
+                 "best_region": "best region",
                  "needed": "what would settle it", "verify": "verify (paired re-runs)",
                  "p_wilcoxon": "p (Wilcoxon)", "p_improvement": "P(improvement)",
                  "top_quantile": "top quantile", "n_vs": "n vs", "vs": "vs (best)",
@@ -315,6 +322,28 @@ def answer_columns(answers: Sequence[Mapping[str, Any]]) -> list[str]:
     return [k for k in ANSWER_COLUMNS if any(k in a for a in answers)]
 
 
+SETTLED_WORDS = {"difference": "difference", "equivalent": "equivalent", "open": "open"}
+
+
+def settled_text(x: Mapping[str, Any]) -> str:
+    """An answer's (or verify row's) state in a word, with the margin for equivalence."""
+    state = x.get("settled")
+    if state == "equivalent" and isinstance(x.get("margin"), int | float):
+        return f"equivalent (+-{num(x['margin'], 3)} {x.get('unit') or 'pts'})"
+    return SETTLED_WORDS.get(str(state), DASH if state is None else str(state))
+
+
+def split_unsampled(answers: Sequence[Mapping[str, Any]],
+                    ) -> tuple[list[Mapping[str, Any]], str]:
+    """The answers worth a row, and one line naming the questions this study never sampled
+    (a study of other params should not show ten empty rows)."""
+    shown = [a for a in answers if a.get("status") != "not_sampled"]
+    skipped = [str(a.get("question")) for a in answers if a.get("status") == "not_sampled"]
+    line = (f"Not sampled in this study ({len(skipped)}): {', '.join(skipped)}."
+            if skipped else "")
+    return shown, line
+
+
 def verdict_rows(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
                  ) -> tuple[list[str], list[dict[str, Any]]]:
     """The verdicts table every format shows: the answers' columns and a verify column.
@@ -328,6 +357,8 @@ def verdict_rows(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]
         row = {k: cell(k, a.get(k)) for k in cols if k != "verify"}
         if "question" in row and a.get("title"):
             row["question"] = f"{a['title']} ({a.get('question')})"
+        if "settled" in row:
+            row["settled"] = settled_text(a) if a.get("status") == "answered" else DASH
         if not a.get("verdict"):
             row["verdict"] = a.get("status") or DASH
         if not a.get("needed"):
@@ -345,7 +376,8 @@ def verify_summary(v: Mapping[str, Any]) -> str:
     rows = [r for r in v.get("rows") or [] if isinstance(r, Mapping)]
     if not rows:
         return DASH
-    settled = [r for r in rows if r.get("significant")]
+    settled = [r for r in rows if r.get("significant")
+               or r.get("settled") in ("difference", "equivalent")]
     shown = settled or sorted(rows, key=lambda r: r.get("p_holm") or 1.0)[:1]
     words = "; ".join(str(r.get("verdict") or "") for r in shown)
     family = v.get("family")
@@ -359,3 +391,33 @@ def records_table(records: Sequence[Mapping[str, Any]]) -> Table:
     for r in records:
         keys += [k for k in r if k not in keys and not isinstance(r[k], Mapping | list)]
     return [label(k) for k in keys], [[cell(k, r.get(k)) for k in keys] for r in records]
+
+
+# ---------------------------------------------------------------------------- interactions
+
+
+INTERACTION_COLUMNS = ("question", "settled", "verdict", "p_holm")
+
+
+def interaction_rows(interactions: Sequence[Mapping[str, Any]]) -> Table:
+    """The interactions table: question (title and id), state, verdict, p (Holm)."""
+    rows = []
+    for x in interactions:
+        if x.get("status") == "not_sampled":
+            continue
+        rows.append([f"{x.get('title') or x.get('question')} ({x.get('question')})",
+                     settled_text(x) if x.get("status") == "answered" else DASH,
+                     x.get("verdict") or x.get("status") or DASH, p_value(x.get("p_holm"))])
+    return [label(k) for k in INTERACTION_COLUMNS], rows
+
+
+def effect_by_epoch_table(series: Sequence[Mapping[str, Any]], unit: str = "pts") -> Table:
+    """A question's headline contrast at every analysed epoch (95% pointwise)."""
+    if not series:
+        return [], []
+    first = series[0]
+    what = f"{first.get('a')} - {first.get('b')}" if first.get("a") is not None else "effect"
+    return (["when", f"{what} ({unit})", "95% interval"],
+            [[r.get("label"), signed_num(r.get("diff")),
+              f"[{signed_num(r.get('ci_low'))}, {signed_num(r.get('ci_high'))}]"]
+             for r in series])

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpsearch import __version__
+from hpsearch.report.figures import effects as figure_effects
 from hpsearch.report.figures import params as figure_params
 from hpsearch.report.figures import svg
 from hpsearch.report.figures import trials as figure_trials
@@ -28,12 +29,15 @@ from hpsearch.report.format import (
     best_config,
     best_table,
     cell,
+    effect_by_epoch_table,
     header_facts,
+    interaction_rows,
     label,
     per_class_items,
     provenance_rows,
     pruning_table,
     records_table,
+    split_unsampled,
     top_trials_table,
     verdict_rows,
 )
@@ -78,6 +82,7 @@ def render(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
     sections = [
         ("questions", "Questions", _questions(a.get("answers") or [],
                                               data.get("verify") or {})),
+        ("interactions", "Interactions", _interactions(a.get("interactions") or [])),
         ("importance", "Importance", _importance(a)),
         ("top", "Top trials", _top(rows, order, maximize)),
         ("history", "Optimization history", _history(rows, maximize)),
@@ -170,8 +175,10 @@ def _header(h: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
 
 def _questions(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]) -> str:
     """The verdicts table, then one collapsed block per question with its other keys."""
+    answers, unsampled = split_unsampled(answers)
     if not answers:
-        return '<p class="muted">No question could be answered from this study.</p>'
+        return (f'<p class="muted">{esc(unsampled)}</p>' if unsampled else
+                '<p class="muted">No question could be answered from this study.</p>')
     cols, rows = verdict_rows(answers, verify)
     head = "".join(f"<th>{esc(label(k))}</th>" for k in cols)
     body = []
@@ -190,7 +197,10 @@ def _questions(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]) 
                 cells.append(f"<td>{esc(row[k])}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     out = [f'<table id="verdicts"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
-           f'</tbody></table><p class="caveat">{esc(OBSERVATIONAL)}</p>']
+           f'</tbody></table>'
+           + (f'<p class="muted">{esc(unsampled)}</p>' if unsampled else "")
+           + f'<p class="caveat">{esc(OBSERVATIONAL)}</p>']
+    out.append(_answer_figures(answers))
     shown = set(cols) | {"title", "status", "significant"}
     for x in answers:
         details = _answer_details(x, shown)
@@ -206,8 +216,58 @@ def _answer_details(x: Mapping[str, Any], shown: set[str]) -> str:
              if k not in shown and not isinstance(v, Mapping | list) and v not in (None, "")]
     out = [_facts(facts)]
     for key, value in x.items():
-        if isinstance(value, list) and value and all(isinstance(r, Mapping) for r in value):
+        if key == "effect_by_epoch":
+            if value:
+                out.append(f"<h3>{esc(label(key))}</h3>" + _table(
+                    *effect_by_epoch_table(value, str(x.get("unit") or "pts"))))
+        elif isinstance(value, list) and value and all(isinstance(r, Mapping) for r in value):
             out.append(f"<h3>{esc(label(key))}</h3>" + _table(*records_table(value)))
+    return "".join(out)
+
+
+def _answer_figures(answers: Sequence[Mapping[str, Any]]) -> str:
+    """The effect over training of every answered question, and each numeric question's
+    adjusted curve."""
+    answered = [x for x in answers if x.get("status") == "answered"]
+    n = max((sum(int(c.get("n") or 0) for c in x.get("choices") or []) for x in answered),
+            default=0)
+    out = _figure(svg.draw(figure_effects.effect_over_training, answered, name="over-training"),
+                  "Effect over training: each question's headline difference at every "
+                  "analysed epoch (95% pointwise band; every finished trial counts, followed "
+                  "to the end of training), the grey band the equivalence margin; the verdict "
+                  f"is the last point (end). n up to {n} trials.")
+    out += _figure(svg.draw(figure_effects.adjusted_curves, answered, name="adjusted-curves"),
+                   "Adjusted curves of the numeric questions: the effect of each value against "
+                   "its best one, the other params held fixed (95% pointwise band; grey: the "
+                   "equivalence margin).")
+    return out
+
+
+def _interactions(interactions: Sequence[Mapping[str, Any]]) -> str:
+    """The interaction questions: a table, an interaction plot, per-level effects."""
+    head, rows = interaction_rows(interactions)
+    skipped = [str(x.get("question")) for x in interactions if x.get("status") == "not_sampled"]
+    if not rows and not skipped:
+        return ""
+    out = [_table(head, rows)]
+    if skipped:
+        out.append(f'<p class="muted">Not sampled in this study ({len(skipped)}): '
+                   f'{esc(", ".join(skipped))}.</p>')
+    answered = [x for x in interactions if x.get("status") == "answered"]
+    out.append(_figure(svg.draw(figure_effects.interaction_plots, answered,
+                                name="interactions"),
+                       "Interaction plots: the effect of the first param (the contrast named "
+                       "above each panel) at each level of the second, with 95% intervals; "
+                       "parallel effects mean no interaction. Orange: a settled dependence."))
+    for x in answered:
+        out.append(f"<details><summary><code>{esc(x.get('question'))}</code>: per-level "
+                   f"effects</summary>"
+                   + _table(["level", f"effect ({x.get('unit') or 'pts'})", "95% low",
+                             "95% high", "n"],
+                            [[lv.get("level"), cell("diff", lv.get("effect")),
+                              cell("diff", lv.get("ci_low")), cell("diff", lv.get("ci_high")),
+                              lv.get("n")] for lv in x.get("levels") or []])
+                   + f'<p class="caveat">{esc(x.get("caveat") or "")}</p></details>')
     return "".join(out)
 
 

@@ -19,13 +19,16 @@ from hpsearch.report.format import (
     best_config,
     best_table,
     cell,
+    effect_by_epoch_table,
     header_facts,
+    interaction_rows,
     label,
     p_value,
     per_class_items,
     provenance_rows,
     pruning_table,
     records_table,
+    split_unsampled,
     states_text,
     top_trials_table,
     verdict_rows,
@@ -34,14 +37,19 @@ from hpsearch.text import DASH, num, param_value, plain
 
 
 def md(value: Any) -> str:
-    """Markdown text (a table cell): no pipes, no newlines, no raw HTML.
+    """Markdown text (a table cell): no pipes, no newlines, no raw HTML, no links.
 
-    Only a ``<`` that could open a tag (a letter, ``/``, ``!`` or ``?`` after it) is
-    escaped, so ``<0.001`` and ``a < b`` stay readable and ``<script>`` is text.
+    Only a ``<`` that could open a tag or an autolink (a letter, ``/``, ``!`` or ``?``
+    after it) is escaped, so ``<0.001`` and ``a < b`` stay readable and ``<script>`` is
+    text. A ``]`` that could close a link or an image (``](``, ``][``, ``]:``) is escaped,
+    and so is every backslash first (it could cancel that escape), so study text such as
+    ``[x](javascript:...)`` or ``![x](http://...)`` renders as the text it is.
     """
     text = value if isinstance(value, str) else num(value)
-    text = text.replace("&", "&amp;")
+    text = text.replace("\\", "\\\\").replace("&", "&amp;")
     text = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
+    text = re.sub(r"\](?=\s*[(\[:])", "\\\\]", text)
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", " ", text)  # escape codes
     return text.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
 
 
@@ -58,10 +66,14 @@ def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 def answers_md(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]) -> list[str]:
     """The verdicts table and, per question, its other keys (choices, effects, caveat)."""
+    answers, unsampled = split_unsampled(answers)
     if not answers:
-        return ["No question could be answered from this study."]
+        return [md(unsampled)] if unsampled else [
+            "No question could be answered from this study."]
     cols, rows = verdict_rows(answers, verify)
     out = table([label(k) for k in cols], [[r[k] for k in cols] for r in rows])
+    if unsampled:
+        out += ["", md(unsampled)]
     out += ["", f"> {OBSERVATIONAL}"]
     for a in answers:
         details = _answer_details(a, set(cols) | {"title", "status", "significant"})
@@ -75,8 +87,34 @@ def _answer_details(a: Mapping[str, Any], shown: set[str]) -> list[str]:
              if k not in shown and not isinstance(v, Mapping | list) and v not in (None, "")]
     out = [f"- {md(k)}: {md(v)}" for k, v in facts]
     for key, value in a.items():
-        if isinstance(value, list) and value and all(isinstance(r, Mapping) for r in value):
+        if key == "effect_by_epoch":
+            if value:
+                out += ["", f"{md(label(key))} (95% pointwise; the verdict is the last row):",
+                        "", *table(*effect_by_epoch_table(value, str(a.get("unit") or "pts")))]
+        elif isinstance(value, list) and value and all(isinstance(r, Mapping) for r in value):
             out += ["", f"{md(label(key))}:", "", *table(*records_table(value))]
+    return out
+
+
+def interactions_md(interactions: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The interaction questions: one table, then each answered one's per-level effects."""
+    head, rows = interaction_rows(interactions)
+    skipped = [str(x.get("question")) for x in interactions if x.get("status") == "not_sampled"]
+    out = table(head, rows)
+    if skipped:
+        out += ["", md(f"Not sampled in this study ({len(skipped)}): {', '.join(skipped)}.")]
+    for x in interactions:
+        if x.get("status") != "answered":
+            continue
+        effect_of = (x.get("contrast") or {}).get("effect_of", "")
+        out += ["", f"### {md(x.get('question'))}: effect of {md(effect_of)} by "
+                f"{md((x.get('params') or ['', ''])[1])}", ""]
+        out += table(["level", f"effect ({x.get('unit') or 'pts'})", "95% interval", "n"],
+                     [[lv.get("level"), cell("diff", lv.get("effect")),
+                       f"[{cell('diff', lv.get('ci_low'))}, {cell('diff', lv.get('ci_high'))}]",
+                       lv.get("n")] for lv in x.get("levels") or []])
+        if x.get("caveat"):
+            out += ["", md(x["caveat"])]
     return out
 
 
@@ -98,7 +136,7 @@ def verify_md(verify: Mapping[str, Any]) -> list[str]:
 
 def note_answers(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]) -> list[str]:
     """The verdicts for the dashboard note: question, verdict, p (Holm), verify."""
-    cols, rows = verdict_rows(answers, verify)
+    cols, rows = verdict_rows(split_unsampled(answers)[0], verify)
     cols = [k for k in cols if k not in ("seed_claim", "needed")]
     return table([label(k) for k in cols], [[r[k] for k in cols] for r in rows])
 
@@ -108,7 +146,8 @@ def dashboard_tables(data: Mapping[str, Any]) -> list[tuple[str, str, list[str],
 
     The verdicts with each question's verify result beside it, and the ``best`` results.
     """
-    cols, rows = verdict_rows(data["analysis"].get("answers") or [], data.get("verify") or {})
+    answers, _ = split_unsampled(data["analysis"].get("answers") or [])
+    cols, rows = verdict_rows(answers, data.get("verify") or {})
     cols = [k for k in cols if k != "seed_claim"]
     out = [("hpsearch-verdicts", f"hpsearch verdicts ({data['generated']})",
             [label(k) for k in cols], [[r[k] for k in cols] for r in rows])]
@@ -127,7 +166,8 @@ def summary_table(data: Mapping[str, Any]) -> str:
             if h["best_value"] is not None else "no completed trial")
     lines = [f"study {plain(h['study_name'])}: {states_text(h['n_trials'])}; {best}"]
     rows = [("question", "param", "verdict", "p (Holm)")]
-    for a in data["analysis"].get("answers", []):
+    answers, unsampled = split_unsampled(data["analysis"].get("answers", []))
+    for a in answers:
         rows.append((plain(a.get("question")), plain(a.get("param")),
                      plain(a.get("verdict") or a.get("status") or ""),
                      p_value(a.get("p_holm"))))
@@ -135,6 +175,11 @@ def summary_table(data: Mapping[str, Any]) -> str:
     for r in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True))
                      + "  " + r[3])
+    if unsampled:
+        lines.append(plain(unsampled))
+    for x in data["analysis"].get("interactions") or []:
+        if x.get("status") == "answered":
+            lines.append(f"interaction {plain(x.get('question'))}: {plain(x.get('verdict'))}")
     for question, v in (data.get("verify") or {}).items():
         lines.append(f"verify {plain(question)}: {len(v.get('rows') or [])} comparisons on "
                      f"{plain(v.get('seeds', '?'))} seeds (see the report)")
@@ -168,6 +213,8 @@ def markdown(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] = ()) ->
     lines += [f"- {md(k)}: {md(v)}" for k, v in header_facts(h, rows)]
     lines += ["", "## Questions", "", *answers_md(a.get("answers", []),
                                                   data.get("verify") or {})]
+    if a.get("interactions"):
+        lines += ["", "## Interactions", "", *interactions_md(a["interactions"])]
     for ev, imp in (a.get("importances") or {}).items():
         lines += ["", f"## Importance ({md(ev)})", ""]
         lines += table(["param", "importance", "95% band", "noise floor", "above noise"],

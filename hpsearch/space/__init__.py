@@ -16,11 +16,20 @@ from hpsearch.space.params import (
     config_from_params,
 )
 from hpsearch.space.presets import Preset, load_preset, parse_preset
-from hpsearch.space.questions import QUESTION_BY_ID, QUESTIONS, Question
+from hpsearch.space.questions import (
+    INTERACTION_BY_ID,
+    INTERACTIONS,
+    QUESTION_BY_ID,
+    QUESTIONS,
+    Interaction,
+    Question,
+    interaction,
+)
 from hpsearch.space.suggest import sample_config
 
 __all__ = [
     "PARAMS", "PARAM_BY_NAME", "Param", "TrialConfig", "Value", "active_params",
     "config_from_params", "Preset", "load_preset", "parse_preset", "QUESTIONS",
-    "QUESTION_BY_ID", "Question", "sample_config",
+    "QUESTION_BY_ID", "Question", "sample_config", "INTERACTIONS", "INTERACTION_BY_ID",
+    "Interaction", "interaction",
 ]

@@ -64,3 +64,16 @@ def test_bias_corrected_ci_moves_the_interval_onto_the_estimate() -> None:
     samples = np.linspace(0.0, 1.0, 101)  # median 0.5, 95% interval [0.025, 0.975]
     assert stats.median_bias_corrected_ci(samples, 0.7) == pytest.approx((0.225, 1.175))
     assert np.isnan(stats.median_bias_corrected_ci(np.full(3, np.nan), 0.7)[0])
+
+
+def test_weighted_holm_is_holm_with_equal_weights_and_shares_alpha_by_weight() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        p = rng.uniform(0, 0.1, size=6)
+        adjusted, levels = stats.weighted_holm(p, [1.0] * 6)
+        assert np.allclose(adjusted, stats.holm(p))
+        assert np.allclose(levels, stats.holm_levels(p))
+    # weights 1, 1, 0.25, 0.25, 1 (W = 3.5): worked by hand in the docstring's steps
+    adjusted, levels = stats.weighted_holm([0.001, 0.02, 0.04, 0.3, 0.012], [1, 1, 0.25, 0.25, 1])
+    assert np.allclose(adjusted, [0.0035, 0.03, 0.08, 0.3, 0.03])
+    assert np.allclose(levels, [0.05 / 3.5, 0.05 / 1.5, 0.025, 0.025, 0.05 / 2.5])

@@ -18,99 +18,17 @@ import optuna
 import pytest
 from click.testing import CliRunner
 from optuna.distributions import (
-    BaseDistribution,
     CategoricalDistribution,
     FloatDistribution,
-    IntDistribution,
 )
-from optuna.trial import TrialState
+from support.studies import EVIL, EVIL_ATTR, plant_study
 
 from hpsearch import text
 from hpsearch.cli import main
 from hpsearch.report import format as fmt
 from hpsearch.report import report
 from hpsearch.report.build import trial_rows
-from hpsearch.space.params import PARAMS, Param, config_from_params
 from hpsearch.storage.open import load_study, open_storage
-
-EVIL = "<script>alert(1)</script>"
-EVIL_ATTR = '<img src=x onerror="alert(2)">'
-EPOCHS = 4
-
-
-def _distribution(p: Param, extra_choices: tuple[Any, ...] = ()) -> BaseDistribution:
-    if p.kind == "categorical":
-        return CategoricalDistribution(list(p.choices) + list(extra_choices))
-    if p.kind == "int":
-        return IntDistribution(int(p.low), int(p.high), log=p.log)
-    return FloatDistribution(p.low, p.high, log=p.log)
-
-
-def plant_study(spec: str | Path, n_trials: int = 60, *, name: str = "planted", seed: int = 0,
-                evil: bool = False) -> str:
-    """A study like ``hpsearch optimize`` writes, in ``spec`` (a ``.log`` journal file is
-    ~15x faster to fill than SQLite); returns the storage spec."""
-    rng = random.Random(seed)
-    study = optuna.create_study(storage=open_storage(str(spec), create=True), study_name=name,
-                                direction="maximize")
-    study.set_user_attr("dataset", "digits")
-    study.set_user_attr("provenance", {
-        "hpsearch_version": "0.1.0", "git_hash": "abc1234", "optuna": optuna.__version__,
-        "preset": EVIL_ATTR if evil else "full", "question": None, "fixed": {},
-        "narrowed": {}, "dataset": "digits", "seed": seed,
-        "settings": {"epochs": EPOCHS, "storage": "postgresql://me:secret@db/x"}})
-    extra = {"augmentation": (EVIL,)} if evil else {}
-    trials = []
-    for number in range(n_trials):
-        values: dict[str, Any] = {}
-        params: dict[str, Any] = {}
-        dists: dict[str, BaseDistribution] = {}
-        for p in PARAMS:
-            if not p.active(values):
-                values[p.name] = p.default
-                continue
-            dist = _distribution(p, extra.get(p.name, ()))
-            if isinstance(dist, CategoricalDistribution):
-                v: Any = rng.choice(dist.choices)
-            elif p.log:
-                v = p.low * (p.high / p.low) ** rng.random()
-            else:
-                v = p.low + (p.high - p.low) * rng.random()
-            if p.kind == "int":
-                v = int(round(v))
-            if p.name == "dropout" and rng.random() < 0.3:
-                v = 0.0  # "off", so the dropout question has two groups
-            values[p.name] = params[p.name] = v
-            dists[p.name] = dist
-        # The planted truth: BN before > after > none; sigmoid is worse.
-        acc = (0.90 + {"before": 0.04, "after": 0.02, "none": 0.0}[values["batch_norm"]]
-               - (0.03 if values["activation"] == "sigmoid" else 0.0) + rng.gauss(0, 0.01))
-        curve = [min(acc - 0.15 * 0.5 ** e + rng.gauss(0, 0.005), 1.0) for e in range(EPOCHS)]
-        pruned = number >= 8 and rng.random() < 0.15
-        if pruned:
-            curve = curve[:2]
-        state = TrialState.FAIL if number % 29 == 28 else (
-            TrialState.PRUNED if pruned else TrialState.COMPLETE)
-        attrs: dict[str, Any] = {"config": config_from_params(values).as_dict(),
-                                 "train_seed": number}
-        if state == TrialState.FAIL:
-            attrs["failure_reason"] = "RuntimeError: planted"
-            curve = []
-        else:
-            attrs.update(learning_curve={"val_acc": curve, "train_loss": [1.0] * len(curve),
-                                         "val_loss": [1.0] * len(curve),
-                                         "lr": [0.01] * len(curve),
-                                         "seconds": [0.5] * len(curve)},
-                         run={"n_params": 1000, "device": "cpu", "best_epoch": len(curve),
-                              "stop_reason": "pruned" if pruned else "completed",
-                              "splits": {"train": 1078, "validation": 269, "test": 450}})
-        trials.append(optuna.trial.create_trial(
-            # Optuna's tell() stores a pruned trial's last intermediate value as its value.
-            state=state, value=None if state == TrialState.FAIL else curve[-1],
-            params=params, distributions=dists, user_attrs=attrs,
-            intermediate_values={e + 1: v for e, v in enumerate(curve)}))
-    study.add_trials(trials)
-    return str(spec)
 
 
 @pytest.fixture(autouse=True)
@@ -208,7 +126,7 @@ def test_markdown_has_the_questions_table(planted):
     assert result.path is None
     md = result.text
     assert md.startswith("# hpsearch report: planted")
-    assert ("| question | seeds' claim | verdict | p (Holm) | what would settle it | "
+    assert ("| question | seeds' claim | settled | verdict | p (Holm) | what would settle it | "
             "verify (paired re-runs) |") in md
     assert re.search(r"^\| .*bn_placement|^\| Batch norm before or after", md, re.M)
     assert "## Importance (ped_anova)" in md
@@ -314,8 +232,11 @@ def test_report_in_headless_chromium(evil, tmp_path):
     assert "hpsearch report: " + EVIL in text and EVIL_ATTR in text
     verdicts = page.dom[page.dom.index('id="verdicts"'):]
     verdicts = verdicts[:verdicts.index("</table>")]
-    assert verdicts.count("<tr>") == 1 + 10  # the header and one row per question
-    assert "<code>bn_placement</code>" in verdicts and "no detectable difference" in verdicts
+    n_rows = sum(a["status"] != "not_sampled" for a in
+                 report(evil, fmt="json", publish=False).data["analysis"]["answers"])
+    assert verdicts.count("<tr>") == 1 + n_rows  # the header and one row per question
+    assert "<code>bn_placement</code>" in verdicts and "open: " in verdicts
+    assert 'aria-label="over-training"' in page.dom and 'aria-label="interactions"' in page.dom
     shot = browser.screenshot(tmp_path.joinpath("page.html").as_uri(), tmp_path / "shot.png")
     assert shot.is_file() and shot.stat().st_size > 10_000
 
@@ -443,3 +364,38 @@ def test_md_and_json_do_not_import_matplotlib(planted):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).parents[2])
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+# ---------------------------------------------------------------------------- settled states
+
+
+def test_cli_question_margin_and_interaction_flags(planted):
+    result = run("report", planted, "--format", "json", "--question", "bn_placement",
+                 "--question", "lr", "--margin", "0.8", "--interaction", "lr:optimizer")
+    assert result.exit_code == 0, result.output
+    a = json.loads(result.stdout)["analysis"]
+    assert [x["question"] for x in a["answers"]] == ["bn_placement", "lr"]
+    assert all(x["margin"] == 0.8 and x["settled"] in ("difference", "equivalent", "open")
+               for x in a["answers"])
+    assert [x["question"] for x in a["interactions"]] == ["lr_x_optimizer"]
+    bad = run("report", planted, "--format", "json", "--question", "nope")
+    assert bad.exit_code != 0 and "unknown question 'nope'" in bad.output
+    assert "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1
+    bad = run("report", planted, "--format", "json", "--interaction", "lr")
+    assert bad.exit_code != 0 and "A:B" in bad.output and "Traceback" not in bad.output
+
+
+def test_unsampled_questions_are_one_line_everywhere(tmp_path):
+    """A study of other params: no ten empty rows or sections, one line instead, and its
+    own params answered in every format."""
+    path = _foreign_study(tmp_path / "f.db", ["maximize"])
+    md = report(path, fmt="md").text
+    line = "Not sampled in this study (8): activation, dropout, weight_penalty, init"
+    assert md.count(line) == 1 and "### Which activation?" not in md
+    doc = report(path, fmt="json").data
+    own = {x["question"]: x for x in doc["analysis"]["answers"] if x["family"] == "study"}
+    assert set(own) == {"opt", "x"} and own["x"]["kind"] == "numeric"
+    assert all(x["status"] == "answered" and x["settled"] for x in own.values())
+    assert "### Which opt?" in md and "### Does x matter, and where is it best?" in md
+    page = report(path, out=tmp_path / "f.html", publish=False).text
+    assert page.count(line) == 1 and 'aria-label="adjusted-curves"' in page

@@ -1,0 +1,139 @@
+"""One question's contrasts and its three-state decision: difference, equivalent or open.
+
+A question is a set of contrasts (pairs of choices, points of a numeric param's curve,
+differences of effects between levels of another param), each an estimate with a standard
+error on ``df`` degrees of freedom. The set has one p-value, which Holm's procedure
+adjusts across the question's family, and Holm gives back the level the question was
+decided at. At that level every contrast gets one interval, simultaneous over the set:
+
+- ``bonferroni``: t intervals at ``level / number of contrasts`` (the choices of a param,
+  the cells of an interaction);
+- ``scheffe``: ``estimate -/+ sqrt(k F_(k, df)(1 - level)) se``, simultaneous over every
+  contrast in the span of ``k`` coefficients (the points of a numeric param's curve).
+
+The p-value is the smallest level at which some interval excludes 0, so the decision and
+the intervals printed agree by construction. Then:
+
+- **difference**: some interval excludes 0 (``p <= level``);
+- **equivalent**: every interval lies inside ``(-margin, +margin)``. This is the interval-
+  inside-margin form of TOST (Schuirmann 1987) at the same level as the difference test,
+  read off the same intervals, so a question is never both; a level-``L`` two-sided
+  interval inside the margin is TOST at ``L / 2``, slightly conservative;
+- **open**: neither.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+DIFFERENCE, EQUIVALENT, OPEN = "difference", "equivalent", "open"
+
+
+@dataclass
+class Pair:
+    a: str
+    b: str
+    est: float           # a - b, in the answer's unit (raw direction, not "better minus worse")
+    se: float
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    w: np.ndarray | None = None   # weights over the estimator's coefficients (for by-epoch)
+
+
+@dataclass
+class ContrastSet:
+    pairs: list[Pair]
+    df: float
+    method: str = "bonferroni"    # or "scheffe"
+    k: int = 1                    # scheffe: the dimension of the span
+    level: float = math.nan       # the level it was decided at (after Holm)
+    extra: dict[str, Any] = field(default_factory=dict)
+    prefer: int | None = None     # the pair to show in words when it agrees with the decision
+
+    @property
+    def shown(self) -> Pair:
+        """The pair the verdict names: ``prefer`` (a numeric param's best vs worst point)
+        unless the decision is a difference its interval does not show, else the headline."""
+        if self.prefer is None:
+            return self.headline
+        p = self.pairs[self.prefer]
+        decided = any(x.ci_low > 0 or x.ci_high < 0 for x in self.pairs)
+        if decided and not (p.ci_low > 0 or p.ci_high < 0):
+            return self.headline
+        return p
+
+    def _t(self, p: Pair) -> float:
+        return abs(p.est) / p.se if p.se > 0 else (math.inf if p.est else 0.0)
+
+    @property
+    def headline(self) -> Pair:
+        """The contrast furthest from 0 in standard errors (the one that decides)."""
+        return max(self.pairs, key=self._t)
+
+    def p_value(self) -> float:
+        """The smallest level at which some contrast's interval excludes 0."""
+        t = self._t(self.headline)
+        if self.method == "scheffe":
+            return float(sps.f.sf(t * t / self.k, self.k, self.df))
+        return float(min(1.0, len(self.pairs) * 2 * sps.t.sf(t, self.df)))
+
+    def half_width(self, se: float, level: float) -> float:
+        if self.method == "scheffe":
+            return float(math.sqrt(self.k * sps.f.ppf(1 - level, self.k, self.df)) * se)
+        return float(sps.t.ppf(1 - level / len(self.pairs) / 2, self.df) * se)
+
+    def decide(self, level: float, margin: float) -> str:
+        """Intervals at ``level`` for every contrast, and the question's state."""
+        self.level = level
+        for p in self.pairs:
+            h = self.half_width(p.se, level)
+            p.ci_low, p.ci_high = p.est - h, p.est + h
+        return settle(self.pairs, margin)
+
+    @property
+    def pair_level(self) -> float:
+        """The confidence level of one interval by itself (1 - this is ``ci_level``)."""
+        if self.method == "scheffe":
+            return self.level
+        return self.level / len(self.pairs)
+
+
+def settle(pairs: list[Pair], margin: float) -> str:
+    """difference if an interval excludes 0, equivalent if all lie inside +-margin."""
+    if any(p.ci_low > 0 or p.ci_high < 0 for p in pairs):
+        return DIFFERENCE
+    if math.isfinite(margin) and margin > 0 and all(
+            -margin < p.ci_low and p.ci_high < margin for p in pairs):
+        return EQUIVALENT
+    return OPEN
+
+
+def widest(pairs: list[Pair]) -> Pair:
+    """The contrast whose interval reaches furthest from 0 (what keeps equivalence away)."""
+    return max(pairs, key=lambda p: max(abs(p.ci_low), abs(p.ci_high)))
+
+
+def n_to_settle(n_now: int, est: float, se: float, level: float, margin: float,
+                min_effect: float, power: float) -> tuple[int, str]:
+    """Finished trials that would settle a contrast with ``power`` at this spread (the
+    standard error shrinks as 1/sqrt(n)), planned for the outcome the estimate points to:
+    equivalence when ``|est|`` lies within half the margin (a room of ``margin - |est|``),
+    else a difference of ``max(|est|, min_effect)``. Returns (trials, that outcome)."""
+    if not se > 0 or not math.isfinite(se):
+        return 0, ""
+    z = float(sps.norm.ppf(1 - level / 2) + sps.norm.ppf(power))
+    if math.isfinite(margin) and abs(est) < margin / 2:
+        return math.ceil(n_now * (se * z / (margin - abs(est))) ** 2), EQUIVALENT
+    return math.ceil(n_now * (se * z / max(min_effect, abs(est))) ** 2), DIFFERENCE
+
+
+def pointwise_band(est: np.ndarray, se: np.ndarray, df: float, level: float = 0.05,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise t band at ``1 - level`` (for drawing curves, not for deciding)."""
+    h = sps.t.ppf(1 - level / 2, df) * se
+    return est - h, est + h

@@ -1,0 +1,100 @@
+"""A planted study like ``hpsearch optimize`` writes, without training (report and
+dashboard tests): params drawn from ``space.PARAMS``, user attrs as the objective writes them,
+and a known effect (batch norm before > after > none; sigmoid is worse)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState
+
+from hpsearch.space.params import PARAMS, Param, config_from_params
+from hpsearch.storage.open import open_storage
+
+EVIL = "<script>alert(1)</script>"
+EVIL_ATTR = '<img src=x onerror="alert(2)">'
+EPOCHS = 4
+
+
+def _distribution(p: Param, extra_choices: tuple[Any, ...] = ()) -> BaseDistribution:
+    if p.kind == "categorical":
+        return CategoricalDistribution(list(p.choices) + list(extra_choices))
+    if p.kind == "int":
+        return IntDistribution(int(p.low), int(p.high), log=p.log)
+    return FloatDistribution(p.low, p.high, log=p.log)
+
+
+def plant_study(spec: str | Path, n_trials: int = 60, *, name: str = "planted", seed: int = 0,
+                evil: bool = False) -> str:
+    """A study like ``hpsearch optimize`` writes, in ``spec`` (a ``.log`` journal file is
+    ~15x faster to fill than SQLite); returns the storage spec."""
+    rng = random.Random(seed)
+    study = optuna.create_study(storage=open_storage(str(spec), create=True), study_name=name,
+                                direction="maximize")
+    study.set_user_attr("dataset", "digits")
+    study.set_user_attr("provenance", {
+        "hpsearch_version": "0.1.0", "git_hash": "abc1234", "optuna": optuna.__version__,
+        "preset": EVIL_ATTR if evil else "full", "question": None, "fixed": {},
+        "narrowed": {}, "dataset": "digits", "seed": seed,
+        "settings": {"epochs": EPOCHS, "storage": "postgresql://me:secret@db/x"}})
+    extra = {"augmentation": (EVIL,)} if evil else {}
+    trials = []
+    for number in range(n_trials):
+        values: dict[str, Any] = {}
+        params: dict[str, Any] = {}
+        dists: dict[str, BaseDistribution] = {}
+        for p in PARAMS:
+            if not p.active(values):
+                values[p.name] = p.default
+                continue
+            dist = _distribution(p, extra.get(p.name, ()))
+            if isinstance(dist, CategoricalDistribution):
+                v: Any = rng.choice(dist.choices)
+            elif p.log:
+                v = p.low * (p.high / p.low) ** rng.random()
+            else:
+                v = p.low + (p.high - p.low) * rng.random()
+            if p.kind == "int":
+                v = int(round(v))
+            if p.name == "dropout" and rng.random() < 0.3:
+                v = 0.0  # "off", so the dropout question has two groups
+            values[p.name] = params[p.name] = v
+            dists[p.name] = dist
+        # The planted truth: BN before > after > none; sigmoid is worse.
+        acc = (0.90 + {"before": 0.04, "after": 0.02, "none": 0.0}[values["batch_norm"]]
+               - (0.03 if values["activation"] == "sigmoid" else 0.0) + rng.gauss(0, 0.01))
+        curve = [min(acc - 0.15 * 0.5 ** e + rng.gauss(0, 0.005), 1.0) for e in range(EPOCHS)]
+        pruned = number >= 8 and rng.random() < 0.15
+        if pruned:
+            curve = curve[:2]
+        state = TrialState.FAIL if number % 29 == 28 else (
+            TrialState.PRUNED if pruned else TrialState.COMPLETE)
+        attrs: dict[str, Any] = {"config": config_from_params(values).as_dict(),
+                                 "train_seed": number}
+        if state == TrialState.FAIL:
+            attrs["failure_reason"] = "RuntimeError: planted"
+            curve = []
+        else:
+            attrs.update(learning_curve={"val_acc": curve, "train_loss": [1.0] * len(curve),
+                                         "val_loss": [1.0] * len(curve),
+                                         "lr": [0.01] * len(curve),
+                                         "seconds": [0.5] * len(curve)},
+                         run={"n_params": 1000, "device": "cpu", "best_epoch": len(curve),
+                              "stop_reason": "pruned" if pruned else "completed",
+                              "splits": {"train": 1078, "validation": 269, "test": 450}})
+        trials.append(optuna.trial.create_trial(
+            # Optuna's tell() stores a pruned trial's last intermediate value as its value.
+            state=state, value=None if state == TrialState.FAIL else curve[-1],
+            params=params, distributions=dists, user_attrs=attrs,
+            intermediate_values={e + 1: v for e, v in enumerate(curve)}))
+    study.add_trials(trials)
+    return str(spec)
