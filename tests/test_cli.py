@@ -124,3 +124,28 @@ def test_progress_line_per_trial_and_eta():
     assert lines[0].startswith("trials 1/4 finished (0 pruned); best 0.5000 (trial #0)")
     assert lines[2].startswith("trials 3/4 finished (1 pruned); best 0.9000 (trial #1)")
     assert "ETA" in lines[2]
+
+
+def test_a_question_named_on_the_command_line_is_designed(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    result = CliRunner().invoke(main, [
+        "optimize", "--trials", "2", "--epochs", "1", "--storage", str(db), "--dataset",
+        "synthetic", "--train-size", "200", "--question", "activation",
+        "--set", "activation=relu,tanh", "--design", "balanced", "-q"])
+    assert result.exit_code == 0, result.output
+    study = load_study(str(db))
+    assert study.user_attrs["provenance"]["design"] == "balanced"
+    assert [t.user_attrs["design"]["value"] for t in study.trials] == [
+        t.params["activation"] for t in study.trials]
+    assert "--question activation" in result.output
+
+
+def test_a_design_it_cannot_run_is_one_message_and_writes_nothing(tmp_path: Path) -> None:
+    for extra in (["--question", "dropout"], ["--design", "paired"],
+                  ["--question", "bn_placement", "--set", "batch_norm=before"]):
+        db = tmp_path / "x.db"
+        result = CliRunner().invoke(main, ["optimize", "--trials", "1", "--storage", str(db),
+                                           "--dataset", "digits", *extra])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert "design" in result.output or "fixed" in result.output
+        assert not db.exists()

@@ -208,6 +208,7 @@ def run_worker(preset: Preset, settings: Settings,
     """
     import torch
 
+    from hpsearch.optimize.designs import study_arms
     from hpsearch.optimize.objective import Objective
 
     torch.set_num_threads(threads_per_worker(settings.jobs))
@@ -218,7 +219,8 @@ def run_worker(preset: Preset, settings: Settings,
     # a dead worker's trial to become stale and be re-queued.
     linger = HEARTBEAT_GRACE + 2 * HEARTBEAT_INTERVAL
     with storage_errors(settings.storage):
-        run_trials(study, Objective(preset, settings, data), settings.trials,
+        objective = Objective(preset, settings, data, study_arms(preset, settings.design))
+        run_trials(study, objective, settings.trials,
                    deadline=deadline, linger=linger, on_trial=on_trial)
 
 
