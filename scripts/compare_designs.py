@@ -34,7 +34,6 @@ import numpy as np
 import optuna
 
 from hpsearch.analysis import answer_questions
-from hpsearch.analysis.arms import paired_contrasts
 from hpsearch.optimize.designs import Arms, DesignedSampler
 from hpsearch.optimize.samplers import make_pruner, make_sampler
 from hpsearch.planted import Truth
@@ -64,7 +63,7 @@ class Outcome:
 def planted(diff: float, config_noise: float = CONFIG_NOISE) -> Truth:
     """batch_norm before - after = ``diff`` points; other params as hpsearch.planted's."""
     return Truth(effects={"batch_norm": {"before": diff / 2, "after": -diff / 2}},
-                 epochs=EPOCHS, noise=config_noise)
+                 epochs=EPOCHS, noise=config_noise, base=92.0)
 
 
 def run_study(design: str, truth: Truth, trainings: int, seed: int, preset: Preset,
@@ -112,29 +111,13 @@ def run_study(design: str, truth: Truth, trainings: int, seed: int, preset: Pres
     n_trials = trainings // (len(arms.values) if design == "paired" else 1)
     study.optimize(objective, n_trials=n_trials)
     trials = study.get_trials(deepcopy=False)
-    if design == "paired":
-        contrasts = paired_contrasts(trials, epochs=EPOCHS, seed=seed)
-        if not contrasts:
-            return Outcome("open", math.nan, best[0])
-        c = contrasts[0]
-        low, high = c.interval(ALPHA)
-        est = c.estimate
-    else:
-        answer = answer_questions(trials, questions=[QUESTION], alpha=ALPHA)[0]
-        if answer.status != "answered" or not answer.choices:
-            return Outcome("open", math.nan, best[0])
-        eff = next((e for e in answer.effects
-                    if {e.choice, e.vs} == {"before", "after"}), None)
-        if eff is None:
-            return Outcome("open", math.nan, best[0])
-        sign = 1.0 if eff.choice == "before" else -1.0
-        est = sign * eff.diff
-        low, high = sorted((sign * eff.ci_low, sign * eff.ci_high))
-    if low > 0 or high < 0:
-        return Outcome("difference", est, best[0])
-    if -MARGIN < low and high < MARGIN:
-        return Outcome("equivalent", est, best[0])
-    return Outcome("open", est, best[0])
+    # Every design is read as the report reads it (the paired one by paired differences).
+    answer = answer_questions(trials, questions=[QUESTION], alpha=ALPHA, margin=MARGIN)[0]
+    if answer.status != "answered" or not answer.headline:
+        return Outcome("open", math.nan, best[0])
+    h = answer.headline
+    est = h["diff"] if h["a"] == "before" else -h["diff"]
+    return Outcome(answer.settled, est, best[0])
 
 
 def run_real(design: str, dataset: str, trainings: int, seed: int, epochs: int,

@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="seeded training subset per trial (0 = the whole training split)")
     ap.add_argument("--studies-only", action="store_true",
                     help="run (or resume) the preset studies and stop before the answers")
+    ap.add_argument("--as-they-are", action="store_true",
+                    help="answer from the stored studies and verify results as they are: "
+                         "no training (presets with no study yet are listed as not run)")
     ap.add_argument("--no-new-verify", action="store_true",
                     help="answer from the studies as they are: verify only what a verify "
                          "run already stored (a study's verify is resumable: run it alone)")
@@ -82,11 +85,7 @@ def answer(name: str, args: argparse.Namespace, study_seconds: float) -> dict[st
     storage = _storage(name, args)
     study = load_study(storage, name)
     analysis = analyze(study).to_dict()
-    trials = [t for t in study.trials if t.datetime_start and t.datetime_complete]
-    if trials:  # the study's own wall time, however many runs it took
-        study_seconds = max(study_seconds, (max(t.datetime_complete for t in trials)
-                                            - min(t.datetime_start for t in trials)
-                                            ).total_seconds())
+    study_seconds = max(study_seconds, _span(storage, name))  # however many runs it took
     t0 = time.perf_counter()
     question = preset.question or "bn_placement"
     verified = None
@@ -95,7 +94,22 @@ def answer(name: str, args: argparse.Namespace, study_seconds: float) -> dict[st
                           epochs=args.epochs, device=args.device).question_dict(question)
     return {"preset": name, "question": preset.question, "storage": storage,
             "analysis": analysis, "verify": verified, "study_seconds": study_seconds,
-            "verify_seconds": time.perf_counter() - t0}
+            "verify_seconds": max(time.perf_counter() - t0, _span(storage, f"{name}:verify"))}
+
+
+def _span(storage: str, study_name: str) -> float:
+    """Seconds from the first trial's start to the last one's end (0: no such study)."""
+    import optuna
+
+    try:
+        trials = optuna.load_study(study_name=study_name, storage=f"sqlite:///{storage}").trials
+    except KeyError:
+        return 0.0
+    done = [t for t in trials if t.datetime_start and t.datetime_complete]
+    if not done:
+        return 0.0
+    return (max(t.datetime_complete for t in done)
+            - min(t.datetime_start for t in done)).total_seconds()
 
 
 def claim_row(r: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +120,9 @@ def claim_row(r: dict[str, Any]) -> dict[str, Any]:
     head = a.get("headline") or {}
     study = {"settled": a.get("settled", "open"), "estimate": head.get("diff"),
              "ci_low": head.get("ci_low"), "ci_high": head.get("ci_high"),
-             "margin": a.get("margin"), "verdict": a.get("verdict"), "needed": a.get("needed")}
+             "margin": a.get("margin"), "verdict": a.get("verdict"),
+             "needed": a.get("needed") or (a.get("verdict") if a.get("status") ==
+                                           "too_few_trials" else None)}
     v = r.get("verify") or {}
     rows = v.get("rows") or []
     verify = None
@@ -118,10 +134,17 @@ def claim_row(r: dict[str, Any]) -> dict[str, Any]:
                   "trainings_fixed": v.get("trainings_fixed"), "seeds": v.get("seeds")}
     source = "verify" if verify and verify["settled"] != "open" else "study"
     chosen = verify if source == "verify" else study
+    needed = None
+    if chosen["settled"] == "open":
+        needed = "; ".join(x for x in (
+            study["needed"],
+            None if verify else f"verify not run yet: `hpsearch verify STORAGE --question "
+                                f"{q}` (at most 16 seeds per twin, stopping once settled)")
+            if x)
     return {"question": q, "preset": r["preset"], "source": source,
             "settled": chosen["settled"], "estimate": chosen["estimate"],
             "ci_low": chosen["ci_low"], "ci_high": chosen["ci_high"],
-            "margin": chosen["margin"], "study": study, "verify": verify}
+            "margin": chosen["margin"], "needed": needed, "study": study, "verify": verify}
 
 
 def _answer(analysis: dict[str, Any], question: str) -> dict[str, Any] | None:
@@ -130,7 +153,8 @@ def _answer(analysis: dict[str, Any], question: str) -> dict[str, Any] | None:
 
 def _verify_text(v: dict[str, Any] | None, name: str, q: str) -> str:
     if not v:
-        return f"not run yet: `hpsearch verify runs/seeds/{name}-*.db --question {q}`"
+        return (f"not run yet: `hpsearch verify runs/seeds/{name}-*.db --question {q}` "
+                "(at most 16 seeds per twin, stopping once settled; resumable)")
     parts = []
     for r in v["rows"]:
         parts.append(f"{r.get('settled', 'open')}: {r['alternative']} vs {r['baseline']}: "
@@ -140,6 +164,36 @@ def _verify_text(v: dict[str, Any] | None, name: str, q: str) -> str:
     if done is not None:
         parts.append(f"{done} trainings (fixed plan: {v.get('trainings_fixed')})")
     return "<br>".join(parts) or "—"
+
+
+def _preset_question(name: str) -> str:
+    from hpsearch.space.presets import load_preset
+
+    return load_preset(name).question or "bn_placement"
+
+
+def _budget_text(name: str, args: argparse.Namespace) -> str:
+    """What settling a preset's row costs: its study and verify's most."""
+    from hpsearch.optimize.designs import study_arms
+    from hpsearch.space.presets import load_preset
+
+    arms = study_arms(load_preset(name), None)
+    k = len(arms.values) if arms is not None and arms.design == "paired" else 1
+    return (f"{args.trials} configs x {k} arms x {args.epochs} epochs "
+            f"({args.trials * k} trainings, fewer when pruned), then verify: at most 16 "
+            "seeds per twin, stopping once settled; `python scripts/reproduce_seeds.py "
+            f"--presets {name}` (resumable)")
+
+
+def not_run_row(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    return {"question": _preset_question(name), "preset": name, "source": "not run",
+            "settled": "open", "estimate": None, "ci_low": None, "ci_high": None,
+            "margin": 0.5, "needed": _budget_text(name, args), "study": None,
+            "verify": None}
+
+
+def _wall(results: list[dict[str, Any]]) -> float:
+    return sum(r["study_seconds"] + r["verify_seconds"] for r in results)
 
 
 def _seeds_text(results: list[dict[str, Any]]) -> str:
@@ -161,16 +215,17 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
         f"Generated by `scripts/reproduce_seeds.py` on {time.strftime('%Y-%m-%d')} "
         f"(hpsearch {__version__}, git {git_hash()}, torch {torch.__version__}, "
         f"{platform.machine()} {platform.processor() or ''}, device {args.device}); "
-        f"{seconds / 60:.1f} minutes in all.",
+        f"{_wall(results) / 60:.1f} minutes of studies and verify runs in all (2 CPU cores "
+        "unless the device says otherwise).",
         "",
         f"Dataset **{args.dataset}** (training on a seeded subset of "
         f"{args.train_size or 'all'} examples; validation: {args.val_size} held out of the "
-        f"training set; test set whole); budget per preset: **{args.trials} trials x "
-        f"{args.epochs} epochs**; verify: best config and its twins, "
-        f"**{_seeds_text(results)} paired seeds**, test set. Study verdicts are adjusted "
-        "for the other params and use every finished trial (see the README, \"How answers "
-        "are reached\"); under TPE they read \"associated\". The verify column is the "
-        "causal, paired answer.",
+        f"training set; test set whole); budget per preset: **up to {args.trials} trials "
+        f"x {args.epochs} epochs** (each row says its n), the preset's question by the "
+        "paired design (every config trained under each choice on one seed); verify: best "
+        f"config and its twins, **{_seeds_text(results)} paired seeds**, test set, seeds "
+        "added in looks until settled. Every answer is a difference, an equivalence within "
+        "the margin, or open with what would settle it (docs/method.md).",
         "",
         "Reproduce a row: `python scripts/reproduce_seeds.py --dataset "
         f"{args.dataset} --trials {args.trials} --epochs {args.epochs}"
@@ -193,6 +248,10 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
             f"| {q} | `{r['preset']}` | {QUESTION_BY_ID[q].seed_claim} | {verdict} (n={n}) | "
             f"{_verify_text(r['verify'], r['preset'], q)} | "
             f"{'—' if best is None else f'{best:.4f}'} |")
+    for name in getattr(args, "not_run", []):
+        q = _preset_question(name)
+        lines.append(f"| {q} | `{name}` | {QUESTION_BY_ID[q].seed_claim} | not run yet: "
+                     f"{_budget_text(name, args)} | — | — |")
     lines += ["", "## Every question answered by each study", ""]
     for r in results:
         lines.append(f"### `{r['preset']}` ({r['study_seconds'] / 60:.1f} min study, "
@@ -214,9 +273,14 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     # Every study first, then the answers: a study interrupted half-way resumes on re-run.
     seconds = {}
+    if args.as_they_are:
+        args.no_new_verify = True
+        missing = [n for n in args.presets if not Path(_storage(n, args)).exists()]
+        args.presets = [n for n in args.presets if n not in missing]
+        args.not_run = missing
     for name in args.presets:
         print(f"[{time.strftime('%H:%M:%S')}] study {name} ...", file=sys.stderr, flush=True)
-        seconds[name] = run_study(name, args)
+        seconds[name] = 0.0 if args.as_they_are else run_study(name, args)
         print(f"[{time.strftime('%H:%M:%S')}] study {name}: {seconds[name] / 60:.1f} min",
               file=sys.stderr, flush=True)
     if args.studies_only:
@@ -230,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.work_dir / "findings-full.json").write_text(json.dumps(results, indent=1,
                                                                   default=str))
     args.out.with_suffix(".json").write_text(json.dumps(
-        [claim_row(r) for r in results], indent=1, default=str) + "\n")
+        [claim_row(r) for r in results]
+        + [not_run_row(n, args) for n in getattr(args, "not_run", [])],
+        indent=1, default=str) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -15,7 +15,8 @@ report`` starts fast. The modules, in the order the data flows:
 - :mod:`~hpsearch.analysis.terms`: the same chain for any columns (numeric params, products);
 - :mod:`~hpsearch.analysis.contrasts`: a question's contrasts and its three-state decision;
 - :mod:`~hpsearch.analysis.questions` (and :mod:`~hpsearch.analysis.numeric` for numeric
-  params): contrasts, Holm, verdicts, what it would take;
+  params): contrasts and Holm; :mod:`~hpsearch.analysis.verdicts`: the words, what it
+  would take, the effect over training;
 - :mod:`~hpsearch.analysis.interactions`: does the effect of A depend on B?
 - :mod:`~hpsearch.analysis.importance`: importances with a bootstrap band and a noise floor;
 - :mod:`~hpsearch.analysis.curves`: pruning's savings and learning curves;

@@ -22,43 +22,31 @@ from typing import Any
 import numpy as np
 from optuna.distributions import CategoricalDistribution
 from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial, TrialState
-from scipy import stats as sps
+from optuna.trial import FrozenTrial
 
 from hpsearch.analysis import stats
 from hpsearch.analysis.answers import Answer, ChoiceSummary, Effect
 from hpsearch.analysis.contrasts import (
-    DIFFERENCE,
-    EQUIVALENT,
     ContrastSet,
     Pair,
-    n_to_settle,
-    widest,
 )
 from hpsearch.analysis.design import Factor, build_design, label, question_factor
 from hpsearch.analysis.designed import BALANCED, balanced_share, designs, paired_answer
 from hpsearch.analysis.effects import LevelEffects, estimate_effects
 from hpsearch.analysis.numeric import numeric_contrasts
-from hpsearch.analysis.table import FINAL, TrialTable, finished_table
+from hpsearch.analysis.table import TrialTable, finished_table
+from hpsearch.analysis.verdicts import FIDELITY, by_epoch, decide
 from hpsearch.space import QUESTIONS, Question
 
 # Questions that compare only some of a param's choices: "before or after?" says nothing
 # about trials without batch norm (the "batch_norm" question compares those).
 QUESTION_VALUES: dict[str, tuple[str, ...]] = {"bn_placement": ("before", "after")}
+
+
 TOP_QUANTILE = 0.9
-POWER = 0.8          # "what it would take" plans for this power
+
+
 MIN_RANDOMIZED = 20  # randomized trials needed before they are analysed on their own
-OBSERVATIONAL = ("The trials were chosen by an adaptive sampler, which moves params together "
-                 "towards good regions; the effect is adjusted for the other params, but its "
-                 "words say \"associated\": run `hpsearch verify STORAGE` for the causal "
-                 "answer (paired re-runs that differ only in this param).")
-SHARED = ("Adjusted over all trials; the study's randomized trials (drawn at random, "
-          "independently of the results) alone settle it the same way, so it is an effect of "
-          "this param at this budget. `hpsearch verify STORAGE` confirms it on the test "
-          "split.")
-RANDOMIZED = ("The trials' params were drawn at random, independently of each other, so the "
-              "adjusted difference is an effect of this param at this budget; `hpsearch "
-              "verify STORAGE` confirms it on the test split with paired re-runs.")
 
 
 @dataclass
@@ -76,11 +64,20 @@ class _Choice:
 # kind the seeds ran could see, so "no difference larger than 0.5 pts" answers them. For
 # objectives that are not accuracies (other units) there is no default: pass ``margin``.
 MARGIN = 0.5
+
+
 # The weight of a study's own question in the weighted Holm family, against 1 for each
 # built-in one. An hpsearch study adds ~16 own params to the 10 seeds' questions: with
 # equal weights the first step would test at alpha / 26, with these at alpha / 14, and a
 # study with only its own params (any other Optuna study) is plain Holm.
 STUDY_WEIGHT = 0.25
+
+
+# A choice that fewer trials carried to the end of training is lost (its contrasts stay
+# open): the chain's model-based interval says nothing of its extrapolation error. On the
+# README's quick start (TPE, median pruning), 2 survivors of batch_norm=after gave "after >
+# before by 34.72 pts [5.76, 63.67]" against raw medians of 52% vs 98.5%.
+MIN_SURVIVORS = 3
 
 
 def resolve_margin(margin: float | None, unit: str) -> float:
@@ -146,7 +143,8 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
     if not factors and not numeric and "paired" not in by_design.values():
         return _only(answers, only)
     design = build_design(table.trials, list(factors.values()), min_per_choice)
-    effects = estimate_effects(table, design) if factors else {}
+    effects = (estimate_effects(table, design, min_survivors=MIN_SURVIVORS) if factors
+               else {})
     confirmed: dict[str, str] = {}
     if randomized is None:
         flags = [t.user_attrs.get("randomized") is True for t in table.trials]
@@ -157,7 +155,8 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
             sub = [t for t, f in zip(table.trials, flags, strict=True) if f]
             confirmed = {a.question: str(a.headline_winner) for a in answer_questions(
                 sub, questions=questions, study_params=study_params, direction=direction,
-                alpha=alpha, min_per_choice=min_per_choice, margin=margin,
+                alpha=alpha, min_per_choice=min_per_choice,
+                margin=margin if math.isfinite(margin) else None,
                 randomized=True) if a.significant}
     word = "matters" if randomized else "associated"
     sets: dict[str, ContrastSet] = {}
@@ -192,7 +191,7 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
     for a, p, p_adj, level in zip(decided, ps, adjusted, levels, strict=True):
         a.p_value = p
         lev = effects.get(a.param) if a.kind != "numeric" else None
-        _decide(a, sets[a.question], float(p_adj), float(level), lev, table, min_effect,
+        decide(a, sets[a.question], float(p_adj), float(level), lev, table, min_effect,
                 margin, confirmed, step)
         a.effect_by_epoch = by_epoch(sets[a.question], series[a.question], step)
     return _only(answers, only)
@@ -289,7 +288,7 @@ def _choices(q: Question, le: LevelEffects, min_per_choice: int) -> list[_Choice
 
 def _contrast(a: Answer, q: Question, le: LevelEffects, table: TrialTable,
               min_per_choice: int, word: str) -> ContrastSet | None:
-    """Fill the choices, best and pairwise effects; ``_decide`` adds the decision."""
+    """Fill the choices, best and pairwise effects; ``decide`` adds the decision."""
     choices = _choices(q, le, min_per_choice)
     a.word, a.fidelity, a.change_p = word, FIDELITY, le.change_p
     a.test = "adjusted regression, t test per pair (Bonferroni within, Holm across)"
@@ -332,171 +331,3 @@ def _contrast(a: Answer, q: Question, le: LevelEffects, table: TrialTable,
                                     stats.t_p_value(d, s, le.df)))
     a.effects.sort(key=lambda e: -table.sign * e.diff)  # runner-up first
     return cs
-
-
-# Every verdict is the effect at the end of training (see hpsearch.analysis.effects).
-FIDELITY = "end of training"
-
-
-def _decide(a: Answer, cs: ContrastSet, p_holm: float, level: float, le: LevelEffects | None,
-            table: TrialTable, min_effect: float, margin: float,
-            confirmed: dict[str, str], step: str) -> None:
-    """Holm's decision in three states, intervals at its level, and the words."""
-    a.settled = cs.decide(level, margin)
-    a.p_holm, a.significant = p_holm, a.settled == DIFFERENCE
-    a.ci_level = 1 - cs.pair_level
-    h = cs.shown
-    a.headline = {"a": h.a, "b": h.b, "diff": h.est, "ci_low": h.ci_low, "ci_high": h.ci_high,
-                  "p_value": _pair_p(cs, h)}
-    if cs.method == "bonferroni":
-        for e in a.effects:  # ci_low held the standard error until the level was known
-            e.ci_low, e.ci_high = stats.t_interval(e.diff, e.ci_low, cs.df, cs.pair_level)
-    n = f"n={sum(c.n for c in a.choices) or cs.extra.get('n', '?')}"
-    win, size = _gap(a, h, table)
-    a.headline_winner = win
-    by_share = a.word != "matters" and a.significant and confirmed.get(a.question) == win
-    if by_share:
-        a.word = "matters"
-    lose = h.b if win == h.a else h.a
-    op = ">" if table.sign > 0 else "<"
-    pair = f"{_named(a.param, win)} {op} {_named(a.param, lose)} by {size}"
-    where = f"{a.fidelity}; {n}"
-    m = _fmt(a.unit, margin)
-    if a.settled == DIFFERENCE:
-        a.verdict = f"{a.word}: {pair} ({where}; Holm p={p_holm:.2g})"
-        if a.best not in (win, lose) and a.kind != "numeric":
-            a.verdict += f"; best: {_named(a.param, a.best)}"
-    elif a.settled == EQUIVALENT:
-        w = widest(cs.pairs)
-        span = f"[{_fmt(a.unit, w.ci_low, True)}, {_fmt(a.unit, w.ci_high, True)}]"
-        if len(cs.pairs) == 1:
-            a.verdict = (f"equivalent: no difference larger than {m} {a.unit}: "
-                         f"{_named(a.param, w.a)} - {_named(a.param, w.b)} {span} ({where})")
-        else:
-            what = "point of its range" if a.kind == "numeric" else "choice"
-            a.verdict = (f"equivalent: no {what} differs from another by more than {m} "
-                         f"{a.unit} (widest: {_named(a.param, w.a)} - "
-                         f"{_named(a.param, w.b)} {span}; {where})")
-    else:
-        a.needed = _needed(a, cs, le.n if le else int(cs.extra.get("n_fit", 0) or 0),
-                           min_effect, margin)
-        eq = f" nor equivalence within +-{m} {a.unit}" if math.isfinite(margin) else ""
-        a.verdict = (f"open: no difference detected{eq} ({where}; closest: {pair}, "
-                     f"Holm p={p_holm:.2g})")
-    a.caveat = _caveat(a, le, by_share, step, cs)
-
-
-def _pair_p(cs: ContrastSet, p: Pair) -> float:
-    if cs.method == "scheffe":
-        t = abs(p.est) / p.se if p.se > 0 else math.inf
-        return float(sps.f.sf(t * t / cs.k, cs.k, cs.df))
-    return stats.t_p_value(p.est, p.se, cs.df)
-
-
-def _fmt(unit: str, x: float, sign: bool = False) -> str:
-    if not math.isfinite(x):
-        return "-"
-    if unit == "pts":
-        return f"{x:+.2f}" if sign else f"{x:.2f}"
-    return f"{x:+.3g}" if sign else f"{x:.3g}"
-
-
-def _gap(a: Answer, h: Pair, table: TrialTable) -> tuple[str, str]:
-    """The better of the headline pair and the gap in words: "0.45 pts [0.20, 0.70]"."""
-    win = h.a if table.sign * h.est > 0 else h.b
-    s = table.sign if win == h.a else -table.sign
-    lo, hi = sorted((s * h.ci_low, s * h.ci_high))
-    return win, (f"{_fmt(a.unit, s * h.est)} {a.unit} [{_fmt(a.unit, lo)}, "
-                 f"{_fmt(a.unit, hi)}]")
-
-
-def by_epoch(cs: ContrastSet, series: list[tuple[int, np.ndarray, np.ndarray]], step: str,
-             level: float = 0.05) -> list[dict[str, object]]:
-    """The headline contrast at every analysed epoch, with a pointwise 95% interval (the
-    effect over training: read "hurts early, pays later" off it; the verdict is the last)."""
-    h = cs.shown
-    if h.w is None:
-        return []
-    out: list[dict[str, object]] = []
-    for lvl, theta, cov in series:
-        est = float(h.w @ theta)
-        se = float(np.sqrt(max(float(h.w @ cov @ h.w), 0.0)))
-        lo, hi = stats.t_interval(est, se, cs.df, level)
-        out.append({"epoch": None if lvl == FINAL else lvl,
-                    "label": "end" if lvl == FINAL else f"{step} {lvl}",
-                    "a": h.a, "b": h.b, "diff": est, "ci_low": lo, "ci_high": hi})
-    return out
-
-
-def _named(param: str, choice: str | None) -> str:
-    """A choice as words: ``before`` reads alone, ``0`` needs its param (``dropout=0``)."""
-    text = str(choice)
-    if text.startswith(">"):
-        return f"{param}{text.replace(' ', '')}"
-    if text[:1].isdigit() or text[:1] in "[-.":
-        return f"{param}={text}"
-    return text
-
-
-def _needed(a: Answer, cs: ContrastSet, n_now: int, min_effect: float, margin: float) -> str:
-    """How many finished trials would settle the question with POWER at this spread, planned
-    for the outcome the estimates point to (:func:`contrasts.n_to_settle`): equivalence when
-    the widest pair's estimate lies within half the margin, else a difference of the closest
-    pair's estimate (or ``min_effect`` when that is smaller)."""
-    h, w = cs.shown, widest(cs.pairs)
-    level = cs.pair_level
-    if not math.isfinite(h.se):
-        return (f"more trials with {_named(a.param, h.a)} and {_named(a.param, h.b)} that run "
-                "to the end of training: too few of one of them got there to follow its "
-                "effect (a pruner that stops arms together, or verify, settles it)")
-    n_eq, how = n_to_settle(n_now, w.est, w.se, level, margin, min_effect, POWER)
-    m = _fmt(a.unit, margin)
-    if how == EQUIVALENT:
-        if n_eq <= n_now:
-            return (f"{n_now} trials could show equivalence within +-{m} {a.unit} with "
-                    f"{POWER:.0%} power if there were none: the difference may be near the "
-                    "margin")
-        return (f"about {n_eq} finished trials (now {n_now}) would show equivalence within "
-                f"+-{m} {a.unit} ({POWER:.0%} power, this spread, if the difference is "
-                f"{_fmt(a.unit, w.est, True)}); hpsearch verify needs far fewer runs")
-    n_diff, _ = n_to_settle(n_now, h.est, h.se, level, math.nan, min_effect, POWER)
-    if not n_diff:
-        return ""
-    size = max(min_effect, abs(h.est))
-    what = (f"a {_fmt(a.unit, size)}-{a.unit.rstrip('s')} difference between "
-            f"{_named(a.param, h.a)} and {_named(a.param, h.b)}")
-    if n_diff <= n_now:
-        return (f"{n_now} trials could detect {what} with {POWER:.0%} power: a real "
-                f"difference is likely smaller than that")
-    return (f"about {n_diff} finished trials (now {n_now}) would detect {what} "
-            f"({POWER:.0%} power, this spread); hpsearch verify needs far fewer runs")
-
-
-def _caveat(a: Answer, le: LevelEffects | None, by_share: bool, step: str,
-            cs: ContrastSet) -> str:
-    if "design" in cs.extra:
-        parts = [str(cs.extra["design"])]
-    elif by_share:
-        parts = [SHARED]
-    else:
-        parts = [RANDOMIZED if a.word == "matters" else OBSERVATIONAL]
-    first = le.first_level if le is not None else int(cs.extra.get("first_level", FINAL) or 0)
-    if first != FINAL:
-        n_end = sum(c.n_end for c in a.choices)
-        ran = f"the {n_end} trials that ran to the end" if n_end else "the trials that kept " \
-            "training"
-        parts.append(f"The answer is the end-of-training effect: every trial counts at {step} "
-                     f"{first} and {ran} carry it on (earlier values only as covariates).")
-        if le is not None and le.change_p < 0.05:
-            parts.append(f"Its effect changed after {step} {first} (p={le.change_p:.2g}): "
-                         "see the effect over training.")
-    if a.settled == EQUIVALENT:
-        parts.append(f"Equivalent means every interval at this question's Holm level lies "
-                     f"inside +-{_fmt(a.unit, a.margin)} {a.unit} (the margin).")
-    parts += le.notes if le is not None else [str(x) for x in cs.extra.get("notes", [])]
-    return " ".join(parts)
-
-
-def all_failed(trials: Sequence[FrozenTrial]) -> bool:
-    """Every trial ended in FAIL (nothing to analyse, and the report should say so)."""
-    return bool(trials) and all(t.state == TrialState.FAIL for t in trials)

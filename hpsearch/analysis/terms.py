@@ -98,7 +98,7 @@ def _identified(x: np.ndarray, nuisance: np.ndarray, positions: list[list[int]],
 
 
 def _usable(col: np.ndarray, min_survivors: int) -> bool:
-    if not col.std() > 1e-9:
+    if col.size < 2 or not col.std() > 1e-9:
         return False
     values = np.unique(col)
     if len(values) == 2:  # an indicator (or a product of indicators): both sides populated

@@ -2,6 +2,8 @@
 
 - :mod:`.specs`: what a storage string names (SQLite file, URL, journal), the checks a file
   gets before it is opened, and :func:`mask` for every spec shown to a person;
+- :mod:`.checks`: what a file must be before it is opened, and what ``--out`` must never
+  replace;
 - :mod:`.open`: opening a storage (:func:`open_storage`, :func:`load_study`), heartbeats;
 - :mod:`.journal` and :mod:`.owner`: journal files, and which process owns a file;
 - :mod:`.files`, :mod:`.artifacts`, :mod:`.records`: atomic files, artifacts beside a
@@ -9,6 +11,7 @@
 """
 
 from hpsearch.storage.artifacts import artifact_store, put_artifact, upload
+from hpsearch.storage.checks import check_output, check_spec
 from hpsearch.storage.files import clean_stale_temps, write_atomic
 from hpsearch.storage.open import (
     HEARTBEAT_GRACE,
@@ -19,15 +22,7 @@ from hpsearch.storage.open import (
     study_names,
 )
 from hpsearch.storage.records import SavedResult, best_record, save_result
-from hpsearch.storage.specs import (
-    artifact_dir,
-    check_output,
-    check_spec,
-    error_reason,
-    kind,
-    mask,
-    study_file,
-)
+from hpsearch.storage.specs import artifact_dir, error_reason, kind, mask, study_file
 
 __all__ = [
     "artifact_store", "put_artifact", "upload", "clean_stale_temps", "write_atomic",

@@ -22,18 +22,15 @@ from optuna.trial import TrialState
 
 from hpsearch.errors import StorageError, StudyError
 from hpsearch.storage import specs
-from hpsearch.storage.owner import never_beat_stale
-from hpsearch.storage.specs import (
+from hpsearch.storage.checks import (
     check_existing_file,
     connect_readonly,
-    error_reason,
-    kind,
-    mask,
     sqlite_tables,
-    study_file,
     warn_unreadable_wal,
     writable,
 )
+from hpsearch.storage.owner import never_beat_stale
+from hpsearch.storage.specs import error_reason, kind, mask, study_file
 
 # A worker that stops sending heartbeats for GRACE seconds is presumed dead: its trial is
 # failed and re-queued (once per trial) by the next worker that starts a trial.

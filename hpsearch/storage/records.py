@@ -22,8 +22,9 @@ from typing import Any
 import optuna
 
 from hpsearch.errors import HPSearchError
+from hpsearch.storage.checks import check_output
 from hpsearch.storage.files import write_atomic
-from hpsearch.storage.specs import check_output, error_reason, mask, study_file
+from hpsearch.storage.specs import error_reason, mask, study_file
 
 # ---------------------------------------------------------------------------- results
 

@@ -51,8 +51,11 @@ def test_a_plain_share_of_zero_is_plain_tpe() -> None:
 def test_randomized_share_settles_what_it_can_alone() -> None:
     """A default-sampler study whose randomized trials settle batch norm on their own: the
     adjusted answer over all trials then says "matters"."""
+    # Unpruned: median pruning left "none" 2 trials at the end of this study, fewer than
+    # MIN_SURVIVORS (its end-of-training effect is then open); the randomized share is the
+    # point here.
     study = planted_study(BN_TRUTH, 150, sampler=make_sampler("tpe", 1, 0.5),
-                          pruner=optuna.pruners.MedianPruner(), seed=1)
+                          pruner=optuna.pruners.NopPruner(), seed=1)
     a = {x.question: x for x in answer_questions(study.trials)}["batch_norm"]
     assert a.significant and a.best == "any"
     assert a.word == "matters" and "randomized trials (drawn at random" in a.caveat

@@ -14,8 +14,9 @@ from support.mounts import readonly_view
 from hpsearch.cli import main
 from hpsearch.dashboard import app
 from hpsearch.errors import StorageError, StudyError
+from hpsearch.storage.checks import check_output
 from hpsearch.storage.open import load_study, open_storage
-from hpsearch.storage.specs import check_output, kind, mask
+from hpsearch.storage.specs import kind, mask
 
 
 @pytest.mark.parametrize("text, expected", [
