@@ -17,7 +17,7 @@ import click
 from hpsearch import __version__
 from hpsearch.errors import HPSearchError
 from hpsearch.settings import DESIGNS, PRUNERS, SAMPLERS, Settings
-from hpsearch.space import QUESTION_BY_ID, QUESTIONS
+from hpsearch.space import INTERACTION_BY_ID, QUESTION_BY_ID, QUESTIONS
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -304,8 +304,10 @@ class _RunsBar:
 @main.command()
 @click.argument("storage")
 @click.option("--question",
-              help=f"Verify one question ({', '.join(QUESTION_BY_ID)}).  "
-                   "[default: every question the study sampled, as one Holm family]")
+              help=f"Verify one question ({', '.join(QUESTION_BY_ID)}), or one interaction "
+                   f"({', '.join(INTERACTION_BY_ID)}: factorial twins, the interaction "
+                   "contrast per seed).  [default: every question the study sampled, as "
+                   "one Holm family]")
 @click.option("--seeds", type=click.IntRange(min=1),
               help="The most seeds (0..N-1, the same for every twin) a comparison may use; "
                    "seeds are added in looks and a comparison stops once it is settled. "

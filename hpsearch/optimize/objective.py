@@ -16,6 +16,7 @@ import torch
 
 from hpsearch.optimize.designs import Arms
 from hpsearch.optimize.lockstep import Lockstep
+from hpsearch.optimize.signals import check
 from hpsearch.settings import ARMS_ATTR, Settings
 from hpsearch.space import Preset, TrialConfig, sample_config
 from hpsearch.training import DeviceData, EpochMetrics, TrainResult, train
@@ -91,6 +92,7 @@ class Objective:
 
     def _train(self, trial: optuna.Trial, cfg: TrialConfig, seed: int) -> TrainResult:
         def on_epoch(epoch: int, m: EpochMetrics) -> bool:
+            check()  # a Ctrl-C that landed in a finalizer and was swallowed
             trial.report(m.val_acc, epoch)
             return trial.should_prune()
 
@@ -109,6 +111,7 @@ class Objective:
         best = [0.0] * len(cfgs)
 
         def decide(epoch: int, metrics: list[EpochMetrics]) -> bool:
+            check()
             for j, m in enumerate(metrics):
                 best[j] = max(best[j], m.val_acc)
             trial.report(sum(best) / len(best), epoch)

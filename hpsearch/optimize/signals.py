@@ -31,6 +31,7 @@ def interrupt_reason(exc: KeyboardInterrupt) -> str:
 class _State:
     defer = 0                               # > 0: inside Optuna's ask/tell, hold signals
     pending: KeyboardInterrupt | None = None
+    delivered: KeyboardInterrupt | None = None  # raised by the handler; see check()
 
 
 def _stop(signum: int) -> KeyboardInterrupt:
@@ -59,13 +60,14 @@ def stop_signals() -> Iterator[None]:
         if _State.defer:
             _State.pending = _State.pending or exc
             return
+        _State.delivered = exc
         raise exc
 
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     for s, handler in previous.items():
         if handler is not signal.SIG_IGN:
             signal.signal(s, on_signal)
-    _State.defer, _State.pending = 0, None
+    _State.defer, _State.pending, _State.delivered = 0, None, None
     try:
         yield
     finally:
@@ -103,4 +105,19 @@ def interruptible() -> Iterator[None]:
 def _raise_pending() -> None:
     if _State.pending is not None and not _State.defer:
         exc, _State.pending = _State.pending, None
+        raise exc
+
+
+def check() -> None:
+    """Raise a stop signal again if its KeyboardInterrupt was swallowed.
+
+    A signal's exception is raised wherever the main thread is; when that is a finalizer or
+    a weakref callback (garbage collection runs them at any allocation), Python prints
+    "Exception ignored in ..." and goes on as if nothing happened: the run would finish its
+    budget and exit 0. Called at every epoch and between trials, where an interrupt can be
+    raised for real. Once the interrupt propagates, the process stops, so it is never
+    raised twice.
+    """
+    if _State.delivered is not None and not _State.defer:
+        exc, _State.delivered = _State.delivered, None
         raise exc

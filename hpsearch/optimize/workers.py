@@ -25,6 +25,7 @@ from hpsearch.errors import ConfigError, HPSearchError, StudyError
 from hpsearch.optimize.progress import ProgressBar
 from hpsearch.optimize.signals import (
     Terminated,
+    check,
     deferred,
     interrupt_reason,
     interruptible,
@@ -149,6 +150,7 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
     try:
         failures, linger_until = 0, None
         while deadline is None or time.monotonic() < deadline:
+            check()  # a stop signal swallowed by a finalizer during the last trial
             fail_stale_trials(study)
             states = Counter(t.state for t in study.get_trials(deepcopy=False))
             done = states[TrialState.COMPLETE] + states[TrialState.PRUNED]

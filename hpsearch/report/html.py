@@ -275,7 +275,8 @@ def _verify(verify: Mapping[str, Any]) -> str:
     """One table per verified question, every key of its rows as a column."""
     out = []
     for question, v in verify.items():
-        out.append(f"<h3>{esc(question)} ({esc(v.get('param', ''))}), "
+        what = v.get("param") or " x ".join(map(str, v.get("params") or []))
+        out.append(f"<h3>{esc(question)} ({esc(what)}), "
                    f"{esc(v.get('seeds', '?'))} seeds</h3>")
         out.append(_table(*records_table(v.get("rows") or [])))
         out.append(_facts([(label(k), cell(k, x)) for k, x in v.items()

@@ -122,7 +122,8 @@ def verify_md(verify: Mapping[str, Any]) -> list[str]:
     """``hpsearch verify`` results: one table per question, every key of its rows."""
     out: list[str] = []
     for question, v in verify.items():
-        out += ["", f"### Verify: {md(question)} ({md(v.get('param', ''))}, "
+        what = v.get("param") or " x ".join(map(str, v.get("params") or []))
+        out += ["", f"### Verify: {md(question)} ({md(what)}, "
                 f"{md(v.get('seeds', '?'))} seeds)", ""]
         out += table(*records_table(v.get("rows") or []))
         facts = [(k, x) for k, x in v.items() if k not in ("rows", "question", "param", "seeds")

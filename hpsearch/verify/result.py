@@ -10,7 +10,7 @@ import numpy as np
 
 from hpsearch.analysis import ALPHA, MIN_EFFECT, POWER, PairedStats, seeds_needed
 from hpsearch.replay import now_iso
-from hpsearch.space import QUESTION_BY_ID, TrialConfig, Value
+from hpsearch.space import INTERACTION_BY_ID, QUESTION_BY_ID, TrialConfig, Value
 from hpsearch.storage import SavedResult
 from hpsearch.text import param_value
 
@@ -43,9 +43,30 @@ class VerifyRow:
     margin: float = MIN_EFFECT       # test-accuracy points an equivalence is claimed within
     p_sequential: float = float("nan")  # what Holm adjusted (hpsearch.analysis.sequential)
     looks: int = 1                   # looks this comparison reached before it stopped
+    # An interaction row (kind "interaction"): params (A, B); baseline/alternative are B's
+    # two levels, the *_accs are A's per-seed effect (a1 - a0) at each, so alternative -
+    # baseline is the interaction contrast; a_levels are A's (a0, a1); cells[(i, j)] holds
+    # the per-seed test accuracies of A = a_i, B = b_j.
+    kind: str = "main"
+    params: tuple[str, str] | None = None
+    a_levels: tuple[Value, Value] | None = None
+    cells: dict[tuple[int, int], tuple[TrialConfig, list[float]]] = field(default_factory=dict)
+
+    def effect(self) -> str:
+        """``effect of dropout (0 -> 0.3)``: what an interaction row's accuracies measure."""
+        assert self.params is not None and self.a_levels is not None
+        pa, (a0, a1) = self.params[0], self.a_levels
+        return f"effect of {pa} ({param_value(pa, a0)} -> {param_value(pa, a1)})"
+
+    def contrast_label(self) -> str:
+        """``effect of dropout (0 -> 0.3) with relu minus with sigmoid`` (interaction rows)."""
+        return (f"{self.effect()} with {param_value(self.param, self.alternative)} minus "
+                f"with {param_value(self.param, self.baseline)}")
 
     def label(self, value: Value) -> str:
         """``best trial #14 as found (batch_norm=none)``, ``... with dropout switched to 0.5``."""
+        if self.kind == "interaction":
+            return f"{self.effect()} with {self.param}={param_value(self.param, value)}"
         who = f"{'best trial' if self.rank == 0 else 'trial'} #{self.trial_number}"
         shown = param_value(self.param, value)
         if value == self.trial_value:
@@ -97,6 +118,14 @@ class VerifyRow:
             "alternative_accs": list(self.alternative_accs),
             "changed": {k: [base[k], alt[k]] for k in base if base[k] != alt[k]},
             "baseline_config": base, "alternative_config": alt,
+            **({} if self.kind != "interaction" else {
+                "kind": "interaction", "params": list(self.params or ()),
+                "a_levels": list(self.a_levels or ()), "label": self.contrast_label(),
+                "cells": [{"a": (self.a_levels or ())[i],
+                           "b": (self.baseline, self.alternative)[j],
+                           "config": cfg.as_dict(), "accs": list(accs),
+                           "acc_mean": float(np.mean(accs))}
+                          for (i, j), (cfg, accs) in sorted(self.cells.items())]}),
         })
 
 
@@ -121,9 +150,11 @@ class VerifyResult:
 
     def question_dict(self, question: str) -> dict[str, Any]:
         """JSON-safe; stored as the study user attr ``verify:<question>``."""
-        q = QUESTION_BY_ID[question]
+        inter = INTERACTION_BY_ID.get(question)
+        about = ({"param": QUESTION_BY_ID[question].param} if inter is None
+                 else {"kind": "interaction", "params": list(inter.params)})
         return {
-            "question": question, "param": q.param, "study_name": self.study_name,
+            "question": question, **about, "study_name": self.study_name,
             "seeds": len(self.seeds), "seed_list": list(self.seeds), "top_k": self.top_k,
             "dataset": self.dataset, "epochs": self.epochs, "split": "test",
             "n_test": self.n_test, "alpha": self.alpha, "family": len(self.rows),
@@ -131,7 +162,10 @@ class VerifyResult:
             "trainings_fixed": self.trainings_fixed, "trained_here": self.trained_here,
             "settled": _settled([r.settled for r in self.rows if r.question == question]),
             "family_questions": list(self.questions),
-            "diff_unit": "test accuracy points, alternative - baseline",
+            "diff_unit": "test accuracy points, alternative - baseline" if inter is None else
+                         "test accuracy points, (A's effect at B=alternative) - (A's effect "
+                         "at B=baseline): per seed (y[a1,b1] - y[a0,b1]) - (y[a1,b0] - "
+                         "y[a0,b0])",
             "rows": [r.to_dict() for r in self.rows if r.question == question],
             "created": self.created,
         }

@@ -28,6 +28,14 @@ Each question's result is stored as the study user attr ``verify:<question>``
 (:meth:`VerifyResult.question_dict`), which ``hpsearch report`` shows as the causal column
 of its verdicts.
 
+An interaction id (``dropout_x_activation``, ...: :data:`hpsearch.space.INTERACTIONS`) as
+``question`` trains the 2x2 factorial twins of each top config (:func:`.twins.factorial_cells`:
+A's two levels x B's reference and each other level, 2xk) and tests, per seed, the
+interaction contrast ``(y[a1,b1] - y[a0,b1]) - (y[a1,b0] - y[a0,b0])`` (test-accuracy
+points) with the same sequential machinery, in place of alternative - baseline; its rows
+have ``kind: "interaction"``, ``params`` and a ``label`` ("effect of dropout (0 -> 0.3)
+with sigmoid minus with relu"). With no question named, interactions are not verified.
+
 Seeds are added in looks (:mod:`hpsearch.analysis.sequential`: the design and why): each
 comparison stops at the first look where it is settled (``settled``: "difference",
 "equivalent" inside ±``margin`` pts, or "open" after the last look), the others go on; the
@@ -55,12 +63,20 @@ from hpsearch.analysis.sequential import MARGIN, Decision, LookPlan, plan_looks,
 from hpsearch.analysis.stats import min_pairs_for
 from hpsearch.errors import ConfigError
 from hpsearch.replay import complete_trials, study_data, study_settings, trial_config
-from hpsearch.space import QUESTION_BY_ID, QUESTIONS, Question, TrialConfig, Value
+from hpsearch.space import (
+    INTERACTION_BY_ID,
+    QUESTION_BY_ID,
+    QUESTIONS,
+    Interaction,
+    Question,
+    TrialConfig,
+    Value,
+)
 from hpsearch.storage import save_result
 from hpsearch.training import DeviceData
 from hpsearch.verify.result import VerifyResult, VerifyRow
 from hpsearch.verify.store import Training, TrainingStore, open_study
-from hpsearch.verify.twins import make_twin, twin_values
+from hpsearch.verify.twins import factorial_cells, make_twin, twin_values
 
 DEFAULT_SEEDS = 16   # at least this many, and enough for the first look to stop (default_seeds)
 
@@ -73,6 +89,9 @@ Progress = Callable[[int, int, str], None]
 _Twin = tuple[Value, TrialConfig]  # (value of the question's param, the twin's config)
 # (question, trial number, rank, own value, baseline twin, alternative twin): one row
 _Row = tuple[Question, int, int, Value, _Twin, _Twin]
+# (interaction, trial number, rank, A's levels, B's levels, cells {(i, j): A=a_i, B=b_j}): one row
+_IRow = tuple[Interaction, int, int, tuple[Value, Value], tuple[Value, Value],
+              dict[tuple[int, int], TrialConfig]]
 
 
 def _plan(q: Question, trials: list[FrozenTrial], prov: Mapping[str, Any],
@@ -117,8 +136,10 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
     stored as it finishes in the companion study ``<study>:verify``; each question's result
     is stored as the study user attr ``verify:<question>`` and all are returned.
     """
-    if question is not None and question not in QUESTION_BY_ID:
-        raise ConfigError(f"unknown question {question!r}; known: {', '.join(QUESTION_BY_ID)}")
+    if question is not None and question not in QUESTION_BY_ID \
+            and question not in INTERACTION_BY_ID:
+        raise ConfigError(f"unknown question {question!r}; known: "
+                          f"{', '.join([*QUESTION_BY_ID, *INTERACTION_BY_ID])}")
     for name, value in (("seeds", 1 if seeds is None else seeds), ("top-k", top_k),
                         ("jobs", jobs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -129,16 +150,24 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
                           f"{margin!r}")
     study, opened = open_study(storage, study_name)
     trials = complete_trials(study)[:top_k]
-    questions = ([QUESTION_BY_ID[question]] if question is not None
-                 else sampled_questions(trials))
-    if not questions:
+    inters = [INTERACTION_BY_ID[question]] if question in INTERACTION_BY_ID else []
+    questions = ([QUESTION_BY_ID[question]] if question in QUESTION_BY_ID
+                 else [] if inters else sampled_questions(trials))
+    if not questions and not inters:
         raise ConfigError(f"study {study.study_name!r} sampled none of the questions' params "
                           "(all fixed by its preset?); name one with --question")
     settings = study_settings(study, epochs=epochs, data_dir=data_dir)
     prov = study.user_attrs.get("provenance") or {}
     rows: list[_Row] = [(q, n, rank, own, base, alt) for q in questions
                         for n, rank, own, base, alts in _plan(q, trials, prov) for alt in alts]
-    family = len(rows)
+    irows: list[_IRow] = [(x, t.number, rank, a, b, cells) for x in inters
+                          for rank, t in enumerate(trials)
+                          for a, b, cells in factorial_cells(x.params, trial_config(t), prov)]
+    terms = [_terms(r) for r in rows] + [_cell_terms(r[5]) for r in irows]
+    labels = {cfg: f"#{n} {q.param}={value}" for q, n, _, _, *tw in rows for value, cfg in tw}
+    labels.update({cfg: f"#{n} {x.params[0]}={a[i]} {x.params[1]}={b[j]}"
+                   for x, n, _, a, b, cells in irows for (i, j), cfg in cells.items()})
+    family = len(terms)
     need = min_pairs_for(alpha / family)
     if seeds is None:
         seeds = default_seeds(family, alpha)
@@ -151,46 +180,68 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
     data = study_data(settings, device)
     store = TrainingStore(storage, opened, study.study_name, settings, fuse=fuse)
     plan = plan_looks(seeds, alpha / family)
-    twins = {cfg for *_, base, alt in rows for _, cfg in (base, alt)}
+    twins = {cfg for t in terms for cfg, _ in t}
     workers = _start_workers(jobs - 1, dict(
         storage=storage, question=question, seeds=seeds, top_k=top_k,
         study_name=study.study_name, epochs=epochs, device=device, data_dir=data_dir,
         alpha=alpha, margin=margin, fuse=fuse))
     try:
-        decisions, acc = _run(rows, plan, store, data, len(twins) * seeds, progress,
-                              alpha=alpha, margin=margin)
+        decisions, acc = _run(terms, labels, plan, store, data, len(twins) * seeds,
+                              progress, alpha=alpha, margin=margin)
     except BaseException:
         _stop_workers(workers)
         raise
     for w in workers:
         w.join()
 
-    result = VerifyResult(questions=[q.id for q in questions], study_name=study.study_name,
+    result = VerifyResult(questions=[q.id for q in questions] + [x.id for x in inters],
+                          study_name=study.study_name,
                           seeds=list(range(seeds)), top_k=top_k, dataset=settings.dataset,
                           epochs=settings.epochs, n_test=len(data.test_y), alpha=alpha,
                           margin=float(margin), looks=list(plan.looks), trainings=len(acc),
                           trainings_fixed=len(twins) * seeds, trained_here=store.trained)
     for (q, number, rank, own, (base_value, base_cfg), (alt_value, cfg)), d in zip(
-            rows, decisions, strict=True):
+            rows, decisions, strict=False):
         base_accs = [acc[Training(base_cfg, s)] for s in range(d.n)]
         alt_accs = [acc[Training(cfg, s)] for s in range(d.n)]
         result.rows.append(_row(q, number, rank, own, base_value, alt_value, base_accs,
                                 alt_accs, base_cfg, cfg, d))
-    result.saved = [save_result(study, f"verify:{q.id}", result.question_dict(q.id), storage)
-                    for q in questions]
+    for ir, d in zip(irows, decisions[len(rows):], strict=True):
+        result.rows.append(_interaction_row(ir, acc, d))
+    result.saved = [save_result(study, f"verify:{qid}", result.question_dict(qid), storage)
+                    for qid in result.questions]
     return result
 
 
-def _run(rows: list[_Row], plan: LookPlan, store: TrainingStore, data: DeviceData,
-         total: int, progress: Progress | None, *, alpha: float, margin: float,
-         ) -> tuple[list[Decision], dict[Training, float]]:
+# A comparison's per-seed difference: sum of coefficient x test accuracy over its twins
+# (main rows: alternative - baseline; interaction rows: the 2x2 contrast).
+_Terms = list[tuple[TrialConfig, int]]
+
+
+def _terms(row: _Row) -> _Terms:
+    return [(row[5][1], 1), (row[4][1], -1)]
+
+
+def _cell_terms(cells: Mapping[tuple[int, int], TrialConfig]) -> _Terms:
+    """(y[a1,b1] - y[a0,b1]) - (y[a1,b0] - y[a0,b0])."""
+    return [(cells[1, 1], 1), (cells[0, 1], -1), (cells[1, 0], -1), (cells[0, 0], 1)]
+
+
+def contrast(accs: Mapping[tuple[int, int], Sequence[float]]) -> np.ndarray:
+    """Per-seed interaction contrast in test-accuracy points from the four cells' accuracies
+    (fractions), rounded as paired_stats does: a contrast of exactly 0 stays 0."""
+    y = {k: 100 * np.asarray(v, dtype=float) for k, v in accs.items()}
+    return np.round((y[1, 1] - y[0, 1]) - (y[1, 0] - y[0, 0]), 10)
+
+
+def _run(terms: list[_Terms], labels: Mapping[TrialConfig, str], plan: LookPlan,
+         store: TrainingStore, data: DeviceData, total: int, progress: Progress | None, *,
+         alpha: float, margin: float) -> tuple[list[Decision], dict[Training, float]]:
     """The looks: each trains (or reads) the seeds its open rows need, then decides."""
     acc: dict[Training, float] = {}
-    labels = {cfg: f"#{n} {q.param}={value}" for q, n, _, _, *twins in rows
-              for value, cfg in twins}
 
     def fetch(active: list[int], n: int) -> list[np.ndarray]:
-        need = sorted({Training(cfg, s) for i in active for _, cfg in rows[i][4:6]
+        need = sorted({Training(cfg, s) for i in active for cfg, _ in terms[i]
                        for s in range(n)} - acc.keys(), key=lambda t: (str(t.config), t.seed))
         done = len(acc)
 
@@ -204,14 +255,13 @@ def _run(rows: list[_Row], plan: LookPlan, store: TrainingStore, data: DeviceDat
         acc.update(store.results(need, data, stored))
         out = []
         for i in active:
-            (_, base), (_, alt) = rows[i][4], rows[i][5]
-            b = np.array([acc[Training(base, s)] for s in range(n)])
-            a = np.array([acc[Training(alt, s)] for s in range(n)])
+            d = sum(c * 100 * np.array([acc[Training(cfg, s)] for s in range(n)])
+                    for cfg, c in terms[i])
             # Rounded as paired_stats does: twins that agree on every example differ by 0.
-            out.append(np.round(100 * a - 100 * b, 10))
+            out.append(np.round(np.asarray(d, dtype=float), 10))
         return out
 
-    return run_looks(len(rows), plan, fetch, alpha=alpha, margin=margin), acc
+    return run_looks(len(terms), plan, fetch, alpha=alpha, margin=margin), acc
 
 
 def _row(q: Question, number: int, rank: int, own: Value, base_value: Value,
@@ -225,6 +275,24 @@ def _row(q: Question, number: int, rank: int, own: Value, base_value: Value,
                      alt_accs, base_cfg, cfg, stats, p_holm=d.p_holm,
                      significant=d.settled == "difference", settled=d.settled,
                      margin=d.margin, p_sequential=d.p_sequential, looks=d.looks)
+
+
+def _interaction_row(ir: _IRow, acc: Mapping[Training, float], d: Decision) -> VerifyRow:
+    """An interaction row: B's two levels compared by A's per-seed effect at each."""
+    x, number, rank, (a0, a1), (b0, b1), cells = ir
+    accs = {k: [acc[Training(cfg, s)] for s in range(d.n)] for k, cfg in cells.items()}
+    effect = {j: list(np.asarray(accs[1, j]) - np.asarray(accs[0, j])) for j in (0, 1)}
+    stats = paired_stats(100 * np.asarray(effect[0]), 100 * np.asarray(effect[1]),
+                         level=d.level)
+    stats = replace(stats, ci_low=d.ci_low, ci_high=d.ci_high, p_wilcoxon=d.p_look)
+    pa, pb = x.params
+    return VerifyRow(x.id, number, rank, pb, getattr(cells[0, 0], pb), b0, b1,
+                     [float(v) for v in effect[0]], [float(v) for v in effect[1]],
+                     cells[0, 0], cells[1, 1], stats, p_holm=d.p_holm,
+                     significant=d.settled == "difference", settled=d.settled,
+                     margin=d.margin, p_sequential=d.p_sequential, looks=d.looks,
+                     kind="interaction", params=(pa, pb), a_levels=(a0, a1),
+                     cells={k: (cfg, accs[k]) for k, cfg in cells.items()})
 
 
 # ---------------------------------------------------------------------------- workers

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpsearch.errors import ConfigError
-from hpsearch.space import PARAM_BY_NAME, Question, TrialConfig, Value
+from hpsearch.space import PARAM_BY_NAME, QUESTIONS, Question, TrialConfig, Value
 
 
 def _provenance_part(prov: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -119,3 +119,73 @@ def twin_values(question: Question, best: TrialConfig,
     if not alternatives:  # the study allowed one value only: compare with the whole table
         alternatives = [v for v in p.choices if v != baseline]
     return baseline, alternatives
+
+
+# ---------------------------------------------------------------------------- factorial twins
+
+
+def factor_levels(param: str, best: TrialConfig,
+                  prov: Mapping[str, Any]) -> tuple[Value, list[Value]]:
+    """The levels an interaction compares for one param: a reference and the others.
+
+    A param with an "off" value (dropout, batch_norm): off vs on (the config's rate or
+    placement; else the middle of the range, or the first allowed placement). Another
+    categorical param: the config's value vs the other allowed choices. A numeric param
+    (lr): the config's value vs one decade away (log scale; half the range otherwise),
+    inside the study's range.
+    """
+    p = PARAM_BY_NAME[param]
+    current: Value = getattr(best, param)
+    off = next((q.off_value for q in QUESTIONS if q.param == param and q.off_value is not None),
+               None)
+    if off is not None:
+        if current != off:
+            return off, [current]
+        if p.kind == "categorical":
+            return off, [next(v for v in (*allowed_choices(param, prov), *p.choices)
+                              if v != off)]
+        return off, [middle_value(param, prov)]
+    if p.kind == "categorical":
+        others = [v for v in allowed_choices(param, prov) if v != current]
+        return current, others or [v for v in p.choices if v != current]
+    low, high = _range(param, prov)
+    x = float(current)
+    if p.log:
+        candidates = [x * 10, x / 10]
+        far = high if math.log(high / x) >= math.log(x / low) else low
+    else:
+        candidates = [x + (high - low) / 2, x - (high - low) / 2]
+        far = high if high - x >= x - low else low
+    other = next((c for c in candidates if low <= c <= high), far)
+    if p.step:
+        other = round(round(other / p.step) * p.step, 10)
+    value: Value = int(round(other)) if p.kind == "int" else float(other)
+    if value == current:
+        raise ConfigError(f"{param}: the study's range has no second level to compare")
+    return current, [value]
+
+
+def factorial_cells(params: tuple[str, str], best: TrialConfig, prov: Mapping[str, Any],
+                    ) -> list[tuple[tuple[Value, Value], tuple[Value, Value],
+                                    dict[tuple[int, int], TrialConfig]]]:
+    """The 2x2 factorial twins of ``best`` for each other level of the second param (2xk).
+
+    Per contrast: A's levels ``(a0, a1)``, B's levels ``(b0, b1)`` and the cells
+    ``{(i, j): best with A = a_i and B = b_j}`` (each composed of two :func:`make_twin`
+    switches, B first). A's levels are :func:`factor_levels`' reference and its first other
+    level; B's reference is paired with each of its other levels.
+    """
+    pa, pb = params
+    a0, a_others = factor_levels(pa, best, prov)
+    a = (a0, a_others[0])
+    b0, b_others = factor_levels(pb, best, prov)
+    out = []
+    for b1 in b_others:
+        b = (b0, b1)
+        cells = {(i, j): make_twin(make_twin(best, pb, b[j], prov), pa, a[i], prov)
+                 for i in (0, 1) for j in (0, 1)}
+        if len(set(cells.values())) != 4:
+            raise ConfigError(f"{pa} x {pb}: the factorial twins of this config are not four "
+                              f"different configs ({pa} in {a}, {pb} in {b})")
+        out.append((a, b, cells))
+    return out

@@ -380,3 +380,22 @@ def test_a_stop_signal_in_ask_or_tell_waits_for_a_safe_place():
             time.sleep(0.2)
             with interruptible():     # the objective starts: raised at once
                 pytest.fail("not reached")
+
+
+def test_a_stop_signal_swallowed_by_a_finalizer_is_raised_at_the_next_epoch() -> None:
+    """SIGINT landing in a weakref callback is printed as "Exception ignored" and lost;
+    the next epoch raises it again, so the run stops instead of finishing with exit 0."""
+    import os
+    import signal
+
+    from hpsearch.optimize.signals import check, stop_signals
+
+    class Finalized:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # delivered while Python runs __del__
+
+    with stop_signals():
+        Finalized()  # the KeyboardInterrupt is raised inside __del__ and ignored
+        with pytest.raises(KeyboardInterrupt):
+            check()
+        check()  # raised once, not again
