@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.progress import clock
+
 if TYPE_CHECKING:
     pass
 
@@ -73,10 +75,3 @@ class ProgressBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def clock(seconds: float) -> str:
-    """``0:42``, ``12:05``, ``1:02:09``."""
-    s = max(0, round(seconds))
-    h, m = divmod(s // 60, 60)
-    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
