@@ -164,9 +164,15 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
                 time.sleep(max(0.0, min(1.0, linger_until - now, (deadline or now + 1) - now)))
                 continue
             linger_until = None
-            with deferred():  # a stop signal in ask or tell would leave the trial RUNNING
-                study.optimize(budgeted, n_trials=1, catch=(Exception,), callbacks=[record],
-                               gc_after_trial=False)
+            try:
+                with deferred():  # a stop signal in ask or tell would leave the trial RUNNING
+                    study.optimize(budgeted, n_trials=1, catch=(Exception,),
+                                   callbacks=[record], gc_after_trial=False)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # Another worker failed this worker's trial as dead before its first
+                # heartbeat (a start slower than the grace period, e.g. on a loaded machine)
+                # and re-queued it: it runs again; this worker goes on with the next one.
+                continue
             trial = ran[-1]
             if trial.state != TrialState.FAIL:
                 failures = 0

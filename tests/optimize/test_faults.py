@@ -399,3 +399,21 @@ def test_a_stop_signal_swallowed_by_a_finalizer_is_raised_at_the_next_epoch() ->
         with pytest.raises(KeyboardInterrupt):
             check()
         check()  # raised once, not again
+
+
+def test_a_trial_failed_by_another_worker_mid_start_is_not_a_crash() -> None:
+    """Another worker judged this worker's new trial dead before its first heartbeat and
+    failed it: Optuna refuses this worker's next write to it; the worker goes on."""
+    study = optuna.create_study(direction="maximize")
+    calls = {"n": 0}
+    real = study.optimize
+
+    def optimize(func, **kwargs):  # the refusal comes from ask/tell, not the objective
+        if calls["n"] == 0:
+            calls["n"] += 1
+            raise optuna.exceptions.UpdateFinishedTrialError("Trial#0 has already finished")
+        return real(func, **kwargs)
+
+    study.optimize = optimize  # type: ignore[method-assign]
+    run_trials(study, lambda t: 1.0, 2)
+    assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 2
