@@ -276,31 +276,6 @@ def dashboard(storage: str, host: str, port: int) -> None:
     serve(storage, host=host, port=port, on_start=started)
 
 
-class _RunsBar:
-    """A tqdm bar of training runs for verify: ``progress(done, total, what)``."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.bar: Any = None
-
-    def __call__(self, done: int, total: int, what: str) -> None:
-        if self.quiet:
-            return
-        if self.bar is None:
-            import sys
-
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="run", file=sys.stderr, dynamic_ncols=True,
-                            disable=None)
-        self.bar.set_postfix_str(what, refresh=False)
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 @main.command()
 @click.argument("storage")
 @click.option("--question",
