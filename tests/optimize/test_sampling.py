@@ -52,7 +52,7 @@ def test_randomized_share_settles_what_it_can_alone() -> None:
     """A default-sampler study whose randomized trials settle batch norm on their own: the
     adjusted answer over all trials then says "matters"."""
     # Unpruned: median pruning left "none" 2 trials at the end of this study, fewer than
-    # MIN_SURVIVORS (its end-of-training effect is then open); the randomized share is the
+    # effects.MIN_SURVIVORS (its end-of-training effect is then open); the randomized share is the
     # point here.
     study = planted_study(BN_TRUTH, 150, sampler=make_sampler("tpe", 1, 0.5),
                           pruner=optuna.pruners.NopPruner(), seed=1)
