@@ -1,14 +1,26 @@
 """Reproduce every seed experiment as a preset study and write docs/findings.md.
 
-For each preset in studies/ (one per seed notebook): run the study, analyse it (the same
-analysis as `hpsearch report --format json`), run `hpsearch verify` for the preset's
-question, and write one row per question: the seed's claim, the study's verdict with its
-effect size, CI and n, the paired re-run's answer, the dataset, the budget and the command
-that reproduces the row. Nothing in the output is typed by hand.
+For each preset in studies/ (one per seed notebook):
+
+1. the **tuned** study: the preset searched (its question assigned by the paired design);
+2. the **seed's config** (`<preset>-seed`, same database): the preset with its ``[seed]``
+   values fixed, as the seed ran it where the seed says, trained under each choice;
+3. the answers: the study's analysis (as `hpsearch report --format json`), then `hpsearch
+   verify` of the question at the tuned best config and at the seed's config, side by side:
+   whether an effect survives tuning is itself a finding.
+
+Then every claim the seeds make is one row (docs/findings.json; the page is rendered from it):
+the built-in question a preset is for, and the seeds' other claims (the effect of dropout over
+training, the interactions, BN in train vs eval mode, per-class accuracy, ...). A row is
+settled (a difference or an equivalence) or open with what would settle it and why that was
+not spent. Nothing in the output is typed by hand.
+
+The evidence is part of the repository: the studies and verify's stored trainings live in
+``docs/seeds/*.db`` (committed). Every run resumes from them, on any machine:
 
     python scripts/reproduce_seeds.py                      # full Fashion-MNIST, 10 epochs: hours
     python scripts/reproduce_seeds.py --studies-only       # the studies alone (resumable)
-    python scripts/reproduce_seeds.py --dataset mnist --trials 100 --epochs 10 --seeds 10
+    python scripts/reproduce_seeds.py --as-they-are        # the page from the committed evidence
 """
 
 from __future__ import annotations
@@ -18,12 +30,63 @@ import json
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = ("bn_placement", "batchnorm_vs_none", "dense_bn_activation", "dropout_activation",
            "cnn_regularization")
+EVIDENCE = ROOT / "docs" / "seeds"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim a seed notebook makes, and where the evidence for it is.
+
+    ``kind``: "question" (a built-in question: the study's answer and verify at the tuned
+    best and at the seed's config), "interaction" (the study's interaction answer and
+    verify's factorial twins), "over_epochs" (the question's effect at the first analysed
+    epoch and at the end), "best" (``hpsearch best --retrain``: ``part`` is ``bn_modes`` or
+    ``per_class``), "built_in" (trainer behaviour, not a searched param).
+    """
+
+    seed: str
+    text: str
+    preset: str
+    kind: str
+    id: str = ""
+    part: str = ""
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("000", "BN before the activation did better than after", "bn_placement", "question",
+          "bn_placement"),
+    Claim("001", "Dense -> BN -> act beats Dense -> act -> BN (Adam, 256-128-64)",
+          "dense_bn_activation", "question", "bn_placement"),
+    Claim("002", "BN 97.8% vs none 94.1% after 10 epochs of SGD", "batchnorm_vs_none",
+          "question", "batch_norm"),
+    Claim("002", "a BN model must be evaluated in eval mode (running statistics)",
+          "batchnorm_vs_none", "best", part="bn_modes"),
+    Claim("002", "per-class accuracy of the best BN model", "batchnorm_vs_none", "best",
+          part="per_class"),
+    Claim("002", "a Linear layer followed by BN needs no bias", "batchnorm_vs_none",
+          "built_in"),
+    Claim("003", "ReLU + dropout beats sigmoid + dropout", "dropout_activation", "question",
+          "activation"),
+    Claim("003", "dropout may hurt at few epochs and pay with more", "dropout_activation",
+          "over_epochs", "dropout"),
+    Claim("003", "dropout goes well with ReLU (and not with sigmoid)", "dropout_activation",
+          "interaction", "dropout_x_activation"),
+    Claim("004", "weight_decay = 0.1 destroyed accuracy", "cnn_regularization", "question",
+          "weight_penalty"),
+    Claim("004", "He init for ReLU", "cnn_regularization", "interaction", "init_x_activation"),
+    Claim("004", "schedulers compared", "cnn_regularization", "question", "scheduler"),
+    Claim("004", "optimizers compared", "cnn_regularization", "question", "optimizer"),
+    Claim("004", "flip is wrong for digits", "cnn_regularization", "question", "augmentation"),
+    Claim("004", "input normalization compared", "cnn_regularization", "question",
+          "input_norm"),
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,7 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="run (or resume) the preset studies and stop before the answers")
     ap.add_argument("--as-they-are", action="store_true",
                     help="answer from the stored studies and verify results as they are: "
-                         "no training (presets with no study yet are listed as not run)")
+                         "no training")
     ap.add_argument("--no-new-verify", action="store_true",
                     help="answer from the studies as they are: verify only what a verify "
                          "run already stored (a study's verify is resumable: run it alone)")
@@ -50,214 +113,319 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "seeds")
+    ap.add_argument("--work-dir", type=Path, default=EVIDENCE,
+                    help="where the studies live (default: the committed docs/seeds/)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "findings.md")
     return ap.parse_args(argv)
 
 
-def _storage(name: str, args: argparse.Namespace) -> str:
+def storage_of(name: str, args: argparse.Namespace) -> str:
     return str(args.work_dir / f"{name}-{args.dataset}.db")
 
 
-def run_study(name: str, args: argparse.Namespace) -> float:
-    """Run (or resume) one preset's study; returns its wall time in seconds."""
+def _shown(path: str) -> str:
+    """A storage path as a fresh clone's command line would give it."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return path
+
+
+# ------------------------------------------------------------------------------ the runs
+
+
+def run_study(name: str, args: argparse.Namespace, *, at_seed: bool = False) -> float:
+    """Run (or resume) one preset's study, or its seed's config; returns its wall seconds."""
     from hpsearch.optimize import optimize
     from hpsearch.settings import Settings
     from hpsearch.space.presets import load_preset
 
+    preset = load_preset(name)
+    if at_seed:
+        if not preset.seed:
+            return 0.0
+        preset = preset.at_seed()
     settings = Settings(dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
-                        trials=args.trials, storage=_storage(name, args), device=args.device,
-                        jobs=args.jobs, val_size=args.val_size, study_name=name,
-                        train_size=args.train_size or None)
+                        trials=1 if at_seed else args.trials, storage=storage_of(name, args),
+                        device=args.device, jobs=args.jobs, val_size=args.val_size,
+                        study_name=preset.name, train_size=args.train_size or None)
     t0 = time.perf_counter()
-    optimize(load_preset(name), settings, progress=False)
+    optimize(preset, settings, progress=False)
     return time.perf_counter() - t0
 
 
-def answer(name: str, args: argparse.Namespace, study_seconds: float) -> dict[str, Any]:
-    """Analysis (as `report --format json`) and verify for one preset's finished study."""
-    from hpsearch.analysis import analyze
-    from hpsearch.space.presets import load_preset
-    from hpsearch.storage.open import load_study
-    from hpsearch.verify import verify
-
-    preset = load_preset(name)
-    storage = _storage(name, args)
-    study = load_study(storage, name)
-    analysis = analyze(study).to_dict()
-    study_seconds = max(study_seconds, _span(storage, name))  # however many runs it took
-    t0 = time.perf_counter()
-    question = preset.question or "bn_placement"
-    verified = None
-    if not args.no_new_verify or f"verify:{question}" in study.user_attrs:
-        verified = verify(storage, question, seeds=args.seeds, study_name=name,
-                          epochs=args.epochs, device=args.device).question_dict(question)
-    return {"preset": name, "question": preset.question, "storage": storage,
-            "analysis": analysis, "verify": verified, "study_seconds": study_seconds,
-            "verify_seconds": max(time.perf_counter() - t0, _span(storage, f"{name}:verify"))}
-
-
-def _span(storage: str, study_name: str) -> float:
-    """Seconds from the first trial's start to the last one's end (0: no such study)."""
+def _study(storage: str, name: str) -> Any:
     import optuna
 
     try:
-        trials = optuna.load_study(study_name=study_name, storage=f"sqlite:///{storage}").trials
+        return optuna.load_study(study_name=name, storage=f"sqlite:///{storage}")
     except KeyError:
+        return None
+
+
+def _span(study: Any) -> float:
+    """Seconds from the first trial's start to the last one's end (0: no such study)."""
+    if study is None:
         return 0.0
-    done = [t for t in trials if t.datetime_start and t.datetime_complete]
+    done = [t for t in study.trials if t.datetime_start and t.datetime_complete]
     if not done:
         return 0.0
     return (max(t.datetime_complete for t in done)
             - min(t.datetime_start for t in done)).total_seconds()
 
 
-def claim_row(r: dict[str, Any]) -> dict[str, Any]:
-    """One seed claim, machine-readable: verify's answer where it settled the question,
-    else the study's (``source`` says which); both kept in full."""
-    q = r["question"]
-    a = _answer(r["analysis"], q) or {}
-    head = a.get("headline") or {}
-    study = {"settled": a.get("settled", "open"), "estimate": head.get("diff"),
-             "ci_low": head.get("ci_low"), "ci_high": head.get("ci_high"),
-             "margin": a.get("margin"), "verdict": a.get("verdict"),
-             "needed": a.get("needed") or (a.get("verdict") if a.get("status") ==
-                                           "too_few_trials" else None)}
-    v = r.get("verify") or {}
-    rows = v.get("rows") or []
-    verify = None
-    if rows:
-        top = max(rows, key=lambda x: abs(x.get("shift") or 0.0))
-        verify = {"settled": v.get("settled", "open"), "estimate": top.get("shift"),
-                  "ci_low": top.get("ci_low"), "ci_high": top.get("ci_high"),
-                  "margin": v.get("margin"), "trainings": v.get("trainings"),
-                  "trainings_fixed": v.get("trainings_fixed"), "seeds": v.get("seeds")}
-    source = "verify" if verify and verify["settled"] != "open" else "study"
-    chosen = verify if source == "verify" else study
-    needed = None
-    if chosen["settled"] == "open":
-        needed = "; ".join(x for x in (
-            study["needed"],
-            None if verify else f"verify not run yet: `hpsearch verify STORAGE --question "
-                                f"{q}` (at most 16 seeds per twin, stopping once settled)")
-            if x)
-    return {"question": q, "preset": r["preset"], "source": source,
-            "settled": chosen["settled"], "estimate": chosen["estimate"],
-            "ci_low": chosen["ci_low"], "ci_high": chosen["ci_high"],
-            "margin": chosen["margin"], "needed": needed, "study": study, "verify": verify}
+def _verified(storage: str, study_name: str, question: str,
+              args: argparse.Namespace) -> dict[str, Any] | None:
+    """verify's answer for one question: run (resumes from the stored trainings) unless
+    only stored answers are wanted; None where there is neither."""
+    from hpsearch.verify import verify
+
+    study = _study(storage, study_name)
+    if study is None or not any(t.state.name == "COMPLETE" for t in study.trials):
+        return None
+    stored = study.user_attrs.get(f"verify:{question}")
+    if args.no_new_verify or args.as_they_are:
+        return stored
+    return verify(storage, question, seeds=args.seeds, study_name=study_name,
+                  epochs=args.epochs, device=args.device).question_dict(question)
 
 
-def _answer(analysis: dict[str, Any], question: str) -> dict[str, Any] | None:
-    return next((a for a in analysis["answers"] if a["question"] == question), None)
+def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Everything stored for one preset: its analysis, verify at the tuned best and at the
+    seed's config for each claim that asks, ``best`` where a claim asks for it."""
+    from hpsearch.analysis import analyze
+    from hpsearch.best import best
+    from hpsearch.space.presets import load_preset
+
+    storage = storage_of(name, args)
+    study = _study(storage, name)
+    out: dict[str, Any] = {"preset": name, "storage": _shown(storage),
+                           "question": load_preset(name).question, "analysis": None,
+                           "verify": {}, "verify_seed": {}, "best": None,
+                           "study_seconds": _span(study), "seed_study": False,
+                           "finished": 0}
+    if study is None:
+        return out
+    out["finished"] = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    out["analysis"] = analyze(study).to_dict()
+    out["seed_study"] = _study(storage, f"{name}-seed") is not None
+    t0 = time.perf_counter()
+    for c in (c for c in CLAIMS if c.preset == name):
+        if c.kind in ("question", "interaction"):
+            out["verify"][c.id] = _verified(storage, name, c.id, args)
+            if c.kind == "question" and out["seed_study"]:
+                out["verify_seed"][c.id] = _verified(storage, f"{name}-seed", c.id, args)
+        if c.kind == "best" and out["best"] is None:
+            out["best"] = study.user_attrs.get("best")
+            if out["best"] is None and not (args.as_they_are or args.no_new_verify):
+                out["best"] = best(storage, study_name=name, retrain=True, seeds=3,
+                                   device=args.device, data_dir=args.data_dir).to_dict()
+    out["verify_seconds"] = time.perf_counter() - t0
+    return out
 
 
-def _verify_text(v: dict[str, Any] | None, name: str, q: str) -> str:
+# ------------------------------------------------------------------------------ the rows
+
+
+def _answer(ev: dict[str, Any], kind: str, id_: str) -> dict[str, Any] | None:
+    if not ev.get("analysis"):
+        return None
+    key = "interactions" if kind == "interaction" else "answers"
+    return next((a for a in ev["analysis"].get(key, []) if a["question"] == id_), None)
+
+
+def _verify_summary(v: dict[str, Any] | None) -> dict[str, Any] | None:
+    """verify's answer as one row: its state and the comparison it turns on."""
+    if not v or not v.get("rows"):
+        return None
+    rows = v["rows"]
+    top = max(rows, key=lambda x: abs(x.get("shift") or 0.0))
+    return {"settled": v.get("settled", "open"), "estimate": top.get("shift"),
+            "ci_low": top.get("ci_low"), "ci_high": top.get("ci_high"),
+            "ci_level": top.get("ci_level"), "seeds": top.get("n"),
+            "comparison": top.get("label") or
+            f"{top.get('alternative', '?')} vs {top.get('baseline', '?')}",
+            "trainings": v.get("trainings"), "margin": v.get("margin"),
+            "rows": [{k: r.get(k) for k in ("settled", "shift", "ci_low", "ci_high", "n",
+                                              "alternative", "baseline", "label")}
+                     for r in rows]}
+
+
+def _remaining(ev: dict[str, Any], args: argparse.Namespace) -> str:
+    """Why the budget that would settle a row was not spent, and the command that spends it."""
+    cmd = f"`python scripts/reproduce_seeds.py --presets {ev['preset']}` (resumes)"
+    if ev.get("analysis") is None:
+        return (f"the study has not started ({args.trials} configs x {args.epochs} epochs on "
+                f"{args.dataset} still to train: hours of CPU); {cmd}")
+    if ev["finished"] < args.trials:
+        return (f"the study stands at {ev['finished']} of {args.trials} configs: the run "
+                f"stopped when its session's time ran out; {cmd}")
+    return f"verify has not finished its seeds; {cmd}"
+
+
+def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """One seed claim, machine-readable (docs/findings.json)."""
+    row: dict[str, Any] = {"seed": c.seed, "claim": c.text, "preset": c.preset,
+                           "kind": c.kind, "id": c.id or c.part, "storage": ev["storage"],
+                           "settled": "open", "source": None, "verdict": None, "study": None,
+                           "verify_best": None, "verify_seed": None, "needed": None}
+    if c.kind == "built_in":
+        row.update(source="trainer", verdict=(
+            "built in: every Linear or Conv layer followed by batch norm has bias=False, so "
+            "the study cannot compare it"),
+            needed="a `bias` param in the search space (not there: the seed's point is that "
+                   "BN's shift makes the bias redundant, which holds by construction)")
+        return row
+    if c.kind == "best":
+        return _best_row(row, c, ev, args)
+    a = _answer(ev, c.kind, c.id)
+    if a is not None:
+        row["study"] = {"settled": a.get("settled", "open"), "verdict": a.get("verdict"),
+                        "status": a.get("status"),
+                        "trainability": a.get("trainability")}
+        row["verdict"] = a.get("verdict")
+    if c.kind == "over_epochs":
+        return _over_epochs_row(row, a, ev, args)
+    row["verify_best"] = _verify_summary(ev["verify"].get(c.id))
+    row["verify_seed"] = _verify_summary(ev["verify_seed"].get(c.id))
+    chosen = row["verify_best"] if row["verify_best"] and \
+        row["verify_best"]["settled"] != "open" else None
+    if chosen:
+        row.update(settled=chosen["settled"], source="verify at the tuned best")
+    elif row["study"] and row["study"]["settled"] != "open":
+        row.update(settled=row["study"]["settled"], source="study")
+    if row["settled"] == "open":
+        needed = (a or {}).get("needed") or ""
+        row["needed"] = "; ".join(x for x in (needed, _remaining(ev, args)) if x)
+    return row
+
+
+def _over_epochs_row(row: dict[str, Any], a: dict[str, Any] | None, ev: dict[str, Any],
+                     args: argparse.Namespace) -> dict[str, Any]:
+    series = (a or {}).get("effect_by_epoch") or []
+    if len(series) >= 2:
+        first, last = series[0], series[-1]
+        row["over_epochs"] = {"first": first, "last": last}
+        row["verdict"] = (f"{first.get('label', 'epoch ' + str(first.get('epoch')))}: "
+                          f"{_fmt(first)}; end of training: {_fmt(last)}")
+        row["settled"] = (a or {}).get("settled", "open")
+        row["source"] = "study (the effect over training)"
+    if row["settled"] == "open":
+        row["needed"] = ("the effect at the end of training settled, and an earlier epoch's "
+                         "effect of the opposite sign; " + _remaining(ev, args))
+    return row
+
+
+def _best_row(row: dict[str, Any], c: Claim, ev: dict[str, Any],
+              args: argparse.Namespace) -> dict[str, Any]:
+    b = ev.get("best")
+    if not b:
+        row["needed"] = ("`hpsearch best " + ev["storage"] + " --retrain --seeds 3` on the "
+                         "finished study; " + _remaining(ev, args))
+        return row
+    row["source"] = f"best --retrain (trial #{b['trial_number']}, {b['test_acc_n']} seeds)"
+    if c.part == "bn_modes":
+        bn = b.get("bn_train_vs_eval")
+        if not bn:
+            row["verdict"] = "the best config has no batch norm, so its modes cannot differ"
+            row["needed"] = "a best config with batch norm"
+            return row
+        row["verdict"] = (f"eval mode {100 * bn['eval_mode']:.2f}% vs train mode "
+                          f"{100 * bn['train_mode']:.2f}% on the test set (one model)")
+        row["needed"] = "paired seeds for an interval (one model measured in both modes)"
+    else:
+        per = {k: v for k, v in (b.get("per_class") or {}).items() if v is not None}
+        if per:
+            lo, hi = min(per, key=per.__getitem__), max(per, key=per.__getitem__)
+            row["verdict"] = (f"test accuracy {100 * b['test_acc']:.2f}% (n={b['test_acc_n']}"
+                              f" seeds); weakest class {lo} {100 * per[lo]:.1f}%, strongest "
+                              f"{hi} {100 * per[hi]:.1f}%")
+            row["settled"] = "measured"
+    return row
+
+
+def _fmt(e: dict[str, Any]) -> str:
+    lo, hi = e.get("ci_low"), e.get("ci_high")
+    ci = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None and hi is not None else ""
+    return f"{e.get('diff', float('nan')):+.2f} pts{ci}"
+
+
+def _verify_text(v: dict[str, Any] | None) -> str:
     if not v:
-        return (f"not run yet: `hpsearch verify runs/seeds/{name}-*.db --question {q}` "
-                "(at most 16 seeds per twin, stopping once settled; resumable)")
-    parts = []
-    for r in v["rows"]:
-        parts.append(f"{r.get('settled', 'open')}: {r['alternative']} vs {r['baseline']}: "
-                     f"{r['shift']:+.2f} pts [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], "
-                     f"n={r['n']} seeds")
-    done = v.get("trainings")
-    if done is not None:
-        parts.append(f"{done} trainings (fixed plan: {v.get('trainings_fixed')})")
-    return "<br>".join(parts) or "—"
+        return "—"
+    ci = (f" [{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]" if v.get("ci_low") is not None
+          else "")
+    level = f" at {100 * v['ci_level']:.1f}%" if v.get("ci_level") else ""
+    return (f"{v['settled']}: {v['comparison']}: {v['estimate']:+.2f} pts{ci}{level}, "
+            f"{v['seeds']} seeds")
 
 
-def _preset_question(name: str) -> str:
-    from hpsearch.space.presets import load_preset
-
-    return load_preset(name).question or "bn_placement"
-
-
-def _budget_text(name: str, args: argparse.Namespace) -> str:
-    """What settling a preset's row costs: its study and verify's most."""
-    from hpsearch.optimize.designs import study_arms
-    from hpsearch.space.presets import load_preset
-
-    arms = study_arms(load_preset(name), None)
-    k = len(arms.values) if arms is not None and arms.design == "paired" else 1
-    return (f"{args.trials} configs x {k} arms x {args.epochs} epochs "
-            f"({args.trials * k} trainings, fewer when pruned), then verify: at most 16 "
-            "seeds per twin, stopping once settled; `python scripts/reproduce_seeds.py "
-            f"--presets {name}` (resumable)")
+def _survives(row: dict[str, Any]) -> str:
+    """Does the effect at the seed's config survive tuning? (both verify answers needed)"""
+    b, s = row.get("verify_best"), row.get("verify_seed")
+    if not b or not s:
+        return "—"
+    if b["settled"] == "open" or s["settled"] == "open":
+        return "not yet known (a verify is open)"
+    if b["settled"] == s["settled"]:
+        return "yes" if b["settled"] == "difference" else "equivalent at both"
+    return f"no: {s['settled']} at the seed's config, {b['settled']} once tuned"
 
 
-def not_run_row(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    return {"question": _preset_question(name), "preset": name, "source": "not run",
-            "settled": "open", "estimate": None, "ci_low": None, "ci_high": None,
-            "margin": 0.5, "needed": _budget_text(name, args), "study": None,
-            "verify": None}
+# ------------------------------------------------------------------------------ the page
 
 
-def _wall(results: list[dict[str, Any]]) -> float:
-    return sum(r["study_seconds"] + r["verify_seconds"] for r in results)
-
-
-def _seeds_text(results: list[dict[str, Any]]) -> str:
-    seeds = sorted({r["verify"].get("seeds") for r in results if r.get("verify")} - {None})
-    return "/".join(str(s) for s in seeds) or "no"
-
-
-def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: float) -> str:
-    """docs/findings.md from the results (every figure comes from `results`)."""
+def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
+           args: argparse.Namespace) -> str:
+    """docs/findings.md from the rows (every figure comes from the stored evidence)."""
     import torch
 
     from hpsearch import __version__
     from hpsearch.optimize.study import git_hash
-    from hpsearch.space.questions import QUESTION_BY_ID
 
+    wall = sum(ev.get("study_seconds", 0.0) for ev in evs.values())
     lines = [
         "# Findings: the seeds' claims, re-tested",
         "",
         f"Generated by `scripts/reproduce_seeds.py` on {time.strftime('%Y-%m-%d')} "
         f"(hpsearch {__version__}, git {git_hash()}, torch {torch.__version__}, "
-        f"{platform.machine()} {platform.processor() or ''}, device {args.device}); "
-        f"{_wall(results) / 60:.1f} minutes of studies and verify runs in all (2 CPU cores "
-        "unless the device says otherwise).",
+        f"{platform.machine()}, device {args.device}) from the evidence committed in "
+        f"`{_shown(str(args.work_dir))}/`; {wall / 60:.1f} minutes of study time stored "
+        "(2 CPU cores unless the device says otherwise).",
         "",
-        f"Dataset **{args.dataset}** (training on a seeded subset of "
-        f"{args.train_size or 'all'} examples; validation: {args.val_size} held out of the "
-        f"training set; test set whole); budget per preset: **up to {args.trials} trials "
-        f"x {args.epochs} epochs** (each row says its n), the preset's question by the "
-        "paired design (every config trained under each choice on one seed); verify: best "
-        f"config and its twins, **{_seeds_text(results)} paired seeds**, test set, seeds "
-        "added in looks until settled. Every answer is a difference, an equivalence within "
-        "the margin, or open with what would settle it (docs/method.md).",
+        f"Dataset **{args.dataset}** (validation: {args.val_size} held out of the training "
+        f"set; test set whole); per preset **up to {args.trials} configs x {args.epochs} "
+        "epochs**, the preset's question assigned by the paired design (every config "
+        "trained under each choice on one seed). verify: twins on paired seeds on the test "
+        "set, at the **tuned best** config and at the **seed's own config** (the preset's "
+        "`[seed]` values), seeds added in looks until settled. Each row is settled (a "
+        "difference or an equivalence within the margin) or open with what would settle it "
+        "and why it was not spent (docs/method.md).",
         "",
-        "Reproduce a row: `python scripts/reproduce_seeds.py --dataset "
-        f"{args.dataset} --trials {args.trials} --epochs {args.epochs}"
-        + (f" --seeds {args.seeds}" if args.seeds else "")
-        + f" --train-size {args.train_size} --presets PRESET`.",
+        "Reproduce: `python scripts/reproduce_seeds.py --presets PRESET` resumes from the "
+        "committed databases; `hpsearch report docs/seeds/PRESET-"
+        f"{args.dataset}.db` gives the study's answers.",
         "",
-        "| question | preset | the seed's claim | study verdict (n trials) | verify: paired "
-        "re-runs on the test set | best val acc |",
-        "|---|---|---|---|---|---|",
+        "| seed | claim | preset | answer | study (n) | verify at the tuned best | "
+        "verify at the seed's config | survives tuning? |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        q = r["question"]
-        a = _answer(r["analysis"], q)
-        verdict = a["verdict"] if a else "not analysed"
-        counts = r["analysis"]["n_trials"]
-        n = (sum(c["n"] for c in a["choices"]) if a and a["choices"]
-             else counts.get("COMPLETE", 0) + counts.get("PRUNED", 0))
-        best = r["analysis"].get("best_value")
-        lines.append(
-            f"| {q} | `{r['preset']}` | {QUESTION_BY_ID[q].seed_claim} | {verdict} (n={n}) | "
-            f"{_verify_text(r['verify'], r['preset'], q)} | "
-            f"{'—' if best is None else f'{best:.4f}'} |")
-    for name in getattr(args, "not_run", []):
-        q = _preset_question(name)
-        lines.append(f"| {q} | `{name}` | {QUESTION_BY_ID[q].seed_claim} | not run yet: "
-                     f"{_budget_text(name, args)} | — | — |")
+    for r in rows:
+        ev = evs[r["preset"]]
+        state = r["settled"] + (f" ({r['source']})" if r["source"] else "")
+        study = (r["verdict"] or "—") + (f" (n={ev['finished']})" if ev["finished"] else "")
+        if r["settled"] == "open" and r["needed"]:
+            study += f"<br>*would settle it:* {r['needed']}"
+        lines.append(f"| {r['seed']} | {r['claim']} | `{r['preset']}` | {state} | {study} | "
+                     f"{_verify_text(r['verify_best'])} | {_verify_text(r['verify_seed'])} | "
+                     f"{_survives(r)} |")
     lines += ["", "## Every question answered by each study", ""]
-    for r in results:
-        lines.append(f"### `{r['preset']}` ({r['study_seconds'] / 60:.1f} min study, "
-                     f"{r['verify_seconds'] / 60:.1f} min verify)")
-        lines.append("")
-        for a in r["analysis"]["answers"]:
+    for name, ev in evs.items():
+        if ev.get("analysis") is None:
+            continue
+        lines += [f"### `{name}` ({ev['finished']} configs, "
+                  f"{ev['study_seconds'] / 60:.1f} min of training stored)", ""]
+        for a in ev["analysis"]["answers"]:
             if a["status"] != "not_sampled":
                 lines.append(f"- **{a['question']}**: {a['verdict']}")
         lines.append("")
@@ -270,33 +438,28 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     args = parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    # Every study first, then the answers: a study interrupted half-way resumes on re-run.
-    seconds = {}
-    if args.as_they_are:
-        args.no_new_verify = True
-        missing = [n for n in args.presets if not Path(_storage(n, args)).exists()]
-        args.presets = [n for n in args.presets if n not in missing]
-        args.not_run = missing
-    for name in args.presets:
-        print(f"[{time.strftime('%H:%M:%S')}] study {name} ...", file=sys.stderr, flush=True)
-        seconds[name] = 0.0 if args.as_they_are else run_study(name, args)
-        print(f"[{time.strftime('%H:%M:%S')}] study {name}: {seconds[name] / 60:.1f} min",
-              file=sys.stderr, flush=True)
+    # Every study first (the tuned one, then the seed's config), then the answers: a run
+    # interrupted half-way resumes from the stored trials on re-run.
+    if not args.as_they_are:
+        for name in args.presets:
+            for at_seed in (False, True):
+                what = f"{name}{'-seed' if at_seed else ''}"
+                print(f"[{time.strftime('%H:%M:%S')}] study {what} ...", file=sys.stderr,
+                      flush=True)
+                seconds = run_study(name, args, at_seed=at_seed)
+                print(f"[{time.strftime('%H:%M:%S')}] study {what}: {seconds / 60:.1f} min",
+                      file=sys.stderr, flush=True)
     if args.studies_only:
         return 0
-    results = []
+    evs = {}
     for name in args.presets:
-        print(f"[{time.strftime('%H:%M:%S')}] verify {name} ...", file=sys.stderr, flush=True)
-        results.append(answer(name, args, seconds[name]))
+        print(f"[{time.strftime('%H:%M:%S')}] answers {name} ...", file=sys.stderr, flush=True)
+        evs[name] = evidence(name, args)
+    rows = [claim_row(c, evs[c.preset], args) for c in CLAIMS if c.preset in evs]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(results, args, time.perf_counter() - start))
-    (args.work_dir / "findings-full.json").write_text(json.dumps(results, indent=1,
-                                                                  default=str))
-    args.out.with_suffix(".json").write_text(json.dumps(
-        [claim_row(r) for r in results]
-        + [not_run_row(n, args) for n in getattr(args, "not_run", [])],
-        indent=1, default=str) + "\n")
+    args.out.write_text(render(rows, evs, args))
+    (args.work_dir / "findings-full.json").write_text(json.dumps(evs, indent=1, default=str))
+    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -35,6 +35,9 @@ class Preset:
     fixed: Mapping[str, Value] = field(default_factory=dict)
     narrowed: Mapping[str, Param] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # The seed notebook's own values for params the preset searches (its ``[seed]`` table):
+    # what the seed ran, where the seed says it. :meth:`at_seed` fixes them.
+    seed: Mapping[str, Value] = field(default_factory=dict)
 
     def param(self, name: str) -> Param:
         return self.narrowed.get(name, PARAM_BY_NAME[name])
@@ -52,6 +55,17 @@ class Preset:
             narrowed.pop(name, None)
             _apply(name, _parse_cli_value(raw.strip()), fixed, narrowed, f"{source} {text!r}")
         return dataclasses.replace(self, fixed=fixed, narrowed=narrowed)
+
+    def at_seed(self) -> Preset:
+        """This preset with its ``[seed]`` values fixed: the seed's own config, as the seed
+        ran it where the seed says (params it does not name stay searched). The study's
+        question stays open, so a study of it trains the seed's config under each choice."""
+        if not self.seed:
+            raise ConfigError(f"preset {self.name!r} has no [seed] table: the seed notebook's "
+                              "own values are not known")
+        narrowed = {k: v for k, v in self.narrowed.items() if k not in self.seed}
+        return dataclasses.replace(self, name=f"{self.name}-seed", fixed={**self.fixed,
+                                   **self.seed}, narrowed=narrowed, seed={})
 
 
 def _parse_cli_value(raw: str) -> Any:
@@ -130,7 +144,7 @@ def _apply(name: str, value: Any, fixed: dict[str, Value], narrowed: dict[str, P
         fixed[name] = _coerce(p, value, where)
 
 
-PRESET_KEYS = ("question", "description", "params", "settings")
+PRESET_KEYS = ("question", "description", "params", "settings", "seed")
 
 
 
@@ -181,12 +195,38 @@ def parse_preset(doc: Mapping[str, Any], *, name: str, source: str) -> Preset:
         raise ConfigError(f"{source}: question = {question!r} is unknown; "
                           f"known: {', '.join(QUESTION_BY_ID)}")
     params, settings = doc.get("params", {}), doc.get("settings", {})
-    for key, table in (("params", params), ("settings", settings)):
+    seed_table = doc.get("seed", {})
+    for key, table in (("params", params), ("settings", settings), ("seed", seed_table)):
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{key}] must be a table")
     fixed: dict[str, Value] = {}
     narrowed: dict[str, Param] = {}
     for key, value in params.items():
         _apply(key, value, fixed, narrowed, f"{source}: params.{key}")
+    asked = QUESTION_BY_ID[question].param if question else None
     return Preset(name=name, question=question, description=str(doc.get("description", "")),
-                  fixed=fixed, narrowed=narrowed, settings=dict(settings))
+                  fixed=fixed, narrowed=narrowed, settings=dict(settings),
+                  seed=_seed_values(seed_table, narrowed, asked, source))
+
+
+def _seed_values(table: Mapping[str, Any], narrowed: Mapping[str, Param], asked: str | None,
+                 source: str) -> dict[str, Value]:
+    """The ``[seed]`` table: one value per param the preset searches (inside its range or
+    choices); never the question's own param, which the study compares."""
+    out: dict[str, Value] = {}
+    for key, value in table.items():
+        where = f"{source}: seed.{key}"
+        if key == asked:
+            raise ConfigError(f"{where}: {key} is the question's param; the seed's config is "
+                              "trained under each of its choices")
+        if key not in narrowed:
+            raise ConfigError(f"{where}: {key} is not searched by this preset (only a "
+                              f"searched param takes a seed value; searched: "
+                              f"{', '.join(narrowed) or 'none'})")
+        p = narrowed[key]
+        v = _coerce(p, value, where)
+        if p.kind != "categorical" and not (p.low <= float(v) <= p.high):  # type: ignore[arg-type]
+            raise ConfigError(f"{where}: {key} = {value!r} is outside the preset's range "
+                              f"[{p.low:g}, {p.high:g}]")
+        out[key] = v
+    return out

@@ -54,10 +54,49 @@ def test_reproduce_seeds_runs_end_to_end_on_digits(tmp_path):
          "--out", str(out)], capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()
-    assert "| bn_placement | `bn_placement` | 000: before the activation" in text
-    assert "seeds" in text and "Dataset **digits**" in text
+    assert "| 000 | BN before the activation did better than after | `bn_placement` |" in text
+    assert "Dataset **digits**" in text
     assert (tmp_path / "runs" / "findings-full.json").exists()
     rows = json.loads(out.with_suffix(".json").read_text())
-    assert [r["question"] for r in rows] == ["bn_placement"]
-    assert rows[0]["settled"] in ("difference", "equivalent", "open")
-    assert {"preset", "estimate", "ci_low", "ci_high", "margin"} <= set(rows[0])
+    assert [(r["seed"], r["id"]) for r in rows] == [("000", "bn_placement")]
+    row = rows[0]
+    assert row["settled"] in ("difference", "equivalent", "open")
+    # verify ran at the tuned best and at the seed's own config (its [seed] values)
+    assert row["verify_best"] and row["verify_seed"]
+    assert row["verify_seed"]["seeds"] >= 1
+    study = optuna.load_study(study_name="bn_placement-seed",
+                              storage=f"sqlite:///{tmp_path / 'runs' / 'bn_placement-digits.db'}")
+    params = study.trials[0].params | study.trials[0].user_attrs.get("config", {})
+    assert params.get("lr") == 0.01 and params.get("batch_size") == 32
+    if row["settled"] == "open":
+        assert row["needed"], "an open row says what would settle it"
+    # The page again from the stored evidence alone: the same rows, no training.
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "reproduce_seeds.py"), "--dataset", "digits",
+         "--trials", "2", "--epochs", "1", "--presets", "bn_placement", "--as-they-are",
+         "--work-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "again.md")],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    rows2 = json.loads((tmp_path / "again.json").read_text())
+    assert rows2[0]["settled"] == row["settled"]
+    assert rows2[0]["verify_best"]["estimate"] == row["verify_best"]["estimate"]
+
+
+def test_seed_table_fixes_the_seeds_values_and_is_checked(tmp_path):
+    from hpsearch.errors import ConfigError
+    from hpsearch.space.presets import parse_preset
+
+    seeded = load_preset("bn_placement").at_seed()
+    assert seeded.name == "bn_placement-seed"
+    assert seeded.fixed["lr"] == 0.01 and "lr" not in seeded.narrowed
+    assert "batch_norm" not in seeded.fixed  # the question stays open: trained under each
+    doc = {"question": "bn_placement", "params": {"lr": {"low": 0.003, "high": 0.03},
+                                                   "batch_norm": ["before", "after"]}}
+    for seed, words in (({"lr": 0.05}, "outside the preset's range"),
+                        ({"batch_norm": "before"}, "the question's param"),
+                        ({"dropout": 0.5}, "not searched by this preset"),
+                        ({"lr": "fast"}, "must be a number")):
+        with pytest.raises(ConfigError, match=words):
+            parse_preset({**doc, "seed": seed}, name="x", source="x.toml")
+    with pytest.raises(ConfigError, match="no \\[seed\\] table"):
+        load_preset("cnn_regularization").at_seed()
