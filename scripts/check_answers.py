@@ -187,8 +187,8 @@ CAL_ROWS = [
 def _verdicts(study: optuna.Study) -> dict[str, dict[str, object]]:
     """Every answer and interaction of ``study``, by question: settled, best, family."""
     from hpsearch.analysis import answer_questions
-    from hpsearch.analysis.design import build_design
     from hpsearch.analysis.interactions import answer_interactions
+    from hpsearch.analysis.matrix import build_design
     from hpsearch.analysis.table import finished_table
     from hpsearch.space import INTERACTIONS
 

@@ -106,7 +106,7 @@ def test_progress_line_per_trial_and_eta():
 
     import optuna
 
-    from hpsearch.optimize.progress import ProgressBar
+    from hpsearch.progress import ProgressBar
 
     study = optuna.create_study(direction="maximize")
     stream = io.StringIO()  # not a terminal

@@ -9,7 +9,7 @@ within a margin, or open with what would settle it. Never imports torch, so ``hp
 report`` starts fast. The modules, in the order the data flows:
 
 - :mod:`~hpsearch.analysis.table`: every finished trial and the values it reached;
-- :mod:`~hpsearch.analysis.design`: the questions' choices and the other params as columns;
+- :mod:`~hpsearch.analysis.matrix`: the questions' choices and the other params as columns;
 - :mod:`~hpsearch.analysis.regress` and :mod:`~hpsearch.analysis.effects`: adjusted effects
   from all trials, pruned ones included, followed to the end of training;
 - :mod:`~hpsearch.analysis.terms`: the same chain for any columns (numeric params, products);
@@ -21,14 +21,16 @@ report`` starts fast. The modules, in the order the data flows:
 - :mod:`~hpsearch.analysis.importance`: importances with a bootstrap band and a noise floor;
 - :mod:`~hpsearch.analysis.curves`: pruning's savings and learning curves;
 - :mod:`~hpsearch.analysis.answers` (the JSON keys) and :mod:`~hpsearch.analysis.stats`;
-- :mod:`~hpsearch.analysis.paired`: paired re-runs on the same seeds (``hpsearch verify``);
+- :mod:`~hpsearch.analysis.seeds`: paired re-runs on the same seeds and their sequential
+  looks (``hpsearch verify``);
 - :mod:`~hpsearch.analysis.study`: :func:`analyze`, all of the above for one study.
 """
 
 from hpsearch.analysis.answers import Answer, ChoiceSummary, Effect, Importance, StudyAnalysis
 from hpsearch.analysis.curves import learning_curves, pruning_stats
 from hpsearch.analysis.importance import EVALUATORS
-from hpsearch.analysis.paired import (
+from hpsearch.analysis.questions import MARGIN, answer_questions
+from hpsearch.analysis.seeds import (
     ALPHA,
     MIN_EFFECT,
     POWER,
@@ -36,7 +38,6 @@ from hpsearch.analysis.paired import (
     paired_stats,
     seeds_needed,
 )
-from hpsearch.analysis.questions import MARGIN, answer_questions
 from hpsearch.analysis.study import analyze, param_importances
 
 __all__ = [

@@ -11,7 +11,7 @@ import numpy as np
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.analysis.design import MAX_LEVELS, label, numeric_levels
+from hpsearch.analysis.matrix import MAX_LEVELS, label, numeric_levels
 
 
 def pruning_stats(trials: Sequence[FrozenTrial], *, max_epochs: int | None = None,

@@ -13,7 +13,7 @@ reasons, both measured on planted studies (``scripts/check_answers.py``):
   slow starters.
 - Confounding. Other params, the learning rate above all, move accuracy by several points
   where an effect is half a point; and TPE samples params together. Every fit holds the
-  other params fixed with flexible terms (:mod:`hpsearch.analysis.design`), selected by a
+  other params fixed with flexible terms (:mod:`hpsearch.analysis.matrix`), selected by a
   plug-in lasso and double selection (:mod:`hpsearch.analysis.regress`).
 
 The estimator, per question param:
@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as sps
 
-from hpsearch.analysis.design import Design, Factor
+from hpsearch.analysis.matrix import Design, Factor
 from hpsearch.analysis.regress import Fit, independent, ols, plugin_lasso, residualize
 from hpsearch.analysis.table import FINAL, TrialTable
 

@@ -30,7 +30,7 @@ from optuna.distributions import CategoricalDistribution
 
 from hpsearch.analysis import stats
 from hpsearch.analysis.contrasts import DIFFERENCE, EQUIVALENT, ContrastSet, Pair, widest
-from hpsearch.analysis.design import Design, label
+from hpsearch.analysis.matrix import Design, label
 from hpsearch.analysis.numeric import adjusted_for, param_terms, to_value
 from hpsearch.analysis.table import FINAL, TrialTable
 from hpsearch.analysis.terms import chain_terms

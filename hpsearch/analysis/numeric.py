@@ -1,7 +1,7 @@
 """A numeric param's question: does it matter, and where is it best?
 
 The param enters every fit as its design terms, ``z`` and ``z^2`` of its value mapped onto
-[-1, 1] (log scale for log-scaled params, :mod:`hpsearch.analysis.design`), with every
+[-1, 1] (log scale for log-scaled params, :mod:`hpsearch.analysis.matrix`), with every
 other param held fixed; the terms' coefficients are followed to the end of training
 (:mod:`hpsearch.analysis.terms`). The adjusted curve is ``f(z) = b1 z + b2 z^2`` on a grid
 of its range, and the question's contrasts are the differences ``f(z_i) - f(z_j)`` between
@@ -21,8 +21,8 @@ from optuna.distributions import IntDistribution
 
 from hpsearch.analysis.answers import Answer
 from hpsearch.analysis.contrasts import ContrastSet, Pair, pointwise_band
-from hpsearch.analysis.design import Design
 from hpsearch.analysis.effects import off_columns, off_steps
+from hpsearch.analysis.matrix import Design
 from hpsearch.analysis.table import TrialTable
 from hpsearch.analysis.terms import TermEffects, chain_terms
 

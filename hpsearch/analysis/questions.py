@@ -30,9 +30,9 @@ from hpsearch.analysis.contrasts import (
     ContrastSet,
     Pair,
 )
-from hpsearch.analysis.design import Factor, build_design, label, question_factor
 from hpsearch.analysis.designed import BALANCED, balanced_share, designs, paired_answer
 from hpsearch.analysis.effects import LevelEffects, estimate_effects
+from hpsearch.analysis.matrix import Factor, build_design, label, question_factor
 from hpsearch.analysis.numeric import numeric_contrasts
 from hpsearch.analysis.table import TrialTable, finished_table
 from hpsearch.analysis.verdicts import FIDELITY, by_epoch, decide

@@ -13,9 +13,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.analysis.answers import Importance, StudyAnalysis
 from hpsearch.analysis.curves import learning_curves, pruning_stats
-from hpsearch.analysis.design import build_design
 from hpsearch.analysis.importance import EVALUATORS, agreement, check_evaluator, importances, slim
 from hpsearch.analysis.interactions import answer_interactions
+from hpsearch.analysis.matrix import build_design
 from hpsearch.analysis.questions import answer_questions, resolve_margin
 from hpsearch.analysis.table import finished_table
 from hpsearch.errors import ConfigError, StudyError

@@ -4,7 +4,7 @@
 - :mod:`.study`: open or resume a study, its provenance;
 - :mod:`.objective`: the only code that knows Optuna's ``Trial`` and ``train()`` both;
 - :mod:`.workers`: the shared trial budget and the worker processes;
-- :mod:`.progress` and :mod:`.signals`: what a person sees, and how a run stops;
+- :mod:`.signals`: how a run stops (its progress bar is :mod:`hpsearch.progress`);
 - :mod:`.run`: :func:`optimize` itself.
 """
 

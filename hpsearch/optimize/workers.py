@@ -22,7 +22,6 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.errors import ConfigError, HPSearchError, StudyError
-from hpsearch.optimize.progress import ProgressBar
 from hpsearch.optimize.signals import (
     Terminated,
     check,
@@ -32,6 +31,7 @@ from hpsearch.optimize.signals import (
     stop_signals,
 )
 from hpsearch.optimize.study import FINISHED, count, open_study
+from hpsearch.progress import ProgressBar
 from hpsearch.settings import Settings
 from hpsearch.space import Preset
 from hpsearch.storage import (

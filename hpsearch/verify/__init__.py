@@ -4,7 +4,7 @@
 - :mod:`.result`: one row per comparison, the stored result per question;
 - :mod:`.store`: every (twin, seed) training stored as it finishes, shared by workers;
 - :mod:`.run`: :func:`verify` itself, in sequential looks (the statistics are
-  :mod:`hpsearch.analysis.paired` and :mod:`hpsearch.analysis.sequential`).
+  :mod:`hpsearch.analysis.seeds`).
 """
 
 from hpsearch.verify.result import VerifyResult, VerifyRow

@@ -41,7 +41,7 @@ class VerifyRow:
     significant: bool = False
     settled: str = "open"            # "difference" | "equivalent" | "open"
     margin: float = MIN_EFFECT       # test-accuracy points an equivalence is claimed within
-    p_sequential: float = float("nan")  # what Holm adjusted (hpsearch.analysis.sequential)
+    p_sequential: float = float("nan")  # what Holm adjusted (hpsearch.analysis.seeds.sequential)
     looks: int = 1                   # looks this comparison reached before it stopped
     # An interaction row (kind "interaction"): params (A, B); baseline/alternative are B's
     # two levels, the *_accs are A's per-seed effect (a1 - a0) at each, so alternative -

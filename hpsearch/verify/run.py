@@ -36,7 +36,7 @@ points) with the same sequential machinery, in place of alternative - baseline; 
 have ``kind: "interaction"``, ``params`` and a ``label`` ("effect of dropout (0 -> 0.3)
 with sigmoid minus with relu"). With no question named, interactions are not verified.
 
-Seeds are added in looks (:mod:`hpsearch.analysis.sequential`: the design and why): each
+Seeds are added in looks (:mod:`hpsearch.analysis.seeds.sequential`: the design and why): each
 comparison stops at the first look where it is settled (``settled``: "difference",
 "equivalent" inside ±``margin`` pts, or "open" after the last look), the others go on; the
 Holm family and the printed intervals stay valid after stopping (``p_sequential`` is what
@@ -59,7 +59,7 @@ import numpy as np
 from optuna.trial import FrozenTrial
 
 from hpsearch.analysis import ALPHA, paired_stats
-from hpsearch.analysis.sequential import MARGIN, Decision, LookPlan, plan_looks, run_looks
+from hpsearch.analysis.seeds import MARGIN, Decision, LookPlan, plan_looks, run_looks
 from hpsearch.analysis.stats import min_pairs_for
 from hpsearch.errors import ConfigError
 from hpsearch.replay import complete_trials, study_data, study_settings, trial_config

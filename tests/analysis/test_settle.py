@@ -13,8 +13,8 @@ import pytest
 
 from hpsearch.analysis import analyze, answer_questions
 from hpsearch.analysis.contrasts import ContrastSet, Pair, n_to_settle, settle
-from hpsearch.analysis.design import build_design
 from hpsearch.analysis.interactions import answer_interactions
+from hpsearch.analysis.matrix import build_design
 from hpsearch.analysis.table import finished_table
 from hpsearch.errors import ConfigError
 from hpsearch.planted import (

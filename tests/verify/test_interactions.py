@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hpsearch.analysis.sequential import plan_looks, run_looks
+from hpsearch.analysis.seeds.sequential import plan_looks, run_looks
 from hpsearch.space import TrialConfig
 from hpsearch.verify.run import contrast
 from hpsearch.verify.twins import factorial_cells

@@ -11,7 +11,7 @@ import io
 import numpy as np
 import pytest
 
-from hpsearch.analysis.sequential import decide, plan_looks, run_looks, settle
+from hpsearch.analysis.seeds.sequential import decide, plan_looks, run_looks, settle
 from hpsearch.analysis.stats import holm, signed_rank
 from hpsearch.progress import RunProgress
 

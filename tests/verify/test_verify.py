@@ -9,7 +9,7 @@ import optuna
 import pytest
 from click.testing import CliRunner
 
-from hpsearch.analysis.paired import paired_stats, seeds_needed
+from hpsearch.analysis.seeds.paired import paired_stats, seeds_needed
 from hpsearch.analysis.stats import holm
 from hpsearch.cli import main
 from hpsearch.errors import ConfigError, StudyError

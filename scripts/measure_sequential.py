@@ -1,9 +1,9 @@
 """Error rates and savings of verify's sequential looks on planted paired differences.
 
-    .venv/bin/python tests/verify/measure_sequential.py [--reps 2000]
+    .venv/bin/python scripts/measure_sequential.py [--reps 2000]
 
 No training: per-seed differences (test-accuracy points) are drawn with a planted shift and
-fed through :func:`hpsearch.analysis.sequential.run_looks`, as verify feeds its trainings.
+fed through :func:`hpsearch.analysis.seeds.sequential.run_looks`, as verify feeds its trainings.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 
 import numpy as np
 
-from hpsearch.analysis.sequential import MARGIN, plan_looks, run_looks
+from hpsearch.analysis.seeds import MARGIN, plan_looks, run_looks
 
 CASES = [  # (what, planted shift, sd of the per-seed difference, family size)
     ("null, sd 0.8", 0.0, 0.8, 1),
