@@ -16,7 +16,7 @@ import click
 
 from hpsearch import __version__
 from hpsearch.errors import HPSearchError
-from hpsearch.settings import DESIGNS, PRUNERS, SAMPLERS, Settings
+from hpsearch.settings import DESIGNS, DIRECTIONS, PRUNERS, SAMPLERS, Settings
 from hpsearch.space import INTERACTION_BY_ID, QUESTION_BY_ID, QUESTIONS
 
 
@@ -76,15 +76,24 @@ def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any],
                    "(`hpsearch datasets` lists what is here).  [default: mnist]")
 @click.option("--model", type=click.Choice(["mlp", "cnn", "any"]),
               help="Fix the model family; any = sample both.  [default: any]")
+@click.option("--objective", metavar="FILE.py:NAME",
+              help="Your own Optuna objective, def NAME(trial) -> float (or "
+                   "package.module:NAME), instead of hpsearch's models: it gets storage, "
+                   "workers, designs, report, verify and best (docs/own-model.md).")
+@click.option("--direction", type=click.Choice(DIRECTIONS),
+              help="Whether --objective's value is maximized or minimized (a loss).  "
+                   "[default: maximize]")
 @click.option("--epochs", type=click.IntRange(1, 1000), help="Epochs per trial.  [default: 10]")
 @click.option("--storage", help="SQLite file, SQLAlchemy URL or journal .log file.  "
               "[default: study.db]")
 @click.option("--study-name", help="The study in STORAGE to create or resume; give it "
               "explicitly when several machines share one.  [default: PRESET-DATASET]")
 @click.option("--preset", help="A studies/*.toml file, or the bare name of a bundled one.")
-@click.option("--question", type=click.Choice([q.id for q in QUESTIONS]),
+@click.option("--question", metavar="ID",
               help="The question the study is for: its param is assigned by design (see "
-                   "--design), not left to the sampler.  [default: the preset's]")
+                   "--design), not left to the sampler. A question id "
+                   f"({', '.join(q.id for q in QUESTIONS)}), or with --objective any "
+                   "categorical param it suggests.  [default: the preset's]")
 @click.option("--design", type=click.Choice(DESIGNS),
               help="How a question's param is assigned: paired trains every choice of it per "
                    "config on one seed, pruned together; balanced gives each trial one choice "
@@ -135,9 +144,12 @@ def optimize(model: str | None, preset: str | None, question: str | None,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def banner(study: optuna.Study) -> None:  # once the study is open: errors come first
+        what = (f"{settings.epochs} epochs each, dataset {settings.dataset}"
+                if settings.objective is None
+                else f"objective {settings.objective} ({settings.direction})")
         _echo(f"study {default_study_name(loaded, settings)} in "
               f"{_masked(settings.storage)}: target {settings.trials} finished trials, "
-              f"{settings.epochs} epochs each, dataset {settings.dataset}", err=True)
+              f"{what}", err=True)
 
     from hpsearch.optimize import Terminated
 
@@ -166,8 +178,8 @@ def _summary_lines(summary: Any, question: str | None) -> list[str]:
              f"trials ({states}); {summary.ran_here} ran now"]
     if summary.best_value is None:
         return [*lines, "no trial completed yet"]
-    lines.append(f"best trial #{summary.best_number}: validation accuracy "
-                 f"{summary.best_value:.4f}")
+    what = "validation accuracy" if summary.objective is None else "value"
+    lines.append(f"best trial #{summary.best_number}: {what} {summary.best_value:.4f}")
     lines += [f"  {key:16} {param_value(key, value)}"
               for key, value in summary.best_params.items()]
     where = f"{shlex.quote(summary.storage)} --study-name {shlex.quote(summary.study_name)}"

@@ -21,3 +21,7 @@ class StorageError(HPSearchError):
 
 class StudyError(HPSearchError):
     """A study exists but cannot be used for what was asked (no finished trials, ...)."""
+
+
+class ObjectiveError(HPSearchError):
+    """A user's objective (``--objective``) cannot be loaded, called or trusted."""

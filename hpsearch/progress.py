@@ -95,7 +95,8 @@ class ProgressBar:
         done = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
         if trial.state == TrialState.COMPLETE and trial.values:
             value = trial.values[0]
-            if self.best is None or value > self.best:
+            sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0  # a user's loss
+            if self.best is None or sign * value > sign * self.best:
                 self.best, self.best_number = value, trial.number
         best = f"{self.best:.4f}" if self.best is not None else "–"
         if self.bar is not None:

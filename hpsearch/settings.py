@@ -16,6 +16,7 @@ from hpsearch.errors import ConfigError
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
 PRUNERS = ("median", "hyperband", "sha", "percentile", "none")
 DESIGNS = ("none", "balanced", "paired")  # hpsearch.optimize.designs
+DIRECTIONS = ("maximize", "minimize")
 # Per-trial user attrs a designed study writes (optimize.designs) and the analysis reads.
 DESIGN_ATTR = "design"   # {"design", "question", "param", "value" or "arms"}
 ARMS_ATTR = "arms"       # paired: {arm value: {"val_acc": [...], "final", ...}}
@@ -32,6 +33,11 @@ class Settings:
     epochs: int = 10              # per trial; pruning stops hopeless trials sooner
     patience: int = 3             # epochs without a better validation accuracy before stopping
     device: str = "auto"          # auto = cuda when present, else cpu
+    # --- the objective: hpsearch's own (train its models on `dataset`), or a user's
+    # `def objective(trial) -> float` named FILE.py:NAME or package.module:NAME
+    # (hpsearch.objectives), which brings its own model and data.
+    objective: str | None = None
+    direction: str = "maximize"   # a user's objective may minimize (a loss)
     # --- search
     trials: int = 100             # total finished (complete + pruned) trials the study targets
     sampler: str = "tpe"
@@ -96,6 +102,12 @@ def validate(s: Settings, *, source: str = "settings") -> None:
          "must be a directory path (a string)")
     need(s.study_name is None or (isinstance(s.study_name, str) and bool(s.study_name)),
          "study_name", "must be a non-empty string")
+    need(s.objective is None or (isinstance(s.objective, str) and ":" in s.objective),
+         "objective", "must be FILE.py:NAME or package.module:NAME")
+    need(s.direction in DIRECTIONS, "direction", f"choose from {', '.join(DIRECTIONS)}")
+    need(s.direction == "maximize" or s.objective is not None, "direction",
+         "hpsearch's own objective maximizes validation accuracy; minimize is for a user's "
+         "--objective")
     need(s.sampler in SAMPLERS, "sampler", f"choose from {', '.join(SAMPLERS)}")
     need(isinstance(s.random_share, int | float) and not isinstance(s.random_share, bool)
          and 0.0 <= s.random_share <= 1.0, "random_share", "must be a number in [0, 1]")

@@ -36,6 +36,7 @@ from hpsearch.analysis.matrix import Factor, build_design, label, question_facto
 from hpsearch.analysis.numeric import numeric_contrasts
 from hpsearch.analysis.table import TrialTable, finished_table
 from hpsearch.analysis.verdicts import FIDELITY, by_epoch, decide
+from hpsearch.settings import DESIGN_ATTR
 from hpsearch.space import QUESTIONS, Question
 
 # Questions that compare only some of a param's choices: "before or after?" says nothing
@@ -213,6 +214,10 @@ def study_questions(trials: Sequence[FrozenTrial], builtin: Sequence[Question],
         for p, v in t.params.items():
             seen.setdefault(p, set()).add(repr(v))
             dists.setdefault(p, t.distributions[p])
+        # A paired design's param holds its first arm in every trial: the arms are its values.
+        d = t.user_attrs.get(DESIGN_ATTR)
+        if isinstance(d, dict) and d.get("param") in t.params and isinstance(d.get("arms"), list):
+            seen[d["param"]].update(repr(a) for a in d["arms"])
     for p, values in seen.items():
         if p in asked or len(values) < 2:
             continue

@@ -23,13 +23,14 @@ the first arm's value for a paired trial's param.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
@@ -74,9 +75,28 @@ def resolve_design(design: str | None, question: str | None) -> str:
     return design or DEFAULT_DESIGN
 
 
-def study_arms(preset: Preset, design: str | None) -> Arms | None:
-    """The arms a study runs with ``--design design`` (None: the default), or None."""
+def study_arms(preset: Preset, design: str | None, *, objective: bool = False,
+               ) -> Arms | None:
+    """The arms a study runs with ``--design design`` (None: the default), or None.
+
+    ``objective``: the study runs a user's objective, whose question is any categorical
+    param it suggests (:func:`user_arms`).
+    """
+    if objective:
+        return user_arms(preset.question, design)
+    if preset.question is not None and preset.question not in QUESTION_BY_ID:
+        raise ConfigError(f"question {preset.question!r} is unknown; choose from "
+                          f"{', '.join(QUESTION_BY_ID)}")
     return question_arms(preset, resolve_design(design, preset.question))
+
+
+def user_arms(question: str | None, design: str | None) -> Arms | None:
+    """A user objective's question is a param it suggests: the arms are its choices,
+    learnt when the objective suggests it (``values`` is empty until then)."""
+    chosen = resolve_design(design, question)
+    if chosen == "none" or question is None:
+        return None
+    return Arms(chosen, question, question, ())
 
 
 def question_arms(preset: Preset, design: str) -> Arms | None:
@@ -132,10 +152,11 @@ class DesignedSampler(BaseSampler):
     def __init__(self, base: BaseSampler, arms: Arms, *, seed: int) -> None:
         self._base, self._arms, self._seed = base, arms, seed
 
-    def assigned(self, number: int) -> Value:
-        if self._arms.design == "paired":
-            return self._arms.values[0]
-        return balanced_value(self._arms, number, self._seed)
+    def assigned(self, number: int, arms: Arms | None = None) -> Value:
+        arms = arms or self._arms
+        if arms.design == "paired":
+            return arms.values[0]
+        return balanced_value(arms, number, self._seed)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial,
                                     ) -> dict[str, BaseDistribution]:
@@ -149,11 +170,28 @@ class DesignedSampler(BaseSampler):
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
         if param_name == self._arms.param:
-            return self.assigned(trial.number)
+            if self._arms.values:
+                return self.assigned(trial.number)
+            # A user's objective: the choices are the ones it offers.
+            if not isinstance(param_distribution, CategoricalDistribution) \
+                    or len(param_distribution.choices) < 2:
+                raise ConfigError(f"--question {param_name}: --design {self._arms.design} "
+                                  "assigns a categorical param with two choices or more, and "
+                                  f"the objective suggests {param_name} otherwise; use "
+                                  "--design none for it")
+            arms = dataclasses.replace(self._arms, values=tuple(
+                param_distribution.choices))  # type: ignore[arg-type]
+            value = self.assigned(trial.number, arms)
+            if arms.design == "balanced":
+                study._storage.set_trial_user_attr(trial._trial_id, DESIGN_ATTR,
+                                                   arms.record(value))
+            return value
         return self._base.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._base.before_trial(study, trial)
+        if not self._arms.values:  # a user's objective: recorded when it suggests the param
+            return
         value = None if self._arms.design == "paired" else self.assigned(trial.number)
         # Optuna's own samplers record per-trial facts through the storage like this.
         study._storage.set_trial_user_attr(trial._trial_id, DESIGN_ATTR,

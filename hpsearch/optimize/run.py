@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.errors import ConfigError
+from hpsearch.objectives import LoadedObjective, load_objective
 from hpsearch.optimize.signals import (
     stop_signals,
 )
@@ -56,24 +57,30 @@ class OptimizeSummary:
     ran_here: int             # trials this call (all its workers) finished
     failed: int = 0           # trials that raised (not the budget's race losers)
     last_failure: str | None = None  # the last one's reason (Optuna's traceback is not shown)
+    objective: str | None = None     # a user's objective (its spec), else hpsearch's own
+    direction: str = "maximize"
 
 
-def summarize(study: optuna.Study, before: int, storage: str) -> OptimizeSummary:
+def summarize(study: optuna.Study, before: int, storage: str,
+              objective: LoadedObjective | None = None) -> OptimizeSummary:
     trials = study.get_trials(deepcopy=False)
     states: dict[str, int] = {}
     for t in trials:
         states[t.state.name] = states.get(t.state.name, 0) + 1
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = max(complete, key=lambda t: t.value or 0.0) if complete else None
+    sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
+    best = max(complete, key=lambda t: sign * (t.value or 0.0)) if complete else None
+    params = (dict(best.user_attrs.get("config", best.params)) if objective else
+              active_params(best.user_attrs.get("config", best.params))) if best else {}
     finished = sum(states.get(s.name, 0) for s in FINISHED)
     failed = [t for t in trials if t.state == TrialState.FAIL
               and t.user_attrs.get("failure_reason") != OVER_BUDGET]
     return OptimizeSummary(
         study.study_name, mask(storage), finished, states,
-        best.value if best else None,
-        active_params(best.user_attrs.get("config", best.params)) if best else {},
+        best.value if best else None, params,
         best.number if best else None, finished - before, len(failed),
-        mask(str(failed[-1].user_attrs.get("failure_reason", _NO_REASON))) if failed else None)
+        mask(str(failed[-1].user_attrs.get("failure_reason", _NO_REASON))) if failed else None,
+        objective.spec if objective else None, study.direction.name.lower())
 
 
 def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
@@ -81,6 +88,8 @@ def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
              on_start: Callable[[optuna.Study], None] | None = None) -> OptimizeSummary:
     """Run (or resume) the study until it has ``settings.trials`` finished trials.
 
+    ``settings.objective`` names a user's objective (``FILE.py:NAME``) that the study runs
+    instead of training hpsearch's models (:mod:`hpsearch.optimize.user`).
     Nothing is written before the device and the data are ready: a start that fails on
     them leaves no study, no settings record and no new file behind. SIGTERM is handled
     like Ctrl-C (:class:`Terminated`, a subclass of KeyboardInterrupt). ``on_start`` is
@@ -92,13 +101,15 @@ def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
     validate(settings)
     check_device(settings.device)
     check_spec(settings.storage)
+    # A user's objective that does not import: one message before anything is written.
+    loaded = load_objective(settings.objective) if settings.objective else None
     with stop_signals():
-        data = prepare_data(settings)
-        study = open_study(preset, settings)
+        data = prepare_data(settings) if loaded is None else None  # it brings its own
+        study = open_study(preset, settings, loaded)
         if on_start is not None:
             on_start(study)
         before = count(study, FINISHED)
         if before >= settings.trials:
-            return summarize(study, before, settings.storage)
-        run_jobs(preset, settings, study, data, progress)
-    return summarize(study, before, settings.storage)
+            return summarize(study, before, settings.storage, loaded)
+        run_jobs(preset, settings, study, data, progress, loaded)
+    return summarize(study, before, settings.storage, loaded)

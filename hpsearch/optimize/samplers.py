@@ -40,20 +40,23 @@ def make_sampler(name: str, seed: int, random_share: float = 0.0,
         return samplers[name]()
 
 
-def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, epochs: int | None) -> optuna.pruners.BasePruner:
     """Median by default: after 5 finished trials, prune below the median at the same epoch.
 
     No trial is pruned on its first epoch (``n_warmup_steps``; epochs are 1-based steps):
     regularized configs (dropout, augmentation, weight decay) start slower and pay back
     later, so epoch-1 pruning would bias the study against the very techniques it measures.
+    A user's objective (``epochs`` None) reports steps of its own: its first one (step 0 in
+    Optuna's examples) is not pruned, and hyperband learns the most steps from the trials.
     """
-    warmup = 2 if epochs > 2 else 1
+    warmup = 1 if epochs is None else 2 if epochs > 2 else 1
     pruners: dict[str, Callable[[], optuna.pruners.BasePruner]] = {
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup),
         "percentile": lambda: optuna.pruners.PercentilePruner(
             25.0, n_startup_trials=5, n_warmup_steps=warmup),
         "sha": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=warmup),
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=epochs if epochs is not None else "auto"),
         "none": lambda: optuna.pruners.NopPruner(),
     }
     return pruners[name]()

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from hpsearch import __version__
 from hpsearch.errors import StudyError
+from hpsearch.objectives import OBJECTIVE_ATTR, LoadedObjective, recorded_spec, split_spec
 from hpsearch.optimize.designs import designed, resolve_design, study_arms
 from hpsearch.optimize.samplers import make_pruner, make_sampler
 from hpsearch.settings import Settings
@@ -37,13 +37,21 @@ def git_hash() -> str:
 
 
 def default_study_name(preset: Preset, settings: Settings) -> str:
-    return settings.study_name or f"{preset.name}-{settings.dataset}"
+    """``--study-name``, else ``PRESET-DATASET``, or ``FILESTEM-NAME`` for ``--objective``."""
+    if settings.study_name:
+        return settings.study_name
+    if settings.objective:
+        target, name = split_spec(settings.objective)
+        return f"{Path(target).stem if target.endswith('.py') else target}-{name}"
+    return f"{preset.name}-{settings.dataset}"
 
 
-def provenance(preset: Preset, settings: Settings) -> dict[str, Any]:
+def provenance(preset: Preset, settings: Settings,
+               objective: LoadedObjective | None = None) -> dict[str, Any]:
     """What a reader needs to reproduce the study (stored as study user attrs)."""
     import torch
 
+    own = {"objective": objective.record(), "dataset": None} if objective else {}
     return {
         "hpsearch_version": __version__, "git_hash": git_hash(),
         "preset": preset.name, "question": preset.question,
@@ -56,6 +64,7 @@ def provenance(preset: Preset, settings: Settings) -> dict[str, Any]:
         "torch": torch.__version__, "optuna": optuna.__version__,
         "python": platform.python_version(), "host": platform.node(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **own,
     }
 
 
@@ -65,36 +74,46 @@ def provenance(preset: Preset, settings: Settings) -> dict[str, Any]:
 _MUST_MATCH = ("dataset", "epochs", "val_size", "train_size", "preset", "seed", "design")
 
 
-def open_study(preset: Preset, settings: Settings) -> optuna.Study:
+def open_study(preset: Preset, settings: Settings,
+               objective: LoadedObjective | None = None) -> optuna.Study:
     """Create the study, or load it and check that it is the same experiment.
 
     A study that is already there is checked read-only first (one objective that it
     maximizes, only this search space's params, a provenance record of the same
     experiment): a study that is not this kind is refused before anything is written to
     its storage (no trial, no provenance, no switch of a SQLite file to WAL mode).
+    ``objective``: the user's objective the study runs (:mod:`hpsearch.objectives`), recorded
+    with the study (:data:`~hpsearch.objectives.OBJECTIVE_ATTR`).
     """
-    arms = study_arms(preset, settings.design)  # a question it cannot design: before writing
+    # a question it cannot design: before writing
+    arms = study_arms(preset, settings.design, objective=objective is not None)
     name = default_study_name(preset, settings)
-    _check_existing(preset, settings, name)
+    _check_existing(preset, settings, name, objective)
     storage = open_storage(settings.storage, create=True, heartbeat=True)
     sampler = designed(make_sampler(settings.sampler, settings.seed, settings.random_share),
                        arms, settings.seed)
     with storage_errors(settings.storage):  # e.g. a SQLite file locked by another program
         study = optuna.create_study(
-            storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-            sampler=sampler, pruner=make_pruner(settings.pruner, settings.epochs))
-        prov = provenance(preset, settings)
+            storage=storage, study_name=name,
+            direction="minimize" if settings.direction == "minimize" else "maximize",
+            load_if_exists=True, sampler=sampler,
+            pruner=make_pruner(settings.pruner, None if objective else settings.epochs))
+        prov = provenance(preset, settings, objective)
         # Another worker may have created it since the check: check again (reads only).
         old = _check_compatible(study, prov, settings)
         if old is None:
             study.set_user_attr("provenance", prov)
-            study.set_user_attr("dataset", settings.dataset)
+            if objective is None:  # a user's objective brings its own data
+                study.set_user_attr("dataset", settings.dataset)
             if preset.question:
                 study.set_user_attr("question", preset.question)
+        if objective is not None and recorded_spec(study.user_attrs) != objective.record():
+            study.set_user_attr(OBJECTIVE_ATTR, objective.record())
     return study
 
 
-def _check_existing(preset: Preset, settings: Settings, name: str) -> None:
+def _check_existing(preset: Preset, settings: Settings, name: str,
+                    objective: LoadedObjective | None) -> None:
     """:func:`_check_compatible` on the study ``name`` if the storage holds it, opened
     read-only: nothing is written to a storage whose study is refused."""
     path = study_file(settings.storage)
@@ -108,7 +127,7 @@ def _check_existing(preset: Preset, settings: Settings, name: str) -> None:
         if name not in study_names(storage):
             return
         study = optuna.load_study(study_name=name, storage=storage)
-        _check_compatible(study, provenance(preset, settings), settings)
+        _check_compatible(study, provenance(preset, settings, objective), settings)
 
 
 def _check_compatible(study: optuna.Study, prov: dict[str, Any],
@@ -118,12 +137,15 @@ def _check_compatible(study: optuna.Study, prov: dict[str, Any],
     if len(study.directions) != 1:
         raise StudyError(f"study {name!r} in {where} is multi-objective; hpsearch studies "
                          "maximize one value (choose another --study-name)")
-    if study.direction != StudyDirection.MAXIMIZE:
-        raise StudyError(f"study {name!r} in {where} minimizes its value; hpsearch studies "
-                         "maximize validation accuracy (choose another --study-name)")
+    if study.direction.name.lower() != settings.direction:
+        what = ("hpsearch's own objective maximizes validation accuracy"
+                if settings.objective is None else f"this run {settings.direction}s")
+        raise StudyError(f"study {name!r} in {where} {study.direction.name.lower()}s its "
+                         f"value, and {what} (give --direction "
+                         f"{study.direction.name.lower()} or choose another --study-name)")
     unknown = sorted({p for t in study.get_trials(deepcopy=False) for p in t.params}
                      - set(PARAM_BY_NAME))
-    if unknown:
+    if unknown and settings.objective is None:
         shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         raise StudyError(f"study {name!r} in {where} has params that are not hpsearch's "
                          f"({shown}): it is not an hpsearch study (choose another "
@@ -143,7 +165,34 @@ def _check_compatible(study: optuna.Study, prov: dict[str, Any],
         if was != now:
             raise StudyError(f"study {name!r} in {where} was run with {key}={was!r}, not "
                              f"{now!r}; use another --study-name")
+    _check_objective(study, old, prov, where)
     return old
+
+
+def _check_objective(study: optuna.Study, old: dict[str, Any], prov: dict[str, Any],
+                     where: str) -> None:
+    """The same objective as the stored study's (name and file), and a file that changed
+    only while no trial had finished with it: the study must not mix two objectives."""
+    was, now = old.get("objective"), prov.get("objective")
+    name = study.study_name
+    if (was is None) != (now is None) or (was and now and (
+            was.get("name"), was.get("module") or was.get("path"))
+            != (now.get("name"), now.get("module") or now.get("path"))):
+        def shown(rec: Any) -> str:
+            return f"the objective {rec.get('spec')}" if rec else "hpsearch's own objective"
+        raise StudyError(f"study {name!r} in {where} runs {shown(was)}, not {shown(now)}; "
+                         "use another --study-name")
+    if not was or not now:
+        return
+    stored = recorded_spec(study.user_attrs) or was
+    finished = count(study, FINISHED)
+    if stored.get("sha256") != now.get("sha256") and finished:
+        raise StudyError(
+            f"study {name!r} in {where}: {now.get('path') or now.get('spec')} changed since "
+            f"the study's {finished} finished trial(s) ran it (sha256 "
+            f"{str(stored.get('sha256'))[:12]} then, {str(now.get('sha256'))[:12]} now), so "
+            "the study would mix two objectives; restore the file, or start another study "
+            "with --study-name NAME")
 
 
 def count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:

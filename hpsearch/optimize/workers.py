@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.errors import ConfigError, HPSearchError, StudyError
+from hpsearch.objectives import LoadedObjective, load_objective
 from hpsearch.optimize.signals import (
     Terminated,
     check,
@@ -54,6 +55,9 @@ _CLAIMED = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
 # Stop a worker whose last trials all failed with no success in between: something is
 # wrong with every config (data, device), not with one of them.
 MAX_CONSECUTIVE_FAILURES = 5
+# A user's objective that fails this many trials in a row with the same error has a bug
+# (a typo, a missing file) that every config will hit: say so after three, not five.
+SAME_FAILURES = 3
 
 
 OVER_BUDGET = "not run: the study's budget was taken by other workers' trials"
@@ -128,7 +132,8 @@ def fail_stale_trials(study: optuna.Study) -> None:
 
 def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int,
                *, deadline: float | None = None, linger: float = 0.0,
-               on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> None:
+               on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+               same_failures: int | None = None) -> None:
     """Run trials one at a time until ``study`` has ``n_trials`` finished ones.
 
     Before each trial the worker fails heartbeat-stale trials (their re-queued copies are
@@ -136,6 +141,11 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
     in other workers it waits up to ``linger`` seconds (enough for a dead worker's trial to
     become stale and be re-queued) and then stops; a live worker finishes its own trial.
     ``deadline`` is a ``time.monotonic()`` value.
+
+    A worker stops after :data:`MAX_CONSECUTIVE_FAILURES` failed trials in a row, or
+    ``same_failures`` in a row that failed with the same reason (a user's objective: a bug
+    in it, not a bad config), or at once when the objective says the failure is its own
+    (its ``fatal`` attribute: a value that is not a number, a design it cannot run).
     """
     budgeted = Budgeted(objective, n_trials)
     ran: list[FrozenTrial] = []
@@ -149,6 +159,7 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
     log.addFilter(budgeted)
     try:
         failures, linger_until = 0, None
+        reasons: list[object] = []
         while deadline is None or time.monotonic() < deadline:
             check()  # a stop signal swallowed by a finalizer during the last trial
             fail_stale_trials(study)
@@ -174,10 +185,19 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
                 # and re-queued it: it runs again; this worker goes on with the next one.
                 continue
             trial = ran[-1]
+            fatal = getattr(objective, "fatal", None)
+            if fatal is not None:
+                raise fatal
             if trial.state != TrialState.FAIL:
-                failures = 0
+                failures, reasons = 0, []
             elif trial.number not in budgeted.skipped:
                 failures += 1
+                reasons.append(trial.user_attrs.get("failure_reason"))
+            if same_failures and len(reasons) >= same_failures \
+                    and len(set(reasons[-same_failures:])) == 1:
+                raise StudyError(f"{same_failures} trials in a row failed with the same error, "
+                                 f"so this worker stopped (the study is kept): "
+                                 f"{mask(str(reasons[-1]))}")
             if failures >= MAX_CONSECUTIVE_FAILURES:
                 reason = trial.user_attrs.get("failure_reason", "see the log above")
                 first = "the first" if count(study, FINISHED) == 0 else "this worker's last"
@@ -207,29 +227,42 @@ def prepare_data(settings: Settings) -> DeviceData:
 
 def run_worker(preset: Preset, settings: Settings,
                on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
-               study: optuna.Study | None = None, data: DeviceData | None = None) -> None:
+               study: optuna.Study | None = None, data: DeviceData | None = None,
+               loaded: LoadedObjective | None = None) -> None:
     """One worker: run trials until the study has ``settings.trials`` finished ones.
 
     ``study`` and ``data``: what :func:`open_study` and :func:`prepare_data` already made
     in this process, if anything. The data comes first: a start that fails on it leaves the
-    storage as it was.
+    storage as it was. ``loaded``: the user's objective, already imported (else imported
+    here from ``settings.objective``).
     """
     import torch
 
     from hpsearch.optimize.designs import study_arms
     from hpsearch.optimize.objective import Objective
+    from hpsearch.optimize.user import UserObjective
 
     torch.set_num_threads(threads_per_worker(settings.jobs))
-    data = data or prepare_data(settings)
-    study = study or open_study(preset, settings)
+    if settings.objective is not None:
+        loaded = loaded or load_objective(settings.objective)
+    else:
+        data = data or prepare_data(settings)
+    study = study or open_study(preset, settings, loaded)
     deadline = time.monotonic() + settings.timeout if settings.timeout else None
     # Every storage has heartbeats (journal files: hpsearch.storage.journal): wait long enough for
     # a dead worker's trial to become stale and be re-queued.
     linger = HEARTBEAT_GRACE + 2 * HEARTBEAT_INTERVAL
     with storage_errors(settings.storage):
-        objective = Objective(preset, settings, data, study_arms(preset, settings.design))
-        run_trials(study, objective, settings.trials,
-                   deadline=deadline, linger=linger, on_trial=on_trial)
+        arms = study_arms(preset, settings.design, objective=loaded is not None)
+        objective: Callable[[optuna.Trial], float]
+        if loaded is not None:
+            objective = UserObjective(loaded, settings, arms)
+        else:
+            assert data is not None
+            objective = Objective(preset, settings, data, arms)
+        run_trials(study, objective, settings.trials, deadline=deadline, linger=linger,
+                   on_trial=on_trial,
+                   same_failures=SAME_FAILURES if loaded is not None else None)
 
 
 def _worker_entry(preset: Preset, settings: Settings) -> None:
@@ -244,8 +277,9 @@ def _worker_entry(preset: Preset, settings: Settings) -> None:
         sys.exit(1)
 
 
-def run_jobs(preset: Preset, settings: Settings, study: optuna.Study, data: DeviceData,
-              progress: bool) -> None:
+def run_jobs(preset: Preset, settings: Settings, study: optuna.Study,
+             data: DeviceData | None, progress: bool,
+             loaded: LoadedObjective | None = None) -> None:
     bar = ProgressBar(study, settings.trials, count(study, FINISHED)) if progress else None
     procs = [mp.get_context("spawn").Process(target=_worker_entry, args=(preset, settings),
                                              daemon=False)
@@ -253,7 +287,7 @@ def run_jobs(preset: Preset, settings: Settings, study: optuna.Study, data: Devi
     for p in procs:
         p.start()
     try:
-        run_worker(preset, settings, on_trial=bar, study=study, data=data)
+        run_worker(preset, settings, on_trial=bar, study=study, data=data, loaded=loaded)
     except KeyboardInterrupt as exc:
         # Ctrl-C in a terminal reaches every worker; `kill -INT` (or -TERM) of this process
         # alone must stop them too (each fails its running trial and exits 130 or 143).

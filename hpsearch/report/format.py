@@ -267,12 +267,24 @@ def header_facts(h: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> lis
                     if settings.get(k) is not None)
     versions = ", ".join(f"{k.removesuffix('_version')} {prov[k]}" for k in
                          ("hpsearch_version", "optuna", "torch", "python") if prov.get(k))
-    facts = [("dataset", h.get("dataset")), ("splits", splits_text(h, rows)),
-             ("question", h.get("question")), ("direction", h.get("direction")),
-             ("trials", states_text(h.get("n_trials") or {})), ("best value", best),
-             ("run with", run or None), ("storage", h.get("storage")),
-             ("preset", prov.get("preset")), ("git", prov.get("git_hash")),
-             ("versions", versions or None)]
+    own = prov.get("objective")
+    if isinstance(own, Mapping):  # a user's objective: its own model and data
+        run = ", ".join(f"{k} {settings[k]}" for k in SETTINGS_SHOWN
+                        if settings.get(k) is not None and k not in ("epochs", "patience"))
+        sha = str(own.get("sha256") or "")[:12]
+        facts = [("objective", f"{own.get('spec')} ({own.get('path') or own.get('module')}"
+                               + (f", sha256 {sha}" if sha else "") + ")"),
+                 ("question", h.get("question")), ("direction", h.get("direction")),
+                 ("trials", states_text(h.get("n_trials") or {})), ("best value", best),
+                 ("run with", run or None), ("storage", h.get("storage")),
+                 ("git", prov.get("git_hash")), ("versions", versions or None)]
+    else:
+        facts = [("dataset", h.get("dataset")), ("splits", splits_text(h, rows)),
+                 ("question", h.get("question")), ("direction", h.get("direction")),
+                 ("trials", states_text(h.get("n_trials") or {})), ("best value", best),
+                 ("run with", run or None), ("storage", h.get("storage")),
+                 ("preset", prov.get("preset")), ("git", prov.get("git_hash")),
+                 ("versions", versions or None)]
     return [(k, v) for k, v in facts if v is not None]
 
 
