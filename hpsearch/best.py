@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +32,19 @@ from optuna.trial import FrozenTrial
 from torch import nn
 
 from hpsearch.errors import ConfigError, StudyError
-from hpsearch.replay import complete_trials, now_iso, study_data, study_settings, trial_config
+from hpsearch.objectives import LoadedObjective, Params
+from hpsearch.replay import (
+    complete_trials,
+    fallback_values,
+    foreign_message,
+    now_iso,
+    rerun,
+    study_data,
+    study_objective,
+    study_settings,
+    trial_config,
+    trial_params,
+)
 from hpsearch.space import TrialConfig, active_params
 from hpsearch.storage import (
     SavedResult,
@@ -40,6 +54,7 @@ from hpsearch.storage import (
     save_result,
     upload,
 )
+from hpsearch.text import param_value
 from hpsearch.training import (
     bn_batch_stats_accuracy,
     confusion_matrix,
@@ -62,7 +77,7 @@ class BestResult:
 
     study_name: str
     trial_number: int
-    config: TrialConfig
+    config: TrialConfig | Params          # Params: a user's objective's
     val_acc: float                      # the study's value for the trial
     retrain_val_acc: float              # the first retrain's best validation accuracy
     seeds: list[int]
@@ -82,6 +97,9 @@ class BestResult:
     created: str = field(default_factory=now_iso)
     model: nn.Module | None = field(default=None, repr=False)  # first seed's, eval mode
     saved: SavedResult | None = None    # where the summary went (the study, or a side file)
+    objective: str | None = None        # a user's objective: test values are its own
+    direction: str = "maximize"
+    filled: dict[str, str] = field(default_factory=dict)  # params the config lacked
 
     @property
     def test_acc(self) -> float:
@@ -96,7 +114,8 @@ class BestResult:
         return {
             "study_name": self.study_name, "trial_number": self.trial_number,
             "config": self.config.as_dict(), "val_acc": self.val_acc,
-            "retrain_val_acc": self.retrain_val_acc,
+            "retrain_val_acc": (self.retrain_val_acc if math.isfinite(self.retrain_val_acc)
+                                else None),  # a user's objective: not measured
             "test_acc": self.test_acc, "test_acc_std": self.test_acc_std,
             "test_acc_n": len(self.test_accs), "test_accs": list(self.test_accs),
             "seeds": list(self.seeds), "retrain": self.retrain,
@@ -106,10 +125,14 @@ class BestResult:
             "dataset": self.dataset, "epochs": self.epochs, "created": self.created,
             "train_seconds": [round(x, 3) for x in self.train_seconds],
             "threads": self.threads,
+            **({"objective": self.objective, "direction": self.direction,
+                "filled": dict(self.filled)} if self.objective else {}),
         }
 
     def lines(self) -> list[str]:
         """What ``hpsearch best`` prints."""
+        if self.objective is not None:
+            return self._own_lines()
         out = [f"best trial #{self.trial_number} of study {self.study_name} ({self.dataset}, "
                f"{self.epochs} epochs): validation accuracy {self.val_acc:.4f}"]
         out += [f"  {k:16} {v}" for k, v in active_params(self.config.as_dict()).items()]
@@ -133,6 +156,24 @@ class BestResult:
             names = ", ".join(f"{k} {v}" for k, v in self.artifacts.items())
             out.append(f"artifacts of trial #{self.trial_number} in {self.artifact_dir}: "
                        f"{names}")
+        if self.saved is None or self.saved.stored:
+            out.append(f"stored as study user attr {USER_ATTR!r}")
+        return out
+
+    def _own_lines(self) -> list[str]:
+        """A user's objective: its params, its test value, how it was measured."""
+        out = [f"best trial #{self.trial_number} of study {self.study_name} (objective "
+               f"{self.objective}, {self.direction}): value {self.val_acc:.4f}"]
+        out += [f"  {k:16} {param_value(k, v)}" for k, v in self.config.as_dict().items()]
+        out += [f"  {k:16} {v}: it needs it and the trial lacks it"
+                for k, v in self.filled.items()]
+        if self.retrain:
+            out.append(f"test value {self.test_acc:.4f} ± {self.test_acc_std:.4f} (mean ± std "
+                       f"over seeds {_seed_range(self.seeds)}, n={len(self.test_accs)})")
+        else:
+            out.append(f"test value {self.test_acc:.4f} (the trial's seed {self.seeds[0]}, n=1)")
+        out.append(f"ran {len(self.train_seconds)} time(s) in {sum(self.train_seconds):.1f} s "
+                   "(split='test')")
         if self.saved is None or self.saved.stored:
             out.append(f"stored as study user attr {USER_ATTR!r}")
         return out
@@ -165,8 +206,8 @@ def _seed_range(seeds: list[int]) -> str:
 
 def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
          seeds: int = 1, device: str = "auto", data_dir: str | None = None,
-         fuse: int | None = None,
-         progress: Callable[[str], None] | None = None) -> BestResult:
+         fuse: int | None = None, progress: Callable[[str], None] | None = None,
+         objective: str | None = None) -> BestResult:
     """Retrain the study's best config, measure it on the test split, store and upload it.
 
     Without ``retrain`` the config is trained once with the trial's own ``train_seed``
@@ -174,7 +215,9 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
     test accuracy is a mean ± std, the seeds trained as one fused model where that pays
     (:func:`hpsearch.training.train_seeds`; ``fuse`` caps how many, 1 trains them one by one).
     Data and epochs come from the study's provenance. ``progress`` gets one line as the
-    training starts and one per finished training.
+    training starts and one per finished training. A study of a user's objective (it
+    records it; ``objective`` points at it when it moved or for a study hpsearch did not
+    make) is re-run through the objective with ``split="test"`` (:func:`best_own`).
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"--seeds must be an integer >= 1, got {seeds!r}")
@@ -184,6 +227,12 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
         raise StudyError(f"study {study.study_name!r} is multi-objective ({len(study.directions)}"
                          " objectives): it has no single best trial, and hpsearch studies "
                          "maximize one value")
+    loaded = study_objective(study, objective, "best")
+    if loaded is not None:
+        return best_own(study, loaded, storage, retrain=retrain, seeds=seeds,
+                        progress=progress)
+    if not isinstance(study.user_attrs.get("provenance"), dict):
+        raise StudyError(foreign_message(study.study_name, "best"))
     trial = complete_trials(study)[0]
     cfg = trial_config(trial)
     settings = study_settings(study, data_dir=data_dir)
@@ -236,6 +285,41 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
     out.saved = save_result(study, USER_ATTR, out.to_dict(), storage)
     if not out.saved.stored:  # the same cause cost the uploads: one message says it
         out.warnings = [w for w in out.warnings if not w.startswith("could not upload")]
+    return out
+
+
+def best_own(study: optuna.Study, loaded: LoadedObjective, storage: str, *, retrain: bool,
+             seeds: int, progress: Callable[[str], None] | None = None) -> BestResult:
+    """The best trial of a user's objective, re-run with ``split="test"``: on its own seed
+    (which reproduces the trial when the objective is seeded as docs/own-model.md says), or
+    on seeds ``0..seeds-1`` for a mean ± std."""
+    ranked = complete_trials(study)
+    trial = ranked[0]
+    params = trial_params(trial)
+    seed_list = (list(range(seeds)) if retrain
+                 else [int(trial.user_attrs.get("train_seed", trial.number))])
+    say = progress or (lambda line: None)
+    say(f"running trial #{trial.number}'s params through {loaded.spec} on seed(s) "
+        f"{_seed_range(seed_list)}, split='test'")
+    fallback = fallback_values(ranked, study)
+    values, seconds, filled = [], [], {}
+    for i, seed in enumerate(seed_list):
+        start = time.perf_counter()
+        value, note = rerun(loaded, params.as_dict(), seed=seed, split="test",
+                            fallback=fallback)
+        seconds.append(time.perf_counter() - start)
+        values.append(value)
+        filled.update({k: f"{v['value']!r} (from trial #{v['trial']})"
+                       for k, v in note.get("filled", {}).items()})
+        say(f"ran {i + 1}/{len(seed_list)} (seed {seed}) in {seconds[-1]:.1f} s: test value "
+            f"{value:.4f}")
+    out = BestResult(
+        study_name=study.study_name, trial_number=trial.number, config=params,
+        val_acc=float(trial.value or 0.0), retrain_val_acc=float("nan"), seeds=seed_list,
+        test_accs=values, classes=(), confusion=[], per_class={}, dataset="", epochs=0,
+        retrain=retrain, train_seconds=seconds, objective=loaded.spec,
+        direction=study.direction.name.lower(), filled=filled)
+    out.saved = save_result(study, USER_ATTR, out.to_dict(), storage)
     return out
 
 

@@ -293,7 +293,8 @@ def dashboard(storage: str, host: str, port: int) -> None:
 @click.option("--question",
               help=f"Verify one question ({', '.join(QUESTION_BY_ID)}), or one interaction "
                    f"({', '.join(INTERACTION_BY_ID)}: factorial twins, the interaction "
-                   "contrast per seed).  [default: every question the study sampled, as "
+                   "contrast per seed), or a categorical param of a study's own objective.  "
+                   "[default: every question the study sampled, as "
                    "one Holm family]")
 @click.option("--seeds", type=click.IntRange(min=1),
               help="The most seeds (0..N-1, the same for every twin) a comparison may use; "
@@ -320,11 +321,15 @@ def dashboard(storage: str, host: str, port: int) -> None:
 @click.option("--fuse", type=click.IntRange(min=1),
               help="Train at most K seeds of a twin as one fused model (1: one by one).  "
                    "[default: as many as fit and pay on this device]")
+@click.option("--objective", metavar="FILE.py:NAME",
+              help="The objective that made the study, when its file moved or changed, or "
+                   "for a study hpsearch did not make.  [default: the one the study records]")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or lines.")
 @friendly_errors
 def verify(storage: str, question: str | None, seeds: int | None, margin: float, top_k: int,
            jobs: int, study_name: str | None, epochs: int | None, device: str,
-           data_dir: str | None, fuse: int | None, quiet: bool) -> None:
+           data_dir: str | None, fuse: int | None, objective: str | None,
+           quiet: bool) -> None:
     """Paired re-runs: twins of the best config that differ only in one question's param."""
     import optuna
 
@@ -336,7 +341,7 @@ def verify(storage: str, question: str | None, seeds: int | None, margin: float,
     try:
         result = run(storage, question, seeds=seeds, top_k=top_k, study_name=study_name,
                      epochs=epochs, device=device, data_dir=data_dir, progress=bar,
-                     fuse=fuse, margin=margin, jobs=jobs)
+                     fuse=fuse, margin=margin, jobs=jobs, objective=objective)
     finally:
         bar.close()
     for line in result.lines():
@@ -359,9 +364,12 @@ def verify(storage: str, question: str | None, seeds: int | None, margin: float,
 @click.option("--fuse", type=click.IntRange(min=1),
               help="Train at most K of the --retrain seeds as one fused model (1: one by "
                    "one).  [default: as many as fit and pay on this device]")
+@click.option("--objective", metavar="FILE.py:NAME",
+              help="The objective that made the study, when its file moved or changed, or "
+                   "for a study hpsearch did not make.  [default: the one the study records]")
 @friendly_errors
 def best(storage: str, study_name: str | None, retrain: bool, seeds: int | None, device: str,
-         data_dir: str | None, fuse: int | None) -> None:
+         data_dir: str | None, fuse: int | None, objective: str | None) -> None:
     """The best config retrained: test accuracy, per-class accuracy, weights as artifacts."""
     import optuna
 
@@ -373,7 +381,7 @@ def best(storage: str, study_name: str | None, retrain: bool, seeds: int | None,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # One line per finished training on stderr, a terminal or not (a log, a batch job).
     result = run(storage, study_name=study_name, retrain=retrain, seeds=seeds or 5,
-                 device=device, data_dir=data_dir, fuse=fuse,
+                 device=device, data_dir=data_dir, fuse=fuse, objective=objective,
                  progress=lambda line: _echo(f"best: {line}", err=True))
     for line in result.lines():
         _echo(line)

@@ -1,6 +1,8 @@
 """A finished study's configs, settings and data, to train its trials again.
 
-Shared by ``best`` and ``verify``, which retrain configs on the test split.
+Shared by ``best`` and ``verify``, which retrain configs on the test split: hpsearch's own
+(a :class:`TrialConfig`), or through the user's objective a study records
+(:func:`study_objective`, :func:`rerun`).
 """
 
 from __future__ import annotations
@@ -8,12 +10,24 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.errors import StudyError
+from hpsearch.errors import ObjectiveError, StudyError
+from hpsearch.objectives import (
+    LoadedObjective,
+    Params,
+    TrialView,
+    call_objective,
+    describe,
+    load_objective,
+    load_recorded,
+    recorded_spec,
+)
 from hpsearch.settings import Settings, validate
 from hpsearch.space import TrialConfig, config_from_params
 from hpsearch.training import (
@@ -36,13 +50,15 @@ def trial_config(trial: FrozenTrial) -> TrialConfig:
 
 
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """COMPLETE trials, best value first (ties: lower trial number first)."""
+    """COMPLETE trials, best value first (ties: lower trial number first); best is the
+    lowest for a study that minimizes (a user's loss)."""
     trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
               if t.value is not None and math.isfinite(t.value)]
     if not trials:
         raise StudyError(f"study {study.study_name!r} has no complete trial yet; run "
                          "`hpsearch optimize` until one finishes")
-    return sorted(trials, key=lambda t: (-float(t.value or 0.0), t.number))
+    sign = -1.0 if study.direction.name == "MINIMIZE" else 1.0
+    return sorted(trials, key=lambda t: (-sign * float(t.value or 0.0), t.number))
 
 
 def study_settings(study: optuna.Study, *, epochs: int | None = None,
@@ -51,8 +67,7 @@ def study_settings(study: optuna.Study, *, epochs: int | None = None,
     prov = study.user_attrs.get("provenance")
     stored = prov.get("settings") if isinstance(prov, dict) else None
     if not isinstance(stored, dict) or "dataset" not in stored:
-        raise StudyError(f"study {study.study_name!r} has no hpsearch provenance (was it made "
-                         "by `hpsearch optimize`?), so its dataset and epochs are unknown")
+        raise StudyError(foreign_message(study.study_name, "best"))
     names = {f.name for f in dataclasses.fields(Settings)} - {"storage"}
     settings = Settings(**{k: v for k, v in stored.items() if k in names})
     if epochs is not None:
@@ -69,6 +84,71 @@ def study_data(settings: Settings, device: str | torch.device = "auto") -> Devic
     raw = load_dataset(settings.dataset, settings.data_dir)
     return DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=dev,
                              train_size=settings.train_size)
+
+
+# ---------------------------------------------------------------------------- a user's objective
+
+
+def foreign_message(study: str, command: str) -> str:
+    return (f"study {study!r} was not made by `hpsearch optimize` and records no objective, "
+            f"so hpsearch cannot train it again; give the objective that made it: `hpsearch "
+            f"{command} STORAGE --objective FILE.py:NAME` (def NAME(trial) -> float; seed= "
+            "and split= as keywords if it takes them; docs/own-model.md)")
+
+
+def study_objective(study: optuna.Study, override: str | None, command: str,
+                    ) -> LoadedObjective | None:
+    """The user's objective a study runs (None: hpsearch's own), found from its record or
+    from ``--objective``; one message when it moved or changed."""
+    record = recorded_spec(study.user_attrs)
+    if record is None:
+        return None if override is None else load_objective(override)
+    return load_recorded(record, override, study=study.study_name, command=command)
+
+
+def trial_params(t: FrozenTrial) -> Params:
+    """The params a trial ran (a paired trial: its best arm's)."""
+    stored = t.user_attrs.get("config")
+    return Params.of(stored if isinstance(stored, dict) else t.params)
+
+
+def fallback_values(ranked: Sequence[FrozenTrial], study: optuna.Study,
+                    ) -> dict[str, tuple[Any, int]]:
+    """{param: (value, trial number)} from the best complete trial that has each param,
+    else the pruned trial that went furthest (the first of them)."""
+    pruned = sorted(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)),
+                    key=lambda t: (-len(t.intermediate_values), t.number))
+    out: dict[str, tuple[Any, int]] = {}
+    for t in [*ranked, *pruned]:
+        for p, v in trial_params(t).as_dict().items():
+            out.setdefault(p, (v, t.number))
+    return out
+
+
+def rerun(loaded: LoadedObjective, params: Mapping[str, Any], *, seed: int, split: str,
+          fallback: Mapping[str, tuple[Any, int]], takes: Sequence[str] | None = None,
+          ) -> tuple[float, dict[str, Any]]:
+    """One call of a user's objective with ``params`` fixed: its value and a note of the
+    params it needed that ``params`` lacked (``{"filled": {param: {"value", "trial"}}}``).
+    Whatever goes wrong is one :class:`ObjectiveError` that names the params and seed."""
+    view = TrialView(None, params, fallback=fallback)
+    what = f"{loaded.spec} with {_shown(params)}, seed {seed}"
+    try:
+        value = call_objective(loaded.fn, view, seed=seed, split=split, takes=takes)
+    except ObjectiveError as exc:
+        raise ObjectiveError(f"{what}: {exc}") from None
+    except optuna.TrialPruned:
+        raise ObjectiveError(f"{what}: it pruned itself with no pruner asking (should_prune "
+                             "is False when hpsearch re-runs it)") from None
+    except Exception as exc:
+        raise ObjectiveError(f"{what} failed: {describe(exc, loaded.path)}") from None
+    filled = {k: {"value": v, "trial": n} for k, (v, n) in view.filled.items()}
+    return value, ({"filled": filled} if filled else {})
+
+
+def _shown(params: Mapping[str, Any]) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in params.items())
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def now_iso() -> str:

@@ -120,6 +120,19 @@ def check_value(value: Any) -> float:
     return out
 
 
+def middle(dist: BaseDistribution) -> Any:
+    """A value for a param no trial has: the middle of its range (geometric for log
+    scales, on its step), or a categorical param's first choice."""
+    if isinstance(dist, CategoricalDistribution):
+        return dist.choices[0]
+    assert isinstance(dist, FloatDistribution | IntDistribution)
+    low, high = float(dist.low), float(dist.high)
+    mid = math.sqrt(low * high) if dist.log else (low + high) / 2
+    if dist.step:
+        mid = low + round((mid - low) / dist.step) * dist.step
+    return int(round(mid)) if isinstance(dist, IntDistribution) else float(mid)
+
+
 @dataclass(frozen=True)
 class Params:
     """A user objective's params as a hashable value (verify's twins, the stored key)."""
@@ -157,7 +170,8 @@ class TrialView(BaseTrial):
 
     ``fixed`` answers those params' suggests; every other suggest goes to ``base`` (a real
     trial) or, without one, to ``fallback`` (``{param: (value, trial number)}``: the value
-    of the best trial that has it; each one used is kept in :attr:`filled`). ``on_report``,
+    of the best trial that has it), else the middle of its range (:func:`middle`, trial
+    number -1); each one used is kept in :attr:`filled`. ``on_report``,
     when given, receives every ``report(value, step)`` and returns whether to stop, which
     ``should_prune()`` then answers. ``probe`` names a param whose suggest raises
     :class:`Probe` with its distribution (to learn a paired design's choices).
@@ -193,9 +207,9 @@ class TrialView(BaseTrial):
         elif name in self._fallback:
             value, number = self._fallback[name]
             self.filled[name] = (value, number)
-        else:
-            raise ObjectiveError(f"the objective suggests {name!r}, which no trial of the "
-                                 "study has: is it the objective the study ran?")
+        else:  # no trial has it (every one that did failed): the middle of its range
+            value = middle(dist)
+            self.filled[name] = (value, -1)
         self._params[name], self._dists[name] = value, dist
         return value
 

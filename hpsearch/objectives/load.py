@@ -11,6 +11,7 @@ the study's.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -195,6 +196,8 @@ def load_recorded(record: Mapping[str, Any], override: str | None, *, study: str
         loaded = load_objective(target, flag="the study's objective")
     except ObjectiveError as exc:
         raise ObjectiveError(f"{exc}; {how}") from None
+    if isinstance(spec, str):  # shown as the user gave it
+        loaded = dataclasses.replace(loaded, spec=spec)
     old = record.get("sha256")
     if old and loaded.sha256 and loaded.sha256 != old:
         raise ObjectiveError(

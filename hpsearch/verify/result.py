@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from hpsearch.analysis import ALPHA, MIN_EFFECT, POWER, PairedStats, seeds_needed
+from hpsearch.objectives import Params
 from hpsearch.replay import now_iso
 from hpsearch.space import INTERACTION_BY_ID, QUESTION_BY_ID, TrialConfig, Value
 from hpsearch.storage import SavedResult
@@ -34,8 +35,8 @@ class VerifyRow:
     alternative: Value
     baseline_accs: list[float]       # test accuracy per seed (fractions)
     alternative_accs: list[float]
-    baseline_config: TrialConfig
-    alternative_config: TrialConfig
+    baseline_config: TrialConfig | Params   # Params: a user's objective's (verify.own)
+    alternative_config: TrialConfig | Params
     stats: PairedStats
     p_holm: float = float("nan")
     significant: bool = False
@@ -51,6 +52,10 @@ class VerifyRow:
     params: tuple[str, str] | None = None
     a_levels: tuple[Value, Value] | None = None
     cells: dict[tuple[int, int], tuple[TrialConfig, list[float]]] = field(default_factory=dict)
+    # A user's objective: whether higher is better, and the conditional params a twin
+    # needed that its trial lacked ({param: "3 (from trial #7, the best that has it)"}).
+    maximize: bool = True
+    filled: dict[str, str] = field(default_factory=dict)
 
     def effect(self) -> str:
         """``effect of dropout (0 -> 0.3)``: what an interaction row's accuracies measure."""
@@ -77,11 +82,12 @@ class VerifyRow:
         s, base, alt = self.stats, self.label(self.baseline), self.label(self.alternative)
         size = f"{abs(s.shift):.2f} pts [{min(abs(s.ci_low), abs(s.ci_high)):.2f}, " \
                f"{max(abs(s.ci_low), abs(s.ci_high)):.2f}]"
-        if self.significant and s.shift > 0:
-            return (f"{alt} beats {base} by {size} ({s.wins}/{s.n} seeds; Holm "
+        wins, losses = (s.wins, s.losses) if self.maximize else (s.losses, s.wins)
+        if self.significant and (s.shift > 0) == self.maximize:
+            return (f"{alt} beats {base} by {size} ({wins}/{s.n} seeds; Holm "
                     f"p={_fmt_p(self.p_holm)})")
         if self.significant:
-            return (f"{base} beats {alt} by {size} ({s.losses}/{s.n} seeds; Holm "
+            return (f"{base} beats {alt} by {size} ({losses}/{s.n} seeds; Holm "
                     f"p={_fmt_p(self.p_holm)})")
         if self.settled == "equivalent":
             return (f"equivalent: no difference larger than {self.margin:g} pts between {alt} "
@@ -93,7 +99,7 @@ class VerifyRow:
                     "set can see)")
         more = seeds_needed(s.sd_diff, 1 - s.ci_level, effect=self.margin)
         return (f"open: {alt} {s.shift:+.2f} pts [{s.ci_low:+.2f}, {s.ci_high:+.2f}] vs "
-                f"{base} (better on {s.wins}/{s.n} seeds; Holm p={_fmt_p(self.p_holm)}), "
+                f"{base} (better on {wins}/{s.n} seeds; Holm p={_fmt_p(self.p_holm)}), "
                 f"neither a difference nor within ±{self.margin:g} pts; about {more} seeds "
                 f"would detect a {self.margin:g}-pt difference with {POWER:.0%} power "
                 "(verify --seeds)")
@@ -118,6 +124,7 @@ class VerifyRow:
             "alternative_accs": list(self.alternative_accs),
             "changed": {k: [base[k], alt[k]] for k in base if base[k] != alt[k]},
             "baseline_config": base, "alternative_config": alt,
+            **({"filled": dict(self.filled)} if self.filled else {}),
             **({} if self.kind != "interaction" else {
                 "kind": "interaction", "params": list(self.params or ()),
                 "a_levels": list(self.a_levels or ()), "label": self.contrast_label(),
@@ -147,14 +154,19 @@ class VerifyResult:
     rows: list[VerifyRow] = field(default_factory=list)
     created: str = field(default_factory=now_iso)
     saved: list[SavedResult] = field(default_factory=list)  # one per question
+    objective: str | None = None    # a user's objective (its spec): values are its own
+    direction: str = "maximize"
 
     def question_dict(self, question: str) -> dict[str, Any]:
         """JSON-safe; stored as the study user attr ``verify:<question>``."""
         inter = INTERACTION_BY_ID.get(question)
-        about = ({"param": QUESTION_BY_ID[question].param} if inter is None
+        q = QUESTION_BY_ID.get(question)
+        about = ({"param": q.param if q is not None else question} if inter is None
                  else {"kind": "interaction", "params": list(inter.params)})
+        own = ({"objective": self.objective, "direction": self.direction}
+               if self.objective else {})
         return {
-            "question": question, **about, "study_name": self.study_name,
+            "question": question, **about, **own, "study_name": self.study_name,
             "seeds": len(self.seeds), "seed_list": list(self.seeds), "top_k": self.top_k,
             "dataset": self.dataset, "epochs": self.epochs, "split": "test",
             "n_test": self.n_test, "alpha": self.alpha, "family": len(self.rows),
@@ -173,12 +185,16 @@ class VerifyResult:
     def lines(self) -> list[str]:
         """What ``hpsearch verify`` prints: a header, the table, one verdict per row."""
         looks = ", ".join(str(n) for n in self.looks) or str(len(self.seeds))
+        what = (f"{self.dataset}, {self.epochs} epochs, test split n={self.n_test}"
+                if self.objective is None else
+                f"objective {self.objective} on its test split ({self.direction})")
+        unit = ("test accuracy points" if self.objective is None
+                else "points (100 x the objective's test value)")
         out = [f"verify in study {self.study_name}: {len(self.questions)} question(s), "
                f"{len(self.rows)} comparisons in one Holm family (alpha {self.alpha:g}); "
                f"seeds added in looks at {looks} seeds, each comparison stopping once it is "
-               f"a difference or equivalent within ±{self.margin:g} pts; {self.dataset}, "
-               f"{self.epochs} epochs, test split n={self.n_test}",
-               "shift = alternative - baseline in test accuracy points (Hodges-Lehmann), "
+               f"a difference or equivalent within ±{self.margin:g} pts; {what}",
+               f"shift = alternative - baseline in {unit} (Hodges-Lehmann), "
                "with its sequential signed-rank interval at the row's Holm level"]
         header = ["question", "baseline", "alternative", "seeds", "acc base", "acc alt",
                   "shift", "interval", "Holm p", "P(improvement)", "settled"]
@@ -194,6 +210,9 @@ class VerifyResult:
         out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                 for row in [header, *table]]
         out += [f"{r.question}: {r.verdict()}" for r in self.rows]
+        out += [f"{r.question}: {r.param}={param_value(r.param, r.alternative)} needs {k}, "
+                f"which trial #{r.trial_number} lacks: {v}"
+                for r in self.rows for k, v in r.filled.items()]
         saved = (f"{self.trainings_fixed - self.trainings} fewer than"
                  if self.trainings < self.trainings_fixed else "as many as")
         out.append(f"trainings: {self.trainings} ({saved} the fixed plan's "

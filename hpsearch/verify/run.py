@@ -62,7 +62,16 @@ from hpsearch.analysis import ALPHA, paired_stats
 from hpsearch.analysis.seeds import MARGIN, Decision, LookPlan, plan_looks, run_looks
 from hpsearch.analysis.stats import min_pairs_for
 from hpsearch.errors import ConfigError
-from hpsearch.replay import complete_trials, study_data, study_settings, trial_config
+from hpsearch.objectives import Params
+from hpsearch.replay import (
+    complete_trials,
+    fallback_values,
+    foreign_message,
+    study_data,
+    study_objective,
+    study_settings,
+    trial_config,
+)
 from hpsearch.space import (
     INTERACTION_BY_ID,
     QUESTION_BY_ID,
@@ -74,6 +83,13 @@ from hpsearch.space import (
 )
 from hpsearch.storage import save_result
 from hpsearch.training import DeviceData
+from hpsearch.verify.own import (
+    ObjectiveMeasure,
+    filled_text,
+    own_plan,
+    own_questions,
+    own_settings,
+)
 from hpsearch.verify.result import VerifyResult, VerifyRow
 from hpsearch.verify.store import Training, TrainingStore, open_study
 from hpsearch.verify.twins import factorial_cells, make_twin, twin_values
@@ -86,7 +102,9 @@ Progress = Callable[[int, int, str], None]
 
 # ---------------------------------------------------------------------------- verify
 
-_Twin = tuple[Value, TrialConfig]  # (value of the question's param, the twin's config)
+# A twin's config: hpsearch's own, or a user's objective's params (.own)
+Config = TrialConfig | Params
+_Twin = tuple[Value, Config]  # (value of the question's param, the twin's config)
 # (question, trial number, rank, own value, baseline twin, alternative twin): one row
 _Row = tuple[Question, int, int, Value, _Twin, _Twin]
 # (interaction, trial number, rank, A's levels, B's levels, cells {(i, j): A=a_i, B=b_j}): one row
@@ -101,7 +119,8 @@ def _plan(q: Question, trials: list[FrozenTrial], prov: Mapping[str, Any],
     for rank, t in enumerate(trials):
         best = trial_config(t)
         base_value, alternatives = twin_values(q, best, prov)
-        twins = [(v, make_twin(best, q.param, v, prov)) for v in (base_value, *alternatives)]
+        twins: list[_Twin] = [(v, make_twin(best, q.param, v, prov))
+                              for v in (base_value, *alternatives)]
         assert len({cfg for _, cfg in twins}) == len(twins)  # every twin differs
         plans.append((t.number, rank, getattr(best, q.param), twins[0], twins[1:]))
     return plans
@@ -123,7 +142,8 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
            top_k: int = 1, study_name: str | None = None, epochs: int | None = None,
            device: str = "auto", progress: Progress | None = None,
            data_dir: str | None = None, alpha: float = ALPHA, margin: float = MARGIN,
-           fuse: int | None = None, jobs: int = 1) -> VerifyResult:
+           fuse: int | None = None, jobs: int = 1,
+           objective: str | None = None) -> VerifyResult:
     """Paired re-runs of the top-``top_k`` configs' twins, on the test split, in looks.
 
     ``question`` None verifies every question the study sampled, as one Holm family.
@@ -135,11 +155,12 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
     fused model (1: one by one); ``jobs`` processes share the trainings. Every training is
     stored as it finishes in the companion study ``<study>:verify``; each question's result
     is stored as the study user attr ``verify:<question>`` and all are returned.
+
+    A study that runs a user's objective (``optimize --objective``: the study records it;
+    ``objective`` points at it when it moved, or gives one to a study another tool made)
+    is verified through it (:mod:`.own`): its categorical params are the questions, and
+    each training is one call of the objective with the twin's params on the test split.
     """
-    if question is not None and question not in QUESTION_BY_ID \
-            and question not in INTERACTION_BY_ID:
-        raise ConfigError(f"unknown question {question!r}; known: "
-                          f"{', '.join([*QUESTION_BY_ID, *INTERACTION_BY_ID])}")
     for name, value in (("seeds", 1 if seeds is None else seeds), ("top-k", top_k),
                         ("jobs", jobs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -149,17 +170,30 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
         raise ConfigError(f"--margin must be a number of accuracy points in (0, 100), got "
                           f"{margin!r}")
     study, opened = open_study(storage, study_name)
-    trials = complete_trials(study)[:top_k]
-    inters = [INTERACTION_BY_ID[question]] if question in INTERACTION_BY_ID else []
-    questions = ([QUESTION_BY_ID[question]] if question in QUESTION_BY_ID
+    loaded = study_objective(study, objective, "verify")
+    if loaded is None and question is not None and question not in QUESTION_BY_ID \
+            and question not in INTERACTION_BY_ID:
+        raise ConfigError(f"unknown question {question!r}; known: "
+                          f"{', '.join([*QUESTION_BY_ID, *INTERACTION_BY_ID])}")
+    ranked = complete_trials(study)
+    if loaded is None and not isinstance(study.user_attrs.get("provenance"), dict):
+        raise ConfigError(foreign_message(study.study_name, "verify"))
+    trials = ranked[:top_k]
+    inters = ([INTERACTION_BY_ID[question]] if question in INTERACTION_BY_ID and not loaded
+              else [])
+    questions = (own_questions(study, question) if loaded
+                 else [QUESTION_BY_ID[question]] if question in QUESTION_BY_ID
                  else [] if inters else sampled_questions(trials))
     if not questions and not inters:
         raise ConfigError(f"study {study.study_name!r} sampled none of the questions' params "
                           "(all fixed by its preset?); name one with --question")
-    settings = study_settings(study, epochs=epochs, data_dir=data_dir)
+    settings = (own_settings(study) if loaded
+                else study_settings(study, epochs=epochs, data_dir=data_dir))
     prov = study.user_attrs.get("provenance") or {}
-    rows: list[_Row] = [(q, n, rank, own, base, alt) for q in questions
-                        for n, rank, own, base, alts in _plan(q, trials, prov) for alt in alts]
+    plans = ((q, own_plan(q, trials, study) if loaded else _plan(q, trials, prov))
+             for q in questions)
+    rows: list[_Row] = [(q, n, rank, own, base, alt) for q, plan in plans
+                        for n, rank, own, base, alts in plan for alt in alts]
     irows: list[_IRow] = [(x, t.number, rank, a, b, cells) for x in inters
                           for rank, t in enumerate(trials)
                           for a, b, cells in factorial_cells(x.params, trial_config(t), prov)]
@@ -177,14 +211,18 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
             f"family need p < {alpha / family:.2g} at Holm's first step, and the signed-rank "
             f"test gets there only with {need} or more seeds; use --seeds {need} (or verify "
             "fewer questions with --question)")
-    data = study_data(settings, device)
-    store = TrainingStore(storage, opened, study.study_name, settings, fuse=fuse)
+    data = study_data(settings, device) if loaded is None else None
+    store = (TrainingStore(storage, opened, study.study_name, settings, fuse=fuse)
+             if loaded is None else
+             TrainingStore(storage, opened, study.study_name, settings,
+                           measure=ObjectiveMeasure(loaded, fallback_values(ranked, study)),
+                           key={"objective": loaded.sha256}))
     plan = plan_looks(seeds, alpha / family)
     twins = {cfg for t in terms for cfg, _ in t}
     workers = _start_workers(jobs - 1, dict(
         storage=storage, question=question, seeds=seeds, top_k=top_k,
         study_name=study.study_name, epochs=epochs, device=device, data_dir=data_dir,
-        alpha=alpha, margin=margin, fuse=fuse))
+        alpha=alpha, margin=margin, fuse=fuse, objective=objective))
     try:
         decisions, acc = _run(terms, labels, plan, store, data, len(twins) * seeds,
                               progress, alpha=alpha, margin=margin)
@@ -196,16 +234,25 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
 
     result = VerifyResult(questions=[q.id for q in questions] + [x.id for x in inters],
                           study_name=study.study_name,
-                          seeds=list(range(seeds)), top_k=top_k, dataset=settings.dataset,
-                          epochs=settings.epochs, n_test=len(data.test_y), alpha=alpha,
+                          seeds=list(range(seeds)), top_k=top_k,
+                          dataset=settings.dataset if loaded is None else "",
+                          epochs=settings.epochs if loaded is None else 0,
+                          n_test=len(data.test_y) if data is not None else 0, alpha=alpha,
                           margin=float(margin), looks=list(plan.looks), trainings=len(acc),
-                          trainings_fixed=len(twins) * seeds, trained_here=store.trained)
+                          trainings_fixed=len(twins) * seeds, trained_here=store.trained,
+                          objective=loaded.spec if loaded else None,
+                          direction=study.direction.name.lower())
     for (q, number, rank, own, (base_value, base_cfg), (alt_value, cfg)), d in zip(
             rows, decisions, strict=False):
         base_accs = [acc[Training(base_cfg, s)] for s in range(d.n)]
         alt_accs = [acc[Training(cfg, s)] for s in range(d.n)]
-        result.rows.append(_row(q, number, rank, own, base_value, alt_value, base_accs,
-                                alt_accs, base_cfg, cfg, d))
+        row = _row(q, number, rank, own, base_value, alt_value, base_accs, alt_accs,
+                   base_cfg, cfg, d)
+        row.maximize = result.direction == "maximize"
+        for twin in (base_cfg, cfg):
+            notes = [store.notes[t] for t in store.notes if t.config == twin]
+            row.filled.update(filled_text(notes[0]) if notes else {})
+        result.rows.append(row)
     for ir, d in zip(irows, decisions[len(rows):], strict=True):
         result.rows.append(_interaction_row(ir, acc, d))
     result.saved = [save_result(study, f"verify:{qid}", result.question_dict(qid), storage)
@@ -215,7 +262,7 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
 
 # A comparison's per-seed difference: sum of coefficient x test accuracy over its twins
 # (main rows: alternative - baseline; interaction rows: the 2x2 contrast).
-_Terms = list[tuple[TrialConfig, int]]
+_Terms = list[tuple[Config, int]]
 
 
 def _terms(row: _Row) -> _Terms:
@@ -234,8 +281,8 @@ def contrast(accs: Mapping[tuple[int, int], Sequence[float]]) -> np.ndarray:
     return np.round((y[1, 1] - y[0, 1]) - (y[1, 0] - y[0, 0]), 10)
 
 
-def _run(terms: list[_Terms], labels: Mapping[TrialConfig, str], plan: LookPlan,
-         store: TrainingStore, data: DeviceData, total: int, progress: Progress | None, *,
+def _run(terms: list[_Terms], labels: Mapping[Config, str], plan: LookPlan,
+         store: TrainingStore, data: DeviceData | None, total: int, progress: Progress | None, *,
          alpha: float, margin: float) -> tuple[list[Decision], dict[Training, float]]:
     """The looks: each trains (or reads) the seeds its open rows need, then decides."""
     acc: dict[Training, float] = {}
@@ -266,7 +313,7 @@ def _run(terms: list[_Terms], labels: Mapping[TrialConfig, str], plan: LookPlan,
 
 def _row(q: Question, number: int, rank: int, own: Value, base_value: Value,
          alt_value: Value, base_accs: list[float], alt_accs: list[float],
-         base_cfg: TrialConfig, cfg: TrialConfig, d: Decision) -> VerifyRow:
+         base_cfg: Config, cfg: Config, d: Decision) -> VerifyRow:
     """A row whose interval, Holm p and state are the sequential decision's."""
     stats = paired_stats(100 * np.asarray(base_accs), 100 * np.asarray(alt_accs),
                          level=d.level)

@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.objectives import Params
 from hpsearch.settings import Settings
 from hpsearch.space import TrialConfig
 from hpsearch.storage import (
@@ -56,15 +57,19 @@ COMPANION = ":verify"          # the companion study's name: "<study>:verify"
 ATTR = "hpsearch:training"     # the user attr that holds a training's description
 POLL = 0.5                     # seconds between looks at other workers' running trainings
 
+NOTE_ATTR = "hpsearch:note"   # what a measure stored beside a training (params it filled)
+
 # on_stored(training, test accuracy): after each training this process stored
 OnStored = Callable[["Training", float], object]
+# measure(trainings, data) -> (test value, note) per training, in order, as each finishes
+Measure = Callable[[Sequence["Training"], Any], Iterable[tuple[float, dict[str, Any]]]]
 
 
 @dataclass(frozen=True)
 class Training:
     """One training verify needs: a twin's config on one seed."""
 
-    config: TrialConfig
+    config: TrialConfig | Params  # Params: a user's objective's (hpsearch.objectives)
     seed: int
 
 
@@ -93,8 +98,15 @@ class TrainingStore:
     data split, epochs and patience."""
 
     def __init__(self, spec: str, storage: BaseStorage, study_name: str, settings: Settings,
-                 *, fuse: int | None = None, batch: int = 8) -> None:
+                 *, fuse: int | None = None, batch: int = 8, measure: Measure | None = None,
+                 key: dict[str, Any] | None = None) -> None:
+        """``measure``: how trainings become test values (default: train hpsearch's models
+        and evaluate them; a user's objective brings its own, :mod:`.own`); ``key``: more
+        that a stored training must match (the objective's file hash)."""
         self.spec, self.settings, self.fuse, self.batch = spec, settings, fuse, max(1, batch)
+        self.measure: Measure = measure or self._train_and_evaluate
+        self.key = dict(key or {})
+        self.notes: dict[Training, dict[str, Any]] = {}  # what a training stored beside it
         self.name = study_name + COMPANION
         self.storage = storage  # from open_storage(spec, heartbeat=True): see open_study
         with storage_errors(spec):
@@ -110,13 +122,13 @@ class TrainingStore:
         s = self.settings
         desc = {"config": t.config.as_dict(), "seed": t.seed, "epochs": s.epochs,
                 "patience": s.patience, "dataset": s.dataset, "val_size": s.val_size,
-                "train_size": s.train_size, "split_seed": s.seed}
+                "train_size": s.train_size, "split_seed": s.seed, **self.key}
         key = hashlib.sha1(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:20]
         return {**desc, "key": key}
 
     # ------------------------------------------------------------------------ results
 
-    def results(self, trainings: Sequence[Training], data: DeviceData,
+    def results(self, trainings: Sequence[Training], data: DeviceData | None,
                 on_stored: OnStored | None = None) -> dict[Training, float]:
         """Test accuracy of every training: stored ones read, missing ones trained (here or
         by other workers), each stored as it finishes."""
@@ -126,6 +138,7 @@ class TrainingStore:
                 trials = self._refresh()
                 done = _complete(trials)
                 if all(k in done for k in need):
+                    self._read_notes(trials, need)
                     return {t: done[k] for k, t in need.items()}
                 running = {_key(t) for t in trials if t.state == TrialState.RUNNING}
                 missing = [t for k, t in need.items() if k not in done and k not in running]
@@ -178,19 +191,18 @@ class TrainingStore:
                 keep.append((tid, t))
         return keep
 
-    def _train(self, claims: list[tuple[int, Training]], data: DeviceData,
+    def _train(self, claims: list[tuple[int, Training]], data: DeviceData | None,
                on_stored: OnStored) -> None:
         if not claims:
             return
         left = dict(claims)
         try:
-            with self._heartbeats(list(left)), training_threads(data.device):
-                runs = train_many([(t.config, t.seed) for _, t in claims], data,
-                                  epochs=self.settings.epochs, patience=self.settings.patience,
-                                  fuse=self.fuse)
-                for (tid, t), run in zip(claims, runs, strict=True):
-                    assert run.model is not None  # train always returns the model
-                    acc = evaluate(run.model, data, t.config, "test")[1]
+            with self._heartbeats(list(left)):
+                measured = self.measure([t for _, t in claims], data)
+                for (tid, t), (acc, note) in zip(claims, measured, strict=True):
+                    if note:
+                        self.storage.set_trial_user_attr(tid, NOTE_ATTR, note)
+                        self.notes[t] = note
                     self._tell(tid, t, acc)
                     del left[tid]
                     self.trained += 1
@@ -201,6 +213,29 @@ class TrainingStore:
             for tid in left:
                 self._fail(tid, f"verify stopped: {reason}")
             raise
+
+    def _train_and_evaluate(self, trainings: Sequence[Training], data: DeviceData | None,
+                            ) -> Iterator[tuple[float, dict[str, Any]]]:
+        """hpsearch's own models: train (fused where that pays), test accuracy each."""
+        assert data is not None
+        configs = [t.config for t in trainings]
+        assert all(isinstance(c, TrialConfig) for c in configs)
+        with training_threads(data.device):
+            runs = train_many([(c, t.seed) for c, t in zip(configs, trainings, strict=True)
+                               if isinstance(c, TrialConfig)], data,
+                              epochs=self.settings.epochs, patience=self.settings.patience,
+                              fuse=self.fuse)
+            for t, run in zip(trainings, runs, strict=True):
+                assert run.model is not None  # train always returns the model
+                assert isinstance(t.config, TrialConfig)
+                yield evaluate(run.model, data, t.config, "test")[1], {}
+
+    def _read_notes(self, trials: Sequence[FrozenTrial], need: dict[str, Training]) -> None:
+        for t in trials:
+            note = t.user_attrs.get(NOTE_ATTR)
+            k = _key(t)
+            if isinstance(note, dict) and note and k in need and t.state == TrialState.COMPLETE:
+                self.notes.setdefault(need[k], note)
 
     def _tell(self, tid: int, t: Training, acc: float) -> None:
         try:
