@@ -44,6 +44,11 @@ class Pair:
     ci_high: float = math.nan
     w: np.ndarray | None = None   # weights over the estimator's coefficients (for by-epoch)
 
+    @property
+    def lost(self) -> bool:
+        """Too few trials reached the end of training to estimate it: no estimate at all."""
+        return not math.isfinite(self.se)
+
 
 @dataclass
 class ContrastSet:
@@ -54,6 +59,8 @@ class ContrastSet:
     level: float = math.nan       # the level it was decided at (after Holm)
     extra: dict[str, Any] = field(default_factory=dict)
     prefer: int | None = None     # the pair to show in words when it agrees with the decision
+    # What the metric can do: no interval reaches beyond +-bound (100 pts for accuracies).
+    bound: float = math.inf
 
     @property
     def shown(self) -> Pair:
@@ -72,8 +79,14 @@ class ContrastSet:
 
     @property
     def headline(self) -> Pair:
-        """The contrast furthest from 0 in standard errors (the one that decides)."""
-        return max(self.pairs, key=self._t)
+        """The contrast furthest from 0 in standard errors (the one that decides); a lost
+        one (no estimate) only when every contrast is lost."""
+        known = [p for p in self.pairs if not p.lost]
+        return max(known, key=self._t) if known else self.pairs[0]
+
+    @property
+    def all_lost(self) -> bool:
+        return all(p.lost for p in self.pairs)
 
     def p_value(self) -> float:
         """The smallest level at which some contrast's interval excludes 0."""
@@ -91,8 +104,11 @@ class ContrastSet:
         """Intervals at ``level`` for every contrast, and the question's state."""
         self.level = level
         for p in self.pairs:
+            if p.lost:
+                p.ci_low = p.ci_high = math.nan
+                continue
             h = self.half_width(p.se, level)
-            p.ci_low, p.ci_high = p.est - h, p.est + h
+            p.ci_low, p.ci_high = clip(p.est - h, p.est + h, self.bound)
         return settle(self.pairs, margin)
 
     @property
@@ -103,10 +119,19 @@ class ContrastSet:
         return self.level / len(self.pairs)
 
 
+def clip(low: float, high: float, bound: float) -> tuple[float, float]:
+    """An interval kept within what the metric can do, ``[-bound, +bound]`` (a difference of
+    two accuracies lies within +-100 pts, whatever a model-based interval says)."""
+    return max(low, -bound), min(high, bound)
+
+
 def settle(pairs: list[Pair], margin: float) -> str:
-    """difference if an interval excludes 0, equivalent if all lie inside +-margin."""
+    """difference if an interval excludes 0, equivalent if all lie inside +-margin (a lost
+    contrast, with no estimate, keeps equivalence away)."""
     if any(p.ci_low > 0 or p.ci_high < 0 for p in pairs):
         return DIFFERENCE
+    if any(p.lost for p in pairs):
+        return OPEN
     if math.isfinite(margin) and margin > 0 and all(
             -margin < p.ci_low and p.ci_high < margin for p in pairs):
         return EQUIVALENT
@@ -115,7 +140,8 @@ def settle(pairs: list[Pair], margin: float) -> str:
 
 def widest(pairs: list[Pair]) -> Pair:
     """The contrast whose interval reaches furthest from 0 (what keeps equivalence away)."""
-    return max(pairs, key=lambda p: max(abs(p.ci_low), abs(p.ci_high)))
+    known = [p for p in pairs if not p.lost] or pairs
+    return max(known, key=lambda p: max(abs(p.ci_low), abs(p.ci_high)))
 
 
 def n_to_settle(n_now: int, est: float, se: float, level: float, margin: float,

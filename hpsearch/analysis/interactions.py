@@ -29,9 +29,17 @@ import numpy as np
 from optuna.distributions import CategoricalDistribution
 
 from hpsearch.analysis import stats
-from hpsearch.analysis.contrasts import DIFFERENCE, EQUIVALENT, ContrastSet, Pair, widest
+from hpsearch.analysis.contrasts import (
+    DIFFERENCE,
+    EQUIVALENT,
+    ContrastSet,
+    Pair,
+    clip,
+    widest,
+)
+from hpsearch.analysis.effects import MIN_SURVIVORS
 from hpsearch.analysis.matrix import Design, label
-from hpsearch.analysis.numeric import adjusted_for, param_terms, to_value
+from hpsearch.analysis.numeric import adjusted_for, covered, param_terms, to_value
 from hpsearch.analysis.table import FINAL, TrialTable
 from hpsearch.analysis.terms import chain_terms
 from hpsearch.space import QUESTIONS, Interaction
@@ -68,10 +76,15 @@ def _coding(table: TrialTable, rows: np.ndarray, design: Design, param: str,
         cols = design.nuisance[rows][:, terms]
         z = cols[:, :1]
         extra = cols[:, 1:]
-        ends = to_value(table, param, np.array([-1.0, 1.0]))
+        # "low" and "high" are the ends of the values the trials that reached the end of
+        # training cover, never the range's ends (an extrapolation of the fit)
+        span = covered(table, param, rows)
+        if span is None:
+            return None
+        ends = to_value(table, param, np.array(span))
         names = [f"{param}={ends[0]:.3g}", f"{param}={ends[1]:.3g}"]
-        # centred z: the ends are -1 and +1 before centring; differences are what count
-        return _Coding(param, z, names, [np.array([-1.0]), np.array([1.0])],
+        # centred z: differences of the codings are what count
+        return _Coding(param, z, names, [np.array([span[0]]), np.array([span[1]])],
                        [None] * len(rows), True, extra)
     if isinstance(dist, CategoricalDistribution):
         labels = [label(v) for v in values]
@@ -182,6 +195,7 @@ def _one(table: TrialTable, design: Design, spec: Interaction, min_per_choice: i
         return w
 
     a_pairs = [(i, j) for i in range(len(ca.levels)) for j in range(i)]
+    ended = _ended(table, rows, ca, cb)
     pairs = []
     for i, j in a_pairs:
         u = ca.vectors[i] - ca.vectors[j]
@@ -189,15 +203,42 @@ def _one(table: TrialTable, design: Design, spec: Interaction, min_per_choice: i
             for bq in b_levels[p + 1:]:
                 w = weights(u, cb.vectors[bp] - cb.vectors[bq], main=False)
                 est, se = te.contrast(w)
+                if not ended((i, j), (bp, bq)):
+                    se = math.inf  # a cell too few trials carried to the end: no estimate
                 pairs.append(Pair(f"{ca.levels[i]} - {ca.levels[j]} | {cb.levels[bp]}",
                                   f"{ca.levels[i]} - {ca.levels[j]} | {cb.levels[bq]}",
                                   est, se, w=w))
-    cs = ContrastSet(pairs, te.df, extra={"te": te, "ca": ca, "cb": cb, "b_levels": b_levels,
-                                           "weights": weights, "rows": rows})
+    cs = ContrastSet(pairs, te.df, bound=100.0 if table.unit == "pts" else math.inf,
+                     extra={"te": te, "ca": ca, "cb": cb, "b_levels": b_levels,
+                            "weights": weights, "rows": rows, "ended": ended})
     r = _empty(spec, table, margin, "")
     r["status"] = "answered"
     r["n"] = int(te.n)
     return r, cs
+
+
+def _ended(table: TrialTable, rows: np.ndarray, ca: _Coding, cb: _Coding) -> Any:
+    """``ended(a_levels, b_levels)``: whether every cell the contrast of those levels
+    needs kept ``MIN_SURVIVORS`` trials to the end of training (a level of a numeric param
+    is its whole range: twice that many). A cell with fewer has no end-of-training value:
+    the chain would carry its early effect or a pseudo-coefficient there."""
+    end = np.isfinite(table.value_at(FINAL)[rows])
+
+    def count(i: int | None, j: int | None) -> int:
+        ok = end.copy()
+        if i is not None:
+            ok &= np.array([x == ca.levels[i] for x in ca.labels])
+        if j is not None:
+            ok &= np.array([x == cb.levels[j] for x in cb.labels])
+        return int(ok.sum())
+
+    def ended(a_levels: Sequence[int], b_levels: Sequence[int]) -> bool:
+        a_ids = [None] if ca.numeric else list(a_levels)
+        b_ids = [None] if cb.numeric else list(b_levels)
+        need = MIN_SURVIVORS * (2 if ca.numeric or cb.numeric else 1)
+        return all(count(i, j) >= need for i in a_ids for j in b_ids)
+
+    return ended
 
 
 def _populated(ca: _Coding, cb: _Coding) -> list[int]:
@@ -227,8 +268,10 @@ def _decide(r: dict[str, Any], cs: ContrastSet, p: float, p_holm: float, level: 
     h = cs.headline
     te, ca, cb = cs.extra["te"], cs.extra["ca"], cs.extra["cb"]
     unit = r["unit"]
+    known = not h.lost
     r.update(settled=state, significant=state == DIFFERENCE, p_value=p, p_holm=p_holm,
-             ci_level=1 - cs.pair_level, estimate=h.est, ci_low=h.ci_low, ci_high=h.ci_high)
+             ci_level=1 - cs.pair_level, estimate=h.est if known else math.nan,
+             ci_low=h.ci_low, ci_high=h.ci_high)
     a_name = h.a.split(" | ")[0]
     b1, b2 = h.a.split(" | ")[1], h.b.split(" | ")[1]
     r["contrast"] = {"effect_of": a_name, "levels": [b1, b2]}
@@ -238,17 +281,26 @@ def _decide(r: dict[str, Any], cs: ContrastSet, p: float, p_holm: float, level: 
     for bl in cs.extra["b_levels"]:
         w = cs.extra["weights"](u, cb.vectors[bl], True)
         est, se = te.contrast(w)
-        lo, hi = stats.t_interval(est, se, te.df, 0.05)
+        if not cs.extra["ended"]((i, j), (bl,)):
+            est, se = math.nan, math.inf
+        lo, hi = (clip(*stats.t_interval(est, se, te.df, 0.05), cs.bound)
+                  if math.isfinite(se) else (math.nan, math.nan))
         n = (cb.labels.count(cb.levels[bl]) if not cb.numeric else len(cb.labels))
-        levels.append({"level": cb.levels[bl], "effect": est, "ci_low": lo, "ci_high": hi,
-                       "n": n})
+        levels.append({"level": cb.levels[bl], "effect": est if math.isfinite(se) else math.nan,
+                       "ci_low": lo, "ci_high": hi, "n": n})
     r["levels"] = levels
-    per = " and ".join(f"{_fmt(unit, x['effect'])} [{_fmt(unit, x['ci_low'])}, "
-                       f"{_fmt(unit, x['ci_high'])}] with {x['level']}" for x in levels
-                       if x["level"] in (b1, b2))
+    per = " and ".join(
+        (f"{_fmt(unit, x['effect'])} [{_fmt(unit, x['ci_low'])}, {_fmt(unit, x['ci_high'])}] "
+         if math.isfinite(x["effect"]) else "unknown (too few trials reached the end) ")
+        + f"with {x['level']}" for x in levels if x["level"] in (b1, b2))
     size = (f"{_fmt(unit, h.est)} {unit} [{_fmt(unit, h.ci_low)}, {_fmt(unit, h.ci_high)}]")
     where = f"end of training; n={r['n']}"
-    if state == DIFFERENCE:
+    lost = sum(x.lost for x in cs.pairs)
+    if cs.all_lost:
+        r["verdict"] = (f"open: too few trials reached the end of training in the cells of "
+                        f"{r['params'][0]} x {r['params'][1]} to compare ({where}): no "
+                        "estimate")
+    elif state == DIFFERENCE:
         r["verdict"] = (f"depends ({word}): {a_name} is {per}; difference {size} ({where}; "
                         f"Holm p={p_holm:.2g})")
     elif state == EQUIVALENT:
@@ -257,17 +309,22 @@ def _decide(r: dict[str, Any], cs: ContrastSet, p: float, p_holm: float, level: 
                         f"{margin:.2f} {unit} between any two levels of {r['params'][1]} "
                         f"(widest: [{_fmt(unit, w.ci_low)}, {_fmt(unit, w.ci_high)}]; {where})")
     else:
+        which = (f"the largest of {len(cs.pairs)} contrasts" if len(cs.pairs) > 1
+                 else "the contrast")
         r["verdict"] = (f"open: no dependence detected, nor one smaller than +-{margin:.2f} "
-                        f"{unit} shown ({where}; closest: {a_name} is {per}; difference "
+                        f"{unit} shown ({where}; {which}: {a_name} is {per}; difference "
                         f"{size}, Holm p={p_holm:.2g})")
+    if lost and not cs.all_lost:
+        r["verdict"] += (f"; too few trials reached the end of training for {lost} of "
+                         f"{len(cs.pairs)} contrasts")
     r["caveat"] = (f"The contrast is {a_name} at {b1} minus at {b2}, with every other param "
                    "held fixed; intervals at the question's Holm level (per-level effects: "
                    "pointwise 95%). " + " ".join(te.notes))
     series = []
-    for lvl, theta, cov in te.by_level:
+    for lvl, theta, cov in te.by_level if known else []:
         est = float(h.w @ theta)
         se = float(np.sqrt(max(float(h.w @ cov @ h.w), 0.0)))
-        lo, hi = stats.t_interval(est, se, te.df, 0.05)
+        lo, hi = clip(*stats.t_interval(est, se, te.df, 0.05), cs.bound)
         series.append({"epoch": None if lvl == FINAL else lvl,
                        "label": "end" if lvl == FINAL else f"{step} {lvl}",
                        "diff": est, "ci_low": lo, "ci_high": hi})

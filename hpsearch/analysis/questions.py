@@ -312,7 +312,9 @@ def _contrast(a: Answer, q: Question, le: LevelEffects, table: TrialTable,
         return None
     a.status = "answered"
     score = {c.name: table.sign * le.contrast(c.weights)[0] for c in choices}
-    best = max(choices, key=lambda c: score[c.name])
+    # the best is a choice whose end-of-training effect is known (a lost one has none)
+    known = [c for c in choices if not any(x in le.lost for x in c.labels)] or choices
+    best = max(known, key=lambda c: score[c.name])
     a.best = best.name
     pairs = []
     for i, x in enumerate(choices):

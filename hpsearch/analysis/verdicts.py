@@ -17,6 +17,7 @@ from hpsearch.analysis.contrasts import (
     EQUIVALENT,
     ContrastSet,
     Pair,
+    clip,
     n_to_settle,
     widest,
 )
@@ -51,16 +52,34 @@ def decide(a: Answer, cs: ContrastSet, p_holm: float, level: float, le: LevelEff
             table: TrialTable, min_effect: float, margin: float,
             confirmed: dict[str, str], step: str) -> None:
     """Holm's decision in three states, intervals at its level, and the words."""
+    cs.bound = bound(table)
     a.settled = cs.decide(level, margin)
     a.p_holm, a.significant = p_holm, a.settled == DIFFERENCE
     a.ci_level = 1 - cs.pair_level
-    h = cs.shown
-    a.headline = {"a": h.a, "b": h.b, "diff": h.est, "ci_low": h.ci_low, "ci_high": h.ci_high,
-                  "p_value": pair_p(cs, h)}
+    h = shown(a, cs)
+    cs.extra["shown"] = h
+    a.headline = {"a": h.a, "b": h.b, "diff": math.nan if h.lost else h.est,
+                  "ci_low": h.ci_low, "ci_high": h.ci_high,
+                  "p_value": math.nan if h.lost else pair_p(cs, h),
+                  "selected": selected(a, cs, h)}
     if cs.method == "bonferroni":
         for e in a.effects:  # ci_low held the standard error until the level was known
-            e.ci_low, e.ci_high = stats.t_interval(e.diff, e.ci_low, cs.df, cs.pair_level)
+            if math.isfinite(e.ci_low):
+                e.ci_low, e.ci_high = clip(*stats.t_interval(e.diff, e.ci_low, cs.df,
+                                                             cs.pair_level), cs.bound)
+            else:
+                e.diff, e.ci_low, e.ci_high, e.p_value = (math.nan,) * 4
     n = f"n={sum(c.n for c in a.choices) or cs.extra.get('n', '?')}"
+    where = f"{a.fidelity}; {n}"
+    m = fmt(a.unit, margin)
+    if cs.all_lost:
+        a.headline_winner = None
+        a.verdict = (f"open: too few trials reached the end of training to compare "
+                     f"{_ends(a)} ({where}): no estimate")
+        a.needed = needed(a, cs, le.n if le else int(cs.extra.get("n_fit", 0) or 0),
+                          min_effect, margin)
+        a.caveat = caveat(a, le, False, step, cs)
+        return
     win, size = gap(a, h, table)
     a.headline_winner = win
     by_share = a.word != "matters" and a.significant and confirmed.get(a.question) == win
@@ -69,12 +88,12 @@ def decide(a: Answer, cs: ContrastSet, p_holm: float, level: float, le: LevelEff
     lose = h.b if win == h.a else h.a
     op = ">" if table.sign > 0 else "<"
     pair = f"{named(a.param, win)} {op} {named(a.param, lose)} by {size}"
-    where = f"{a.fidelity}; {n}"
-    m = fmt(a.unit, margin)
+    label = a.headline["selected"]
     if a.settled == DIFFERENCE:
         a.verdict = f"{a.word}: {pair} ({where}; Holm p={p_holm:.2g})"
         if a.best not in (win, lose) and a.kind != "numeric":
-            a.verdict += f"; best: {named(a.param, a.best)}"
+            a.verdict += (f"; highest estimate: {named(a.param, a.best)}, not separated "
+                          f"from {named(a.param, win)}")
     elif a.settled == EQUIVALENT:
         w = widest(cs.pairs)
         span = f"[{fmt(a.unit, w.ci_low, True)}, {fmt(a.unit, w.ci_high, True)}]"
@@ -90,9 +109,47 @@ def decide(a: Answer, cs: ContrastSet, p_holm: float, level: float, le: LevelEff
         a.needed = needed(a, cs, le.n if le else int(cs.extra.get("n_fit", 0) or 0),
                            min_effect, margin)
         eq = f" nor equivalence within +-{m} {a.unit}" if math.isfinite(margin) else ""
-        a.verdict = (f"open: no difference detected{eq} ({where}; closest: {pair}, "
+        closest = f"{label}: {pair}" if label else f"closest: {pair}"
+        a.verdict = (f"open: no difference detected{eq} ({where}; {closest}, "
                      f"Holm p={p_holm:.2g})")
+        lost = [p for p in cs.pairs if p.lost]
+        if lost:
+            a.verdict += (f"; too few trials reached the end of training for {len(lost)} of "
+                          f"{len(cs.pairs)} comparisons ({_ends(a)})")
     a.caveat = caveat(a, le, by_share, step, cs)
+
+
+def bound(table: TrialTable) -> float:
+    """How far apart two values of the objective can be: 100 pts for accuracies."""
+    return 100.0 if table.unit == "pts" else math.inf
+
+
+def shown(a: Answer, cs: ContrastSet) -> Pair:
+    """The pair the verdict names: for a difference among choices, the most decisive pair
+    that involves the best estimate when one does (the headline's winner is then the one
+    the estimates support), else :attr:`ContrastSet.shown`."""
+    h = cs.shown
+    if a.kind == "numeric" or a.best is None or a.settled != DIFFERENCE:
+        return h
+    clear = [p for p in cs.pairs if a.best in (p.a, p.b) and (p.ci_low > 0 or p.ci_high < 0)]
+    return max(clear, key=lambda p: abs(p.est) / p.se) if clear else h
+
+
+def selected(a: Answer, cs: ContrastSet, h: Pair) -> str:
+    """What the shown pair is when it was picked as a maximum (a selected pair's estimate is
+    biased away from 0: under no effect the largest of many pairs is rarely near 0)."""
+    if len(cs.pairs) == 1 or h.lost:
+        return ""
+    if a.kind == "numeric":
+        return (f"best vs worst point of the fitted curve (the largest of its "
+                f"{len(cs.pairs)} pairs)")
+    return f"the largest of {len(cs.pairs)} pairs"
+
+
+def _ends(a: Answer) -> str:
+    """Survivors at the end of training per choice, as words ("after 2, before 9")."""
+    have = [f"{named(a.param, c.value)} {c.n_end}" for c in a.choices]
+    return "at the end: " + ", ".join(have) if have else "its trials"
 
 
 def pair_p(cs: ContrastSet, p: Pair) -> float:
@@ -123,14 +180,14 @@ def by_epoch(cs: ContrastSet, series: list[tuple[int, np.ndarray, np.ndarray]], 
              level: float = 0.05) -> list[dict[str, object]]:
     """The headline contrast at every analysed epoch, with a pointwise 95% interval (the
     effect over training: read "hurts early, pays later" off it; the verdict is the last)."""
-    h = cs.shown
-    if h.w is None:
+    h = cs.extra.get("shown", cs.shown)
+    if h.w is None or h.lost:
         return []
     out: list[dict[str, object]] = []
     for lvl, theta, cov in series:
         est = float(h.w @ theta)
         se = float(np.sqrt(max(float(h.w @ cov @ h.w), 0.0)))
-        lo, hi = stats.t_interval(est, se, cs.df, level)
+        lo, hi = clip(*stats.t_interval(est, se, cs.df, level), cs.bound)
         out.append({"epoch": None if lvl == FINAL else lvl,
                     "label": "end" if lvl == FINAL else f"{step} {lvl}",
                     "a": h.a, "b": h.b, "diff": est, "ci_low": lo, "ci_high": hi})

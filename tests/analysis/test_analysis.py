@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 
@@ -89,8 +90,10 @@ def test_intervals_agree_with_the_decision(bn_analysis: StudyAnalysis) -> None:
         assert a.status == "answered"
         assert a.significant == excludes_zero(a), a.verdict
         assert 0.95 <= a.ci_level < 1  # Holm's level for this question, within its pairs
-        for e in a.effects:
-            assert e.ci_low <= e.diff <= e.ci_high
+        for e in a.effects:  # a choice too few trials carried to the end has no estimate
+            assert e.ci_low <= e.diff <= e.ci_high or all(
+                math.isnan(x) for x in (e.diff, e.ci_low, e.ci_high))
+            assert -100 <= e.ci_low and e.ci_high <= 100 or math.isnan(e.diff)
 
 
 def test_unsettled_questions_say_what_it_would_take(bn_analysis: StudyAnalysis) -> None:
@@ -150,7 +153,7 @@ def test_minimize_flips_which_choice_is_best() -> None:
                for t in study.trials]
     a = by_id(answer_questions(flipped, direction="minimize"))["activation"]
     assert a.best == "gelu" and a.significant and a.verdict.startswith("associated: gelu < ")
-    assert all(e.diff > 0 for e in a.effects)  # every other choice has a larger loss
+    assert all(e.diff > 0 for e in a.effects if not math.isnan(e.diff))  # larger losses
 
 
 def test_randomized_trials_license_matters() -> None:
