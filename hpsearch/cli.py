@@ -239,10 +239,17 @@ def datasets(data_dir: str | None) -> None:
               metavar="PTS", help="Differences smaller than this are \"equivalent\", in "
               "accuracy points (objective units for other objectives).  [default: 0.5 for "
               "accuracies]")
+@click.option("--chance", type=click.FloatRange(0, 1, max_open=True), default=None,
+              metavar="VALUE", help="The accuracy of guessing (1 / classes), for a study "
+              "whose dataset hpsearch does not know: trials that stay at chance never "
+              "learned, and each question answers whether its choice changes how often "
+              "training fails apart from accuracy among trials that learned.  [default: from "
+              "the study's dataset; none: nothing detected]")
 @friendly_errors
 def report(storage: str, study_name: str | None, out: str | None, fmt: str,
            evaluators: tuple[str, ...], questions: tuple[str, ...],
-           interactions: tuple[str, ...], margin: float | None) -> None:
+           interactions: tuple[str, ...], margin: float | None,
+           chance: float | None) -> None:
     """Analyse a study: verdicts on the questions, importances, figures."""
     import optuna
 
@@ -251,7 +258,7 @@ def report(storage: str, study_name: str | None, out: str | None, fmt: str,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = run(storage, study_name=study_name, fmt=fmt, out=out,
                  evaluators=evaluators or ("ped_anova",), margin=margin,
-                 questions=questions, interactions=interactions)
+                 questions=questions, interactions=interactions, chance=chance)
     from hpsearch.text import plain_lines
 
     to_stdout = result.path is None  # then the summary goes to stderr, out of the way

@@ -14,19 +14,25 @@
 - ``answers``: [{question, param, title, seed_claim, status, word, fidelity, choices:
   [{value, n, median, top_quantile, mean, n_end}], best, effects: [{choice, vs, diff,
   ci_low, ci_high, n, n_vs, p_value}], headline: {a, b, diff, ci_low, ci_high, p_value} |
-  null, test, statistic, p_value, p_holm, significant, ci_level, change_p, needed,
-  verdict, caveat, unit, settled, margin, family, kind, effect_by_epoch: [{epoch, label,
-  a, b, diff, ci_low, ci_high}], curve: {param, x, effect, ci_low, ci_high, best} | null,
-  best_region}]. ``status`` is "answered", "not_sampled", "too_few_trials" or
-  "all_failed". ``settled`` is "difference" (an interval at the question's Holm level
-  excludes 0: ``significant``), "equivalent" (every interval lies inside +-``margin``) or
-  "open"; ``family`` says where a question comes from ("seeds": the built-in questions; "study":
-  one per other param the study sampled): both are one weighted Holm family (a study
-  question weighs a quarter), interactions have their own; ``effect_by_epoch`` is the
-  headline contrast at every analysed epoch (pointwise 95% intervals), the last one the
-  verdict's. ``diff`` is ``choice - vs`` in ``unit`` ("pts": objective x 100), adjusted
-  for the other params; the CI is at ``ci_level``, the level at which Holm's procedure
-  decided this question, so it excludes 0 exactly when ``significant`` is true.
+  null, test, statistic, p_value, p_holm, significant, ci_level, change_p, needed, verdict,
+  caveat, unit, settled, margin, family, kind, effect_by_epoch: [{epoch, label, a, b, diff,
+  ci_low, ci_high}], curve: {param, x, effect, ci_low, ci_high, best} | null, best_region,
+  trainability: {settled, verdict, p_value, p_holm, ci_level, margin, test, choices:
+  {choice: {never_learned, n}}, pairs: [{a, b, diff, ci_low, ci_high, p_value}]} | null}].
+  ``trainability`` answers "does the choice change how often training fails?" (rates in pts
+  of trials; its own Holm family; null when the chance level is unknown), and every other
+  key then describes the trials that learned. ``headline.selected`` names how the pair was
+  picked when it is the largest of several. ``status`` is "answered", "not_sampled",
+  "too_few_trials" or "all_failed". ``settled`` is "difference" (an interval at the
+  question's Holm level excludes 0: ``significant``), "equivalent" (every interval lies
+  inside +-``margin``) or "open"; ``family`` says where a question comes from ("seeds": the
+  built-in questions; "study": one per other param the study sampled): both are one
+  weighted Holm family (a study question weighs a quarter), interactions have their own;
+  ``effect_by_epoch`` is the headline contrast at every analysed epoch (pointwise 95%
+  intervals), the last one the verdict's. ``diff`` is ``choice - vs`` in ``unit`` ("pts":
+  objective x 100), adjusted for the other params; the CI is at ``ci_level``, the level at
+  which Holm's procedure decided this question, so it excludes 0 exactly when
+  ``significant`` is true.
 - ``interactions``: [{question, params, title, seed_claim, status, significant, settled,
   margin, estimate, ci_low, ci_high, p_value, p_holm, ci_level, verdict, levels: [{level,
   effect, ci_low, ci_high, n}], contrast, effect_by_epoch, unit, caveat}]: whether the
@@ -113,6 +119,9 @@ class Answer:
     effect_by_epoch: list[dict[str, Any]] = field(default_factory=list)
     curve: dict[str, Any] | None = None    # numeric: the adjusted curve with its band
     best_region: str = ""          # numeric: where its best values lie
+    # does the choice change how often training fails? (hpsearch.analysis.trainability;
+    # None when the chance level is unknown)
+    trainability: dict[str, Any] | None = None
 
 
 @dataclass

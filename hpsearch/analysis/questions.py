@@ -35,6 +35,7 @@ from hpsearch.analysis.effects import LevelEffects, estimate_effects
 from hpsearch.analysis.matrix import Factor, build_design, label, question_factor
 from hpsearch.analysis.numeric import numeric_contrasts
 from hpsearch.analysis.table import TrialTable, finished_table
+from hpsearch.analysis.trainability import answer_trainability, never_learned
 from hpsearch.analysis.verdicts import FIDELITY, by_epoch, decide
 from hpsearch.settings import DESIGN_ATTR
 from hpsearch.space import QUESTIONS, Question
@@ -94,7 +95,7 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
                      direction: StudyDirection | str = "maximize", alpha: float = 0.05,
                      min_per_choice: int = 5, min_effect: float = 0.5,
                      margin: float | None = None, randomized: bool | None = None,
-                     step: str = "epoch") -> list[Answer]:
+                     step: str = "epoch", chance: float | None = None) -> list[Answer]:
     """Answer each question from every finished trial (objective 0) that sampled its param.
 
     ``questions`` (the built-in ones by default, ``family`` "seeds"); with
@@ -109,10 +110,20 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
     independently at random (random or QMC sampler), which licenses "matters"; None reads
     each trial's ``randomized`` user attr and needs all of them. ``min_effect`` is the
     difference "what would settle it" plans for; ``step`` is the word for one
-    intermediate value ("epoch" for hpsearch studies, "step" for others).
+    intermediate value ("epoch" for hpsearch studies, "step" for others). ``chance``: the
+    objective's chance level (1 / classes): the trials that never learned
+    (:func:`hpsearch.analysis.trainability.never_learned`) are failures to train, counted in
+    each answer's ``trainability`` and left out of the accuracy analysis; None detects
+    nothing (``trainability`` stays null).
     """
     direction = _direction(direction)
     table = finished_table(trials, direction)
+    failed: np.ndarray | None = None
+    if chance is not None:
+        failed = never_learned(table, chance)
+        everyone = table
+        table = finished_table([t for t, f in zip(table.trials, failed, strict=True)
+                                if not f], direction)
     margin = resolve_margin(margin, table.unit)
     builtin = list(questions)
     own = study_questions(table.trials, builtin) if study_params else []
@@ -136,6 +147,12 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
     factors = {p: f for p, f in factors.items()
                if sum(n >= min_per_choice for n in f.counts().values()) >= 2}
     by_design = designs(table.trials)
+    if failed is not None:
+        word = "matters" if randomized or (randomized is None and everyone.trials and all(
+            t.user_attrs.get("randomized") is True for t in everyone.trials)) else "associated"
+        answer_trainability([(a, groups) for a, q in zip(answers, every, strict=True)
+                             if (groups := _groups(q, everyone, min_per_choice))],
+                            failed, alpha=alpha, word=word)
     if not factors and not numeric and "paired" not in by_design.values():
         return _only(answers, only)
     design = build_design(table.trials, list(factors.values()), min_per_choice)
@@ -190,6 +207,40 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
                 margin, confirmed, step)
         a.effect_by_epoch = by_epoch(sets[a.question], series[a.question], step)
     return _only(answers, only)
+
+
+def _groups(q: Question, table: TrialTable, min_per_choice: int) -> dict[str, np.ndarray]:
+    """The trials of each choice the question compares (all of them, failed ones too): the
+    choices with ``min_per_choice`` trials, "off" vs "any" for an off-vs-on question, the
+    lower and upper half of a numeric param's values."""
+    n = len(table)
+    if q.kind == "numeric":
+        xs = np.array([float(t.params[q.param]) if q.param in t.params else math.nan
+                       for t in table.trials])
+        has = np.isfinite(xs)
+        if has.sum() < 2 * min_per_choice:
+            return {}
+        mid = float(np.median(xs[has]))
+        low, high = has & (xs <= mid), has & (xs > mid)
+        if low.sum() < min_per_choice or high.sum() < min_per_choice:
+            return {}
+        return {f"<= {mid:.3g}": low, f"> {mid:.3g}": high}
+    f = question_factor(q.param, table.trials, q.off_value)
+    if f is None:
+        return {}
+    labels = np.array([x if x is not None else "" for x in f.labels], dtype=object)
+    groups = {c: labels == c for c in f.order}
+    include = QUESTION_VALUES.get(q.id)
+    if include is not None:
+        groups = {c: m for c, m in groups.items() if c in include}
+    elif q.off_value is not None and isinstance(q.off_value, str):
+        off = label(q.off_value)
+        on = np.zeros(n, dtype=bool)
+        for c, m in groups.items():
+            if c != off:
+                on |= m
+        groups = {off: groups.get(off, np.zeros(n, dtype=bool)), "any": on}
+    return {c: m for c, m in groups.items() if m.sum() >= min_per_choice}
 
 
 def _only(answers: list[Answer], only: Sequence[str] | None) -> list[Answer]:

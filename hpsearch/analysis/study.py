@@ -18,6 +18,7 @@ from hpsearch.analysis.interactions import answer_interactions
 from hpsearch.analysis.matrix import build_design
 from hpsearch.analysis.questions import answer_questions, resolve_margin
 from hpsearch.analysis.table import finished_table
+from hpsearch.analysis.trainability import TOLERANCE, never_learned, study_chance
 from hpsearch.errors import ConfigError, StudyError
 from hpsearch.space import (
     INTERACTION_BY_ID,
@@ -37,7 +38,7 @@ def analyze(study: optuna.Study, *, evaluators: Sequence[str] = ("ped_anova",),
             n_bootstrap_importance: int = 20, n_noise: int = 20, alpha: float = 0.05,
             seed: int = 0, min_per_choice: int = 5, margin: float | None = None,
             questions: Sequence[str] = (), interactions: Sequence[str] = (),
-            ) -> StudyAnalysis:
+            chance: float | None = None) -> StudyAnalysis:
     """Everything the report shows about ``study``, from one read of its trials.
 
     ``n_bootstrap_importance`` refits give each importance a band, ``n_noise`` fits on
@@ -47,6 +48,10 @@ def analyze(study: optuna.Study, *, evaluators: Sequence[str] = ("ped_anova",),
     ``questions``: only these questions (ids, params or interaction ids; the answers are
     those of the full analysis). ``interactions``: more interaction questions, as built-in
     ids or ``A:B`` (any two params of the study), after the built-in ones. Raises
+    ``chance``: the objective's chance level (1 / classes), for a study whose dataset
+    hpsearch does not know (:func:`hpsearch.analysis.trainability.study_chance`): trials
+    that never learned are failures to train, answered apart (each answer's
+    ``trainability``) and left out of the accuracy answers. Raises
     :class:`StudyError` if no trial has finished, :class:`ConfigError` for a name the study
     does not have.
     """
@@ -56,13 +61,13 @@ def analyze(study: optuna.Study, *, evaluators: Sequence[str] = ("ped_anova",),
 
     with threadpool_limits(limits=1):
         return _analyze(study, evaluators, n_bootstrap_importance, n_noise, alpha, seed,
-                        min_per_choice, margin, questions, interactions)
+                        min_per_choice, margin, questions, interactions, chance)
 
 
 def _analyze(study: optuna.Study, evaluators: Sequence[str], n_bootstrap_importance: int,
              n_noise: int, alpha: float, seed: int, min_per_choice: int,
              margin: float | None, questions: Sequence[str], interactions: Sequence[str],
-             ) -> StudyAnalysis:
+             chance: float | None) -> StudyAnalysis:
     for name in evaluators:
         check_evaluator(name)
     trials = study.get_trials(deepcopy=False)
@@ -93,9 +98,24 @@ def _analyze(study: optuna.Study, evaluators: Sequence[str], n_bootstrap_importa
     step = "epoch" if isinstance(study.user_attrs.get("provenance"), dict) else "step"
     specs = _interaction_specs(table, interactions)
     _check_names(table, questions, specs)
+    chance, source = study_chance(study.user_attrs, chance)
+    learned = table
+    if chance is not None and table.unit == "pts":
+        failed = never_learned(table, chance)
+        notes.append(f"{int(failed.sum())} of {len(table)} finished trials never learned "
+                     f"(best value within {TOLERANCE:.0%} of the way from chance to 100%; "
+                     f"{source}): each question answers whether its choice changes how often "
+                     "training fails (trainability) apart from accuracy among the trials that "
+                     "learned")
+        learned = finished_table([t for t, f in zip(table.trials, failed, strict=True)
+                                  if not f], direction)
+    elif chance is None and table.unit == "pts":
+        notes.append(source)
     answers = answer_questions(table.trials, direction=direction, alpha=alpha,
                                min_per_choice=min_per_choice, randomized=randomized,
-                               margin=margin, only=questions, step=step)
+                               margin=margin, only=questions, step=step,
+                               chance=chance if table.unit == "pts" else None)
+    table = learned
     word = "matters" if randomized or (table.trials and all(
         t.user_attrs.get("randomized") is True for t in table.trials)) else "associated"
     inter = answer_interactions(

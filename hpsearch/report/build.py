@@ -87,12 +87,14 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
            out: str | Path | None = None, evaluators: Sequence[str] = ("ped_anova",),
            publish: bool = True, margin: float | None = None,
            questions: Sequence[str] = (), interactions: Sequence[str] = (),
-           ) -> ReportResult:
+           chance: float | None = None) -> ReportResult:
     """Analyse the study in ``storage`` and render it as ``fmt`` (html, md or json).
 
     ``margin``: what "equivalent" means, in accuracy points (default 0.5, see
     ``hpsearch.analysis.questions.MARGIN``); ``questions``: report only these (ids,
-    params or interaction ids); ``interactions``: more interaction questions (``A:B``).
+    params or interaction ids); ``interactions``: more interaction questions (``A:B``);
+    ``chance``: the objective's chance level, for a study whose dataset hpsearch does not
+    know (trials at chance never learned: answered as trainability, apart from accuracy).
 
     ``out``: where to write; HTML defaults to ``report.html``, Markdown and JSON are only
     returned (``ReportResult.text``) when ``out`` is None. ``publish`` (HTML only) uploads
@@ -107,7 +109,8 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
     study = load_study(storage, study_name)
     trials = study.get_trials(deepcopy=False)
     analysis = analyze(study, evaluators=tuple(evaluators), margin=margin,
-                       questions=tuple(questions), interactions=tuple(interactions)).to_dict()
+                       questions=tuple(questions), interactions=tuple(interactions),
+                       chance=chance).to_dict()
     data = clean({"schema": SCHEMA, "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                time.gmtime()),
                   "header": header(study, storage, analysis), "analysis": analysis,

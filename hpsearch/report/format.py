@@ -373,6 +373,8 @@ def verdict_rows(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]
             row["settled"] = settled_text(a) if a.get("status") == "answered" else DASH
         if not a.get("verdict"):
             row["verdict"] = a.get("status") or DASH
+        elif "verdict" in row and (failing := trainability_text(a)):
+            row["verdict"] = f"{row['verdict']}; {failing}"
         if not a.get("needed"):
             row["needed"] = DASH
         v = verify.get(str(a.get("question")))
@@ -380,6 +382,23 @@ def verdict_rows(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]
             "not run: hpsearch verify STORAGE" if a.get("status") == "answered" else DASH)
         rows.append(row)
     return cols, rows
+
+
+def trainability_text(a: Mapping[str, Any]) -> str:
+    """An answer's trainability in a few words, when some trial failed to train: "training
+    fails: sigmoid 5/12, relu 0/30 (open)" (the accuracy verdict beside it is about the
+    trials that learned)."""
+    t = a.get("trainability")
+    if not isinstance(t, Mapping):
+        return ""
+    choices = t.get("choices") or {}
+    if not any(isinstance(c, Mapping) and c.get("never_learned") for c in choices.values()):
+        return ""
+    if t.get("settled") == "difference":
+        return f"trainability: {t.get('verdict')}"
+    rates = ", ".join(f"{k} {c.get('never_learned')}/{c.get('n')}" for k, c in choices.items()
+                      if isinstance(c, Mapping))
+    return f"never learned: {rates} ({t.get('settled')})"
 
 
 def verify_summary(v: Mapping[str, Any]) -> str:

@@ -31,6 +31,7 @@ from hpsearch.report.format import (
     split_unsampled,
     states_text,
     top_trials_table,
+    trainability_text,
     verdict_rows,
 )
 from hpsearch.text import DASH, num, param_value, plain
@@ -169,8 +170,10 @@ def summary_table(data: Mapping[str, Any]) -> str:
     rows = [("question", "param", "verdict", "p (Holm)")]
     answers, unsampled = split_unsampled(data["analysis"].get("answers", []))
     for a in answers:
+        failing = trainability_text(a) if a.get("verdict") else ""
         rows.append((plain(a.get("question")), plain(a.get("param")),
-                     plain(a.get("verdict") or a.get("status") or ""),
+                     plain(a.get("verdict") or a.get("status") or "")
+                     + (f"; {plain(failing)}" if failing else ""),
                      p_value(a.get("p_holm"))))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:

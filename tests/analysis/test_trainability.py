@@ -1,0 +1,120 @@
+"""Trainability: trials that never learned are failures to train, answered apart."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+
+from hpsearch.analysis import analyze, answer_questions
+from hpsearch.analysis.table import finished_table
+from hpsearch.analysis.trainability import (
+    KNOWN_CLASSES,
+    never_learned,
+    newcombe,
+    study_chance,
+)
+from hpsearch.errors import ConfigError
+from hpsearch.space import sample_config
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def failing_study(seed: int, n: int = 150, fails: dict | None = None, epochs: int = 4,
+                  ) -> tuple[optuna.Study, set[int]]:
+    """Planted trials over hpsearch's space: accuracy 97 minus an lr hump plus t(3) noise;
+    a trial fails (chance, 10% +- 0.5 at every epoch) with the probability ``fails`` gives
+    its choice (default: 30% of trials with lr > 0.02, 2% of the others), else learns along
+    a curve of random shape. Median pruning. Returns the study and the failed trials."""
+    rng = np.random.default_rng([seed, 5])
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=seed),
+                                pruner=optuna.pruners.MedianPruner())
+    failed: set[int] = set()
+
+    def objective(trial: optuna.Trial) -> float:
+        v = sample_config(trial).as_dict()
+        lr = float(v["lr"])  # type: ignore[arg-type]
+        if fails is None:
+            p = 0.3 if lr > 0.02 else 0.02
+        else:
+            p = max((rate for (param, choice), rate in fails.items() if v[param] == choice),
+                    default=0.0)
+        never = bool(rng.random() < p)
+        if never:
+            failed.add(trial.number)
+        final = 97 - 3 * (math.log10(lr) - math.log10(3e-3)) ** 2 + 0.5 * rng.standard_t(3)
+        power = rng.uniform(0.3, 2)
+        acc = 0.0
+        for e in range(1, epochs + 1):
+            acc = (10 + rng.normal(0, 0.5) if never
+                   else final - 15 * (1 - (e / epochs) ** power))
+            acc = min(max(acc, 0.0), 100.0)  # an accuracy
+            trial.report(acc / 100, e)
+            if e < epochs and trial.should_prune():
+                raise optuna.TrialPruned()
+        return acc / 100
+
+    study.optimize(objective, n_trials=n)
+    return study, failed
+
+
+def test_never_learned_finds_the_trials_at_chance() -> None:
+    study, failed = failing_study(1, n=80)
+    table = finished_table(study.trials, study.direction)
+    flagged = {t.number for t, f in zip(table.trials, never_learned(table, 0.1), strict=True)
+               if f}
+    assert failed and flagged == failed & {t.number for t in table.trials}
+
+
+def test_a_choice_that_fails_to_train_is_its_own_answer() -> None:
+    """sigmoid fails in 40% of trials, every other activation never: trainability finds
+    it, and the accuracy answer (among trials that learned) holds no failed trial."""
+    study, failed = failing_study(2, fails={("activation", "sigmoid"): 0.4})
+    answers = {a.question: a for a in answer_questions(study.trials, chance=0.1)}
+    act = answers["activation"]
+    assert act.trainability is not None
+    assert act.trainability["settled"] == "difference"
+    assert "with sigmoid" in act.trainability["verdict"]
+    per = act.trainability["choices"]
+    assert per["sigmoid"]["never_learned"] > 0 and per["relu"]["never_learned"] == 0
+    assert sum(c["never_learned"] for c in per.values()) == len(failed)
+    assert sum(c.n for c in act.choices) == len(study.trials) - len(failed)
+    # a param whose choice does not change the failure rate: no difference
+    assert answers["init"].trainability["settled"] != "difference"
+
+
+def test_without_a_chance_level_nothing_is_detected_and_a_note_says_so() -> None:
+    study, _ = failing_study(3, n=40)
+    assert study_chance(study.user_attrs) == (None, study_chance({})[1])
+    result = analyze(study, n_bootstrap_importance=2, n_noise=2)
+    assert all(a.trainability is None for a in result.answers)
+    assert any("chance level unknown" in n and "--chance" in n for n in result.notes)
+    study.set_user_attr("dataset", "fashion-mnist")  # a dataset hpsearch knows: 10 classes
+    assert study_chance(study.user_attrs)[0] == pytest.approx(0.1)
+    result = analyze(study, n_bootstrap_importance=2, n_noise=2, chance=0.1)
+    assert any("never learned" in n for n in result.notes)
+    assert any(a.trainability is not None for a in result.answers)
+    with pytest.raises(ConfigError, match="chance"):
+        study_chance({}, 1.5)
+
+
+def test_known_classes_agree_with_the_datasets() -> None:
+    from hpsearch.training.datasets import CLASSES
+
+    assert {k: v for k, v in KNOWN_CLASSES.items() if k in CLASSES} == {
+        k: len(v) for k, v in CLASSES.items()}
+
+
+def test_newcombe_covers_at_small_counts() -> None:
+    """Newcombe's interval for a difference of two rates covers the truth >= 93% of the
+    time at the counts a study's choices have (20 and 30 trials, rates 0.05 and 0.2)."""
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(2000):
+        k1, k2 = rng.binomial(20, 0.05), rng.binomial(30, 0.2)
+        lo, hi = newcombe(int(k1), 20, int(k2), 30, 0.05)
+        hits += lo <= 0.05 - 0.2 <= hi
+    assert hits / 2000 >= 0.93
