@@ -16,6 +16,12 @@ importing it would shadow the function.) The packages, in the order the data flo
 ``analysis`` (answers, no torch) -> ``verify``, ``best`` (re-runs on the test split) ->
 ``report`` and ``dashboard`` (what a person reads). Names that need torch are imported on
 first use, so ``hpsearch report`` starts fast.
+
+A user's own Optuna objective asks hpsearch's questions of their own data with two calls
+(docs/api.md has the worked example)::
+
+    cfg = hpsearch.suggest_config(trial, {"model": "cnn"})   # the regularization space
+    result = hpsearch.train_arrays(cfg, x_train, y_train, x_val, y_val, on_epoch=...)
 """
 
 from __future__ import annotations
@@ -27,10 +33,21 @@ __version__ = "0.1.0"
 
 from hpsearch.errors import ConfigError, DataError, HPSearchError, StorageError, StudyError
 from hpsearch.settings import Settings
-from hpsearch.space import PARAMS, QUESTIONS, Preset, TrialConfig, load_preset, sample_config
+from hpsearch.space import (
+    PARAMS,
+    QUESTIONS,
+    Preset,
+    TrialConfig,
+    load_preset,
+    sample_config,
+    suggest_config,
+)
 
 # name -> module, for the lazily imported part of the API
 _LAZY = {
+    "train_arrays": "hpsearch.training",
+    "TrainResult": "hpsearch.training",
+    "EpochMetrics": "hpsearch.training",
     "build_model": "hpsearch.training",
     "load_dataset": "hpsearch.training",
     "DeviceData": "hpsearch.training",
@@ -42,6 +59,7 @@ __all__ = [
     "__version__",
     "ConfigError", "DataError", "HPSearchError", "StorageError", "StudyError",
     "PARAMS", "QUESTIONS", "Preset", "Settings", "TrialConfig", "load_preset", "sample_config",
+    "suggest_config",
     *_LAZY,
 ]
 

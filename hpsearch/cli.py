@@ -70,9 +70,10 @@ def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any],
 @main.command()
 @click.option("--trials", type=click.IntRange(min=1), help="Total finished trials the study "
               "should reach (a re-run resumes).  [default: 100]")
-@click.option("--dataset", type=click.Choice(["mnist", "fashion-mnist", "kmnist", "digits",
-                                               "synthetic"]),
-              help="What to train on; digits and synthetic need no download "
+@click.option("--dataset", metavar="NAME|PATH.npz|DIR",
+              help="What to train on: mnist, fashion-mnist, kmnist, digits, synthetic or "
+                   "cifar10 (digits and synthetic need no download), an .npz of x_train, "
+                   "y_train, x_test, y_test, or an image folder DIR/{train,test}/<class>/* "
                    "(`hpsearch datasets` lists what is here).  [default: mnist]")
 @click.option("--model", type=click.Choice(["mlp", "cnn", "any"]),
               help="Fix the model family; any = sample both.  [default: any]")
@@ -204,13 +205,19 @@ def _echo(line: str, *, err: bool = False) -> None:
 
 
 @main.command()
+@click.argument("names", nargs=-1, metavar="[NAME|PATH.npz|DIR]...")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Also look here first (as optimize --data-dir does).")
 @friendly_errors
-def datasets(data_dir: str | None) -> None:
-    """Which datasets are available here, and where."""
-    from hpsearch.training import available_datasets, search_dirs
+def datasets(names: tuple[str, ...], data_dir: str | None) -> None:
+    """Which datasets are available here, and where; with NAMES, load each one and say
+    what it holds (a check of an .npz or an image folder before a study)."""
+    from hpsearch.training import available_datasets, load_dataset, search_dirs
 
+    if names:
+        for name in names:
+            _echo(load_dataset(name, data_dir, download=False).describe())
+        return
     rows = available_datasets(data_dir)
     width = max(len(r["name"]) for r in rows)
     for r in rows:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hpsearch.errors import ConfigError
+from hpsearch.errors import ConfigError, DataError
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
 PRUNERS = ("median", "hyperband", "sha", "percentile", "none")
@@ -25,7 +25,9 @@ ARMS_ATTR = "arms"       # paired: {arm value: {"val_acc": [...], "final", ...}}
 @dataclass(frozen=True)
 class Settings:
     # --- data
-    dataset: str = "mnist"        # the seeds' dataset; `digits` needs no download
+    # A name (the seeds' mnist; `digits` needs no download), an .npz file or an image folder
+    # (stored as an absolute path, so verify and best find it from anywhere).
+    dataset: str = "mnist"
     data_dir: str | None = None   # searched first, before $HPSEARCH_DATA_DIR and the cache
     val_size: int = 10_000        # seeded hold-out of the training set; the objective's data
     train_size: int | None = None  # train on a seeded subset of this many (quick CPU looks)
@@ -71,6 +73,10 @@ def settings_from(overrides: Mapping[str, Any], *, source: str,
         if key not in fields:
             raise ConfigError(f"{source}: unknown setting {key!r}; allowed: {', '.join(fields)}")
         changes[key] = value
+    if isinstance(changes.get("dataset"), str):
+        from hpsearch.training import resolve_spec  # data imports torch
+
+        changes["dataset"] = resolve_spec(changes["dataset"])
     settings = dataclasses.replace(base, **changes)
     validate(settings, source=source)
     return settings
@@ -78,7 +84,7 @@ def settings_from(overrides: Mapping[str, Any], *, source: str,
 
 def validate(s: Settings, *, source: str = "settings") -> None:
     """Raise ConfigError naming the first invalid setting."""
-    from hpsearch.training import DATASETS  # data imports torch; keep this module light
+    from hpsearch.training import check_spec  # data imports torch; keep this module light
 
     def need(ok: bool, key: str, what: str) -> None:
         if not ok:
@@ -87,7 +93,12 @@ def validate(s: Settings, *, source: str = "settings") -> None:
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
-    need(s.dataset in DATASETS, "dataset", f"choose from {', '.join(DATASETS)}")
+    need(isinstance(s.dataset, str) and bool(s.dataset), "dataset",
+         "must be a dataset's name, an .npz file or an image folder")
+    try:
+        check_spec(s.dataset)
+    except DataError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     need(is_int(s.val_size) and s.val_size >= 1, "val_size", "must be an integer >= 1")
     need(s.train_size is None or (is_int(s.train_size) and s.train_size >= 10), "train_size",
          "must be an integer >= 10 (or unset: the whole training split)")

@@ -285,7 +285,7 @@ def test_bad_preset_files_name_file_key_and_what_is_allowed(tmp_path, toml, expe
     (["--set", "batch_norm=sideways"], "batch_norm = 'sideways' is not allowed"),
     (["--set", "nope=1"], "unknown param 'nope'"),
     (["--preset", "missing-preset"], "preset 'missing-preset' not found"),
-    (["--dataset", "cifar"], "Invalid value for '--dataset'"),
+    (["--dataset", "cifar"], "unknown dataset 'cifar'"),
     (["--trials", "0"], "Invalid value for '--trials'"),
 ])
 def test_out_of_range_flags(tmp_path, flags, expected):

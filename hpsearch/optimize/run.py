@@ -105,7 +105,7 @@ def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
     loaded = load_objective(settings.objective) if settings.objective else None
     with stop_signals():
         data = prepare_data(settings) if loaded is None else None  # it brings its own
-        study = open_study(preset, settings, loaded)
+        study = open_study(preset, settings, loaded, data)
         if on_start is not None:
             on_start(study)
         before = count(study, FINISHED)

@@ -10,7 +10,7 @@ import platform
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
@@ -23,6 +23,15 @@ from hpsearch.optimize.samplers import make_pruner, make_sampler
 from hpsearch.settings import Settings
 from hpsearch.space import PARAM_BY_NAME, Preset
 from hpsearch.storage import mask, open_storage, storage_errors, study_file, study_names
+
+if TYPE_CHECKING:
+    from hpsearch.training import DeviceData
+
+# Study user attrs beside "dataset": its number of classes, and the validation accuracy of a
+# model that never learned (the largest class's share of the validation split: 1 / classes
+# when they are balanced).
+N_CLASSES_ATTR = "n_classes"
+CHANCE_ATTR = "chance"
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -43,7 +52,9 @@ def default_study_name(preset: Preset, settings: Settings) -> str:
     if settings.objective:
         target, name = split_spec(settings.objective)
         return f"{Path(target).stem if target.endswith('.py') else target}-{name}"
-    return f"{preset.name}-{settings.dataset}"
+    from hpsearch.training import dataset_label
+
+    return f"{preset.name}-{dataset_label(settings.dataset)}"
 
 
 def provenance(preset: Preset, settings: Settings,
@@ -75,7 +86,8 @@ _MUST_MATCH = ("dataset", "epochs", "val_size", "train_size", "preset", "seed", 
 
 
 def open_study(preset: Preset, settings: Settings,
-               objective: LoadedObjective | None = None) -> optuna.Study:
+               objective: LoadedObjective | None = None,
+               data: DeviceData | None = None) -> optuna.Study:
     """Create the study, or load it and check that it is the same experiment.
 
     A study that is already there is checked read-only first (one objective that it
@@ -84,6 +96,7 @@ def open_study(preset: Preset, settings: Settings,
     its storage (no trial, no provenance, no switch of a SQLite file to WAL mode).
     ``objective``: the user's objective the study runs (:mod:`hpsearch.objectives`), recorded
     with the study (:data:`~hpsearch.objectives.OBJECTIVE_ATTR`).
+    ``data``: the study's splits, whose classes and chance level are recorded with it.
     """
     # a question it cannot design: before writing
     arms = study_arms(preset, settings.design, objective=objective is not None)
@@ -107,6 +120,10 @@ def open_study(preset: Preset, settings: Settings,
                 study.set_user_attr("dataset", settings.dataset)
             if preset.question:
                 study.set_user_attr("question", preset.question)
+        if data is not None and N_CLASSES_ATTR not in study.user_attrs:
+            # The analysis tells a trial that never learned from one that learned little.
+            study.set_user_attr(N_CLASSES_ATTR, data.n_classes)
+            study.set_user_attr(CHANCE_ATTR, data.chance)
         if objective is not None and recorded_spec(study.user_attrs) != objective.record():
             study.set_user_attr(OBJECTIVE_ATTR, objective.record())
     return study

@@ -247,7 +247,7 @@ def run_worker(preset: Preset, settings: Settings,
         loaded = loaded or load_objective(settings.objective)
     else:
         data = data or prepare_data(settings)
-    study = study or open_study(preset, settings, loaded)
+    study = study or open_study(preset, settings, loaded, data)
     deadline = time.monotonic() + settings.timeout if settings.timeout else None
     # Every storage has heartbeats (journal files: hpsearch.storage.journal): wait long enough for
     # a dead worker's trial to become stale and be re-queued.

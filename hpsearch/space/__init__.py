@@ -3,7 +3,8 @@
 - :mod:`.params`: one table of params (:data:`PARAMS`) and the frozen :class:`TrialConfig`;
 - :mod:`.questions`: the questions the report answers, with the seeds' claims;
 - :mod:`.presets`: ``studies/*.toml`` and ``--set`` overrides (:class:`Preset`);
-- :mod:`.suggest`: a trial in, a :class:`TrialConfig` out (the only ``suggest_*`` calls).
+- :mod:`.suggest`: a trial in, a :class:`TrialConfig` out (the only ``suggest_*`` calls);
+  :func:`suggest_config` is its public face for a user's own objective.
 """
 
 from hpsearch.space.params import (
@@ -25,11 +26,11 @@ from hpsearch.space.questions import (
     Question,
     interaction,
 )
-from hpsearch.space.suggest import sample_config
+from hpsearch.space.suggest import sample_config, suggest_config
 
 __all__ = [
     "PARAMS", "PARAM_BY_NAME", "Param", "TrialConfig", "Value", "active_params",
     "config_from_params", "Preset", "load_preset", "parse_preset", "QUESTIONS",
-    "QUESTION_BY_ID", "Question", "sample_config", "INTERACTIONS", "INTERACTION_BY_ID",
-    "Interaction", "interaction",
+    "QUESTION_BY_ID", "Question", "sample_config", "suggest_config", "INTERACTIONS",
+    "INTERACTION_BY_ID", "Interaction", "interaction",
 ]

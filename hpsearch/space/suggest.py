@@ -4,11 +4,11 @@ a frozen :class:`TrialConfig` out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from hpsearch.space.params import PARAMS, TrialConfig, Value
-from hpsearch.space.presets import Preset
+from hpsearch.space.presets import Preset, load_preset, parse_preset
 
 # ---------------------------------------------------------------------------- sampling
 
@@ -40,3 +40,26 @@ def sample_config(trial: Suggester, preset: Preset | None = None) -> TrialConfig
             values[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log,
                                                  step=p.step)
     return TrialConfig(**values)  # type: ignore[arg-type]
+
+
+def suggest_config(trial: Suggester, fixed: Mapping[str, Any] | None = None, *,
+                   preset: Preset | str | None = None) -> TrialConfig:
+    """Sample hpsearch's regularization space into a config, from an Optuna trial.
+
+    The public face of :func:`sample_config` for a user's own objective. ``fixed`` maps a
+    param to one value (``{"model": "cnn"}``), a list of choices (``{"optimizer": ["adam",
+    "sgd"]}``) or a range (``{"lr": {"low": 1e-3, "high": 1e-2}}``), as a preset's
+    ``[params]`` table does; ``preset`` is a :class:`Preset` or a preset's name or path,
+    applied first. The trial's params get hpsearch's names, so ``hpsearch report`` asks
+    its questions of the study.
+    """
+    base = load_preset(preset) if isinstance(preset, str) else preset or Preset()
+    if fixed:
+        extra = parse_preset({"params": dict(fixed)}, name=base.name, source="fixed")
+        base = Preset(name=base.name, question=base.question, description=base.description,
+                      fixed={**{k: v for k, v in base.fixed.items() if k not in extra.narrowed},
+                             **extra.fixed},
+                      narrowed={**{k: v for k, v in base.narrowed.items()
+                                   if k not in extra.fixed}, **extra.narrowed},
+                      settings=base.settings)
+    return sample_config(trial, base)

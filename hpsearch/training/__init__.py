@@ -1,20 +1,25 @@
 """Training a config, with no Optuna in sight: data in, a trained model's metrics out.
 
-- :mod:`.datasets`: finding, downloading and parsing the datasets (:func:`load_dataset`);
+- :mod:`.datasets`: finding, downloading and parsing the datasets (:func:`load_dataset`),
+  with :mod:`.cifar` (CIFAR-10's python batches), :mod:`.files` (an ``.npz``, an image
+  folder) and :mod:`.raw` (:class:`RawDataset`, the lookup dirs, the checks on arrays);
 - :mod:`.device_data`: the splits on the training device, batched augmentation;
 - :mod:`.models`: ``build_model(cfg)``;
 - :mod:`.loop`: ``train(cfg, data, on_epoch)``, the one pruning contract;
+- :mod:`.arrays`: :func:`train_arrays`, ``train()`` on a user's own arrays (the public API);
 - :mod:`.fused`: K seeds (or configs) of one architecture trained as one model;
 - :mod:`.device`: the device, its fast paths (:class:`DeviceProfile`) and threads;
 - :mod:`.measure`: a trained model's measurements.
 """
 
+from hpsearch.training.arrays import train_arrays
 from hpsearch.training.datasets import (
     DATASETS,
-    RawDataset,
     available_datasets,
+    check_spec,
+    dataset_label,
     load_dataset,
-    search_dirs,
+    resolve_spec,
 )
 from hpsearch.training.device import (
     DeviceProfile,
@@ -32,10 +37,13 @@ from hpsearch.training.measure import (
     per_class_accuracy,
 )
 from hpsearch.training.models import build_model
+from hpsearch.training.raw import RawDataset, search_dirs
 
 __all__ = [
-    "DATASETS", "RawDataset", "available_datasets", "load_dataset", "search_dirs",
+    "DATASETS", "RawDataset", "available_datasets", "check_spec", "dataset_label",
+    "load_dataset", "resolve_spec", "search_dirs",
     "DeviceProfile", "training_device", "training_threads", "DeviceData", "train_seeds",
     "bn_batch_stats_accuracy", "confusion_matrix", "load_model", "per_class_accuracy",
-    "build_model", "EpochMetrics", "TrainResult", "evaluate", "resolve_device", "train",
+    "build_model", "train_arrays", "EpochMetrics", "TrainResult", "evaluate", "resolve_device",
+    "train",
 ]

@@ -1,28 +1,33 @@
 """Datasets: where their files are found, how they are downloaded and parsed.
 
-A dataset is loaded once into uint8 arrays (:class:`RawDataset`); :mod:`.device_data`
-splits it and moves it to the training device.
+A dataset is a name (the MNIST family as IDX files, ``digits``, ``synthetic``, ``cifar10``
+as its python batches: :mod:`.cifar`) or the data a user brings (an ``.npz`` or an image
+folder: :mod:`.files`). Either is loaded once into uint8 arrays (:class:`RawDataset`);
+:mod:`.device_data` splits it and moves it to the training device.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import gzip
 import importlib.util
 import io
-import os
 import socket
 import struct
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from hpsearch.errors import DataError
+from hpsearch.training import cifar, files
+from hpsearch.training.raw import RawDataset, cache_dir, check_splits, search_dirs
 
-DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "kmnist", "digits", "synthetic")
+CIFAR10 = "cifar10"
+# The datasets hpsearch knows by name; --dataset also takes an .npz file or an image folder.
+DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "kmnist", "digits", "synthetic", CIFAR10)
 
 
 DIGITS = tuple(str(i) for i in range(10))
@@ -35,11 +40,13 @@ CLASSES: dict[str, tuple[str, ...]] = {
     "kmnist": ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
     "digits": DIGITS,
     "synthetic": DIGITS,
+    CIFAR10: cifar.CLASSES,
 }
 
 
 # torchvision's class per dataset: its download lands in <root>/<class name>/raw/.
-TORCHVISION_NAME = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
+TORCHVISION_NAME = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST",
+                    CIFAR10: "CIFAR10"}
 
 
 # Where Debian's dataset-fashion-mnist package installs the four .gz files (dpkg -L).
@@ -60,34 +67,7 @@ OFFLINE_ALTERNATIVES = ("offline alternatives: --dataset digits, --dataset synth
                         "fashion-mnist via `apt-get install dataset-fashion-mnist`")
 
 
-# eq=False: tensors have no truth value, so field-wise equality would raise.
-@dataclass(frozen=True, eq=False)
-class RawDataset:
-    """A whole dataset as uint8 images ``(N, C, H, W)`` and int64 labels, on the CPU."""
-
-    name: str
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    classes: tuple[str, ...]
-    source: str  # a directory path, "scikit-learn" or "generated"
-
-
 # ---------------------------------------------------------------------------- lookup
-
-
-def cache_dir() -> Path:
-    """The user cache dir: ``$XDG_CACHE_HOME/hpsearch`` or ``~/.cache/hpsearch``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "hpsearch"
-
-
-def search_dirs(data_dir: str | Path | None = None) -> list[Path]:
-    """Directories searched for IDX files, in order: data_dir, $HPSEARCH_DATA_DIR, cache."""
-    env = os.environ.get("HPSEARCH_DATA_DIR")
-    dirs = [Path(d).expanduser() for d in (data_dir, env) if d] + [cache_dir()]
-    return list(dict.fromkeys(dirs))
 
 
 def _candidates(name: str, data_dir: str | Path | None) -> list[Path]:
@@ -121,7 +101,8 @@ def _find_idx(name: str, data_dir: str | Path | None) -> list[Path] | None:
 
 
 def available_datasets(data_dir: str | Path | None = None) -> list[dict[str, str]]:
-    """One row per dataset: name, available (yes/no/download) and where. Downloads nothing."""
+    """One row per named dataset: name, available (yes/no/download) and where, then one row
+    for each kind of data a user brings. Downloads nothing, reads no file."""
     rows = []
     for name in DATASETS:
         if name == "synthetic":
@@ -130,13 +111,58 @@ def available_datasets(data_dir: str | Path | None = None) -> list[dict[str, str
             ok = importlib.util.find_spec("sklearn") is not None
             rows.append({"name": name, "available": "yes" if ok else "no",
                          "where": "scikit-learn" if ok else "needs scikit-learn"})
-        elif paths := _find_idx(name, data_dir):
-            rows.append({"name": name, "available": "yes", "where": str(paths[0].parent)})
+        elif found := _find(name, data_dir):
+            where = found[0].parent if isinstance(found, list) else found
+            rows.append({"name": name, "available": "yes", "where": str(where)})
         else:
-            where = cache_dir() / TORCHVISION_NAME[name] / "raw"
             rows.append({"name": name, "available": "download",
-                         "where": f"not found; torchvision would download it into {where}"})
+                         "where": f"not found; torchvision would download it into "
+                                  f"{_download_dir(name)}"})
+    rows += [{"name": "PATH.npz", "available": "yours",
+              "where": "arrays x_train, y_train, x_test, y_test (uint8 N x H x W [x C])"},
+             {"name": "DIR", "available": "yours",
+              "where": "an image folder: DIR/train/<class>/*, DIR/test/<class>/*"}]
     return rows
+
+
+def is_named(spec: str) -> bool:
+    """Whether ``spec`` names a dataset hpsearch knows (else it is a file or folder path)."""
+    return spec in DATASETS
+
+
+def dataset_label(spec: str) -> str:
+    """A short name for study names and titles: the name, or the file or folder's name."""
+    if is_named(spec):
+        return spec
+    path = Path(spec).expanduser()
+    return (path.stem if path.suffix.lower() == ".npz" else path.name) or "data"
+
+
+def resolve_spec(spec: str) -> str:
+    """A dataset spec as stored with a study: names as they are, paths made absolute (so
+    ``verify`` and ``best`` find the file from any working directory)."""
+    path = Path(spec).expanduser()
+    if is_named(spec) or not spec or not path.exists():
+        return spec  # a missing path is reported as the user wrote it
+    return str(path.resolve())
+
+
+def check_spec(spec: str) -> None:
+    """DataError unless ``spec`` is a known name, an ``.npz`` file or an image folder."""
+    if is_named(spec):
+        return
+    path = Path(spec).expanduser()
+    names = ", ".join(DATASETS)
+    if not path.exists():
+        close = difflib.get_close_matches(spec, DATASETS, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise DataError(f"unknown dataset {spec!r}: not a name ({names}) nor an existing "
+                        f".npz file or image folder (no such file or directory){hint}")
+    if path.is_file() and path.suffix.lower() != ".npz":
+        raise DataError(f"dataset {spec!r}: a file dataset is an .npz of x_train, y_train, "
+                        f"x_test, y_test; or name a dataset ({names}) or an image folder")
+    if not path.is_file() and not path.is_dir():
+        raise DataError(f"dataset {spec!r} is not a regular file or a folder")
 
 
 # ---------------------------------------------------------------------------- loading
@@ -144,33 +170,61 @@ def available_datasets(data_dir: str | Path | None = None) -> list[dict[str, str
 
 def load_dataset(name: str, data_dir: str | Path | None = None, *,
                  download: bool = True) -> RawDataset:
-    """Load ``name`` from the first directory that has it, else download it with torchvision.
+    """Load ``name`` (a dataset's name, an ``.npz`` path or an image folder).
 
-    Raises :class:`DataError` (one line: what was searched and the alternatives) when the
-    dataset is unknown, not found offline, or its files are corrupt. Never substitutes
-    another dataset.
+    A named dataset is read from the first directory that has it, else downloaded with
+    torchvision. Raises :class:`DataError` (one line: what was searched and the
+    alternatives, or what is wrong with the file) when the dataset is unknown, not found
+    offline, or its files are corrupt. Never substitutes another dataset.
     """
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    check_spec(name)
+    if not is_named(name):
+        return _load_file(name)
     if name == "digits":
         return _load_digits()
     if name == "synthetic":
         return make_synthetic()
-    paths = _find_idx(name, data_dir)
-    if paths is None and download:
+    found = _find(name, data_dir)
+    if found is None and download:
         root = cache_dir()
-        made = [d for d in (root / TORCHVISION_NAME[name] / "raw", root / TORCHVISION_NAME[name],
-                            root, root.parent) if not d.exists()]
+        made = [d for d in (_download_dir(name), _download_dir(name).parent, root, root.parent)
+                if not d.exists()]
         try:
             _download(name, root)
         except Exception as exc:  # no network, DNS, HTTP, checksum: all one message
             _remove_empty(made)  # a failed start leaves no empty cache dirs behind
             raise _not_found(name, data_dir, f"download failed ({_short_reason(exc)})") from None
-        paths = _find_idx(name, data_dir)
-    if paths is None:
+        found = _find(name, data_dir)
+    if found is None:
         raise _not_found(name, data_dir, "download disabled" if not download else
-                         "torchvision's download did not produce the IDX files")
-    return _load_idx(name, paths)
+                         "torchvision's download did not produce the files")
+    if isinstance(found, list):
+        return _load_idx(name, found)
+    train_x, train_y, test_x, test_y, classes = cifar.read(found)
+    return RawDataset(name, train_x, train_y, test_x, test_y, classes, source=str(found))
+
+
+def _load_file(spec: str) -> RawDataset:
+    path = Path(spec).expanduser()
+    read = files.read_npz if path.is_file() else files.read_folder
+    train_x, train_y, test_x, test_y, named = read(path)
+    classes = check_splits(str(path), train_x, test_x, train_y, test_y, named)
+    return RawDataset(spec, train_x, train_y, test_x, test_y, classes, source=str(path))
+
+
+def _find(name: str, data_dir: str | Path | None) -> list[Path] | Path | None:
+    """Where ``name``'s files are: the four IDX paths, or CIFAR-10's folder or archive."""
+    if name == CIFAR10:
+        return next((p for p in cifar.candidates(search_dirs(data_dir), data_dir)
+                     if p.exists() and cifar.is_complete(p)), None)
+    return _find_idx(name, data_dir)
+
+
+def _download_dir(name: str) -> Path:
+    """Where torchvision's download puts ``name``'s files under the cache."""
+    if name == CIFAR10:
+        return cache_dir() / cifar.FOLDER
+    return cache_dir() / TORCHVISION_NAME[name] / "raw"
 
 
 def _remove_empty(dirs: list[Path]) -> None:
@@ -186,16 +240,22 @@ def _not_found(name: str, data_dir: str | Path | None, reason: str) -> DataError
     dirs = [str(d) for d in search_dirs(data_dir)]
     if name == "fashion-mnist":
         dirs.append(str(DEBIAN_FASHION_MNIST))
-    layout = f"{name}/ or {TORCHVISION_NAME[name]}/raw/ under each" + (
-        ", or directly in --data-dir" if data_dir else "")
+    bare = ", or directly in --data-dir" if data_dir else ""
+    if name == CIFAR10:
+        layout, files_ = f"{cifar.FOLDER}/ or {cifar.ARCHIVE} under each{bare}", \
+            "CIFAR-10's python batches"
+    else:
+        layout, files_ = f"{name}/ or {TORCHVISION_NAME[name]}/raw/ under each{bare}", \
+            "the IDX files"
     return DataError(
         f"{name} is not available offline: looked in {', '.join(dirs)} ({layout}); {reason}. "
-        f"Put the IDX files in one of those directories or pass --data-dir DIR; "
+        f"Put {files_} in one of those directories or pass --data-dir DIR; "
         f"{OFFLINE_ALTERNATIVES}")
 
 
 def _download(name: str, root: Path) -> None:
-    """Fetch ``name`` with torchvision into ``root/<TorchvisionName>/raw/`` (needs network)."""
+    """Fetch ``name`` with torchvision into ``root/<TorchvisionName>/raw/`` (CIFAR-10:
+    ``root/cifar-10-batches-py/``; needs network)."""
     import torchvision.datasets
 
     cls = getattr(torchvision.datasets, TORCHVISION_NAME[name])
@@ -207,6 +267,9 @@ def _download(name: str, root: Path) -> None:
             cls(root=str(root), train=True, download=True)  # fetches the test files too
     finally:
         socket.setdefaulttimeout(previous)
+    archive = root / cifar.ARCHIVE
+    if name == CIFAR10 and cifar.is_complete(root / cifar.FOLDER) and archive.is_file():
+        archive.unlink()  # unpacked: the 170 MB archive is a second copy
 
 
 def _short_reason(exc: BaseException) -> str:

@@ -68,6 +68,15 @@ class DeviceData:
     def n_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def chance(self) -> float:
+        """The validation accuracy of a model that never learned: it predicts one class, at
+        best the most common one (1 / n_classes when the classes are balanced)."""
+        if len(self.val_y) == 0:
+            return 1 / self.n_classes
+        counts = torch.bincount(self.val_y, minlength=self.n_classes)
+        return float(counts.max()) / len(self.val_y)
+
     @classmethod
     def create(cls, raw: RawDataset, *, val_size: int = 10_000, seed: int = 0,
                device: str | torch.device = "cpu", train_size: int | None = None,
@@ -87,12 +96,25 @@ class DeviceData:
         # Sorted indices: the same examples in their file order, whatever the permutation.
         stop = None if train_size is None else n_val + train_size
         val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:stop].sort().values
+        return cls.from_splits(raw.name, raw.classes, device,
+                               (raw.train_x[train_idx], raw.train_y[train_idx]),
+                               (raw.train_x[val_idx], raw.train_y[val_idx]),
+                               (raw.test_x, raw.test_y))
+
+    @classmethod
+    def from_splits(cls, name: str, classes: tuple[str, ...], device: str | torch.device,
+                    train: tuple[torch.Tensor, torch.Tensor],
+                    val: tuple[torch.Tensor, torch.Tensor],
+                    test: tuple[torch.Tensor, torch.Tensor] | None = None) -> DeviceData:
+        """Splits given as they are, ``(uint8 (N, C, H, W) images, int64 labels)`` each
+        (no test split: an empty one), moved to ``device``; statistics from ``train``."""
         dev = torch.device(device)
-        train_x = raw.train_x[train_idx].to(dev)
+        if test is None:
+            test = (train[0][:0], train[1][:0])
+        train_x = train[0].to(dev)
         mean, std, lo, hi = _channel_stats(train_x)
-        return cls(raw.name, tuple(raw.classes), dev, train_x, raw.train_y[train_idx].to(dev),
-                   raw.train_x[val_idx].to(dev), raw.train_y[val_idx].to(dev),
-                   raw.test_x.to(dev), raw.test_y.to(dev), mean, std, lo, hi)
+        return cls(name, tuple(classes), dev, train_x, train[1].to(dev), val[0].to(dev),
+                   val[1].to(dev), test[0].to(dev), test[1].to(dev), mean, std, lo, hi)
 
     def prepare(self, x: torch.Tensor, *, input_norm: str = "none", augmentation: str = "none",
                 aug_strength: float = 0.0, generator: torch.Generator | None = None,
@@ -134,25 +156,31 @@ def augment(x: torch.Tensor, kind: str, strength: float,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """Random per-sample transforms of a float batch, in one grid_sample call on its device.
 
-    ``strength`` in [0, 1] scales every magnitude; 0 is the identity. Areas moved in from
-    outside the image are zero (the background of every dataset here).
+    ``strength`` in [0, 1] scales every magnitude; 0 is the identity. Every channel of a
+    sample moves together. Areas moved in from outside the image are zero for one-channel
+    images (the black background of the digit sets) and mirrored for colour ones (a black
+    border is not what a photo's edge looks like). Any size; non-square images rotate and
+    shear in pixel space, not in the stretched unit square.
     """
     if kind not in AUGMENTATIONS:
         raise ConfigError(f"augmentation = {kind!r}; choose from {', '.join(AUGMENTATIONS)}")
     if kind == "none" or strength <= 0 or len(x) == 0:
         return x
     u = torch.rand(len(x), 5, generator=generator, device=x.device)
-    theta = _theta(kind, min(float(strength), 1.0), u)
+    aspect = x.shape[2] / x.shape[3]  # H / W
+    theta = _theta(kind, min(float(strength), 1.0), u, aspect)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    pad = "zeros" if x.shape[1] == 1 else "reflection"
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=pad, align_corners=False)
 
 
-def _theta(kind: str, s: float, u: torch.Tensor) -> torch.Tensor:
+def _theta(kind: str, s: float, u: torch.Tensor, aspect: float = 1.0) -> torch.Tensor:
     """Sampling matrices ``(B, 2, 3)`` from uniforms ``u`` in [0, 1) of shape (B, 5).
 
     affine_grid maps *output* to *input* coordinates (normalized to [-1, 1], so a shift of a
-    fraction f of the image is 2f), hence forward transforms are inverted. Square images
-    are assumed (all of ours are), so rotations need no aspect correction.
+    fraction f of the image is 2f), hence forward transforms are inverted. ``aspect`` is
+    H / W: a rotation or shear made in pixels is ``S^-1 A S`` in normalized coordinates,
+    ``S = diag(W, H)``, which scales its off-diagonal terms (identity for square images).
     """
     sym = 2 * u - 1  # uniform in [-1, 1)
     one, zero = torch.ones_like(u[:, 0]), torch.zeros_like(u[:, 0])
@@ -177,7 +205,7 @@ def _theta(kind: str, s: float, u: torch.Tensor) -> torch.Tensor:
         m00, m01 = cos * scale, (cos * tan - sin) * scale
         m10, m11 = sin * scale, (sin * tan + cos) * scale
         det = m00 * m11 - m01 * m10
-        a, b, c, d = m11 / det, -m01 / det, -m10 / det, m00 / det
+        a, b, c, d = m11 / det, -m01 / det * aspect, -m10 / det / aspect, m00 / det
         fx = 2 * 0.10 * s * sym[:, 3]
         fy = 2 * 0.10 * s * sym[:, 4]
         tx, ty = -(a * fx + b * fy), -(c * fx + d * fy)

@@ -51,6 +51,16 @@ class TrainResult:
     detail: str = ""                   # e.g. which epoch diverged
     model: nn.Module | None = None     # best weights loaded, in eval mode
 
+    @property
+    def curve(self) -> list[float]:
+        """Validation accuracy after each epoch that finished."""
+        return [m.val_acc for m in self.history]
+
+    @property
+    def stopped(self) -> bool:
+        """Whether ``on_epoch`` asked to stop (an objective's pruner, say)."""
+        return self.stop_reason == "stopped"
+
 
 # build(cfg, input_shape, n_classes) -> model: build_model, or a variant of it (the bench
 # trains seed 000's network with torch's own dropout, or compiled).

@@ -1,5 +1,8 @@
 """Build the MLP (seeds 000-003) or the seed-004 CNN for one :class:`TrialConfig`.
 
+Both take images of any channel count and size: the MLP flattens ``C*H*W`` inputs, the CNN
+pools while a side is at least 2 pixels and averages large images down to a fixed grid.
+
 A model is one flat ``nn.Sequential``, so printing it shows every layer in order and code
 finds layers by type (``[m for m in model if isinstance(m, nn.BatchNorm1d)]``). It takes a
 normalized float batch ``(B, C, H, W)`` and returns logits ``(B, n_classes)``.
@@ -26,6 +29,7 @@ from hpsearch.space import TrialConfig
 # Layers whose weights are initialised by ``cfg.init`` and penalised by :func:`l1_penalty`.
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
 CNN_BLOCKS = 3  # channels c, 2c, 4c; each block halves H and W (28 -> 14 -> 7 -> 3)
+CNN_GRID = 4    # the largest H, W the FC layer sees (32x32 inputs end at 4x4)
 LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default, named because the inits need it too
 Nonlinearity = Literal["linear", "relu", "leaky_relu", "sigmoid", "tanh"]  # for torch's gains
 
@@ -96,13 +100,19 @@ def _cnn_layers(cfg: TrialConfig, input_shape: tuple[int, int, int], n_classes: 
         channels = cfg.cnn_channels * 2**i
         conv = nn.Conv2d(channels_in, channels, kernel_size=3, padding=1, bias=_has_bias(cfg))
         layers += _block(conv, channels, cfg, nn.BatchNorm2d)
-        layers.append(nn.MaxPool2d(2))
+        # padding=1 keeps the size through the conv; pooling halves it, flooring odd sizes
+        # (7 -> 3). A side already down to 1 pixel is not pooled (tiny or thin images).
+        pool = (2 if height >= 2 else 1, 2 if width >= 2 else 1)
+        if pool != (1, 1):
+            layers.append(nn.MaxPool2d(2 if pool == (2, 2) else pool))
+            height, width = height // pool[0], width // pool[1]
         layers += _dropout(nn.Dropout2d, cfg.dropout2d)
-        # padding=1 keeps the size through the conv; MaxPool2d(2) floors odd sizes (7 -> 3).
-        channels_in, height, width = channels, height // 2, width // 2
-    if height < 1 or width < 1:
-        raise ValueError(f"input {input_shape} is too small for {CNN_BLOCKS} pooling blocks; "
-                         f"the CNN needs H, W >= {2**CNN_BLOCKS}")
+        channels_in = channels
+    if height > CNN_GRID or width > CNN_GRID:
+        # Large images: average down to the grid 32x32 inputs reach, so the FC layer's
+        # size does not grow with the image.
+        layers.append(nn.AdaptiveAvgPool2d((min(height, CNN_GRID), min(width, CNN_GRID))))
+        height, width = min(height, CNN_GRID), min(width, CNN_GRID)
     features = channels_in * height * width
     layers.append(nn.Flatten())
     layers += _block(nn.Linear(features, cfg.cnn_fc_units, bias=_has_bias(cfg)),

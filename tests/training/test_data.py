@@ -178,7 +178,9 @@ def test_unknown_dataset_lists_the_known_ones():
 def test_available_datasets_downloads_nothing(tmp_path, no_download):
     fake_mnist(tmp_path / "MNIST" / "raw")
     rows = {r["name"]: r for r in data.available_datasets(tmp_path)}
-    assert list(rows) == list(DATASETS) and not no_download
+    assert list(rows) == [*DATASETS, "PATH.npz", "DIR"] and not no_download
+    assert rows["cifar10"]["available"] == "download"
+    assert rows["DIR"]["available"] == rows["PATH.npz"]["available"] == "yours"
     assert rows["mnist"] == {"name": "mnist", "available": "yes",
                              "where": str(tmp_path / "MNIST" / "raw")}
     assert rows["kmnist"]["available"] == "download"

@@ -248,11 +248,6 @@ def test_unknown_values_raise_value_error(field: str, value: str) -> None:
         build_model(small(**{field: value}), (1, 8, 8), 10)
 
 
-def test_cnn_rejects_inputs_too_small_to_pool() -> None:
-    with pytest.raises(ValueError, match="too small"):
-        build_model(small(model="cnn"), (1, 4, 4), 10)
-
-
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.7])
 def test_dropout_keeps_1_minus_p_scaled_like_torchs(p: float) -> None:
     """The faster CPU mask is the same layer as nn.Dropout: kept units are scaled by

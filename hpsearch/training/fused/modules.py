@@ -36,7 +36,10 @@ from hpsearch.training.loop import EVAL_BATCH, Scheduler, make_optimizer, make_s
 
 BN_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d)
 EVAL_FLOATS = 2 ** 25    # activations of one fused evaluation chunk (128 MiB in fp32)
-ELEMENTWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.LeakyReLU, nn.MaxPool2d)
+# Applied as they are, to (K, B, ...) or grouped (B, K*C, H, W) activations alike: each acts
+# on one value or one channel's plane.
+ELEMENTWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.LeakyReLU, nn.MaxPool2d,
+               nn.AdaptiveAvgPool2d)
 
 
 class Stack:

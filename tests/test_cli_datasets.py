@@ -1,0 +1,83 @@
+"""--dataset beyond the built-in names, in-process: an .npz, an image folder, cifar10 from
+--data-dir; `hpsearch datasets`; every bad input one line and a non-zero exit."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+from support.datasets import write_cifar, write_folder, write_npz
+
+from hpsearch.cli import main
+from hpsearch.storage.open import load_study
+
+FAST = ["--epochs", "1", "--set", "hidden_layers=1", "--set", "hidden_units=64",
+        "--set", "cnn_channels=8", "--set", "cnn_fc_units=64", "-q", "--pruner", "none"]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_optimize_on_an_npz_then_best_from_another_directory(tmp_path, monkeypatch):
+    (tmp_path / "work").mkdir()
+    write_npz(tmp_path / "work" / "pets.npz", shape=(8, 8, 3), n_classes=3)
+    monkeypatch.chdir(tmp_path / "work")
+    code, out = run("optimize", "--trials", "2", "--storage", "s.db", "--dataset",
+                    "pets.npz", "--model", "cnn", *FAST)
+    assert code == 0, out
+    study = load_study(str(tmp_path / "work" / "s.db"))
+    assert study.study_name == "full-pets"
+    assert study.user_attrs["dataset"] == str(tmp_path / "work" / "pets.npz")
+    assert study.user_attrs["n_classes"] == 3
+    assert 1 / 3 <= study.user_attrs["chance"] < 0.6
+    monkeypatch.chdir(tmp_path)  # the stored path is absolute: best finds the file
+    code, out = run("best", "work/s.db", "--retrain", "--seeds", "1")
+    assert code == 0, out
+
+
+def test_optimize_on_an_image_folder_and_cifar10_from_data_dir(tmp_path):
+    write_folder(tmp_path / "pets", mode="L", size=(8, 8))
+    code, out = run("optimize", "--trials", "1", "--storage", str(tmp_path / "a.db"),
+                    "--dataset", str(tmp_path / "pets"), "--model", "mlp", *FAST)
+    assert code == 0, out
+    assert load_study(str(tmp_path / "a.db")).study_name == "full-pets"
+    write_cifar(tmp_path / "data" / "cifar-10-batches-py", per_batch=10, n_test=10)
+    code, out = run("optimize", "--trials", "1", "--storage", str(tmp_path / "c.db"),
+                    "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"),
+                    "--model", "cnn", "--set", "augmentation=flip", *FAST)
+    assert code == 0, out
+    study = load_study(str(tmp_path / "c.db"))
+    assert study.user_attrs["n_classes"] == 10 and study.user_attrs["dataset"] == "cifar10"
+
+
+def test_datasets_lists_and_describes(tmp_path):
+    write_npz(tmp_path / "d.npz", shape=(6, 10))
+    code, out = run("datasets", "--data-dir", str(tmp_path))
+    assert code == 0 and "cifar10" in out and "PATH.npz" in out and "DIR" in out
+    code, out = run("datasets", str(tmp_path / "d.npz"), "synthetic")
+    assert code == 0, out
+    assert "d.npz: 1x6x10 images, 3 classes, 120 train / 40 test" in out
+    assert "synthetic: 1x8x8 images, 10 classes" in out
+
+
+def test_bad_datasets_are_one_line_each_and_nothing_is_written(tmp_path):
+    write_npz(tmp_path / "bad.npz", y_train=None)
+    write_folder(tmp_path / "mixed")
+    from PIL import Image
+
+    Image.new("RGB", (9, 9)).save(tmp_path / "mixed" / "train" / "cat" / "big.png")
+    (tmp_path / "data.csv").write_text("1,2\n")
+    cases = {
+        str(tmp_path / "nothing.npz"): "unknown dataset",
+        str(tmp_path / "bad.npz"): "missing array(s) y_train",
+        str(tmp_path / "mixed"): "images of mixed sizes",
+        str(tmp_path / "data.csv"): "a file dataset is an .npz",
+    }
+    for spec, expected in cases.items():
+        db = tmp_path / "s.db"
+        code, out = run("optimize", "--trials", "1", "--storage", str(db), "--dataset", spec,
+                        *FAST)
+        assert code == 1 and expected in out and "Traceback" not in out, (spec, out)
+        assert len(out.strip().splitlines()) == 1 and not db.exists()
+        code, out = run("datasets", spec)
+        assert code == 1 and expected in out
