@@ -81,8 +81,10 @@ def provenance(preset: Preset, settings: Settings,
 
 # Settings that change what a trial means: resuming a study with other values would mix
 # two experiments in one study.
-# The seed picks the validation split: another seed scores trials on another split.
-_MUST_MATCH = ("dataset", "epochs", "val_size", "train_size", "preset", "seed", "design")
+# The seed picks the validation split: another seed scores trials on another split. The
+# question decides which param a design assigns (and what the report answers first).
+_MUST_MATCH = ("dataset", "epochs", "val_size", "train_size", "preset", "seed", "design",
+               "question")
 
 
 def open_study(preset: Preset, settings: Settings,
@@ -177,7 +179,7 @@ def _check_compatible(study: optuna.Study, prov: dict[str, Any],
     for key in _MUST_MATCH:
         was = old.get(key, old.get("settings", {}).get(key))
         now = prov.get(key, prov["settings"].get(key))
-        if key == "design" and "design" not in old:
+        if key in ("design", "question") and key not in old:
             continue  # a study from before designs: its design was "none" or none asked
         if was != now:
             raise StudyError(f"study {name!r} in {where} was run with {key}={was!r}, not "
