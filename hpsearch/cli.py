@@ -16,7 +16,7 @@ import click
 
 from hpsearch import __version__
 from hpsearch.errors import HPSearchError
-from hpsearch.settings import DESIGNS, DIRECTIONS, PRUNERS, SAMPLERS, Settings
+from hpsearch.settings import DESIGNS, DIRECTIONS, MAX_JOBS, PRUNERS, SAMPLERS, Settings
 from hpsearch.space import INTERACTION_BY_ID, QUESTION_BY_ID, QUESTIONS
 
 
@@ -112,7 +112,8 @@ def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any],
 @click.option("--pruner", type=click.Choice(PRUNERS),
               help="When a trial stops early (never on its first epoch); none trains every "
                    "trial to the end.  [default: median]")
-@click.option("--jobs", type=click.IntRange(1, 64), help="Worker processes.  [default: 1]")
+@click.option("--jobs", type=click.IntRange(1, MAX_JOBS),
+              help="Worker processes.  [default: 1]")
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1),
               help="Seeds the sampler, the validation split and each trial's training seed "
@@ -322,7 +323,7 @@ def dashboard(storage: str, host: str, port: int) -> None:
                    "the seeds' claims are about).")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Verify on the K best complete trials' configs.")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--jobs", type=click.IntRange(1, MAX_JOBS), default=1, show_default=True,
               help="Processes sharing the trainings (more machines: run the same command "
                    "against one PostgreSQL storage).")
 @click.option("--study-name", help="Which study, when STORAGE holds several.")

@@ -17,6 +17,7 @@ SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
 PRUNERS = ("median", "hyperband", "sha", "percentile", "none")
 DESIGNS = ("none", "balanced", "paired")  # hpsearch.optimize.designs
 DIRECTIONS = ("maximize", "minimize")
+MAX_JOBS = 64  # worker processes one command starts (optimize and verify --jobs)
 # Per-trial user attrs a designed study writes (optimize.designs) and the analysis reads.
 DESIGN_ATTR = "design"   # {"design", "question", "param", "value" or "arms"}
 ARMS_ATTR = "arms"       # paired: {arm value: {"val_acc": [...], "final", ...}}
@@ -105,7 +106,8 @@ def validate(s: Settings, *, source: str = "settings") -> None:
     need(is_int(s.epochs) and 1 <= s.epochs <= 1000, "epochs", "must be an integer in 1..1000")
     need(is_int(s.patience) and s.patience >= 1, "patience", "must be an integer >= 1")
     need(is_int(s.trials) and s.trials >= 1, "trials", "must be an integer >= 1")
-    need(is_int(s.jobs) and 1 <= s.jobs <= 64, "jobs", "must be an integer in 1..64")
+    need(is_int(s.jobs) and 1 <= s.jobs <= MAX_JOBS, "jobs",
+         f"must be an integer in 1..{MAX_JOBS}")
     # numpy's and the samplers' seeds are 32-bit
     need(is_int(s.seed) and 0 <= s.seed <= 2**32 - 1, "seed",
          "must be an integer in 0..4294967295")

@@ -72,6 +72,7 @@ from hpsearch.replay import (
     study_settings,
     trial_config,
 )
+from hpsearch.settings import MAX_JOBS
 from hpsearch.space import (
     INTERACTION_BY_ID,
     QUESTION_BY_ID,
@@ -165,6 +166,8 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
                         ("jobs", jobs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"--{name} must be an integer >= 1, got {value!r}")
+    if jobs > MAX_JOBS:  # each is a process that loads the data: bounded as optimize's are
+        raise ConfigError(f"--jobs must be an integer in 1..{MAX_JOBS}, got {jobs}")
     if isinstance(margin, bool) or not isinstance(margin, int | float) \
             or not 0 < margin < 100:
         raise ConfigError(f"--margin must be a number of accuracy points in (0, 100), got "
