@@ -4,6 +4,7 @@ worked example in docs/api.md, run as written."""
 from __future__ import annotations
 
 import re
+import runpy
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,19 @@ def test_learns_and_on_epoch_can_stop():
     assert result.curve == [acc for _, acc in seen] and result.val_acc > 0.35  # chance 0.25
 
 
+def test_a_test_split_is_scored_by_the_epoch_validation_chose():
+    x_train, y_train, x_val, y_val = splits((8, 8), n=400, k=4)
+    cfg = {"hidden_units": 64, "lr": 0.05}
+    plain = hpsearch.train_arrays(cfg, x_train[:250], y_train[:250], x_val[:80], y_val[:80],
+                                  epochs=3)
+    tested = hpsearch.train_arrays(cfg, x_train[:250], y_train[:250], x_val[:80], y_val[:80],
+                                   x_test=x_val[80:], y_test=y_val[80:], epochs=3)
+    assert plain.test_acc is None and plain.curve == tested.curve  # test never steers it
+    assert tested.model is not None and tested.test_acc is not None
+    pred = tested.model(torch.from_numpy(x_val[80:]).float()[:, None] / 255).argmax(1)
+    assert tested.test_acc == pytest.approx((pred.numpy() == y_val[80:]).mean())
+
+
 @pytest.mark.parametrize("change, error, expected", [
     ({"y_train": np.zeros(119, np.int64)}, hpsearch.DataError, "y_train: 119 labels for 120"),
     ({"y_val": -np.ones(40, np.int64)}, hpsearch.DataError, "y_val: labels must be class"),
@@ -98,6 +112,9 @@ def test_learns_and_on_epoch_can_stop():
     ({"cfg": {"optimizer": ["adam", "sgd"]}}, hpsearch.ConfigError, "one value per param"),
     ({"classes": ("a", "b")}, hpsearch.DataError, "label 2 is out of range for 2 classes"),
     ({"epochs": 0}, hpsearch.ConfigError, "epochs = 0"),
+    ({"x_test": np.zeros((5, 8, 8, 3), np.uint8)}, hpsearch.DataError, "x_test and y_test"),
+    ({"x_test": np.zeros((5, 8, 8, 1), np.uint8), "y_test": np.zeros(5, np.int64)},
+     hpsearch.DataError, "x_test images are"),
 ])
 def test_bad_arrays_and_configs_get_one_clear_error(change, error, expected):
     x_train, y_train, x_val, y_val = splits()
@@ -111,11 +128,14 @@ def test_bad_arrays_and_configs_get_one_clear_error(change, error, expected):
 
 
 def test_the_worked_example_runs_as_written(tmp_path, monkeypatch):
+    """mine.py as docs/api.md gives it: with Optuna alone, then report; under hpsearch's
+    optimize --objective, then best --retrain (the objective's test split)."""
     text = (ROOT / "docs" / "api.md").read_text()
     blocks = re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
     assert len(blocks) == 1
     monkeypatch.chdir(tmp_path)
-    exec(compile(blocks[0], "docs/api.md", "exec"), {"__name__": "docs_api"})
+    (tmp_path / "mine.py").write_text(blocks[0])
+    runpy.run_path("mine.py", run_name="__main__")
     study = optuna.load_study(study_name="digits-mine", storage="sqlite:///mine.db")
     finished = [t for t in study.trials if t.state.is_finished()]
     assert len(finished) == 6 and study.best_value > 0.5
@@ -124,3 +144,10 @@ def test_the_worked_example_runs_as_written(tmp_path, monkeypatch):
     out = CliRunner().invoke(main, ["report", "mine.db", "--format", "md"])
     assert out.exit_code == 0, out.output
     assert "batch_norm" in out.output and "dropout" in out.output
+
+    out = CliRunner().invoke(main, ["optimize", "--objective", "mine.py:objective",
+                                    "--trials", "2", "--storage", "hp.db", "-q"])
+    assert out.exit_code == 0, out.output
+    out = CliRunner().invoke(main, ["best", "hp.db", "--study-name", "mine-objective",
+                                    "--retrain", "--seeds", "1"])
+    assert out.exit_code == 0 and "test" in out.output, out.output

@@ -50,6 +50,7 @@ class TrainResult:
     seconds: float = 0.0
     detail: str = ""                   # e.g. which epoch diverged
     model: nn.Module | None = None     # best weights loaded, in eval mode
+    test_acc: float | None = None      # the best weights on a test split, where one was given
 
     @property
     def curve(self) -> list[float]:
