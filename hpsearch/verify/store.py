@@ -17,7 +17,9 @@ workers share a budget:
   at once when the worker ran on this host and its process is gone, else when its
   heartbeat (sent while it trains) is older than the storage's grace period;
 - a worker claims up to ``batch`` seeds of one twin at a time, and trains them as one
-  fused model where that pays (``train_many``).
+  fused model where that pays (``iter_many``); each training is stored the moment it is
+  over (a fused group's members when the group is), so a kill loses only the trainings
+  in progress.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +53,7 @@ from hpsearch.storage import (
     study_names,
 )
 from hpsearch.training import DeviceData, evaluate, training_threads
-from hpsearch.training.fused import train_many
+from hpsearch.training.fused import iter_many
 
 COMPANION = ":verify"          # the companion study's name: "<study>:verify"
 ATTR = "hpsearch:training"     # the user attr that holds a training's description
@@ -193,11 +195,13 @@ class TrainingStore:
 
     def _train(self, claims: list[tuple[int, Training]], data: DeviceData | None,
                on_stored: OnStored) -> None:
+        """Train the claimed trainings; each is stored (and ``on_stored`` called) the moment
+        ``measure`` yields it, so a kill loses only what was still training."""
         if not claims:
             return
         left = dict(claims)
         try:
-            with self._heartbeats(list(left)):
+            with self._heartbeats(left):
                 measured = self.measure([t for _, t in claims], data)
                 for (tid, t), (acc, note) in zip(claims, measured, strict=True):
                     if note:
@@ -210,25 +214,31 @@ class TrainingStore:
         except BaseException as exc:  # Ctrl-C, SIGTERM, an error: free the claims at once
             reason = (f"{type(exc).__name__}: {exc}"[:300] if str(exc)
                       else type(exc).__name__)
-            for tid in left:
+            for tid in list(left):
                 self._fail(tid, f"verify stopped: {reason}")
             raise
 
     def _train_and_evaluate(self, trainings: Sequence[Training], data: DeviceData | None,
                             ) -> Iterator[tuple[float, dict[str, Any]]]:
-        """hpsearch's own models: train (fused where that pays), test accuracy each."""
+        """hpsearch's own models: train (fused where that pays), test accuracy each, yielded
+        in order as soon as it and those before it are over (a fused group's members when
+        the group is; a claim holds seeds of one twin, one group in order)."""
         assert data is not None
-        configs = [t.config for t in trainings]
-        assert all(isinstance(c, TrialConfig) for c in configs)
+        configs = [t.config for t in trainings if isinstance(t.config, TrialConfig)]
+        assert len(configs) == len(trainings)
+        measured: dict[int, float] = {}
+        first = 0  # the first training not yielded yet
         with training_threads(data.device):
-            runs = train_many([(c, t.seed) for c, t in zip(configs, trainings, strict=True)
-                               if isinstance(c, TrialConfig)], data,
-                              epochs=self.settings.epochs, patience=self.settings.patience,
-                              fuse=self.fuse)
-            for t, run in zip(trainings, runs, strict=True):
+            for j, run in iter_many([(c, t.seed) for c, t in zip(configs, trainings,
+                                                                 strict=True)],
+                                    data, epochs=self.settings.epochs,
+                                    patience=self.settings.patience, fuse=self.fuse):
                 assert run.model is not None  # train always returns the model
-                assert isinstance(t.config, TrialConfig)
-                yield evaluate(run.model, data, t.config, "test")[1], {}
+                measured[j] = evaluate(run.model, data, configs[j], "test")[1]
+                run.model = None  # measured: its weights are not needed again
+                while first in measured:
+                    yield measured.pop(first), {}
+                    first += 1
 
     def _read_notes(self, trials: Sequence[FrozenTrial], need: dict[str, Training]) -> None:
         for t in trials:
@@ -259,12 +269,14 @@ class TrainingStore:
                 record(tid)
 
     @contextlib.contextmanager
-    def _heartbeats(self, trial_ids: Sequence[int]) -> Iterator[None]:
+    def _heartbeats(self, claims: Mapping[int, object]) -> Iterator[None]:
+        """Heartbeats for the claims (trial ids) left in ``claims``, which shrinks as they
+        are stored."""
         stop = threading.Event()
 
         def beat() -> None:
             while not stop.wait(HEARTBEAT_INTERVAL):
-                self._beat(trial_ids)
+                self._beat(list(claims))
 
         thread = threading.Thread(target=beat, daemon=True)
         thread.start()

@@ -31,7 +31,7 @@ import gc
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -154,10 +154,22 @@ def train_many(jobs: Sequence[Job], data: DeviceData, *, epochs: int = 10, patie
     job's index in ``jobs``; after such a split it may see a job's first epochs again.
     ``profile``: the device's fast paths (default: ``DeviceProfile.for_device``).
     """
+    results: list[TrainResult | None] = [None] * len(jobs)
+    for j, result in iter_many(jobs, data, epochs=epochs, patience=patience, fuse=fuse,
+                               on_epoch=on_epoch, profile=profile):
+        results[j] = result
+    return [r for r in results if r is not None]
+
+
+def iter_many(jobs: Sequence[Job], data: DeviceData, *, epochs: int = 10, patience: int = 3,
+              fuse: int | None = None, on_epoch: MemberCallback | None = None,
+              profile: DeviceProfile | None = None) -> Iterator[tuple[int, TrainResult]]:
+    """:func:`train_many` as ``(job index, result)`` pairs, each the moment its training is
+    over (a fused chunk's members together, when the chunk is): a caller that stores each
+    one loses only the chunk in progress to an interruption. Chunks run in group order."""
     profile = profile_for(data.device, profile)
     if fuse is not None and fuse < 1:
         raise ValueError(f"fuse must be >= 1, got {fuse}")
-    results: list[TrainResult | None] = [None] * len(jobs)
     for group in fuse_groups([cfg for cfg, _ in jobs]):
         if fuse is not None:
             cap = fuse
@@ -166,8 +178,7 @@ def train_many(jobs: Sequence[Job], data: DeviceData, *, epochs: int = 10, patie
         n_chunks = math.ceil(len(group) / cap)
         for c in range(n_chunks):  # near-equal chunks: 20 at cap 16 is 10 + 10, not 16 + 4
             chunk = group[c * len(group) // n_chunks:(c + 1) * len(group) // n_chunks]
-            _train_chunk(chunk, jobs, data, epochs, patience, on_epoch, results, profile)
-    return [r for r in results if r is not None]
+            yield from _train_chunk(chunk, jobs, data, epochs, patience, on_epoch, profile)
 
 
 def train_seeds(cfg: TrialConfig, data: DeviceData, seeds: Sequence[int], *,
@@ -181,14 +192,14 @@ def train_seeds(cfg: TrialConfig, data: DeviceData, seeds: Sequence[int], *,
 
 
 def _train_chunk(chunk: list[int], jobs: Sequence[Job], data: DeviceData, epochs: int,
-                 patience: int, on_epoch: MemberCallback | None,
-                 results: list[TrainResult | None], profile: DeviceProfile) -> None:
+                 patience: int, on_epoch: MemberCallback | None, profile: DeviceProfile,
+                 ) -> Iterator[tuple[int, TrainResult]]:
     if len(chunk) == 1:
         j = chunk[0]
         cfg, seed = jobs[j]
         callback = None if on_epoch is None else (lambda e, m: on_epoch(j, e, m))
-        results[j] = train(cfg, data, epochs=epochs, patience=patience, seed=seed,
-                           on_epoch=callback, profile=profile)
+        yield j, train(cfg, data, epochs=epochs, patience=patience, seed=seed,
+                       on_epoch=callback, profile=profile)
         return
     member_cb = None if on_epoch is None else (lambda k, e, m: on_epoch(chunk[k], e, m))
     out = None
@@ -206,10 +217,9 @@ def _train_chunk(chunk: list[int], jobs: Sequence[Job], data: DeviceData, epochs
         profile.release_memory()
         half = len(chunk) // 2
         for part in (chunk[:half], chunk[half:]):
-            _train_chunk(part, jobs, data, epochs, patience, on_epoch, results, profile)
+            yield from _train_chunk(part, jobs, data, epochs, patience, on_epoch, profile)
         return
-    for j, result in zip(chunk, out, strict=True):
-        results[j] = result
+    yield from zip(chunk, out, strict=True)
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -1,0 +1,98 @@
+"""verify stores each training the moment it finishes: a SIGKILL loses only the one it cut.
+
+A child process runs ``hpsearch verify`` with the trainer patched to SIGKILL the process
+when it starts its Nth training (or fused group): deterministic, on a tiny digits study.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from optuna.trial import TrialState
+
+from hpsearch.optimize import optimize
+from hpsearch.settings import Settings
+from hpsearch.space import Preset
+from hpsearch.storage import open_storage, study_names
+from hpsearch.verify import verify
+from hpsearch.verify.store import ATTR, COMPANION, stored_trainings
+
+pytestmark = pytest.mark.e2e
+
+SMALL_MLP = ["model=mlp", "hidden_layers=1", "hidden_units=64", "batch_norm=before",
+             "optimizer=adam", "lr=0.003..0.03", "augmentation=none", "dropout=0.0",
+             "weight_penalty=none", "scheduler=none", "batch_size=128"]
+
+# Runs the CLI with trainer.<name> replaced by one that SIGKILLs the process on call <at>.
+CHILD = textwrap.dedent("""
+    import os, signal, sys
+    import hpsearch.training.fused.trainer as trainer
+    name, at = sys.argv[1], int(sys.argv[2])
+    real, calls = getattr(trainer, name), [0]
+    def dying(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, **kwargs)
+    setattr(trainer, name, dying)
+    from hpsearch.cli import main
+    main(sys.argv[3:])
+""")
+
+
+@pytest.fixture(scope="module")
+def study_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    db = str(tmp_path_factory.mktemp("store_e2e") / "s.db")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        optimize(Preset().with_overrides(SMALL_MLP),
+                 Settings(storage=db, dataset="digits", epochs=1, trials=2, val_size=300),
+                 progress=False)
+    return db
+
+
+def _companion_keys(db: str) -> list[str]:
+    storage = open_storage(db)
+    [name] = [n for n in study_names(storage) if n.endswith(COMPANION)]
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=storage)
+    return [t.user_attrs[ATTR]["key"] for t in stored_trainings(study)]
+
+
+@pytest.mark.parametrize("fuse, patched, at, kept", [
+    ("1", "train", 8, 7),          # one by one: the 8th of 8 claimed trainings is cut
+    ("2", "train_fused", 4, 6),    # fused in pairs: the 4th group is cut, 3 groups kept
+])
+def test_a_sigkill_mid_batch_keeps_every_finished_training(study_db, tmp_path, fuse,
+                                                           patched, at, kept):
+    import sqlite3
+
+    db = str(tmp_path / "k.db")
+    src, dst = sqlite3.connect(study_db), sqlite3.connect(db)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    args = ["verify", db, "--question", "init", "--seeds", "8", "--epochs", "1",
+            "--fuse", fuse]
+    child = subprocess.run([sys.executable, "-c", CHILD, patched, str(at), *args],
+                           env={**os.environ, "OMP_NUM_THREADS": "1"}, text=True,
+                           capture_output=True, timeout=300)
+    assert child.returncode == -9, child.stderr
+    # each stored training printed its line when it was stored, before the kill
+    lines = [x for x in child.stderr.splitlines() if x.startswith("trainings ")]
+    assert len(lines) == kept, child.stderr
+    assert len(_companion_keys(db)) == kept
+
+    again = verify(db, question="init", seeds=8, epochs=1, fuse=int(fuse))
+    keys = _companion_keys(db)
+    assert len(keys) == len(set(keys)) == again.trainings == 32   # nothing trained twice
+    assert again.trained_here == 32 - kept
+    storage = open_storage(db)
+    [name] = [n for n in study_names(storage) if n.endswith(COMPANION)]
+    states = {t.state for t in storage.get_all_trials(storage.get_study_id_from_name(name))}
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
