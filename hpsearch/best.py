@@ -31,6 +31,7 @@ import torch
 from optuna.trial import FrozenTrial
 from torch import nn
 
+from hpsearch import schema
 from hpsearch.errors import ConfigError, StudyError
 from hpsearch.objectives import LoadedObjective, Params
 from hpsearch.replay import (
@@ -64,9 +65,6 @@ from hpsearch.training import (
     train_seeds,
     training_threads,
 )
-
-USER_ATTR = "best"
-
 
 # ---------------------------------------------------------------------------- result
 
@@ -157,7 +155,7 @@ class BestResult:
             out.append(f"artifacts of trial #{self.trial_number} in {self.artifact_dir}: "
                        f"{names}")
         if self.saved is None or self.saved.stored:
-            out.append(f"stored as study user attr {USER_ATTR!r}")
+            out.append(f"stored as study user attr {schema.BEST!r}")
         return out
 
     def _own_lines(self) -> list[str]:
@@ -175,7 +173,7 @@ class BestResult:
         out.append(f"ran {len(self.train_seconds)} time(s) in {sum(self.train_seconds):.1f} s "
                    "(split='test')")
         if self.saved is None or self.saved.stored:
-            out.append(f"stored as study user attr {USER_ATTR!r}")
+            out.append(f"stored as study user attr {schema.BEST!r}")
         return out
 
     def _per_class_lines(self) -> list[str]:
@@ -231,7 +229,7 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
     if loaded is not None:
         return best_own(study, loaded, storage, retrain=retrain, seeds=seeds,
                         progress=progress)
-    if not isinstance(study.user_attrs.get("provenance"), dict):
+    if schema.provenance(study) is None:
         raise StudyError(foreign_message(study.study_name, "best"))
     trial = complete_trials(study)[0]
     cfg = trial_config(trial)
@@ -240,7 +238,7 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
     if retrain:
         seed_list = list(range(seeds))
     else:
-        seed_list = [int(trial.user_attrs.get("train_seed", settings.seed * 1_000_003
+        seed_list = [int(trial.user_attrs.get(schema.TRAIN_SEED, settings.seed * 1_000_003
                                               + trial.number))]
 
     test_accs, seconds, first = [], [], None
@@ -282,7 +280,7 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
         out.bn_train_vs_eval = {"eval_mode": test_accs[0],
                                 "train_mode": bn_batch_stats_accuracy(model, data, cfg)}
     _upload(study, trial, storage, out)
-    out.saved = save_result(study, USER_ATTR, out.to_dict(), storage)
+    out.saved = save_result(study, schema.BEST, out.to_dict(), storage)
     if not out.saved.stored:  # the same cause cost the uploads: one message says it
         out.warnings = [w for w in out.warnings if not w.startswith("could not upload")]
     return out
@@ -297,7 +295,7 @@ def best_own(study: optuna.Study, loaded: LoadedObjective, storage: str, *, retr
     trial = ranked[0]
     params = trial_params(trial)
     seed_list = (list(range(seeds)) if retrain
-                 else [int(trial.user_attrs.get("train_seed", trial.number))])
+                 else [int(trial.user_attrs.get(schema.TRAIN_SEED, trial.number))])
     say = progress or (lambda line: None)
     say(f"running trial #{trial.number}'s params through {loaded.spec} on seed(s) "
         f"{_seed_range(seed_list)}, split='test'")
@@ -319,7 +317,7 @@ def best_own(study: optuna.Study, loaded: LoadedObjective, storage: str, *, retr
         test_accs=values, classes=(), confusion=[], per_class={}, dataset="", epochs=0,
         retrain=retrain, train_seconds=seconds, objective=loaded.spec,
         direction=study.direction.name.lower(), filled=filled)
-    out.saved = save_result(study, USER_ATTR, out.to_dict(), storage)
+    out.saved = save_result(study, schema.BEST, out.to_dict(), storage)
     return out
 
 

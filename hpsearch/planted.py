@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import optuna
 
+from hpsearch import schema
 from hpsearch.optimize import Arms, designed, make_pruner, make_sampler
-from hpsearch.settings import ARMS_ATTR
 from hpsearch.space import Preset, Value, sample_config
 
 CURVES = ("additive", "multiplicative", "noisy", "iid", "slow")
@@ -382,16 +382,16 @@ def realistic_study(truth: Truth, n_trials: int, *, sampler: str = "tpe", seed: 
                                                    truth.epochs))
     if space is None:
         design = arms.design if arms is not None else "none"
-        study.set_user_attr("provenance", {
+        study.set_user_attr(schema.PROVENANCE, {
             "planted": True, "dataset": dataset, "seed": seed, "design": design,
             "question": arms.question if arms is not None else None,
             "settings": {"sampler": sampler, "epochs": truth.epochs, "pruner": pruner,
                          "patience": truth.patience, "dataset": dataset, "seed": seed,
                          "design": design, "random_share": 0.2 if sampler == "tpe" else 0.0}})
         if arms is not None:
-            study.set_user_attr("question", arms.question)
+            study.set_user_attr(schema.QUESTION, arms.question)
     if dataset is not None:
-        study.set_user_attr("dataset", dataset)
+        study.set_user_attr(schema.DATASET, dataset)
     rng = np.random.default_rng([seed, 24])
     objective = _paired_objective(truth, arms, preset, rng) if arms is not None else \
         _objective(truth, preset, space, rng)
@@ -409,7 +409,7 @@ def _objective(truth: Truth, preset: Preset | None,
                rng: np.random.Generator) -> Callable[[optuna.Trial], float]:
     def objective(trial: optuna.Trial) -> float:
         values = space(trial) if space is not None else sample_config(trial, preset).as_dict()
-        trial.set_user_attr("config", dict(values))
+        schema.set_config(trial, dict(values))
         shape = _draw_shape(truth, rng) if truth.epochs else None
         curve, how = _arm_curves(truth, values, truth.trial_noise(rng), float(rng.random()),
                                  rng, shape)
@@ -422,7 +422,7 @@ def _objective(truth: Truth, preset: Preset | None,
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
         _record(trial, curve, how)
         if how == "diverged":
-            trial.set_user_attr("failure_reason", f"diverged: loss is nan at epoch {len(curve)}")
+            schema.set_failure_reason(trial, f"diverged: loss is nan at epoch {len(curve)}")
             raise optuna.TrialPruned("diverged")
         return max(curve) / 100
 
@@ -431,8 +431,8 @@ def _objective(truth: Truth, preset: Preset | None,
 
 def _record(trial: optuna.Trial, curve: list[float], how: str) -> None:
     """The user attrs hpsearch's objective stores (the learning curve, how it stopped)."""
-    trial.set_user_attr("learning_curve", {"val_acc": [v / 100 for v in curve]})
-    trial.set_user_attr("run", {"stop_reason": how,
+    schema.set_learning_curve(trial, {"val_acc": [v / 100 for v in curve]})
+    schema.set_run_info(trial, {"stop_reason": how,
                                 "best_epoch": int(np.argmax(curve)) + 1 if curve else 0})
 
 
@@ -440,7 +440,7 @@ def _paired_objective(truth: Truth, arms: Arms, preset: Preset | None,
                       rng: np.random.Generator) -> Callable[[optuna.Trial], float]:
     def objective(trial: optuna.Trial) -> float:
         values = sample_config(trial, preset).as_dict()
-        trial.set_user_attr("config", dict(values))
+        schema.set_config(trial, dict(values))
         shape = _draw_shape(truth, rng) if truth.epochs else None
         noise, fail_u = truth.trial_noise(rng), float(rng.random())
         curves = []
@@ -459,7 +459,7 @@ def _paired_objective(truth: Truth, arms: Arms, preset: Preset | None,
             if epoch < truth.epochs and trial.should_prune():
                 stopped = epoch
                 break
-        trial.set_user_attr(ARMS_ATTR, {
+        schema.set_arms(trial, {
             str(v): {"val_acc": [x / 100 for x in c[:stopped]], "final": max(c[:stopped]) / 100,
                      "stop_reason": "stopped" if stopped < truth.epochs else "completed",
                      "best_epoch": int(np.argmax(c[:stopped])) + 1}

@@ -17,6 +17,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch import schema
 from hpsearch.errors import ObjectiveError, StudyError
 from hpsearch.objectives import (
     LoadedObjective,
@@ -45,8 +46,8 @@ def trial_config(trial: FrozenTrial) -> TrialConfig:
     ``trial.params`` lacks the params a preset fixed, so it is only the fallback for
     trials that another tool wrote.
     """
-    stored = trial.user_attrs.get("config")
-    return config_from_params(stored if isinstance(stored, dict) else trial.params)
+    stored = schema.config(trial)
+    return config_from_params(stored if stored is not None else trial.params)
 
 
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -64,9 +65,8 @@ def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
 def study_settings(study: optuna.Study, *, epochs: int | None = None,
                    data_dir: str | None = None) -> Settings:
     """The settings the study was run with (its ``provenance``), with overrides applied."""
-    prov = study.user_attrs.get("provenance")
-    stored = prov.get("settings") if isinstance(prov, dict) else None
-    if not isinstance(stored, dict) or "dataset" not in stored:
+    stored = schema.stored_settings(study)
+    if stored is None or "dataset" not in stored:
         raise StudyError(foreign_message(study.study_name, "best"))
     names = {f.name for f in dataclasses.fields(Settings)} - {"storage"}
     settings = Settings(**{k: v for k, v in stored.items() if k in names})
@@ -108,8 +108,8 @@ def study_objective(study: optuna.Study, override: str | None, command: str,
 
 def trial_params(t: FrozenTrial) -> Params:
     """The params a trial ran (a paired trial: its best arm's)."""
-    stored = t.user_attrs.get("config")
-    return Params.of(stored if isinstance(stored, dict) else t.params)
+    stored = schema.config(t)
+    return Params.of(stored if stored is not None else t.params)
 
 
 def fallback_values(ranked: Sequence[FrozenTrial], study: optuna.Study,

@@ -18,9 +18,6 @@ PRUNERS = ("median", "hyperband", "sha", "percentile", "none")
 DESIGNS = ("none", "balanced", "paired")  # hpsearch.optimize.designs
 DIRECTIONS = ("maximize", "minimize")
 MAX_JOBS = 64  # worker processes one command starts (optimize and verify --jobs)
-# Per-trial user attrs a designed study writes (optimize.designs) and the analysis reads.
-DESIGN_ATTR = "design"   # {"design", "question", "param", "value" or "arms"}
-ARMS_ATTR = "arms"       # paired: {arm value: {"val_acc": [...], "final", ...}}
 
 
 @dataclass(frozen=True)

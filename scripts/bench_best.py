@@ -26,6 +26,7 @@ from pathlib import Path
 
 import optuna
 
+from hpsearch import schema
 from hpsearch.storage.open import load_study
 
 STUDY_CMD = ["optimize", "--dataset", "digits", "--trials", "12", "--epochs", "4", "-q"]
@@ -51,9 +52,9 @@ def run_best(db: str, seeds: int, threads: str | None) -> dict[str, float]:
                     str(seeds)], env=env, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     study = load_study(db)
-    best = study.user_attrs["best"]
+    best = study.user_attrs[schema.BEST]
     trial = study.trials[best["trial_number"]]
-    own = sum(trial.user_attrs["learning_curve"]["seconds"])
+    own = sum(trial.user_attrs[schema.LEARNING_CURVE]["seconds"])
     return {"wall": wall, "trainings": sum(best["train_seconds"]), "threads": best["threads"],
             "study": own * seeds}
 

@@ -32,6 +32,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from hpsearch import schema
 from hpsearch.analysis import analyze
 from hpsearch.space.params import PARAM_BY_NAME, PARAMS
 from hpsearch.storage.open import load_study
@@ -77,7 +78,7 @@ def build(path: Path, n: int, seed: int) -> str:
     rng = np.random.default_rng(seed)
     study = optuna.create_study(storage=url, study_name=STUDY, direction="maximize")
     study.add_trials([planted_trial(rng) for _ in range(n)])
-    study.set_user_attr("provenance", {"settings": {"epochs": EPOCHS}})
+    study.set_user_attr(schema.PROVENANCE, {"settings": {"epochs": EPOCHS}})
     return str(path)
 
 

@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from hpsearch import schema
 from hpsearch.analysis import answer_questions
 from hpsearch.optimize.designs import Arms, DesignedSampler
 from hpsearch.optimize.samplers import make_pruner, make_sampler
 from hpsearch.planted import Truth
-from hpsearch.settings import ARMS_ATTR
 from hpsearch.space import QUESTION_BY_ID, Preset, load_preset, sample_config
 
 QUESTION = QUESTION_BY_ID["bn_placement"]
@@ -100,11 +100,11 @@ def run_study(design: str, truth: Truth, trainings: int, seed: int, preset: Pres
         for e in range(1, EPOCHS + 1):
             trial.report(float(np.mean([c[e - 1] for c in curves.values()])) / 100, e)
             if e < EPOCHS and trial.should_prune():
-                trial.set_user_attr(ARMS_ATTR, {v: {"val_acc": [y / 100 for y in c[:e]]}
-                                                for v, c in curves.items()})
-                raise optuna.TrialPruned()
-        trial.set_user_attr(ARMS_ATTR, {v: {"val_acc": [y / 100 for y in c]}
+                schema.set_arms(trial, {v: {"val_acc": [y / 100 for y in c[:e]]}
                                         for v, c in curves.items()})
+                raise optuna.TrialPruned()
+        schema.set_arms(trial, {v: {"val_acc": [y / 100 for y in c]}
+                                for v, c in curves.items()})
         best[0] = max(best[0], *(c[-1] for c in curves.values()))
         return float(np.mean([c[-1] for c in curves.values()])) / 100
 
@@ -136,10 +136,10 @@ def run_real(design: str, dataset: str, trainings: int, seed: int, epochs: int,
     study = load_study(storage, "designs")
     answer = next(a for a in analyze(study, n_bootstrap_importance=0, n_noise=0).to_dict()[
         "answers"] if a["question"] == QUESTION.id)
-    arms = [t.user_attrs.get(ARMS_ATTR) for t in study.trials]
+    arms = [schema.arms(t) for t in study.trials]
     best = max([100 * v["final"] for a in arms if a for v in a.values()]
                + [100 * (t.value or 0) for t in study.trials
-                  if t.value is not None and not t.user_attrs.get(ARMS_ATTR)], default=math.nan)
+                  if t.value is not None and not schema.arms(t)], default=math.nan)
     est = next((e["diff"] if e["choice"] == "before" else -e["diff"]
                 for e in answer.get("effects", [])
                 if {e["choice"], e["vs"]} == {"before", "after"}), math.nan)

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpsearch import schema
+
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = ("bn_placement", "batchnorm_vs_none", "dense_bn_activation", "dropout_activation",
            "cnn_regularization")
@@ -183,7 +185,7 @@ def _verified(storage: str, study_name: str, question: str,
     study = _study(storage, study_name)
     if study is None or not any(t.state.name == "COMPLETE" for t in study.trials):
         return None
-    stored = study.user_attrs.get(f"verify:{question}")
+    stored = study.user_attrs.get(schema.verify_key(question))
     if args.no_new_verify or args.as_they_are:
         return stored
     return verify(storage, question, seeds=args.seeds, study_name=study_name,
@@ -216,7 +218,7 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
             if c.kind == "question" and out["seed_study"]:
                 out["verify_seed"][c.id] = _verified(storage, f"{name}-seed", c.id, args)
         if c.kind == "best" and out["best"] is None:
-            out["best"] = study.user_attrs.get("best")
+            out["best"] = study.user_attrs.get(schema.BEST)
             if out["best"] is None and not (args.as_they_are or args.no_new_verify):
                 out["best"] = best(storage, study_name=name, retrain=True, seeds=3,
                                    device=args.device, data_dir=args.data_dir).to_dict()

@@ -34,6 +34,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from hpsearch import schema
 from hpsearch.optimize.study import FINISHED
 from hpsearch.optimize.workers import OVER_BUDGET, run_trials
 from hpsearch.space.suggest import sample_config
@@ -43,7 +44,7 @@ from hpsearch.storage.specs import kind, mask
 
 def _objective(trial: optuna.Trial) -> float:
     cfg = sample_config(trial)
-    trial.set_user_attr("config", cfg.as_dict())
+    schema.set_config(trial, cfg.as_dict())
     return cfg.lr * (1.0 - cfg.dropout)
 
 
@@ -99,7 +100,7 @@ def soak(spec: str, *, trials: int = 200, workers: int = 4,
         "lost": len(set(seen) - {t.number for t in finished}),
         "duplicated": (sum(n - 1 for n in Counter(seen).values() if n > 1)
                        + sum(n - 1 for n in numbers.values() if n > 1)),
-        "skipped": sum(1 for t in db if t.user_attrs.get("failure_reason") == OVER_BUDGET),
+        "skipped": sum(1 for t in db if schema.failure_reason(t) == OVER_BUDGET),
         "failed": sum(1 for t in db if t.state == TrialState.FAIL),
         "left_running": sum(1 for t in db if t.state in (TrialState.RUNNING,
                                                          TrialState.WAITING)),

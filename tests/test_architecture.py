@@ -18,7 +18,7 @@ PACKAGE = ROOT / "hpsearch"
 PRESENTATION = ("hpsearch.report", "hpsearch.dashboard", "hpsearch.cli")
 COMPUTATION = ("hpsearch.space", "hpsearch.training", "hpsearch.optimize", "hpsearch.storage",
                "hpsearch.analysis", "hpsearch.verify", "hpsearch.best", "hpsearch.replay",
-               "hpsearch.text", "hpsearch.settings", "hpsearch.planted")
+               "hpsearch.text", "hpsearch.settings", "hpsearch.planted", "hpsearch.schema")
 
 
 def module_name(path: Path) -> str:
@@ -182,3 +182,82 @@ def test_the_import_path_check_sees_edits() -> None:
     assert sorted(_path_edits(tree)) == [2, 3, 4, 5]
     assert _imported_roots(ast.parse("from support.postgres import X\nimport bench")) == {
         "support", "bench"}
+
+
+# ---------------------------------------------------------------------------- stored keys
+
+# Where a string names a stored key: the key argument of these calls (its position), ...
+_SETTERS = {"set_user_attr": 0, "set_system_attr": 0, "set_trial_user_attr": 1,
+            "set_trial_system_attr": 1, "set_study_user_attr": 1, "set_study_system_attr": 1,
+            "save_result": 1}
+_ATTRS = ("user_attrs", "system_attrs")
+
+
+def _raw_keys(tree: ast.AST) -> list[int]:
+    """Lines where a stored key is written as a string literal: the key of an attr setter
+    or of ``save_result``; ``x.user_attrs.get("k")``, ``x.user_attrs["k"]``, ``"k" in
+    x.user_attrs``; a literal key of a ``user_attrs={...}`` argument; any string that starts
+    with ``verify:`` or is one of hpsearch's namespaced keys."""
+    from hpsearch import schema
+
+    def literal(node: ast.AST | None) -> bool:
+        return isinstance(node, ast.Constant) and isinstance(node.value, str) or \
+            isinstance(node, ast.JoinedStr)
+
+    def on_attrs(node: ast.AST) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr in _ATTRS or \
+            isinstance(node, ast.Name) and node.id in _ATTRS
+
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else \
+                func.id if isinstance(func, ast.Name) else None
+            at = _SETTERS.get(name or "")
+            if at is not None and len(node.args) > at and literal(node.args[at]):
+                lines.append(node.lineno)
+            if isinstance(func, ast.Attribute) and func.attr == "get" and on_attrs(func.value) \
+                    and node.args and literal(node.args[0]):
+                lines.append(node.lineno)
+            for kw in node.keywords:
+                if kw.arg in _ATTRS and isinstance(kw.value, ast.Dict) and any(
+                        literal(k) for k in kw.value.keys):
+                    lines.append(node.lineno)
+        elif isinstance(node, ast.Subscript) and on_attrs(node.value) and literal(node.slice):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Compare) and literal(node.left) and any(
+                isinstance(op, ast.In | ast.NotIn) for op in node.ops) and any(
+                on_attrs(c) for c in node.comparators):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and (
+                node.value.startswith(schema.VERIFY)
+                or node.value in (schema.TRAINING, schema.HEARTBEAT)):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_stored_keys_are_named_by_schema_only() -> None:
+    """Every key a study or trial stores is written and read through ``hpsearch.schema``:
+    a literal elsewhere is a second owner of the fact, invisible to imports."""
+    bad = []
+    for folder in (PACKAGE, SCRIPTS):
+        for path in sorted(folder.rglob("*.py")):
+            if path == PACKAGE / "schema.py":
+                continue
+            bad += [f"{path.relative_to(ROOT)}:{line}"
+                    for line in _raw_keys(ast.parse(path.read_text()))]
+    assert not bad, "stored keys as literals (use hpsearch.schema):\n" + "\n".join(bad)
+
+
+def test_the_stored_keys_check_sees_literals() -> None:
+    code = ("trial.set_user_attr('config', 1)\nstorage.set_trial_user_attr(t, 'run', 2)\n"
+            "t.user_attrs.get('arms')\nt.user_attrs['design']\n'x' in t.system_attrs\n"
+            "save_result(study, f'verify:{q}', v, s)\ncreate_trial(user_attrs={'worker': 1})\n"
+            "key.startswith('verify:')\nuser_attrs.get('dataset')\n"
+            "trial.set_user_attr(schema.CONFIG, 'text')\nt.user_attrs.get(schema.ARMS)\n")
+    assert sorted(set(_raw_keys(ast.parse(code)))) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+
+
+def test_schema_is_a_leaf() -> None:
+    assert GRAPH["hpsearch.schema"] == set(), GRAPH["hpsearch.schema"]

@@ -30,7 +30,7 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 from scipy import stats as sps
 
-from hpsearch.settings import ARMS_ATTR, DESIGN_ATTR
+from hpsearch import schema
 
 N_BOOTSTRAP = 400
 MIN_FIT = 8              # trials that went on needed to fit an epoch's regression
@@ -64,9 +64,9 @@ def paired_trials(trials: Sequence[FrozenTrial], question: str | None = None,
     """The finished trials of a paired design (for ``question`` if given)."""
     out = []
     for t in trials:
-        d = t.user_attrs.get(DESIGN_ATTR)
-        if (t.state in (TrialState.COMPLETE, TrialState.PRUNED) and isinstance(d, dict)
-                and d.get("design") == "paired" and isinstance(t.user_attrs.get(ARMS_ATTR), dict)
+        d = schema.design(t)
+        if (t.state in (TrialState.COMPLETE, TrialState.PRUNED) and d is not None
+                and d.get("design") == "paired" and schema.arms(t) is not None
                 and (question is None or d.get("question") == question)):
             out.append(t)
     return out
@@ -75,7 +75,7 @@ def paired_trials(trials: Sequence[FrozenTrial], question: str | None = None,
 def arm_values(trials: Sequence[FrozenTrial]) -> list[str]:
     """The arms, in the order the design lists them."""
     for t in trials:
-        arms = t.user_attrs[DESIGN_ATTR].get("arms")
+        arms = t.user_attrs[schema.DESIGN].get("arms")
         if isinstance(arms, list) and len(arms) >= 2:
             return [str(a) for a in arms]
     return []
@@ -87,7 +87,7 @@ def _best_so_far(trial: FrozenTrial, arms: Sequence[str], epochs: int) -> np.nda
     curves = []
     for a in arms:
         try:
-            y = 100 * np.asarray(trial.user_attrs[ARMS_ATTR][a]["val_acc"], dtype=float)
+            y = 100 * np.asarray(trial.user_attrs[schema.ARMS][a]["val_acc"], dtype=float)
         except (KeyError, TypeError, ValueError):
             return None
         if y.size == 0 or not np.isfinite(y).all():
@@ -151,7 +151,7 @@ def paired_effects(trials: Sequence[FrozenTrial], *, epochs: int | None = None,
     if not trials or not arms:
         return None
     if epochs is None:
-        epochs = max(max(len(v.get("val_acc", [])) for v in t.user_attrs[ARMS_ATTR].values()
+        epochs = max(max(len(v.get("val_acc", [])) for v in t.user_attrs[schema.ARMS].values()
                          if isinstance(v, dict)) for t in trials)
     ys = [y for t in trials if (y := _best_so_far(t, arms, epochs)) is not None]
     if len(ys) < 2:

@@ -18,12 +18,12 @@ from collections.abc import Sequence
 import numpy as np
 from optuna.trial import FrozenTrial
 
+from hpsearch import schema
 from hpsearch.analysis import stats
 from hpsearch.analysis.answers import Answer, ChoiceSummary, Effect
 from hpsearch.analysis.arms import paired_effects, paired_trials
 from hpsearch.analysis.contrasts import ContrastSet, Pair
 from hpsearch.analysis.table import FINAL
-from hpsearch.settings import DESIGN_ATTR
 
 BALANCED = ("Its param was assigned by design (balanced: permuted blocks, independently of "
             "the params the sampler chose), so the adjusted difference is an effect of this "
@@ -40,8 +40,8 @@ def designs(trials: Sequence[FrozenTrial]) -> dict[str, str]:
     for it was designed for (balanced or paired)."""
     found: dict[str, set[str]] = {}
     for t in trials:
-        d = t.user_attrs.get(DESIGN_ATTR)
-        if isinstance(d, dict) and isinstance(d.get("question"), str):
+        d = schema.design(t)
+        if d is not None and isinstance(d.get("question"), str):
             found.setdefault(d["question"], set()).add(str(d.get("design")))
     return {q: next(iter(ds)) for q, ds in found.items()
             if len(ds) == 1 and next(iter(ds)) in ("balanced", "paired")}
@@ -50,7 +50,7 @@ def designs(trials: Sequence[FrozenTrial]) -> dict[str, str]:
 def balanced_share(trials: Sequence[FrozenTrial], question: str) -> bool:
     """Whether every trial of the study was assigned this question's choice by design."""
     return bool(trials) and all(
-        isinstance(d := t.user_attrs.get(DESIGN_ATTR), dict) and d.get("question") == question
+        (d := schema.design(t)) is not None and d.get("question") == question
         and d.get("design") == "balanced" for t in trials)
 
 

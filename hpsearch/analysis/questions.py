@@ -24,6 +24,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from hpsearch import schema
 from hpsearch.analysis import stats
 from hpsearch.analysis.answers import Answer, ChoiceSummary, Effect
 from hpsearch.analysis.contrasts import (
@@ -37,7 +38,6 @@ from hpsearch.analysis.numeric import numeric_contrasts
 from hpsearch.analysis.table import TrialTable, finished_table
 from hpsearch.analysis.trainability import answer_trainability, never_learned
 from hpsearch.analysis.verdicts import FIDELITY, by_epoch, decide
-from hpsearch.settings import DESIGN_ATTR
 from hpsearch.space import QUESTIONS, Question
 
 # Questions that compare only some of a param's choices: "before or after?" says nothing
@@ -149,7 +149,7 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
     by_design = designs(table.trials)
     if failed is not None:
         word = "matters" if randomized or (randomized is None and everyone.trials and all(
-            t.user_attrs.get("randomized") is True for t in everyone.trials)) else "associated"
+            schema.randomized(t) for t in everyone.trials)) else "associated"
         answer_trainability([(a, groups) for a, q in zip(answers, every, strict=True)
                              if (groups := _groups(q, everyone, min_per_choice))],
                             failed, alpha=alpha, word=word)
@@ -159,7 +159,7 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
     effects = estimate_effects(table, design) if factors else {}
     confirmed: dict[str, str] = {}
     if randomized is None:
-        flags = [t.user_attrs.get("randomized") is True for t in table.trials]
+        flags = [schema.randomized(t) for t in table.trials]
         randomized = all(flags)
         if not randomized and sum(flags) >= MIN_RANDOMIZED:
             # The study's randomized share is an experiment of its own: what it settles by
@@ -266,8 +266,8 @@ def study_questions(trials: Sequence[FrozenTrial], builtin: Sequence[Question],
             seen.setdefault(p, set()).add(repr(v))
             dists.setdefault(p, t.distributions[p])
         # A paired design's param holds its first arm in every trial: the arms are its values.
-        d = t.user_attrs.get(DESIGN_ATTR)
-        if isinstance(d, dict) and d.get("param") in t.params and isinstance(d.get("arms"), list):
+        d = schema.design(t)
+        if d is not None and d.get("param") in t.params and isinstance(d.get("arms"), list):
             seen[d["param"]].update(repr(a) for a in d["arms"])
     for p, values in seen.items():
         if p in asked or len(values) < 2:

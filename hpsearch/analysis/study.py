@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch import schema
 from hpsearch.analysis.answers import Importance, StudyAnalysis
 from hpsearch.analysis.curves import learning_curves, pruning_stats
 from hpsearch.analysis.importance import EVALUATORS, agreement, check_evaluator, importances, slim
@@ -90,12 +91,12 @@ def _analyze(study: optuna.Study, evaluators: Sequence[str], n_bootstrap_importa
                      "are in objective units, and \"equivalent\" needs a margin in those "
                      "units (--margin)" if margin is None else "the objective is not an "
                      "accuracy in [0, 1] that is maximized: effects are in objective units")
-    sampler, epochs = _setting(study, "sampler"), _setting(study, "epochs")
+    sampler, epochs = schema.setting(study, "sampler"), schema.setting(study, "epochs")
     randomized = True if sampler in RANDOMIZED_SAMPLERS else None
     if sampler is None and table.trials:
         notes.append("the sampler is not recorded (not an hpsearch study): differences read "
                      "\"associated\", since the trials may have been chosen adaptively")
-    step = "epoch" if isinstance(study.user_attrs.get("provenance"), dict) else "step"
+    step = "epoch" if schema.provenance(study) is not None else "step"
     specs = _interaction_specs(table, interactions)
     _check_names(table, questions, specs)
     chance, source = study_chance(study.user_attrs, chance)
@@ -117,7 +118,7 @@ def _analyze(study: optuna.Study, evaluators: Sequence[str], n_bootstrap_importa
                                chance=chance if table.unit == "pts" else None)
     table = learned
     word = "matters" if randomized or (table.trials and all(
-        t.user_attrs.get("randomized") is True for t in table.trials)) else "associated"
+        schema.randomized(t) for t in table.trials)) else "associated"
     inter = answer_interactions(
         table, build_design(table.trials, [], min_per_choice), specs, alpha=alpha,
         min_per_choice=min_per_choice, margin=resolve_margin(margin, table.unit), word=word,
@@ -239,15 +240,10 @@ def _curves(trials: list[FrozenTrial], notes: list[str]) -> dict[str, Any]:
 
 
 def _all_failed(trials: list[FrozenTrial]) -> str:
-    reasons = Counter(str(t.user_attrs.get("failure_reason", "no reason recorded"))[:120]
+    reasons = Counter(str(schema.failure_reason(t, "no reason recorded"))[:120]
                       for t in trials)
     reason, n = reasons.most_common(1)[0]
     return f"all {len(trials)} trials failed, so nothing can be compared (most common reason, " \
            f"{n}x: {reason})"
 
 
-def _setting(study: optuna.Study, key: str) -> Any:
-    """A setting from hpsearch's provenance; None for studies of other tools."""
-    provenance = study.user_attrs.get("provenance")
-    settings = provenance.get("settings") if isinstance(provenance, dict) else None
-    return settings.get(key) if isinstance(settings, dict) else None

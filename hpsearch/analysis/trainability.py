@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from hpsearch import schema
 from hpsearch.analysis import stats
 from hpsearch.analysis.contrasts import DIFFERENCE, EQUIVALENT, OPEN
 from hpsearch.analysis.table import TrialTable
@@ -69,10 +70,10 @@ def study_chance(user_attrs: Mapping[str, Any], chance: float | None = None,
             raise ConfigError(f"--chance must be an accuracy in [0, 1) (1 / classes, e.g. 0.1 "
                               f"for 10 classes), got {chance!r}")
         return float(chance), f"chance {chance:g} (--chance)"
-    prov = user_attrs.get("provenance")
+    prov = user_attrs.get(schema.PROVENANCE)
     prov = prov if isinstance(prov, dict) else {}
-    dataset = prov.get("dataset", user_attrs.get("dataset"))
-    n = prov.get("n_classes", user_attrs.get("n_classes"))
+    dataset = prov.get("dataset", user_attrs.get(schema.DATASET))
+    n = prov.get("n_classes", user_attrs.get(schema.N_CLASSES))
     if not isinstance(n, int) or n < 2:
         n = KNOWN_CLASSES.get(str(dataset)) if dataset is not None else None
     if n is None:

@@ -19,7 +19,6 @@ from hpsearch.objectives.call import (
     seed_everything,
 )
 from hpsearch.objectives.load import (
-    OBJECTIVE_ATTR,
     LoadedObjective,
     describe,
     load_objective,
@@ -28,6 +27,6 @@ from hpsearch.objectives.load import (
     split_spec,
 )
 
-__all__ = ["OBJECTIVE_ATTR", "LoadedObjective", "NotANumber", "Params", "Probe", "TrialView",
+__all__ = ["LoadedObjective", "NotANumber", "Params", "Probe", "TrialView",
            "accepts", "call_objective", "check_value", "describe", "load_objective",
            "load_recorded", "recorded_spec", "rng_state", "seed_everything", "split_spec"]

@@ -4,9 +4,9 @@
 ``sys.path`` first, so it can import its neighbours; ``if __name__ == "__main__":`` blocks
 do not run); ``--objective package.module:NAME`` imports the module from ``sys.path`` and
 the current directory (uvicorn's and Hydra's convention). The study stores the spec, the
-absolute path and a sha256 of the file (:data:`OBJECTIVE_ATTR`), so ``verify`` and ``best``
-find the objective again, and refuse a file that changed since: its results would not be
-the study's.
+absolute path and a sha256 of the file (:data:`hpsearch.schema.OBJECTIVE`), so ``verify``
+and ``best`` find the objective again, and refuse a file that changed since: its results
+would not be the study's.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpsearch import schema
 from hpsearch.errors import ObjectiveError
 
-OBJECTIVE_ATTR = "objective"   # study user attr: {"spec", "path", "module", "name", "sha256"}
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
@@ -42,7 +42,7 @@ class LoadedObjective:
     sha256: str            # of that file ("" when it has none)
 
     def record(self) -> dict[str, Any]:
-        """What a study stores (:data:`OBJECTIVE_ATTR`)."""
+        """What a study stores (:data:`hpsearch.schema.OBJECTIVE`)."""
         return {"spec": self.spec, "path": self.path, "module": self.module,
                 "name": self.name, "sha256": self.sha256}
 
@@ -170,7 +170,7 @@ def describe(exc: BaseException, path: str | Path | None = None) -> str:
 
 def recorded_spec(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
     """The objective record of a study (its user attrs), or None for hpsearch's own."""
-    rec = attrs.get(OBJECTIVE_ATTR)
+    rec = attrs.get(schema.OBJECTIVE)
     return rec if isinstance(rec, dict) and isinstance(rec.get("name"), str) else None
 
 

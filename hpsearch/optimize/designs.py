@@ -34,8 +34,9 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch import schema
 from hpsearch.errors import ConfigError
-from hpsearch.settings import DESIGN_ATTR, DESIGNS
+from hpsearch.settings import DESIGNS
 from hpsearch.space import QUESTION_BY_ID, Preset, Value
 
 # What a study named for a question gets when no --design is given: the design that
@@ -183,7 +184,7 @@ class DesignedSampler(BaseSampler):
                 param_distribution.choices))  # type: ignore[arg-type]
             value = self.assigned(trial.number, arms)
             if arms.design == "balanced":
-                study._storage.set_trial_user_attr(trial._trial_id, DESIGN_ATTR,
+                study._storage.set_trial_user_attr(trial._trial_id, schema.DESIGN,
                                                    arms.record(value))
             return value
         return self._base.sample_independent(study, trial, param_name, param_distribution)
@@ -194,7 +195,7 @@ class DesignedSampler(BaseSampler):
             return
         value = None if self._arms.design == "paired" else self.assigned(trial.number)
         # Optuna's own samplers record per-trial facts through the storage like this.
-        study._storage.set_trial_user_attr(trial._trial_id, DESIGN_ATTR,
+        study._storage.set_trial_user_attr(trial._trial_id, schema.DESIGN,
                                            self._arms.record(value))
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,

@@ -14,10 +14,11 @@ from collections.abc import Callable
 import optuna
 import torch
 
+from hpsearch import schema
 from hpsearch.optimize.designs import Arms
 from hpsearch.optimize.lockstep import Lockstep
 from hpsearch.optimize.signals import check
-from hpsearch.settings import ARMS_ATTR, Settings
+from hpsearch.settings import Settings
 from hpsearch.space import Preset, TrialConfig, sample_config
 from hpsearch.training import DeviceData, EpochMetrics, TrainResult, train
 
@@ -44,8 +45,7 @@ class Objective:
         seed = training_seed(self.settings, trial.number)
         # Fixed params are not in trial.params: keep the whole config so `best` and
         # `verify` can retrain exactly this trial.
-        trial.set_user_attr("config", cfg.as_dict())
-        trial.set_user_attr("train_seed", seed)
+        schema.set_started(trial, cfg.as_dict(), seed)
         try:
             if self.paired is not None:
                 result = self._train_arms(trial, cfg, seed, self.paired)
@@ -55,25 +55,25 @@ class Objective:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             reason = f"out of memory: {str(exc).splitlines()[0][:200]}"
-            trial.set_user_attr("failure_reason", reason)
+            schema.set_failure_reason(trial, reason)
             raise TrialFailure(reason) from None
         except Exception as exc:
             # The study goes on (Optuna fails the trial and logs the traceback); keep the
             # reason with the trial so the report and the failure limit can show it.
-            trial.set_user_attr("failure_reason", f"{type(exc).__name__}: {exc}"[:300])
+            schema.set_failure_reason(trial, f"{type(exc).__name__}: {exc}"[:300])
             raise
 
         # Two user attrs, not one per figure: Optuna commits each attr on its own, and a
         # commit is a few milliseconds of a trial that may train for a fraction of a second.
         h = result.history
-        trial.set_user_attr("learning_curve", {
+        schema.set_learning_curve(trial, {
             "train_loss": [m.train_loss for m in h], "val_loss": [m.val_loss for m in h],
             "val_acc": [m.val_acc for m in h], "lr": [m.lr for m in h],
             "seconds": [round(m.seconds, 4) for m in h]})
         # The trainer says "stopped" when on_epoch asked it to: here that means pruned.
         reason = "pruned" if result.stop_reason == "stopped" else result.stop_reason
         d = self.data
-        trial.set_user_attr("run", {"n_params": result.n_params, "device": result.device,
+        schema.set_run_info(trial, {"n_params": result.n_params, "device": result.device,
                                     "best_epoch": result.best_epoch, "stop_reason": reason,
                                     # which machine and process: workers share studies
                                     "worker": f"{platform.node()}:{os.getpid()}",
@@ -84,7 +84,7 @@ class Objective:
         if result.stop_reason == "diverged":
             # A diverged config is a bad config, not a broken trial: pruning keeps it in
             # the study (TPE and the report learn from it) with the reason stored.
-            trial.set_user_attr("failure_reason", result.detail)
+            schema.set_failure_reason(trial, result.detail)
             raise optuna.TrialPruned(result.detail)
         if result.stop_reason == "stopped":
             raise optuna.TrialPruned(f"pruned after epoch {len(h)}")
@@ -123,12 +123,12 @@ class Objective:
                                           on_epoch=on_epoch)
 
         results = Lockstep([arm(c) for c in cfgs], decide, rng=_global_rng()).run()
-        trial.set_user_attr(ARMS_ATTR, {
+        schema.set_arms(trial, {
             str(v): {"val_acc": [m.val_acc for m in r.history], "final": r.val_acc,
                      "stop_reason": r.stop_reason, "best_epoch": r.best_epoch}
             for v, r in zip(arms.values, results, strict=True)})
         top = max(range(len(results)), key=lambda j: results[j].val_acc)
-        trial.set_user_attr("config", cfgs[top].as_dict())  # `best` retrains the best arm
+        schema.set_config(trial, cfgs[top].as_dict())  # `best` retrains the best arm
         return _mean_result(results)
 
 

@@ -21,7 +21,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
-RANDOMIZED_ATTR = "randomized"
+from hpsearch import schema
 
 
 class RandomizedShare(BaseSampler):
@@ -64,7 +64,7 @@ class RandomizedShare(BaseSampler):
         self._base.before_trial(study, trial)
         if self.is_randomized(trial.number):
             # Optuna's own samplers record per-trial facts through the storage like this.
-            study._storage.set_trial_user_attr(trial._trial_id, RANDOMIZED_ATTR, True)
+            study._storage.set_trial_user_attr(trial._trial_id, schema.RANDOMIZED, True)
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:

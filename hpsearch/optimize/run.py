@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from hpsearch import schema
 from hpsearch.errors import ConfigError
 from hpsearch.objectives import LoadedObjective, load_objective
 from hpsearch.optimize.signals import (
@@ -70,16 +71,16 @@ def summarize(study: optuna.Study, before: int, storage: str,
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
     best = max(complete, key=lambda t: sign * (t.value or 0.0)) if complete else None
-    params = (dict(best.user_attrs.get("config", best.params)) if objective else
-              active_params(best.user_attrs.get("config", best.params))) if best else {}
+    params = (dict(best.user_attrs.get(schema.CONFIG, best.params)) if objective else
+              active_params(best.user_attrs.get(schema.CONFIG, best.params))) if best else {}
     finished = sum(states.get(s.name, 0) for s in FINISHED)
     failed = [t for t in trials if t.state == TrialState.FAIL
-              and t.user_attrs.get("failure_reason") != OVER_BUDGET]
+              and schema.failure_reason(t) != OVER_BUDGET]
     return OptimizeSummary(
         study.study_name, mask(storage), finished, states,
         best.value if best else None, params,
         best.number if best else None, finished - before, len(failed),
-        mask(str(failed[-1].user_attrs.get("failure_reason", _NO_REASON))) if failed else None,
+        mask(str(schema.failure_reason(failed[-1], _NO_REASON))) if failed else None,
         objective.spec if objective else None, study.direction.name.lower())
 
 

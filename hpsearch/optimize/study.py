@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from hpsearch import __version__
+from hpsearch import __version__, schema
 from hpsearch.errors import StudyError
-from hpsearch.objectives import OBJECTIVE_ATTR, LoadedObjective, recorded_spec, split_spec
+from hpsearch.objectives import LoadedObjective, recorded_spec, split_spec
 from hpsearch.optimize.designs import designed, resolve_design, study_arms
 from hpsearch.optimize.samplers import make_pruner, make_sampler
 from hpsearch.settings import Settings
@@ -27,11 +27,6 @@ from hpsearch.storage import mask, open_storage, storage_errors, study_file, stu
 if TYPE_CHECKING:
     from hpsearch.training import DeviceData
 
-# Study user attrs beside "dataset": its number of classes, and the validation accuracy of a
-# model that never learned (the largest class's share of the validation split: 1 / classes
-# when they are balanced).
-N_CLASSES_ATTR = "n_classes"
-CHANCE_ATTR = "chance"
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -97,7 +92,7 @@ def open_study(preset: Preset, settings: Settings,
     experiment): a study that is not this kind is refused before anything is written to
     its storage (no trial, no provenance, no switch of a SQLite file to WAL mode).
     ``objective``: the user's objective the study runs (:mod:`hpsearch.objectives`), recorded
-    with the study (:data:`~hpsearch.objectives.OBJECTIVE_ATTR`).
+    with the study (:data:`hpsearch.schema.OBJECTIVE`).
     ``data``: the study's splits, whose classes and chance level are recorded with it.
     """
     # a question it cannot design: before writing
@@ -117,17 +112,15 @@ def open_study(preset: Preset, settings: Settings,
         # Another worker may have created it since the check: check again (reads only).
         old = _check_compatible(study, prov, settings)
         if old is None:
-            study.set_user_attr("provenance", prov)
-            if objective is None:  # a user's objective brings its own data
-                study.set_user_attr("dataset", settings.dataset)
-            if preset.question:
-                study.set_user_attr("question", preset.question)
-        if data is not None and N_CLASSES_ATTR not in study.user_attrs:
+            # a user's objective brings its own data: no dataset then
+            schema.set_provenance(study, prov, settings.dataset if objective is None else None,
+                                  preset.question)
+        if data is not None and schema.N_CLASSES not in study.user_attrs:
             # The analysis tells a trial that never learned from one that learned little.
-            study.set_user_attr(N_CLASSES_ATTR, data.n_classes)
-            study.set_user_attr(CHANCE_ATTR, data.chance)
+            study.set_user_attr(schema.N_CLASSES, data.n_classes)
+            study.set_user_attr(schema.CHANCE, data.chance)
         if objective is not None and recorded_spec(study.user_attrs) != objective.record():
-            study.set_user_attr(OBJECTIVE_ATTR, objective.record())
+            study.set_user_attr(schema.OBJECTIVE, objective.record())
     return study
 
 
@@ -169,7 +162,7 @@ def _check_compatible(study: optuna.Study, prov: dict[str, Any],
         raise StudyError(f"study {name!r} in {where} has params that are not hpsearch's "
                          f"({shown}): it is not an hpsearch study (choose another "
                          "--study-name)")
-    old = study.user_attrs.get("provenance")
+    old = study.user_attrs.get(schema.PROVENANCE)
     if old is None:
         return None
     if not isinstance(old, dict) or not isinstance(old.get("settings", {}), dict):

@@ -23,6 +23,7 @@ from typing import Any
 import optuna
 from optuna.distributions import CategoricalDistribution
 
+from hpsearch import schema
 from hpsearch.errors import ConfigError, HPSearchError
 from hpsearch.objectives import (
     LoadedObjective,
@@ -38,7 +39,7 @@ from hpsearch.optimize.designs import Arms
 from hpsearch.optimize.lockstep import Lockstep
 from hpsearch.optimize.objective import training_seed
 from hpsearch.optimize.signals import check
-from hpsearch.settings import ARMS_ATTR, DESIGN_ATTR, Settings
+from hpsearch.settings import Settings
 
 log = logging.getLogger("hpsearch")
 
@@ -60,7 +61,7 @@ class UserObjective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         seed = training_seed(self.settings, trial.number)
-        trial.set_user_attr("train_seed", seed)
+        trial.set_user_attr(schema.TRAIN_SEED, seed)
         start = time.perf_counter()
         try:
             value = (self._arms(trial, seed, self.paired) if self.paired is not None
@@ -73,10 +74,10 @@ class UserObjective:
                 self.fatal = exc
             reason = (str(exc) if isinstance(exc, HPSearchError)
                       else describe(exc, self.loaded.path))
-            trial.set_user_attr("failure_reason", reason[:300])
+            schema.set_failure_reason(trial, reason[:300])
             log.warning(f"trial {trial.number} failed: {reason}")
             raise
-        trial.set_user_attr("run", {"seconds": round(time.perf_counter() - start, 4),
+        schema.set_run_info(trial, {"seconds": round(time.perf_counter() - start, 4),
                                     "worker": f"{platform.node()}:{os.getpid()}"})
         return value
 
@@ -98,7 +99,7 @@ class UserObjective:
                               f"{param} with {how}; use --design balanced or none")
         values: tuple[Any, ...] = tuple(dist.choices)
         trial.suggest_categorical(param, values)  # the sampler's record: the first arm
-        trial.set_user_attr(DESIGN_ATTR, Arms("paired", arms.question, param, values).record())
+        trial.set_user_attr(schema.DESIGN, Arms("paired", arms.question, param, values).record())
         views: dict[int, TrialView] = {}
         results: list[float] | None = None
 
@@ -124,7 +125,7 @@ class UserObjective:
         best = (max if self.settings.direction == "maximize" else min)(
             range(len(values)), key=lambda i: results[i])  # type: ignore[index]
         # `best` and `verify` start from the best arm's params (only those it suggested)
-        trial.set_user_attr("config", views[best].params)
+        schema.set_config(trial, views[best].params)
         return mean
 
     @staticmethod
@@ -142,4 +143,4 @@ class UserObjective:
                            "stop_reason": "complete" if results is not None else "pruned",
                            "best_epoch": None}
         if out:
-            trial.set_user_attr(ARMS_ATTR, out)
+            schema.set_arms(trial, out)

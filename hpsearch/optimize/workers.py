@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch import schema
 from hpsearch.errors import ConfigError, HPSearchError, StudyError
 from hpsearch.objectives import LoadedObjective, load_objective
 from hpsearch.optimize.signals import (
@@ -96,7 +97,7 @@ class Budgeted:
                     if t.number < trial.number)
         if ahead >= self.n:
             self.skipped.add(trial.number)
-            trial.set_user_attr("failure_reason", OVER_BUDGET)
+            schema.set_failure_reason(trial, OVER_BUDGET)
             raise BudgetReached(OVER_BUDGET)
         try:
             with interruptible():
@@ -117,8 +118,8 @@ class Budgeted:
 
 def _keep_reason(trial: optuna.Trial, reason: str, *, overwrite: bool) -> None:
     try:
-        if overwrite or "failure_reason" not in trial.user_attrs:
-            trial.set_user_attr("failure_reason", reason)
+        if overwrite or schema.FAILURE_REASON not in trial.user_attrs:
+            schema.set_failure_reason(trial, reason)
     except Exception:  # a failing storage: the trial's own error says more
         pass
 
@@ -192,14 +193,14 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
                 failures, reasons = 0, []
             elif trial.number not in budgeted.skipped:
                 failures += 1
-                reasons.append(trial.user_attrs.get("failure_reason"))
+                reasons.append(schema.failure_reason(trial))
             if same_failures and len(reasons) >= same_failures \
                     and len(set(reasons[-same_failures:])) == 1:
                 raise StudyError(f"{same_failures} trials in a row failed with the same error, "
                                  f"so this worker stopped (the study is kept): "
                                  f"{mask(str(reasons[-1]))}")
             if failures >= MAX_CONSECUTIVE_FAILURES:
-                reason = trial.user_attrs.get("failure_reason", "see the log above")
+                reason = schema.failure_reason(trial, "see the log above")
                 first = "the first" if count(study, FINISHED) == 0 else "this worker's last"
                 raise StudyError(f"{first} {failures} trials all failed, so this worker "
                                  f"stopped; last reason: {mask(str(reason))}")

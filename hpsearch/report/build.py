@@ -49,6 +49,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from hpsearch import schema
 from hpsearch.errors import ConfigError
 from hpsearch.report.format import OBSERVATIONAL, best_config
 from hpsearch.report.markdown import markdown, notes_markdown, summary_table
@@ -115,7 +116,7 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
                                                                time.gmtime()),
                   "header": header(study, storage, analysis), "analysis": analysis,
                   "verify": verify_results(study),
-                  "best": best_record(study.user_attrs.get("best"))})
+                  "best": best_record(study.user_attrs.get(schema.BEST))})
     if fmt == "html":
         from hpsearch.report.html import render
 
@@ -140,11 +141,11 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
 
 def header(study: optuna.Study, storage: str, analysis: Mapping[str, Any]) -> dict[str, Any]:
     """Who/what/where of the study: the part of the report that is not statistics."""
-    prov = _provenance(study.user_attrs.get("provenance"))
+    prov = _provenance(study.user_attrs.get(schema.PROVENANCE))
     return {
         "study_name": study.study_name, "storage": mask(storage),
-        "dataset": study.user_attrs.get("dataset", prov.get("dataset")),
-        "question": study.user_attrs.get("question", prov.get("question")),
+        "dataset": study.user_attrs.get(schema.DATASET, prov.get("dataset")),
+        "question": study.user_attrs.get(schema.QUESTION, prov.get("question")),
         "direction": analysis["direction"],
         "n_trials": {s: n for s, n in analysis["n_trials"].items() if n},
         "best_value": analysis["best_value"],
@@ -168,13 +169,10 @@ def verify_results(study: optuna.Study) -> dict[str, Any]:
     """The ``verify:<question>`` user attrs that have verify's shape (a dict whose ``rows``
     are dicts); anything else stored under such a key is left out."""
     out = {}
-    for key in sorted(study.user_attrs):
-        value = study.user_attrs[key]
-        if not key.startswith("verify:") or not isinstance(value, Mapping):
-            continue
+    for question, value in schema.verify_results(study).items():
         rows = value.get("rows")
         rows = [r for r in rows if isinstance(r, Mapping)] if isinstance(rows, list) else []
-        out[key.split(":", 1)[1]] = {**value, "rows": rows}
+        out[question] = {**value, "rows": rows}
     return out
 
 
@@ -197,10 +195,8 @@ def trial_rows(trials: Sequence[optuna.trial.FrozenTrial]) -> list[dict[str, Any
             value = t.intermediate_values[max(t.intermediate_values)]
         if value is None or not math.isfinite(value):
             continue
-        curve = t.user_attrs.get("learning_curve")
-        curve = curve if isinstance(curve, dict) else None
-        run = t.user_attrs.get("run")
-        run = run if isinstance(run, dict) else {}
+        curve = schema.learning_curve(t)
+        run = schema.run_info(t) or {}
         secs = curve.get("seconds") if curve else None
         total = (sum(x for x in secs if isinstance(x, int | float)) if isinstance(secs, list)
                  else t.duration.total_seconds() if t.duration else None)

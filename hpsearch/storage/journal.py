@@ -31,10 +31,10 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch import schema
 from hpsearch.storage import owner
 
 log = logging.getLogger("hpsearch")
-HEARTBEAT_ATTR = "hpsearch:heartbeat"
 _OP = b'{"op_code":'
 
 
@@ -173,7 +173,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
-            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR,
+            self.set_trial_system_attr(trial_id, schema.HEARTBEAT,
                                        {"time": time.time(), **owner.identity()})
         except Exception:  # the trial just finished, or the file failed: the main thread
             pass           # sees a failing file on its next write and says so once
@@ -183,7 +183,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         stale = []
         for trial in self.get_all_trials(study_id, deepcopy=False,
                                          states=(TrialState.RUNNING,)):
-            beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+            beat = trial.system_attrs.get(schema.HEARTBEAT)
             if not isinstance(beat, dict):  # no heartbeat ever: judged by its start time
                 if owner.never_beat_stale(trial, self._grace):
                     stale.append(trial._trial_id)

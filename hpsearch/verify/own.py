@@ -18,6 +18,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch import schema
 from hpsearch.errors import ConfigError
 from hpsearch.objectives import LoadedObjective, Params, accepts
 from hpsearch.replay import rerun, trial_params
@@ -32,8 +33,7 @@ Plan = tuple[int, int, Value, tuple[Value, Params], list[tuple[Value, Params]]]
 def own_settings(study: optuna.Study) -> Settings:
     """The study's settings as stored (its seed, direction), or the defaults for a study
     that hpsearch did not make."""
-    prov = study.user_attrs.get("provenance")
-    stored = prov.get("settings") if isinstance(prov, dict) else None
+    stored = schema.stored_settings(study)
     known = {"seed", "objective", "direction"}
     base = {k: v for k, v in (stored or {}).items() if k in known}
     base["direction"] = study.direction.name.lower()

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 from optuna.trial import FrozenTrial
 
+from hpsearch import schema
 from hpsearch.analysis import ALPHA, paired_stats
 from hpsearch.analysis.seeds import MARGIN, Decision, LookPlan, plan_looks, run_looks
 from hpsearch.analysis.stats import min_pairs_for
@@ -179,7 +180,7 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
         raise ConfigError(f"unknown question {question!r}; known: "
                           f"{', '.join([*QUESTION_BY_ID, *INTERACTION_BY_ID])}")
     ranked = complete_trials(study)
-    if loaded is None and not isinstance(study.user_attrs.get("provenance"), dict):
+    if loaded is None and schema.provenance(study) is None:
         raise ConfigError(foreign_message(study.study_name, "verify"))
     trials = ranked[:top_k]
     inters = ([INTERACTION_BY_ID[question]] if question in INTERACTION_BY_ID and not loaded
@@ -192,7 +193,7 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
                           "(all fixed by its preset?); name one with --question")
     settings = (own_settings(study) if loaded
                 else study_settings(study, epochs=epochs, data_dir=data_dir))
-    prov = study.user_attrs.get("provenance") or {}
+    prov = schema.provenance(study) or {}
     plans = ((q, own_plan(q, trials, study) if loaded else _plan(q, trials, prov))
              for q in questions)
     rows: list[_Row] = [(q, n, rank, own, base, alt) for q, plan in plans
@@ -258,7 +259,7 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
         result.rows.append(row)
     for ir, d in zip(irows, decisions[len(rows):], strict=True):
         result.rows.append(_interaction_row(ir, acc, d))
-    result.saved = [save_result(study, f"verify:{qid}", result.question_dict(qid), storage)
+    result.saved = [save_result(study, schema.verify_key(qid), result.question_dict(qid), storage)
                     for qid in result.questions]
     return result
 

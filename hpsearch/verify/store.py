@@ -42,6 +42,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch import schema
 from hpsearch.objectives import Params
 from hpsearch.settings import Settings
 from hpsearch.space import TrialConfig
@@ -56,7 +57,6 @@ from hpsearch.training import DeviceData, evaluate, training_threads
 from hpsearch.training.fused import iter_many
 
 COMPANION = ":verify"          # the companion study's name: "<study>:verify"
-ATTR = "hpsearch:training"     # the user attr that holds a training's description
 POLL = 0.5                     # seconds between looks at other workers' running trainings
 
 NOTE_ATTR = "hpsearch:note"   # what a measure stored beside a training (params it filled)
@@ -156,7 +156,7 @@ class TrainingStore:
             optuna.storages.fail_stale_trials(self.study)
         trials = self.study.get_trials(deepcopy=False)
         dead = [t for t in trials if t.state == TrialState.RUNNING
-                and _dead_here(t.user_attrs.get("worker"))]
+                and _dead_here(t.user_attrs.get(schema.WORKER))]
         for t in dead:
             self._fail(t._trial_id, "its worker process died")
         return self.study.get_trials(deepcopy=False) if dead else trials
@@ -175,7 +175,8 @@ class TrainingStore:
             template = FrozenTrial(
                 number=0, state=TrialState.RUNNING, value=None,
                 datetime_start=datetime.datetime.now(), datetime_complete=None, params={},
-                distributions={}, user_attrs={ATTR: self.attrs(t), "worker": _worker_id()},
+                distributions={},
+                user_attrs={schema.TRAINING: self.attrs(t), schema.WORKER: _worker_id()},
                 system_attrs={}, intermediate_values={}, trial_id=0)
             claims.append((self.storage.create_new_trial(study_id, template), t))
         self._beat([tid for tid, _ in claims])
@@ -252,11 +253,12 @@ class TrainingStore:
             self.storage.set_trial_state_values(tid, TrialState.COMPLETE, [acc])
         except Exception:  # failed as stale meanwhile: keep the result all the same
             self.study.add_trial(optuna.trial.create_trial(
-                value=acc, user_attrs={ATTR: self.attrs(t), "worker": _worker_id()}))
+                value=acc,
+                user_attrs={schema.TRAINING: self.attrs(t), schema.WORKER: _worker_id()}))
 
     def _fail(self, tid: int, reason: str) -> None:
         with contextlib.suppress(Exception):  # another worker failed it first
-            self.storage.set_trial_user_attr(tid, "failure_reason", reason)
+            self.storage.set_trial_user_attr(tid, schema.FAILURE_REASON, reason)
             self.storage.set_trial_state_values(tid, TrialState.FAIL)
 
     def _beat(self, trial_ids: Sequence[int]) -> None:
@@ -305,7 +307,7 @@ def open_study(spec: str, study_name: str | None) -> tuple[optuna.Study, BaseSto
 
 
 def _key(t: FrozenTrial) -> str | None:
-    a = t.user_attrs.get(ATTR)
+    a = t.user_attrs.get(schema.TRAINING)
     return a.get("key") if isinstance(a, dict) else None
 
 

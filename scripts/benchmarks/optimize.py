@@ -31,6 +31,7 @@ from benchmarks.common import (
     timed,
     worker_threads,
 )
+from hpsearch import schema
 from hpsearch.optimize import optimize
 from hpsearch.optimize.samplers import make_pruner, make_sampler
 from hpsearch.optimize.study import FINISHED, open_study
@@ -62,11 +63,11 @@ def _per_trial(study: optuna.Study) -> tuple[float, float]:
     """
     trials = [t for t in study.get_trials(deepcopy=False, states=FINISHED)
               if t.datetime_complete]
-    training = sum(sum(t.user_attrs.get("learning_curve", {}).get("seconds", []))
+    training = sum(sum((schema.learning_curve(t) or {}).get("seconds", []))
                    for t in trials)
     first: dict[str, datetime.datetime] = {}
     for t in sorted(trials, key=lambda t: t.datetime_complete):
-        first.setdefault(t.user_attrs.get("run", {}).get("worker", "?"), t.datetime_complete)
+        first.setdefault((schema.run_info(t) or {}).get("worker", "?"), t.datetime_complete)
     start = max(first.values(), default=None)
     after = [t.datetime_complete for t in trials if start and t.datetime_complete > start]
     if not after:
@@ -89,8 +90,7 @@ class StubObjective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         cfg = sample_config(trial, self.preset)
-        trial.set_user_attr("config", cfg.as_dict())
-        trial.set_user_attr("train_seed", trial.number)
+        schema.set_started(trial, cfg.as_dict(), trial.number)
         rng = random.Random(trial.number)
         curve: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_acc": [],
                                          "lr": [], "seconds": []}
@@ -104,8 +104,8 @@ class StubObjective:
             if trial.should_prune():
                 pruned = True
                 break
-        trial.set_user_attr("learning_curve", curve)
-        trial.set_user_attr("run", {"n_params": 0, "device": "cpu", "best_epoch": 1,
+        schema.set_learning_curve(trial, curve)
+        schema.set_run_info(trial, {"n_params": 0, "device": "cpu", "best_epoch": 1,
                                     "stop_reason": "pruned" if pruned else "completed",
                                     "worker": f"{platform.node()}:{os.getpid()}"})
         if pruned:

@@ -23,7 +23,7 @@ from hpsearch.optimize.designs import (
 )
 from hpsearch.optimize.lockstep import Lockstep
 from hpsearch.optimize.samplers import make_sampler
-from hpsearch.settings import ARMS_ATTR, DESIGN_ATTR
+from hpsearch.schema import ARMS, DESIGN
 from hpsearch.space import Preset, load_preset, sample_config
 from hpsearch.training import DeviceData, train
 from hpsearch.training.datasets import make_synthetic
@@ -87,7 +87,7 @@ def test_the_sampler_searches_the_rest_and_never_the_designed_param() -> None:
     trials = study.get_trials()
     assert Counter(t.params["batch_norm"] for t in trials) == {"before": 12, "after": 12}
     for t in trials:
-        assert t.user_attrs[DESIGN_ATTR] == {"design": "balanced", "question": "bn_placement",
+        assert t.user_attrs[DESIGN] == {"design": "balanced", "question": "bn_placement",
                                              "param": "batch_norm",
                                              "value": t.params["batch_norm"]}
     assert len({t.params["lr"] for t in trials}) == 24  # the rest is searched
@@ -106,7 +106,7 @@ def test_optimize_with_a_design_records_it_and_refuses_what_it_cannot_design(
     study = load_study(db, "p")
     assert study.user_attrs["provenance"]["design"] == "paired"
     for t in study.trials:
-        arms = t.user_attrs[ARMS_ATTR]
+        arms = t.user_attrs[ARMS]
         assert set(arms) == {"before", "after"}
         # pruned together: both arms ran the same epochs unless one stopped by patience
         assert len(arms["before"]["val_acc"]) == len(arms["after"]["val_acc"]) == 2
@@ -219,9 +219,9 @@ def _paired_study(n: int, diff: float, seed: int, *, prune: bool) -> list:
         trials.append(optuna.trial.create_trial(
             state=state, value=float((a[-1] + b[-1]) / 200) if stop == 3 else None,
             intermediate_values={e + 1: float((a[e] + b[e]) / 200) for e in range(stop)},
-            user_attrs={DESIGN_ATTR: {"design": "paired", "question": "bn_placement",
+            user_attrs={DESIGN: {"design": "paired", "question": "bn_placement",
                                       "param": "batch_norm", "arms": ["before", "after"]},
-                        ARMS_ATTR: {"before": {"val_acc": list(a[:stop] / 100)},
+                        ARMS: {"before": {"val_acc": list(a[:stop] / 100)},
                                     "after": {"val_acc": list(b[:stop] / 100)}}}))
     return trials
 
@@ -233,8 +233,8 @@ def test_the_paired_answer_is_the_end_difference_pruned_trials_included() -> Non
         (c,) = paired_contrasts(trials, epochs=3, n_bootstrap=50)
         estimates.append(c.estimate)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        naive.append(np.mean([100 * (t.user_attrs[ARMS_ATTR]["before"]["val_acc"][-1]
-                                     - t.user_attrs[ARMS_ATTR]["after"]["val_acc"][-1])
+        naive.append(np.mean([100 * (t.user_attrs[ARMS]["before"]["val_acc"][-1]
+                                     - t.user_attrs[ARMS]["after"]["val_acc"][-1])
                               for t in complete]))
         assert c.n == 120 and 0 < c.n_complete < 120
     assert abs(np.mean(estimates) - 1.0) < 0.1          # the chain recovers the truth

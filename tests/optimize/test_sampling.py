@@ -7,9 +7,10 @@ import optuna
 import pytest
 
 from hpsearch.analysis import answer_questions
-from hpsearch.optimize.randomized import RANDOMIZED_ATTR, RandomizedShare
+from hpsearch.optimize.randomized import RandomizedShare
 from hpsearch.optimize.samplers import make_sampler
 from hpsearch.planted import BN_TRUTH, planted_study
+from hpsearch.schema import RANDOMIZED
 from hpsearch.space.suggest import sample_config
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -31,8 +32,8 @@ def test_randomized_trials_are_marked_and_drawn_independently_of_the_results() -
     """The randomized trials' learning rates ignore where the good ones were: TPE's
     concentrate near the planted best lr (3e-3), theirs stay uniform in log(lr)."""
     study = planted_study(BN_TRUTH, 120, sampler=make_sampler("tpe", 0, 0.3), seed=0)
-    marked = [t for t in study.trials if t.user_attrs.get(RANDOMIZED_ATTR)]
-    adaptive = [t for t in study.trials if not t.user_attrs.get(RANDOMIZED_ATTR)]
+    marked = [t for t in study.trials if t.user_attrs.get(RANDOMIZED)]
+    adaptive = [t for t in study.trials if not t.user_attrs.get(RANDOMIZED)]
     assert len(marked) > 30 and len(adaptive) > 60
     assert all(t.number < 10 for t in study.trials[:10] if t in marked)
 
@@ -67,4 +68,4 @@ def test_sample_draws_every_param_through_the_wrapper() -> None:
         trial = study.ask()
         cfg = sample_config(trial)
         study.tell(trial, 0.5)
-        assert cfg.lr > 0 and study.trials[-1].user_attrs[RANDOMIZED_ATTR] is True
+        assert cfg.lr > 0 and study.trials[-1].user_attrs[RANDOMIZED] is True

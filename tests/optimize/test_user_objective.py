@@ -13,12 +13,14 @@ import torch
 from click.testing import CliRunner
 from optuna.trial import TrialState
 
+from hpsearch import schema
 from hpsearch.cli import main
 from hpsearch.errors import ObjectiveError, StudyError
-from hpsearch.objectives import OBJECTIVE_ATTR, check_value, load_objective
+from hpsearch.objectives import check_value, load_objective
 from hpsearch.optimize import optimize
 from hpsearch.optimize.objective import training_seed
-from hpsearch.settings import ARMS_ATTR, DESIGN_ATTR, Settings
+from hpsearch.schema import ARMS, DESIGN
+from hpsearch.settings import Settings
 from hpsearch.space import Preset
 
 # A plain objective: what it drew from every generator and what it was given is kept, so
@@ -85,7 +87,7 @@ def test_a_plain_objective_runs_seeded_and_is_recorded(tmp_path: Path) -> None:
                                          float(torch.rand(1))]
         assert t.user_attrs["given"] == [seed, "validation"]
         assert t.user_attrs["train_seed"] == seed
-    rec = study.user_attrs[OBJECTIVE_ATTR]
+    rec = study.user_attrs[schema.OBJECTIVE]
     assert rec["path"] == str(path) and rec["name"] == "objective" and len(rec["sha256"]) == 64
     assert study.user_attrs["provenance"]["objective"] == rec
     assert "dataset" not in study.user_attrs  # its data is its own: no chance level from it
@@ -103,7 +105,7 @@ def test_a_module_spec_and_the_budget_on_resume(tmp_path: Path,
     write(tmp_path, name="user_objectives_mod.py")
     monkeypatch.chdir(tmp_path)  # a module is found in the current directory, as uvicorn's
     study = run(tmp_path, "user_objectives_mod:objective")
-    assert study.user_attrs[OBJECTIVE_ATTR]["module"] == "user_objectives_mod"
+    assert study.user_attrs[schema.OBJECTIVE]["module"] == "user_objectives_mod"
     study = run(tmp_path, "user_objectives_mod:objective", trials=9)
     finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert len(finished) == 9  # the exact budget, resumed
@@ -137,10 +139,10 @@ def test_paired_calls_every_choice_on_one_seed(tmp_path: Path) -> None:
     trials = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(trials) == 6
     for t in trials:
-        assert t.user_attrs[DESIGN_ATTR] == {"design": "paired", "question": "kernel",
+        assert t.user_attrs[DESIGN] == {"design": "paired", "question": "kernel",
                                              "param": "kernel",
                                              "arms": ["linear", "rbf", "poly"]}
-        arms = t.user_attrs[ARMS_ATTR]
+        arms = t.user_attrs[ARMS]
         final = {k: v["final"] for k, v in arms.items()}
         # one seed: the noise cancels, the differences are the planted ones
         assert final["rbf"] - final["linear"] == pytest.approx(0.05)
@@ -158,9 +160,9 @@ def test_paired_arms_are_pruned_together(tmp_path: Path) -> None:
     pruned = study.get_trials(states=(TrialState.PRUNED,))
     assert pruned
     for t in pruned:
-        steps = {len(a["val_acc"]) for a in t.user_attrs[ARMS_ATTR].values()}
+        steps = {len(a["val_acc"]) for a in t.user_attrs[ARMS].values()}
         assert len(steps) == 1 and all(a["stop_reason"] == "pruned"
-                                       for a in t.user_attrs[ARMS_ATTR].values())
+                                       for a in t.user_attrs[ARMS].values())
 
 
 def test_balanced_assigns_the_choices_in_blocks(tmp_path: Path) -> None:
@@ -169,7 +171,7 @@ def test_balanced_assigns_the_choices_in_blocks(tmp_path: Path) -> None:
                 design="balanced", trials=6, pruner="none")
     values = [t.params["kernel"] for t in study.get_trials()]
     assert sorted(values[:3]) == sorted(values[3:]) == ["linear", "poly", "rbf"]
-    assert all(t.user_attrs[DESIGN_ATTR]["value"] == t.params["kernel"]
+    assert all(t.user_attrs[DESIGN]["value"] == t.params["kernel"]
                for t in study.get_trials())
 
 

@@ -21,8 +21,9 @@ from support.mounts import tiny_disk
 import hpsearch.storage.open
 from hpsearch.cli import main
 from hpsearch.optimize.study import FINISHED
+from hpsearch.schema import HEARTBEAT
 from hpsearch.storage import owner
-from hpsearch.storage.journal import HEARTBEAT_ATTR, RepairingBackend
+from hpsearch.storage.journal import RepairingBackend
 from hpsearch.storage.open import load_study, open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,7 +122,7 @@ def test_a_write_on_a_full_disk_tears_no_line(tmp_path):
 
 
 def _beat(storage, trial_id: int, **who) -> None:  # type: ignore[no-untyped-def]
-    storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, {**owner.identity(), **who})
+    storage.set_trial_system_attr(trial_id, HEARTBEAT, {**owner.identity(), **who})
 
 
 def _dead_pid() -> int:
@@ -175,7 +176,7 @@ def test_heartbeats_are_recorded_with_the_owner(tmp_path, monkeypatch):
 
     def objective(trial: optuna.Trial) -> float:
         time.sleep(0.2)
-        seen.append(storage.get_trial(trial._trial_id).system_attrs.get(HEARTBEAT_ATTR))
+        seen.append(storage.get_trial(trial._trial_id).system_attrs.get(HEARTBEAT))
         return 1.0
 
     study.optimize(objective, n_trials=1)

@@ -19,11 +19,12 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.optimize import optimize
+from hpsearch.schema import TRAINING
 from hpsearch.settings import Settings
 from hpsearch.space.presets import Preset
 from hpsearch.storage import open_storage, study_names
 from hpsearch.verify import verify
-from hpsearch.verify.store import ATTR, COMPANION, stored_trainings
+from hpsearch.verify.store import COMPANION, stored_trainings
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +62,7 @@ def companion(db: str) -> optuna.Study:
 
 
 def trained_keys(db: str) -> list[str]:
-    return [t.user_attrs[ATTR]["key"] for t in stored_trainings(companion(db))]
+    return [t.user_attrs[TRAINING]["key"] for t in stored_trainings(companion(db))]
 
 
 def accs(result) -> list[tuple[list[float], list[float], str]]:
@@ -131,6 +132,6 @@ def test_two_workers_train_every_training_once(study_db, tmp_path):
     out, err = jobs.communicate(timeout=300)
     assert jobs.returncode == 0, err
     trials = companion(db).get_trials(deepcopy=False)
-    done = Counter(t.user_attrs[ATTR]["key"] for t in trials
+    done = Counter(t.user_attrs[TRAINING]["key"] for t in trials
                    if t.state == TrialState.COMPLETE)
     assert set(done.values()) == {1} and len(done) == 40 + 24   # 3 twins at 3 epochs
