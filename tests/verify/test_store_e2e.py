@@ -15,11 +15,12 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.optimize import optimize
+from hpsearch.schema import TRAINING
 from hpsearch.settings import Settings
 from hpsearch.space import Preset
 from hpsearch.storage import open_storage, study_names
 from hpsearch.verify import verify
-from hpsearch.verify.store import ATTR, COMPANION, stored_trainings
+from hpsearch.verify.store import COMPANION, stored_trainings
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +62,7 @@ def _companion_keys(db: str) -> list[str]:
     import optuna
 
     study = optuna.load_study(study_name=name, storage=storage)
-    return [t.user_attrs[ATTR]["key"] for t in stored_trainings(study)]
+    return [t.user_attrs[TRAINING]["key"] for t in stored_trainings(study)]
 
 
 @pytest.mark.parametrize("fuse, patched, at, kept", [
