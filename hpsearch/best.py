@@ -234,7 +234,7 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
     trial = complete_trials(study)[0]
     cfg = trial_config(trial)
     settings = study_settings(study, data_dir=data_dir)
-    data = study_data(settings, device)
+    data = study_data(settings, device, study)
     if retrain:
         seed_list = list(range(seeds))
     else:

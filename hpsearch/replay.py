@@ -78,12 +78,36 @@ def study_settings(study: optuna.Study, *, epochs: int | None = None,
     return settings
 
 
-def study_data(settings: Settings, device: str | torch.device = "auto") -> DeviceData:
-    """The study's splits: same dataset, validation hold-out, train subset and split seed."""
+def study_data(settings: Settings, device: str | torch.device = "auto",
+               study: optuna.Study | None = None) -> DeviceData:
+    """The study's splits: same dataset, validation hold-out, train subset and split seed;
+    with ``study``, refused unless the data is what the study was run on."""
     dev = device if isinstance(device, torch.device) else training_device(device)
     raw = load_dataset(settings.dataset, settings.data_dir)
-    return DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=dev,
+    data = DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=dev,
                              train_size=settings.train_size)
+    if study is not None:
+        check_data(study, data.source, "re-run")
+    return data
+
+
+def check_data(study: optuna.Study, now: dict[str, object], what: str) -> None:
+    """StudyError when the study recorded other data than ``now`` (a file changed or
+    replaced since): its trials, or re-runs of them, would not be one experiment."""
+    was = schema.data_record(study)
+    if was is None or not now or was.get("hash") == now.get("hash"):
+        return
+
+    def shown(d: dict[str, Any]) -> str:
+        shape = "x".join(str(v) for v in d.get("shape", []) or ["?"])
+        return (f"{shape} images, {d.get('classes', '?')} classes, {d.get('train', '?')} "
+                f"train / {d.get('test', '?')} test")
+
+    raise StudyError(
+        f"the data of study {study.study_name!r} changed since it ran (then {shown(was)}; now "
+        f"{shown(now)}{', same sizes but other contents' if shown(was) == shown(now) else ''}"
+        f"): to {what} it would mix two datasets; point --dataset (or --data-dir) at the "
+        "data the study used, or start a new study")
 
 
 # ---------------------------------------------------------------------------- a user's objective

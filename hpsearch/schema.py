@@ -25,6 +25,8 @@ DATASET = "dataset"        # optimize: the dataset's name (also in provenance's 
 N_CLASSES = "n_classes"    # optimize: the dataset's number of classes
 CHANCE = "chance"          # optimize: the validation accuracy of a model that never learned
 #                            (the largest class's share of the validation split)
+DATA = "data"              # optimize: what the data was (RawDataset.fingerprint(): "hash",
+#                            "shape", "train", "test", "classes"); resume and re-runs check it
 QUESTION = "question"      # optimize: the preset's question id, when it has one
 BEST = "best"              # best: the best config retrained on the test split
 OBJECTIVE = "objective"    # optimize --objective: {"spec", "path", "module", "name", "sha256"}
@@ -86,6 +88,11 @@ def setting(study: Stored, key: str) -> Any:
     """One setting from the study's provenance; None for studies of other tools."""
     settings = stored_settings(study)
     return settings.get(key) if settings is not None else None
+
+
+def data_record(study: Stored) -> dict[str, Any] | None:
+    """What the study's data was (its ``data`` attr), or None (not recorded)."""
+    return _dict(study, DATA)
 
 
 def set_provenance(study: Writable, prov: dict[str, Any], dataset: str | None,

@@ -81,3 +81,28 @@ def test_bad_datasets_are_one_line_each_and_nothing_is_written(tmp_path):
         assert len(out.strip().splitlines()) == 1 and not db.exists()
         code, out = run("datasets", spec)
         assert code == 1 and expected in out
+
+
+def test_a_dataset_changed_since_the_study_ran_is_refused(tmp_path):
+    """Resume and re-runs check the data against the study's record: a file rewritten with
+    other images (same sizes) would mix two datasets in one experiment."""
+    path, db = tmp_path / "d.npz", tmp_path / "s.db"
+    write_npz(path)
+    args = ["optimize", "--storage", str(db), "--dataset", str(path), "--model", "mlp", *FAST]
+    code, out = run(*args, "--trials", "1")
+    assert code == 0, out
+    recorded = load_study(str(db)).user_attrs["data"]
+    assert recorded["shape"] == [3, 8, 8] and recorded["train"] == 120
+    assert recorded["classes"] == 3 and len(recorded["hash"]) == 32
+    code, out = run(*args, "--trials", "2")  # the same data: resumes
+    assert code == 0, out
+    arrays = write_npz(path)
+    x = arrays["x_train"].copy()  # type: ignore[union-attr]
+    x[0, 0, 0, 0] ^= 1  # one grey level of one pixel
+    write_npz(path, x_train=x)
+    code, out = run(*args, "--trials", "3")
+    assert code == 1 and "the data of study 'full-d' changed since it ran" in out, out
+    assert "same sizes but other contents" in out and "Traceback" not in out
+    assert len(load_study(str(db)).trials) == 2
+    code, out = run("best", str(db), "--retrain", "--seeds", "1")
+    assert code == 1 and "to re-run it would mix two datasets" in out, out

@@ -20,6 +20,7 @@ from hpsearch.errors import StudyError
 from hpsearch.objectives import LoadedObjective, recorded_spec, split_spec
 from hpsearch.optimize.designs import designed, resolve_design, study_arms
 from hpsearch.optimize.samplers import make_pruner, make_sampler
+from hpsearch.replay import check_data
 from hpsearch.settings import Settings
 from hpsearch.space import PARAM_BY_NAME, Preset
 from hpsearch.storage import mask, open_storage, storage_errors, study_file, study_names
@@ -98,7 +99,7 @@ def open_study(preset: Preset, settings: Settings,
     # a question it cannot design: before writing
     arms = study_arms(preset, settings.design, objective=objective is not None)
     name = default_study_name(preset, settings)
-    _check_existing(preset, settings, name, objective)
+    _check_existing(preset, settings, name, objective, data)
     storage = open_storage(settings.storage, create=True, heartbeat=True)
     sampler = designed(make_sampler(settings.sampler, settings.seed, settings.random_share),
                        arms, settings.seed)
@@ -115,17 +116,21 @@ def open_study(preset: Preset, settings: Settings,
             # a user's objective brings its own data: no dataset then
             schema.set_provenance(study, prov, settings.dataset if objective is None else None,
                                   preset.question)
+        if data is not None:
+            check_data(study, data.source, "resume")  # another worker may have written it
         if data is not None and schema.N_CLASSES not in study.user_attrs:
             # The analysis tells a trial that never learned from one that learned little.
             study.set_user_attr(schema.N_CLASSES, data.n_classes)
             study.set_user_attr(schema.CHANCE, data.chance)
+        if data is not None and data.source and schema.DATA not in study.user_attrs:
+            study.set_user_attr(schema.DATA, data.source)
         if objective is not None and recorded_spec(study.user_attrs) != objective.record():
             study.set_user_attr(schema.OBJECTIVE, objective.record())
     return study
 
 
 def _check_existing(preset: Preset, settings: Settings, name: str,
-                    objective: LoadedObjective | None) -> None:
+                    objective: LoadedObjective | None, data: DeviceData | None = None) -> None:
     """:func:`_check_compatible` on the study ``name`` if the storage holds it, opened
     read-only: nothing is written to a storage whose study is refused."""
     path = study_file(settings.storage)
@@ -140,6 +145,8 @@ def _check_existing(preset: Preset, settings: Settings, name: str,
             return
         study = optuna.load_study(study_name=name, storage=storage)
         _check_compatible(study, provenance(preset, settings, objective), settings)
+        if data is not None:
+            check_data(study, data.source, "resume")
 
 
 def _check_compatible(study: optuna.Study, prov: dict[str, Any],

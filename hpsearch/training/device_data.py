@@ -47,6 +47,8 @@ class DeviceData:
     std: torch.Tensor
     min: torch.Tensor
     max: torch.Tensor
+    # RawDataset.fingerprint() of the data the splits came from (empty: not known).
+    source: dict[str, object] = field(default_factory=dict, compare=False)
     # input_norm -> (scale, shift) with shape (C, 1, 1): normalized = x01 * scale + shift.
     _affine: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(init=False, repr=False,
                                                                   compare=False)
@@ -96,10 +98,12 @@ class DeviceData:
         # Sorted indices: the same examples in their file order, whatever the permutation.
         stop = None if train_size is None else n_val + train_size
         val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:stop].sort().values
-        return cls.from_splits(raw.name, raw.classes, device,
+        data = cls.from_splits(raw.name, raw.classes, device,
                                (raw.train_x[train_idx], raw.train_y[train_idx]),
                                (raw.train_x[val_idx], raw.train_y[val_idx]),
                                (raw.test_x, raw.test_y))
+        data.source = raw.fingerprint()
+        return data
 
     @classmethod
     def from_splits(cls, name: str, classes: tuple[str, ...], device: str | torch.device,

@@ -215,7 +215,7 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
             f"family need p < {alpha / family:.2g} at Holm's first step, and the signed-rank "
             f"test gets there only with {need} or more seeds; use --seeds {need} (or verify "
             "fewer questions with --question)")
-    data = study_data(settings, device) if loaded is None else None
+    data = study_data(settings, device, study) if loaded is None else None
     store = (TrainingStore(storage, opened, study.study_name, settings, fuse=fuse)
              if loaded is None else
              TrainingStore(storage, opened, study.study_name, settings,
