@@ -226,21 +226,47 @@ def study_names(storage: BaseStorage) -> list[str]:
         raise StorageError(f"cannot read studies: {error_reason(exc)}") from None
 
 
+# verify's stored trainings of study S are the companion study "S:verify" (verify.store):
+# a record that verify keeps, never a study to report on, retrain or resume.
+COMPANION_SUFFIX = ":verify"
+
+
 def resolve_study_name(storage: BaseStorage, spec: str, study_name: str | None) -> str:
-    """The one study a read-only command should use, or a message listing the choices."""
+    """The one study a read-only command should use, or a message listing the choices.
+
+    A companion study is never the answer: its trials are single verify trainings (their
+    values test accuracies), and a report or ``best`` on it would pass one of them off as
+    the study's best trial.
+    """
     names = study_names(storage)
     if not names:
         raise StudyError(f"{mask(spec)} holds no study yet")
-    if study_name is None:  # verify's stored trainings ("<study>:verify") are not a choice
-        names = [n for n in names if not n.endswith(":verify")] or names
-        if len(names) > 1:
-            raise StudyError(f"{mask(spec)} holds {len(names)} studies; choose one with "
-                             f"--study-name: {', '.join(sorted(names))}")
-        return names[0]
+    studies = [n for n in names if not n.endswith(COMPANION_SUFFIX)]
+    if study_name is not None and study_name.endswith(COMPANION_SUFFIX) \
+            and study_name in names:
+        raise StudyError(_companion_message(spec, study_name, studies))
+    if study_name is None:
+        if not studies:
+            raise StudyError(_companion_message(spec, names[0], studies))
+        if len(studies) > 1:
+            raise StudyError(f"{mask(spec)} holds {len(studies)} studies; choose one with "
+                             f"--study-name: {', '.join(sorted(studies))}")
+        return studies[0]
     if study_name not in names:
         raise StudyError(f"no study named {study_name!r} in {mask(spec)}; it holds: "
-                         f"{', '.join(sorted(names))}")
+                         f"{', '.join(sorted(studies) or ['no study'])}")
     return study_name
+
+
+def _companion_message(spec: str, companion: str, studies: list[str]) -> str:
+    parent = companion[:-len(COMPANION_SUFFIX)]
+    what = (f"{companion!r} in {mask(spec)} is not a study: it holds the trainings `hpsearch "
+            f"verify` stored for study {parent!r}")
+    if parent in studies:
+        return f"{what}; use --study-name {parent}"
+    if studies:
+        return f"{what}, which is not there; the studies here: {', '.join(sorted(studies))}"
+    return f"{what}, which is not there (deleted?): {mask(spec)} holds no study to read"
 
 
 def load_study(spec: str, study_name: str | None = None) -> optuna.Study:

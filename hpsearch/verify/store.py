@@ -47,6 +47,7 @@ from hpsearch.objectives import Params
 from hpsearch.settings import Settings
 from hpsearch.space import TrialConfig
 from hpsearch.storage import (
+    COMPANION_SUFFIX,
     HEARTBEAT_INTERVAL,
     load_study,
     open_storage,
@@ -56,7 +57,7 @@ from hpsearch.storage import (
 from hpsearch.training import DeviceData, evaluate, training_threads
 from hpsearch.training.fused import iter_many
 
-COMPANION = ":verify"          # the companion study's name: "<study>:verify"
+COMPANION = COMPANION_SUFFIX   # the companion study's name: "<study>:verify"
 POLL = 0.5                     # seconds between looks at other workers' running trainings
 
 NOTE_ATTR = "hpsearch:note"   # what a measure stored beside a training (params it filled)
