@@ -28,6 +28,8 @@ import contextlib
 import datetime
 import hashlib
 import json
+import logging
+import math
 import os
 import random
 import socket
@@ -61,6 +63,8 @@ COMPANION = COMPANION_SUFFIX   # the companion study's name: "<study>:verify"
 POLL = 0.5                     # seconds between looks at other workers' running trainings
 
 NOTE_ATTR = "hpsearch:note"   # what a measure stored beside a training (params it filled)
+
+log = logging.getLogger("hpsearch")
 
 # on_stored(training, test accuracy): after each training this process stored
 OnStored = Callable[["Training", float], object]
@@ -117,6 +121,7 @@ class TrainingStore:
                 storage=self.storage, study_name=self.name, direction="maximize",
                 load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0))
         self.trained = 0  # trainings this process ran and stored
+        self.skipped = 0  # malformed companion trials warned about
         self.rng = random.Random(os.getpid())
 
     # ------------------------------------------------------------------------ keys
@@ -151,7 +156,8 @@ class TrainingStore:
                     time.sleep(POLL)  # the rest is running in other workers
 
     def _refresh(self) -> list[FrozenTrial]:
-        """The companion's trials, after failing the claims of dead workers."""
+        """The companion's trials that are trainings, after failing the claims of dead
+        workers; malformed ones (:func:`malformed`) are left out with one warning."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)
@@ -160,7 +166,15 @@ class TrainingStore:
                 and _dead_here(t.user_attrs.get(schema.WORKER))]
         for t in dead:
             self._fail(t._trial_id, "its worker process died")
-        return self.study.get_trials(deepcopy=False) if dead else trials
+        if dead:
+            trials = self.study.get_trials(deepcopy=False)
+        bad = [t.number for t in trials if malformed(t)]
+        if len(bad) > self.skipped:
+            self.skipped = len(bad)
+            shown = ", ".join(f"#{n}" for n in bad[:5]) + (", ..." if len(bad) > 5 else "")
+            log.warning(f"skipped {len(bad)} trial(s) of {self.name!r} ({shown}) that are not "
+                        "trainings as verify stores them (no key, or no numeric value)")
+        return [t for t in trials if not malformed(t)]
 
     def _claim(self, missing: Sequence[Training]) -> list[tuple[int, Training]]:
         """Claims (trial id, training) on up to ``batch`` seeds of one twin of ``missing``.
@@ -308,8 +322,23 @@ def open_study(spec: str, study_name: str | None) -> tuple[optuna.Study, BaseSto
 
 
 def _key(t: FrozenTrial) -> str | None:
+    """The training's key, or None for a trial that is not one verify wrote (see
+    :func:`malformed`)."""
     a = t.user_attrs.get(schema.TRAINING)
-    return a.get("key") if isinstance(a, dict) else None
+    key = a.get("key") if isinstance(a, dict) else None
+    return key if isinstance(key, str) and key else None
+
+
+def malformed(t: FrozenTrial) -> bool:
+    """A companion trial that is not a training as verify stores it: no key (or one that is
+    not a string: another tool, a hand edit), or a finished value that is not a number."""
+    if _key(t) is None:
+        return True
+    if t.state != TrialState.COMPLETE:
+        return False
+    values = t.values
+    return not (values is not None and len(values) == 1 and isinstance(values[0], float)
+                and math.isfinite(values[0]))
 
 
 def _complete(trials: Sequence[FrozenTrial]) -> dict[str, float]:
@@ -318,12 +347,12 @@ def _complete(trials: Sequence[FrozenTrial]) -> dict[str, float]:
     for t in sorted(trials, key=lambda t: t.number):
         k = _key(t)
         if k is not None and k not in out and t.state == TrialState.COMPLETE \
-                and t.value is not None:
-            out[k] = float(t.value)
+                and not malformed(t):
+            out[k] = float(t.values[0])
     return out
 
 
 def stored_trainings(study: optuna.Study) -> list[FrozenTrial]:
     """The COMPLETE trainings of a companion study (for tests and tools)."""
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if _key(t) is not None]
+            if not malformed(t)]
