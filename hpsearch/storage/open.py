@@ -45,12 +45,16 @@ MAX_RETRY = 1
 
 
 
-def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) -> BaseStorage:
+def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False,
+                 requeue: bool = True) -> BaseStorage:
     """Open ``spec``; with ``create=False`` a missing file is an error, never a new empty DB.
 
     ``heartbeat`` turns on heartbeats (workers that train) so a killed worker's trial
-    does not stay RUNNING forever. A reader (``create=False``) never adds tables to a
-    SQLite file, and opens one it may not write (read-only media) read-only.
+    does not stay RUNNING forever; it is failed and, with ``requeue``, queued again as a
+    WAITING copy (optimize's workers run those first; verify claims trainings its own way
+    and opens with ``requeue=False``, so it leaves no queue behind). A reader
+    (``create=False``) never adds tables to a SQLite file, and opens one it may not write
+    (read-only media) read-only.
     """
     from hpsearch.storage.journal import open_journal
 
@@ -59,7 +63,8 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
     try:
         if kind(spec) == "journal":
             return open_journal(spec, heartbeat=heartbeat, interval=HEARTBEAT_INTERVAL,
-                                grace=HEARTBEAT_GRACE, stale_callback=_retry(heartbeat))
+                                grace=HEARTBEAT_GRACE,
+                                stale_callback=_retry(heartbeat and requeue))
         url = _with_driver(spec) if kind(spec) == "url" else f"sqlite:///{Path(spec).resolve()}"
         engine_kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
@@ -79,7 +84,7 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False) ->
                     engine_kwargs = {"creator": lambda: connect_readonly(readonly)}
         elif url.startswith("postgresql"):
             engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-        return _rdb(url, engine_kwargs, heartbeat)
+        return _rdb(url, engine_kwargs, heartbeat, requeue)
     except (StorageError, StudyError):
         raise
     except Exception as exc:  # SQLAlchemy, driver and OS errors all mean "cannot open"
@@ -160,13 +165,14 @@ class _RDBStorage(RDBStorage):
         return stale
 
 
-def _rdb(url: str, engine_kwargs: dict[str, Any], heartbeat: bool) -> RDBStorage:
+def _rdb(url: str, engine_kwargs: dict[str, Any], heartbeat: bool,
+         requeue: bool = True) -> RDBStorage:
     with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         kwargs: dict[str, Any] = {}
         if heartbeat:
             kwargs = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": HEARTBEAT_GRACE,
-                      "heartbeat_stale_trial_callback": _retry(heartbeat)}
+                      "heartbeat_stale_trial_callback": _retry(heartbeat and requeue)}
         for _ in range(4):
             try:
                 return _RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)

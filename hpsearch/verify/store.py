@@ -115,7 +115,8 @@ class TrainingStore:
         self.key = dict(key or {})
         self.notes: dict[Training, dict[str, Any]] = {}  # what a training stored beside it
         self.name = study_name + COMPANION
-        self.storage = storage  # from open_storage(spec, heartbeat=True): see open_study
+        # from open_storage(spec, heartbeat=True, requeue=False): see open_study
+        self.storage = storage
         with storage_errors(spec):
             self.study = optuna.create_study(
                 storage=self.storage, study_name=self.name, direction="maximize",
@@ -166,7 +167,13 @@ class TrainingStore:
                 and _dead_here(t.user_attrs.get(schema.WORKER))]
         for t in dead:
             self._fail(t._trial_id, "its worker process died")
-        if dead:
+        # Copies of dead claims that Optuna's stale-trial retry queued (an older hpsearch
+        # opened the storage with it): verify never runs a queue, so none is left behind.
+        queued = [t for t in trials if t.state == TrialState.WAITING]
+        for t in queued:
+            self._fail(t._trial_id, "a queued copy of a dead claim (verify claims trainings "
+                                    "itself)")
+        if dead or queued:
             trials = self.study.get_trials(deepcopy=False)
         bad = [t.number for t in trials if malformed(t)]
         if len(bad) > self.skipped:
@@ -312,7 +319,7 @@ def open_study(spec: str, study_name: str | None) -> tuple[optuna.Study, BaseSto
     worker closing its last connection would then take itself for the last reader and
     remove the WAL under this one.
     """
-    storage = open_storage(spec, heartbeat=True)
+    storage = open_storage(spec, heartbeat=True, requeue=False)
     names = [n for n in study_names(storage) if not n.endswith(COMPANION)]
     name = study_name if study_name is not None else (names[0] if len(names) == 1 else None)
     if name is None or name not in names:

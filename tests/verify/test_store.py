@@ -40,3 +40,16 @@ def test_malformed_companion_trials_are_skipped_with_one_warning(store, caplog):
     assert store.results(wanted, None) == {wanted[0]: 0.91, wanted[1]: 0.93}
     warned = [r.getMessage() for r in caplog.records if r.name == "hpsearch"]
     assert len(warned) == 1 and "skipped 6 trial(s) of 's:verify'" in warned[0], warned
+
+
+def test_queued_copies_left_by_an_older_run_are_failed_not_kept(store):
+    """Optuna's stale-trial retry queued dead claims as WAITING trials verify never runs."""
+    from optuna.trial import TrialState
+
+    wanted = [Training(TrialConfig(), 0)]
+    store.study.add_trial(optuna.trial.create_trial(value=0.9,
+                                                    user_attrs={ATTR: store.attrs(wanted[0])}))
+    store.study.enqueue_trial({}, user_attrs={ATTR: store.attrs(Training(TrialConfig(), 1))})
+    assert store.results(wanted, None) == {wanted[0]: 0.9}
+    assert [t.state for t in store.study.get_trials()] == [TrialState.COMPLETE,
+                                                           TrialState.FAIL]

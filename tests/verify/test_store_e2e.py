@@ -56,6 +56,48 @@ def study_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return db
 
 
+@pytest.fixture(scope="module")
+def journal_log(tmp_path_factory: pytest.TempPathFactory) -> str:
+    log = str(tmp_path_factory.mktemp("store_e2e") / "s.log")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        optimize(Preset().with_overrides(SMALL_MLP),
+                 Settings(storage=log, dataset="digits", epochs=1, trials=2, val_size=300),
+                 progress=False)
+    return log
+
+
+def _kill_at(spec: str, patched: str, at: int, fuse: str) -> subprocess.CompletedProcess:
+    args = ["verify", spec, "--question", "init", "--seeds", "8", "--epochs", "1",
+            "--fuse", fuse]
+    return subprocess.run([sys.executable, "-c", CHILD, patched, str(at), *args],
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, text=True,
+                          capture_output=True, timeout=300)
+
+
+def _companion_states(spec: str) -> dict[str, int]:
+    storage = open_storage(spec)
+    [name] = [n for n in study_names(storage) if n.endswith(COMPANION)]
+    trials = storage.get_all_trials(storage.get_study_id_from_name(name))
+    return {s.name: sum(t.state == s for t in trials) for s in TrialState
+            if any(t.state == s for t in trials)}
+
+
+def test_a_killed_verify_on_a_journal_leaves_no_queue(journal_log, tmp_path):
+    """Optuna's stale-trial retry re-queued the dead claims as WAITING trials that verify
+    never runs (after one SIGKILL: COMPLETE 16, FAIL 7, WAITING 7)."""
+    import shutil
+
+    log = str(tmp_path / "k.log")
+    shutil.copy(journal_log, log)
+    child = _kill_at(log, "train", 3, "1")
+    assert child.returncode == -9, child.stderr
+    again = verify(log, question="init", seeds=8, epochs=1, fuse=1)
+    assert again.trainings == 32 and again.trained_here == 30
+    states = _companion_states(log)
+    assert states == {"COMPLETE": 32, "FAIL": 6}, states  # the dead claims, failed once
+
+
 def _companion_keys(db: str) -> list[str]:
     storage = open_storage(db)
     [name] = [n for n in study_names(storage) if n.endswith(COMPANION)]
@@ -78,11 +120,7 @@ def test_a_sigkill_mid_batch_keeps_every_finished_training(study_db, tmp_path, f
     src.backup(dst)
     src.close()
     dst.close()
-    args = ["verify", db, "--question", "init", "--seeds", "8", "--epochs", "1",
-            "--fuse", fuse]
-    child = subprocess.run([sys.executable, "-c", CHILD, patched, str(at), *args],
-                           env={**os.environ, "OMP_NUM_THREADS": "1"}, text=True,
-                           capture_output=True, timeout=300)
+    child = _kill_at(db, patched, at, fuse)
     assert child.returncode == -9, child.stderr
     # each stored training printed its line when it was stored, before the kill
     lines = [x for x in child.stderr.splitlines() if x.startswith("trainings ")]
@@ -93,7 +131,5 @@ def test_a_sigkill_mid_batch_keeps_every_finished_training(study_db, tmp_path, f
     keys = _companion_keys(db)
     assert len(keys) == len(set(keys)) == again.trainings == 32   # nothing trained twice
     assert again.trained_here == 32 - kept
-    storage = open_storage(db)
-    [name] = [n for n in study_names(storage) if n.endswith(COMPANION)]
-    states = {t.state for t in storage.get_all_trials(storage.get_study_id_from_name(name))}
-    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    states = _companion_states(db)
+    assert "RUNNING" not in states and "WAITING" not in states, states
