@@ -5,10 +5,10 @@ from __future__ import annotations
 import optuna
 import pytest
 from click.testing import CliRunner
+from support.studies import plant_study
 
 from hpsearch.cli import main
 from hpsearch.storage import open_storage
-from support.studies import plant_study
 
 
 @pytest.fixture
