@@ -13,6 +13,8 @@ with one line naming two files that differ.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import zipfile
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 
 from hpsearch.errors import DataError
-from hpsearch.training.raw import images_nchw, labels_int64
+from hpsearch.training.raw import cache_dir, images_nchw, labels_int64
 
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 SPLITS = ("train", "test")
@@ -61,7 +63,12 @@ def read_npz(path: Path) -> Arrays:
 
 
 def read_folder(root: Path) -> Arrays:
-    """``(train_x, train_y, test_x, test_y, classes)`` from ``root/{train,test}/<class>/*``."""
+    """``(train_x, train_y, test_x, test_y, classes)`` from ``root/{train,test}/<class>/*``.
+
+    Decoding is the slow part (about half a millisecond an image), so the decoded arrays are
+    kept in the cache dir, keyed by every file's path, size and modification time: a
+    second load (another worker, ``verify``) reads one file, and any change decodes again.
+    """
     for split in SPLITS:
         if not (root / split).is_dir():
             raise DataError(f"{root}: an image folder dataset needs {root / split}/<class>/* "
@@ -72,13 +79,24 @@ def read_folder(root: Path) -> Arrays:
     if extra:
         raise DataError(f"{root / 'test'}: class folder(s) {', '.join(extra)} have no "
                         f"counterpart in {root / 'train'}")
-    train_x, train_y = _read_split(root / "train", classes, classes)
-    test_x, test_y = _read_split(root / "test", test_classes, classes)
+    listed = {"train": _list_split(root / "train", classes, classes),
+              "test": _list_split(root / "test", test_classes, classes)}
+    cached = _cache_path(root, listed)
+    arrays = _read_cache(cached)
+    if arrays is None:
+        arrays = {}
+        for split, (files, labels) in listed.items():
+            arrays[f"x_{split}"] = _decode(files, root / split)
+            arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
+        _write_cache(cached, arrays)
+    train_x, test_x = (images_nchw(arrays[f"x_{s}"], str(root / s), channels_last=True)
+                       for s in SPLITS)
     if train_x.shape[1:] != test_x.shape[1:] and train_x.shape[2:] == test_x.shape[2:]:
         # One split all grey, the other colour: the grey one becomes RGB too.
         train_x, test_x = (t.expand(-1, 3, -1, -1).contiguous() if t.shape[1] == 1 else t
                            for t in (train_x, test_x))
-    return train_x, train_y, test_x, test_y, tuple(classes)
+    return (train_x, torch.from_numpy(arrays["y_train"]), test_x,
+            torch.from_numpy(arrays["y_test"]), tuple(classes))
 
 
 def _class_dirs(split: Path) -> list[str]:
@@ -93,10 +111,8 @@ def _image_files(folder: Path) -> list[Path]:
                   and p.suffix.lower() in IMG_EXTENSIONS)
 
 
-def _read_split(split: Path, present: list[str], classes: list[str],
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    from PIL import Image, UnidentifiedImageError
-
+def _list_split(split: Path, present: list[str], classes: list[str],
+                ) -> tuple[list[Path], list[int]]:
     files: list[Path] = []
     labels: list[int] = []
     for name in present:
@@ -106,6 +122,13 @@ def _read_split(split: Path, present: list[str], classes: list[str],
                             f"{'/'.join(e.lstrip('.') for e in IMG_EXTENSIONS)} files)")
         files += found
         labels += [classes.index(name)] * len(found)
+    return files, labels
+
+
+def _decode(files: list[Path], split: Path) -> np.ndarray:
+    """Every image as uint8 ``N x H x W`` (all grey) or ``N x H x W x 3``; one size."""
+    from PIL import Image, UnidentifiedImageError
+
     images: list[np.ndarray] = []
     first: tuple[Path, tuple[int, int]] | None = None
     for path in files:
@@ -124,5 +147,43 @@ def _read_split(split: Path, present: list[str], classes: list[str],
         images.append(pixels)
     if any(a.ndim == 3 for a in images):  # some colour: every image RGB
         images = [np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a for a in images]
-    x = images_nchw(np.stack(images), str(split), channels_last=True)
-    return x, torch.tensor(labels, dtype=torch.int64)
+    return np.stack(images)
+
+
+# ---------------------------------------------------------------------------- the cache
+
+
+def _cache_path(root: Path, listed: dict[str, tuple[list[Path], list[int]]]) -> Path:
+    """``<cache>/folders/NAME-<folder's path hash>-<listing hash>.npz``."""
+    where = hashlib.blake2b(str(root.resolve()).encode(), digest_size=6).hexdigest()
+    h = hashlib.blake2b(digest_size=12)
+    for split, (files, labels) in listed.items():
+        for path, label in zip(files, labels, strict=True):
+            st = path.stat()
+            h.update(f"{split}/{label}/{path.name}/{st.st_size}/{st.st_mtime_ns}\n".encode())
+    return cache_dir() / "folders" / f"{root.name or 'data'}-{where}-{h.hexdigest()}.npz"
+
+
+def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in (*NPZ_ARRAYS,)}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None  # absent or damaged: decode again
+
+
+def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Atomically (a reader never sees half a file); a cache that cannot be written (a
+    read-only home, a full disk) only costs the next load its decoding."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+        # The same folder's older contents: never read again.
+        for old in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.npz"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError:
+        tmp.unlink(missing_ok=True)

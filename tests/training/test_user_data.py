@@ -16,6 +16,7 @@ from hpsearch.errors import ConfigError, DataError
 from hpsearch.settings import Settings, settings_from
 from hpsearch.training.datasets import dataset_label, load_dataset
 from hpsearch.training.device_data import DeviceData
+from hpsearch.training.raw import cache_dir
 
 
 @pytest.fixture
@@ -269,3 +270,27 @@ def test_colour_splits_per_channel_stats_and_chance(tmp_path):
     assert torch.allclose(out.std((0, 2, 3)), torch.ones(3), atol=1e-2)
     counts = torch.bincount(dd.val_y, minlength=4)
     assert dd.chance == pytest.approx(counts.max().item() / 40) and dd.chance > 0.25
+
+
+def test_an_image_folder_is_decoded_once_until_a_file_changes(tmp_path, monkeypatch):
+    import PIL.Image
+
+    write_folder(tmp_path / "p")
+    first = load_dataset(str(tmp_path / "p"))
+    cache = list((cache_dir() / "folders").glob("p-*.npz"))
+    assert len(cache) == 1
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    with monkeypatch.context() as m:
+        m.setattr(PIL.Image, "open", no_decoding)
+        again = load_dataset(str(tmp_path / "p"))
+    assert torch.equal(first.train_x, again.train_x) and torch.equal(first.test_y, again.test_y)
+    assert again.classes == first.classes
+    _resave(sorted((tmp_path / "p" / "train" / "dog").glob("*.png"))[0], (8, 8))
+    changed = load_dataset(str(tmp_path / "p"))
+    assert not torch.equal(first.train_x, changed.train_x)
+    assert [p.name for p in (cache_dir() / "folders").glob("p-*.npz")] \
+        != [p.name for p in cache]  # the old contents' file is gone, the new one kept
+    assert len(list((cache_dir() / "folders").glob("p-*.npz"))) == 1
