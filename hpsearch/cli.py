@@ -16,7 +16,7 @@ import click
 
 from hpsearch import __version__
 from hpsearch.errors import HPSearchError
-from hpsearch.settings import DESIGNS, DIRECTIONS, MAX_JOBS, PRUNERS, SAMPLERS, Settings
+from hpsearch.settings import DESIGNS, DIRECTIONS, MARGIN, MAX_JOBS, PRUNERS, SAMPLERS, Settings
 from hpsearch.space import INTERACTION_BY_ID, QUESTION_BY_ID, QUESTIONS
 
 
@@ -245,8 +245,8 @@ def datasets(names: tuple[str, ...], data_dir: str | None) -> None:
                    "several (the built-in interactions are always asked).")
 @click.option("--margin", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="PTS", help="Differences smaller than this are \"equivalent\", in "
-              "accuracy points (objective units for other objectives).  [default: 0.5 for "
-              "accuracies]")
+              "accuracy points (objective units for other objectives).  [default: "
+              f"{MARGIN:g} for accuracies]")
 @click.option("--chance", type=click.FloatRange(0, 1, max_open=True), default=None,
               metavar="VALUE", help="The accuracy of guessing (1 / classes), for a study "
               "whose dataset hpsearch does not know: trials that stay at chance never "
@@ -317,10 +317,10 @@ def dashboard(storage: str, host: str, port: int) -> None:
                    "Fewer than the family can reach significance with are refused.  "
                    "[default: 16, or what the first look needs to stop]")
 @click.option("--margin", type=click.FloatRange(0, 100, min_open=True, max_open=True),
-              default=0.5, show_default=True, metavar="PTS",
+              default=MARGIN, show_default=True, metavar="PTS",
               help="Equivalence margin in test-accuracy points: a comparison whose interval "
-                   "lies inside ±margin is settled as equivalent (0.5: the smallest effect "
-                   "the seeds' claims are about).")
+                   f"lies inside ±margin is settled as equivalent ({MARGIN:g}: the smallest "
+                   "effect the seeds' claims are about).")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Verify on the K best complete trials' configs.")
 @click.option("--jobs", type=click.IntRange(1, MAX_JOBS), default=1, show_default=True,

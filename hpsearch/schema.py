@@ -51,6 +51,15 @@ WORKER = "worker"                  # "host:pid" of the process that ran it
 HEARTBEAT = "hpsearch:heartbeat"   # journal files: {"time", "owner"} of a running trial
 
 
+# ---------------------------------------------------------------------------- the values
+
+# The state of every answer, interaction, trainability row and verify row (``settled``),
+# as stored in ``verify:<question>`` and written in the report's JSON; decided by
+# :func:`hpsearch.analysis.stats.settle`.
+DIFFERENCE, EQUIVALENT, OPEN = "difference", "equivalent", "open"
+SETTLED = (DIFFERENCE, EQUIVALENT, OPEN)
+
+
 class Stored(Protocol):
     """A study or trial (``optuna.Study``, ``Trial``, ``FrozenTrial``): its user attrs."""
 

@@ -18,6 +18,16 @@ PRUNERS = ("median", "hyperband", "sha", "percentile", "none")
 DESIGNS = ("none", "balanced", "paired")  # hpsearch.optimize.designs
 DIRECTIONS = ("maximize", "minimize")
 MAX_JOBS = 64  # worker processes one command starts (optimize and verify --jobs)
+# The default equivalence margin, in accuracy points (`report --margin`, `verify --margin`).
+# Half a point is the smallest gap the seeds argue about ("before did better" on MNIST was a
+# few tenths; BN vs none 3.7 pts), the effect verify's "what it would take" plans for
+# (MIN_EFFECT), about one test example in 200, and about the run-to-run spread of one
+# config: retraining a 10-epoch MNIST MLP on another seed moves its validation accuracy by
+# 0.1-0.3 pts (the planted studies use 0.4 pts of trial noise). A difference smaller than
+# that is one no single comparison of the kind the seeds ran could see, so "no difference
+# larger than 0.5 pts" answers them. For objectives that are not accuracies (other units)
+# there is no default: pass a margin.
+MARGIN = 0.5
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,10 @@ from hpsearch.analysis import answer_questions
 from hpsearch.optimize.designs import Arms, DesignedSampler
 from hpsearch.optimize.samplers import make_pruner, make_sampler
 from hpsearch.planted import Truth
+from hpsearch.settings import MARGIN
 from hpsearch.space import QUESTION_BY_ID, Preset, load_preset, sample_config
 
 QUESTION = QUESTION_BY_ID["bn_placement"]
-MARGIN = 0.5       # points: hpsearch's default margin
 ALPHA = 0.05
 EPOCHS = 4
 # Noise, in points, calibrated on a real paired study (bn_placement preset, digits, 40

@@ -12,7 +12,8 @@ import argparse
 
 import numpy as np
 
-from hpsearch.analysis.seeds import MARGIN, plan_looks, run_looks
+from hpsearch.analysis.seeds import plan_looks, run_looks
+from hpsearch.settings import MARGIN
 
 CASES = [  # (what, planted shift, sd of the per-seed difference, family size)
     ("null, sd 0.8", 0.0, 0.8, 1),

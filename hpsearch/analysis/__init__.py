@@ -29,7 +29,7 @@ report`` starts fast. The modules, in the order the data flows:
 from hpsearch.analysis.answers import Answer, ChoiceSummary, Effect, Importance, StudyAnalysis
 from hpsearch.analysis.curves import learning_curves, pruning_stats
 from hpsearch.analysis.importance import EVALUATORS
-from hpsearch.analysis.questions import MARGIN, answer_questions
+from hpsearch.analysis.questions import answer_questions
 from hpsearch.analysis.seeds import (
     ALPHA,
     MIN_EFFECT,
@@ -38,11 +38,12 @@ from hpsearch.analysis.seeds import (
     paired_stats,
     seeds_needed,
 )
+from hpsearch.analysis.stats import settle
 from hpsearch.analysis.study import analyze, param_importances
 
 __all__ = [
     "EVALUATORS", "Answer", "ChoiceSummary", "Effect", "Importance", "StudyAnalysis",
     "learning_curves", "pruning_stats", "ALPHA", "MIN_EFFECT", "POWER", "PairedStats",
     "paired_stats", "seeds_needed", "answer_questions", "analyze", "param_importances",
-    "MARGIN",
+    "settle",
 ]

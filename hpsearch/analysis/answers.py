@@ -52,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from hpsearch.schema import OPEN
+
 SCHEMA = 2
 
 
@@ -112,7 +114,7 @@ class Answer:
     caveat: str = ""
     unit: str = "pts"
     headline_winner: str | None = None     # the better choice of the headline pair
-    settled: str = "open"          # "difference" | "equivalent" | "open"
+    settled: str = OPEN            # DIFFERENCE | EQUIVALENT | OPEN (hpsearch.schema)
     margin: float = float("nan")   # what "equivalent" means, in `unit` (null: not decided)
     family: str = "seeds"          # "seeds" (built-in) or "study" (its own params)
     kind: str = "choice"           # "choice" or "numeric"

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-DIFFERENCE, EQUIVALENT, OPEN = "difference", "equivalent", "open"
+from hpsearch.analysis.stats import settle
+from hpsearch.schema import DIFFERENCE, EQUIVALENT
 
 
 @dataclass
@@ -109,7 +110,8 @@ class ContrastSet:
                 continue
             h = self.half_width(p.se, level)
             p.ci_low, p.ci_high = clip(p.est - h, p.est + h, self.bound)
-        return settle(self.pairs, margin)
+        return settle([(p.ci_low, p.ci_high) for p in self.pairs], margin,
+                      lost=any(p.lost for p in self.pairs))
 
     @property
     def pair_level(self) -> float:
@@ -123,19 +125,6 @@ def clip(low: float, high: float, bound: float) -> tuple[float, float]:
     """An interval kept within what the metric can do, ``[-bound, +bound]`` (a difference of
     two accuracies lies within +-100 pts, whatever a model-based interval says)."""
     return max(low, -bound), min(high, bound)
-
-
-def settle(pairs: list[Pair], margin: float) -> str:
-    """difference if an interval excludes 0, equivalent if all lie inside +-margin (a lost
-    contrast, with no estimate, keeps equivalence away)."""
-    if any(p.ci_low > 0 or p.ci_high < 0 for p in pairs):
-        return DIFFERENCE
-    if any(p.lost for p in pairs):
-        return OPEN
-    if math.isfinite(margin) and margin > 0 and all(
-            -margin < p.ci_low and p.ci_high < margin for p in pairs):
-        return EQUIVALENT
-    return OPEN
 
 
 def widest(pairs: list[Pair]) -> Pair:

@@ -30,8 +30,6 @@ from optuna.distributions import CategoricalDistribution
 
 from hpsearch.analysis import stats
 from hpsearch.analysis.contrasts import (
-    DIFFERENCE,
-    EQUIVALENT,
     ContrastSet,
     Pair,
     clip,
@@ -42,6 +40,7 @@ from hpsearch.analysis.matrix import Design, label
 from hpsearch.analysis.numeric import adjusted_for, covered, param_terms, to_value
 from hpsearch.analysis.table import FINAL, TrialTable
 from hpsearch.analysis.terms import chain_terms
+from hpsearch.schema import DIFFERENCE, EQUIVALENT, OPEN
 from hpsearch.space import QUESTIONS, Interaction
 
 MIN_CELL = 3   # trials a (choice of A, choice of B) cell needs for B's choice to be compared
@@ -142,7 +141,7 @@ def answer_interactions(table: TrialTable, design: Design, specs: Sequence[Inter
 def _empty(spec: Interaction, table: TrialTable, margin: float, why: str) -> dict[str, Any]:
     return {"question": spec.id, "params": list(spec.params), "title": spec.title,
             "seed_claim": spec.seed_claim, "status": "not_sampled", "significant": False,
-            "settled": "open", "margin": margin, "estimate": math.nan, "ci_low": math.nan,
+            "settled": OPEN, "margin": margin, "estimate": math.nan, "ci_low": math.nan,
             "ci_high": math.nan, "p_value": math.nan, "p_holm": math.nan,
             "ci_level": math.nan, "verdict": why, "levels": [], "contrast": None,
             "effect_by_epoch": [], "unit": table.unit, "caveat": "", "needed": ""}

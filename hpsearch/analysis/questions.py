@@ -38,6 +38,7 @@ from hpsearch.analysis.numeric import numeric_contrasts
 from hpsearch.analysis.table import TrialTable, finished_table
 from hpsearch.analysis.trainability import answer_trainability, never_learned
 from hpsearch.analysis.verdicts import FIDELITY, by_epoch, decide
+from hpsearch.settings import MARGIN
 from hpsearch.space import QUESTIONS, Question
 
 # Questions that compare only some of a param's choices: "before or after?" says nothing
@@ -58,16 +59,6 @@ class _Choice:
     labels: tuple[str, ...]
 
 
-# The default equivalence margin, in accuracy points. Half a point is the smallest gap
-# the seeds argue about ("before did better" on MNIST was a few tenths; BN vs none 3.7
-# pts) and about the run-to-run spread of one config: retraining a 10-epoch MNIST MLP on
-# another seed moves its validation accuracy by 0.1-0.3 pts (the planted studies use 0.4
-# pts of trial noise). A difference smaller than that is one no single comparison of the
-# kind the seeds ran could see, so "no difference larger than 0.5 pts" answers them. For
-# objectives that are not accuracies (other units) there is no default: pass ``margin``.
-MARGIN = 0.5
-
-
 # The weight of a study's own question in the weighted Holm family, against 1 for each
 # built-in one. An hpsearch study adds ~16 own params to the 10 seeds' questions: with
 # equal weights the first step would test at alpha / 26, with these at alpha / 14, and a
@@ -78,8 +69,8 @@ STUDY_WEIGHT = 0.25
 
 
 def resolve_margin(margin: float | None, unit: str) -> float:
-    """The margin in the answers' unit: ``margin`` if given, else ``MARGIN`` for accuracy
-    points and none (nan: equivalence is never called) for other units."""
+    """The margin in the answers' unit: ``margin`` if given, else ``MARGIN`` (settings) for
+    accuracy points and none (nan: equivalence is never called) for other units."""
     if margin is not None:
         if not (isinstance(margin, int | float) and math.isfinite(margin) and margin > 0):
             from hpsearch.errors import ConfigError
@@ -104,8 +95,8 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
     family for Holm's weighted procedure: a study question weighs ``STUDY_WEIGHT`` of a
     seeds' one, so the false-difference rate over every answer stays at ``alpha`` while the
     questions the seeds asked keep most of it. ``margin`` (in the
-    answers' unit; default :data:`MARGIN` for accuracy points) is what "equivalent"
-    means. ``only``: return just these questions (ids or params; the answers are the
+    answers' unit; default :data:`hpsearch.settings.MARGIN` for accuracy points) is what
+    "equivalent" means. ``only``: return just these questions (ids or params; the answers are the
     same as in the full list). ``randomized``: the trials' params were drawn
     independently at random (random or QMC sampler), which licenses "matters"; None reads
     each trial's ``randomized`` user attr and needs all of them. ``min_effect`` is the

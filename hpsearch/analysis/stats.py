@@ -1,4 +1,5 @@
-"""Small statistics: Holm's correction and its interval levels, intervals, rank agreement.
+"""Small statistics: the three states of a verdict and the one rule that decides them, Holm's
+correction and its interval levels, intervals, rank agreement.
 
 Pure numpy/scipy on arrays; nothing here knows Optuna or the search space, so every
 function can be checked against numbers worked out by hand.
@@ -11,6 +12,34 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats as sps
+
+from hpsearch.schema import DIFFERENCE, EQUIVALENT, OPEN
+
+# ---------------------------------------------------------------------------- the verdict
+
+def excludes_zero(intervals: Sequence[tuple[float, float]]) -> bool:
+    """Whether some interval lies wholly above or below 0."""
+    return any(lo > 0 or hi < 0 for lo, hi in intervals)
+
+
+def settle(intervals: Sequence[tuple[float, float]], margin: float, *,
+           rejected: bool | None = None, lost: bool = False) -> str:
+    """The state of a question (or row) from its contrasts' intervals at its level.
+
+    - **difference**: an interval excludes 0; where a test decides it (``rejected``: a Holm
+      step-down on sequential or exact p-values, whose intervals are its duals), the test;
+    - **equivalent**: not a difference, no contrast ``lost`` (one with no estimate keeps
+      equivalence away), and every interval inside ``+-margin`` (a finite, positive margin;
+      nan: equivalence is never called);
+    - **open**: neither.
+    """
+    if excludes_zero(intervals) if rejected is None else rejected:
+        return DIFFERENCE
+    if not lost and math.isfinite(margin) and margin > 0 and all(
+            -margin < lo and hi < margin for lo, hi in intervals):
+        return EQUIVALENT
+    return OPEN
+
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:

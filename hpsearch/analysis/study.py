@@ -45,7 +45,7 @@ def analyze(study: optuna.Study, *, evaluators: Sequence[str] = ("ped_anova",),
     ``n_bootstrap_importance`` refits give each importance a band, ``n_noise`` fits on
     shuffled objectives its noise floor (one evaluator fit each; fANOVA is fitted once,
     about a minute at 1,000 trials). ``margin``: what "equivalent" means, in the answers'
-    unit (default 0.5 accuracy points, :data:`hpsearch.analysis.questions.MARGIN`).
+    unit (default 0.5 accuracy points, :data:`hpsearch.settings.MARGIN`).
     ``questions``: only these questions (ids, params or interaction ids; the answers are
     those of the full analysis). ``interactions``: more interaction questions, as built-in
     ids or ``A:B`` (any two params of the study), after the built-in ones. Raises

@@ -34,8 +34,9 @@ from scipy import stats as sps
 
 from hpsearch import schema
 from hpsearch.analysis import stats
-from hpsearch.analysis.contrasts import DIFFERENCE, EQUIVALENT, OPEN
+from hpsearch.analysis.stats import excludes_zero, settle
 from hpsearch.analysis.table import TrialTable
+from hpsearch.schema import DIFFERENCE, EQUIVALENT
 
 # Classes of the datasets hpsearch trains on (hpsearch.training.datasets.CLASSES, which
 # imports torch: tests/analysis/test_trainability.py checks that the two agree).
@@ -162,12 +163,9 @@ def _decide(q: _Question, failed: np.ndarray, p: float, p_holm: float, level: fl
         rows.append({"a": x, "b": y, "diff": 100 * (kx / nx - ky / ny), "ci_low": 100 * lo,
                      "ci_high": 100 * hi, "p_value": _fisher(q.groups[x], q.groups[y], failed)})
     # a difference needs Fisher's test (Holm) and the interval printed to agree
-    if p_holm <= alpha and any(r["ci_low"] > 0 or r["ci_high"] < 0 for r in rows):
-        settled = DIFFERENCE
-    elif all(-RATE_MARGIN < r["ci_low"] and r["ci_high"] < RATE_MARGIN for r in rows):
-        settled = EQUIVALENT
-    else:
-        settled = OPEN
+    intervals = [(r["ci_low"], r["ci_high"]) for r in rows]
+    settled = settle(intervals, RATE_MARGIN,
+                     rejected=p_holm <= alpha and excludes_zero(intervals))
     total = sum(k for k, _ in counts.values())
     rates = ", ".join(f"{c} {k}/{n}" for c, (k, n) in counts.items())
     if settled == DIFFERENCE:

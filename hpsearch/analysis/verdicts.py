@@ -13,8 +13,6 @@ from scipy import stats as sps
 from hpsearch.analysis import stats
 from hpsearch.analysis.answers import Answer
 from hpsearch.analysis.contrasts import (
-    DIFFERENCE,
-    EQUIVALENT,
     ContrastSet,
     Pair,
     clip,
@@ -23,6 +21,7 @@ from hpsearch.analysis.contrasts import (
 )
 from hpsearch.analysis.effects import LevelEffects
 from hpsearch.analysis.table import FINAL, TrialTable
+from hpsearch.schema import DIFFERENCE, EQUIVALENT
 
 POWER = 0.8          # "what it would take" plans for this power
 

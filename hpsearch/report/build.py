@@ -92,7 +92,7 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
     """Analyse the study in ``storage`` and render it as ``fmt`` (html, md or json).
 
     ``margin``: what "equivalent" means, in accuracy points (default 0.5, see
-    ``hpsearch.analysis.questions.MARGIN``); ``questions``: report only these (ids,
+    ``hpsearch.settings.MARGIN``); ``questions``: report only these (ids,
     params or interaction ids); ``interactions``: more interaction questions (``A:B``);
     ``chance``: the objective's chance level, for a study whose dataset hpsearch does not
     know (trials at chance never learned: answered as trainability, apart from accuracy).

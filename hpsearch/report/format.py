@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpsearch.errors import ConfigError
+from hpsearch.schema import DIFFERENCE, EQUIVALENT
 from hpsearch.space import PARAM_BY_NAME, active_params
 from hpsearch.text import DASH, num, param_value
 
@@ -334,15 +335,12 @@ def answer_columns(answers: Sequence[Mapping[str, Any]]) -> list[str]:
     return [k for k in ANSWER_COLUMNS if any(k in a for a in answers)]
 
 
-SETTLED_WORDS = {"difference": "difference", "equivalent": "equivalent", "open": "open"}
-
-
 def settled_text(x: Mapping[str, Any]) -> str:
     """An answer's (or verify row's) state in a word, with the margin for equivalence."""
     state = x.get("settled")
-    if state == "equivalent" and isinstance(x.get("margin"), int | float):
+    if state == EQUIVALENT and isinstance(x.get("margin"), int | float):
         return f"equivalent (+-{num(x['margin'], 3)} {x.get('unit') or 'pts'})"
-    return SETTLED_WORDS.get(str(state), DASH if state is None else str(state))
+    return DASH if state is None else str(state)
 
 
 def split_unsampled(answers: Sequence[Mapping[str, Any]],
@@ -394,7 +392,7 @@ def trainability_text(a: Mapping[str, Any]) -> str:
     choices = t.get("choices") or {}
     if not any(isinstance(c, Mapping) and c.get("never_learned") for c in choices.values()):
         return ""
-    if t.get("settled") == "difference":
+    if t.get("settled") == DIFFERENCE:
         return f"trainability: {t.get('verdict')}"
     rates = ", ".join(f"{k} {c.get('never_learned')}/{c.get('n')}" for k, c in choices.items()
                       if isinstance(c, Mapping))
@@ -408,7 +406,7 @@ def verify_summary(v: Mapping[str, Any]) -> str:
     if not rows:
         return DASH
     settled = [r for r in rows if r.get("significant")
-               or r.get("settled") in ("difference", "equivalent")]
+               or r.get("settled") in (DIFFERENCE, EQUIVALENT)]
     shown = settled or sorted(rows, key=lambda r: r.get("p_holm") or 1.0)[:1]
     words = "; ".join(str(r.get("verdict") or "") for r in shown)
     family = v.get("family")

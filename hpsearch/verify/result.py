@@ -11,6 +11,7 @@ import numpy as np
 from hpsearch.analysis import ALPHA, MIN_EFFECT, POWER, PairedStats, seeds_needed
 from hpsearch.objectives import Params
 from hpsearch.replay import now_iso
+from hpsearch.schema import DIFFERENCE, EQUIVALENT, OPEN
 from hpsearch.space import INTERACTION_BY_ID, QUESTION_BY_ID, TrialConfig, Value
 from hpsearch.storage import SavedResult
 from hpsearch.text import param_value
@@ -40,7 +41,7 @@ class VerifyRow:
     stats: PairedStats
     p_holm: float = float("nan")
     significant: bool = False
-    settled: str = "open"            # "difference" | "equivalent" | "open"
+    settled: str = OPEN              # DIFFERENCE | EQUIVALENT | OPEN (hpsearch.schema)
     margin: float = MIN_EFFECT       # test-accuracy points an equivalence is claimed within
     p_sequential: float = float("nan")  # what Holm adjusted (hpsearch.analysis.seeds.sequential)
     looks: int = 1                   # looks this comparison reached before it stopped
@@ -89,7 +90,7 @@ class VerifyRow:
         if self.significant:
             return (f"{base} beats {alt} by {size} ({losses}/{s.n} seeds; Holm "
                     f"p={_fmt_p(self.p_holm)})")
-        if self.settled == "equivalent":
+        if self.settled == EQUIVALENT:
             return (f"equivalent: no difference larger than {self.margin:g} pts between {alt} "
                     f"and {base}: {s.shift:+.2f} pts [{s.ci_low:+.2f}, {s.ci_high:+.2f}] "
                     f"({s.n} seeds; Holm p={_fmt_p(self.p_holm)})")
@@ -230,9 +231,9 @@ class VerifyResult:
 
 def _settled(states: list[str]) -> str:
     """A question's state: a difference if any comparison is one, equivalent if all are."""
-    if "difference" in states:
-        return "difference"
-    return "equivalent" if states and all(x == "equivalent" for x in states) else "open"
+    if DIFFERENCE in states:
+        return DIFFERENCE
+    return EQUIVALENT if states and all(x == EQUIVALENT for x in states) else OPEN
 
 
 def _finite(d: dict[str, Any]) -> dict[str, Any]:

@@ -60,7 +60,7 @@ from optuna.trial import FrozenTrial
 
 from hpsearch import schema
 from hpsearch.analysis import ALPHA, paired_stats
-from hpsearch.analysis.seeds import MARGIN, Decision, LookPlan, plan_looks, run_looks
+from hpsearch.analysis.seeds import Decision, LookPlan, plan_looks, run_looks
 from hpsearch.analysis.stats import min_pairs_for
 from hpsearch.errors import ConfigError
 from hpsearch.objectives import Params
@@ -73,7 +73,7 @@ from hpsearch.replay import (
     study_settings,
     trial_config,
 )
-from hpsearch.settings import MAX_JOBS
+from hpsearch.settings import MARGIN, MAX_JOBS
 from hpsearch.space import (
     INTERACTION_BY_ID,
     QUESTION_BY_ID,
@@ -324,7 +324,7 @@ def _row(q: Question, number: int, rank: int, own: Value, base_value: Value,
     stats = replace(stats, ci_low=d.ci_low, ci_high=d.ci_high, p_wilcoxon=d.p_look)
     return VerifyRow(q.id, number, rank, q.param, own, base_value, alt_value, base_accs,
                      alt_accs, base_cfg, cfg, stats, p_holm=d.p_holm,
-                     significant=d.settled == "difference", settled=d.settled,
+                     significant=d.settled == schema.DIFFERENCE, settled=d.settled,
                      margin=d.margin, p_sequential=d.p_sequential, looks=d.looks)
 
 
@@ -340,7 +340,7 @@ def _interaction_row(ir: _IRow, acc: Mapping[Training, float], d: Decision) -> V
     return VerifyRow(x.id, number, rank, pb, getattr(cells[0, 0], pb), b0, b1,
                      [float(v) for v in effect[0]], [float(v) for v in effect[1]],
                      cells[0, 0], cells[1, 1], stats, p_holm=d.p_holm,
-                     significant=d.settled == "difference", settled=d.settled,
+                     significant=d.settled == schema.DIFFERENCE, settled=d.settled,
                      margin=d.margin, p_sequential=d.p_sequential, looks=d.looks,
                      kind="interaction", params=(pa, pb), a_levels=(a0, a1),
                      cells={k: (cfg, accs[k]) for k, cfg in cells.items()})

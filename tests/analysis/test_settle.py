@@ -12,9 +12,10 @@ import optuna
 import pytest
 
 from hpsearch.analysis import analyze, answer_questions
-from hpsearch.analysis.contrasts import ContrastSet, Pair, n_to_settle, settle
+from hpsearch.analysis.contrasts import ContrastSet, Pair, n_to_settle
 from hpsearch.analysis.interactions import answer_interactions
 from hpsearch.analysis.matrix import build_design
+from hpsearch.analysis.stats import settle
 from hpsearch.analysis.table import finished_table
 from hpsearch.errors import ConfigError
 from hpsearch.planted import (
@@ -44,12 +45,17 @@ def by_id(answers: list) -> dict:
 
 
 def test_settle_reads_one_interval_three_ways() -> None:
-    assert settle([Pair("a", "b", 0.3, 0.1, 0.1, 0.5)], 0.5) == "difference"
-    assert settle([Pair("a", "b", 0.0, 0.1, -0.2, 0.3)], 0.5) == "equivalent"
-    assert settle([Pair("a", "b", 0.0, 0.3, -0.6, 0.3)], 0.5) == "open"
+    assert settle([(0.1, 0.5)], 0.5) == "difference"
+    assert settle([(-0.2, 0.3)], 0.5) == "equivalent"
+    assert settle([(-0.6, 0.3)], 0.5) == "open"
     # every pair must lie inside the margin for equivalence; any pair clear of 0 differs
-    two = [Pair("a", "b", 0.0, 0.1, -0.2, 0.3), Pair("a", "c", 0.0, 0.3, -0.7, 0.4)]
+    two = [(-0.2, 0.3), (-0.7, 0.4)]
     assert settle(two, 0.5) == "open" and settle(two, math.nan) == "open"
+    assert settle([(0.1, 0.3), (-0.2, 0.3)], 0.5) == "difference"
+    # a lost contrast keeps equivalence away; a test's decision, when given, decides
+    assert settle([(-0.2, 0.3)], 0.5, lost=True) == "open"
+    assert settle([(-0.2, 0.3)], 0.5, rejected=True) == "difference"
+    assert settle([(0.1, 0.3)], 0.5, rejected=False) == "equivalent"
 
 
 def test_contrast_set_p_value_agrees_with_its_intervals() -> None:

@@ -11,11 +11,12 @@ import io
 import numpy as np
 import pytest
 
-from hpsearch.analysis.seeds.sequential import decide, plan_looks, run_looks, settle
-from hpsearch.analysis.stats import holm, signed_rank
+from hpsearch.analysis.seeds.sequential import decide, plan_looks, run_looks
+from hpsearch.analysis.stats import holm, settle, signed_rank
 from hpsearch.progress import RunProgress
+from hpsearch.settings import MARGIN
 
-ALPHA, MARGIN = 0.05, 0.5
+ALPHA = 0.05
 
 
 def simulate(shift: float, sd: float, *, family: int, n_max: int, reps: int, seed: int,
@@ -116,9 +117,9 @@ def test_plan_drops_looks_that_cannot_stop():
 
 
 def test_settle_states():
-    assert settle(0.1, 0.4, MARGIN, True) == "difference"
-    assert settle(-0.2, 0.3, MARGIN, False) == "equivalent"
-    assert settle(-0.2, 0.6, MARGIN, False) == "open"
+    assert settle([(0.1, 0.4)], MARGIN, rejected=True) == "difference"
+    assert settle([(-0.2, 0.3)], MARGIN, rejected=False) == "equivalent"
+    assert settle([(-0.2, 0.6)], MARGIN, rejected=False) == "open"
     with pytest.raises(ValueError, match="margin"):
         decide([np.zeros(6)], [1], plan_looks(6, 0.05), alpha=ALPHA, margin=0.0)
 

@@ -20,16 +20,14 @@ from hpsearch.analysis.seeds.paired import (
     seeds_needed,
 )
 from hpsearch.analysis.seeds.sequential import (
-    MARGIN,
     Decision,
     LookPlan,
     decide,
     plan_looks,
     run_looks,
-    settle,
 )
 
 __all__ = [
     "ALPHA", "MIN_EFFECT", "POWER", "PairedStats", "paired_stats", "seeds_needed",
-    "MARGIN", "Decision", "LookPlan", "decide", "plan_looks", "run_looks", "settle",
+    "Decision", "LookPlan", "decide", "plan_looks", "run_looks",
 ]

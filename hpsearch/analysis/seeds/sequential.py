@@ -31,12 +31,12 @@ statistics are strongly correlated and most alpha sits at the last look. Concret
   excludes 0 exactly when ``p_seq <= L`` (each look's interval and p are duals), so the
   printed interval never disagrees with the decision.
 
-Three states per comparison (:func:`settle`): **difference** (Holm rejects: the interval
-excludes 0), **equivalent** (not a difference, and the interval lies inside ``±margin``: an
-interval-inclusion (TOST-type) decision at the same Holm level), **open** (neither). A
-comparison stops at the first look where it is settled; Holm levels only grow as the
-family's p-values fall, and intervals at a larger level are nested inside the smaller one's,
-so a settled comparison stays settled. The others go on to the next look.
+Three states per comparison (:func:`hpsearch.analysis.stats.settle`): **difference** (Holm
+rejects: the interval excludes 0), **equivalent** (not a difference, and the interval lies
+inside ``±margin``: an interval-inclusion (TOST-type) decision at the same Holm level),
+**open** (neither). A comparison stops at the first look where it is settled; Holm levels only
+grow as the family's p-values fall, and intervals at a larger level are nested inside the
+smaller one's, so a settled comparison stays settled. The others go on to the next look.
 
 Everything here is numbers in, numbers out (:func:`run_looks` takes a callback that returns
 the paired differences of the seeds asked for), so the error rates are checked on planted
@@ -51,17 +51,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hpsearch.analysis.stats import holm, holm_levels, signed_rank
+from hpsearch.analysis.stats import holm, holm_levels, settle, signed_rank
+from hpsearch.schema import OPEN
 
 RHO = 2.0                             # spending alpha * t**RHO; see the module docstring
 LOOK_FRACTIONS = (0.5, 0.75, 1.0)     # planned looks, as shares of the maximum seed count
-MARGIN = 0.5                          # test-accuracy points: the default equivalence margin
-# Why 0.5 pts: the smallest effect the seeds' claims are about (BN before/after, dropout on
-# MNIST differ by tenths of a point to a few points), the effect verify's "what it would
-# take" plans for (MIN_EFFECT), and about one test example in 200: below it a difference
-# is within what a different test set would move.
-
-SETTLED = ("difference", "equivalent", "open")
 
 
 @dataclass(frozen=True)
@@ -117,16 +111,6 @@ class Decision:
     margin: float
 
 
-def settle(ci_low: float, ci_high: float, margin: float, rejected: bool) -> str:
-    """The row's state: a difference when Holm rejects, equivalent when its interval lies
-    inside ±margin, else open."""
-    if rejected:
-        return "difference"
-    if -margin < ci_low and ci_high < margin:
-        return "equivalent"
-    return "open"
-
-
 def sequential_p(diffs: np.ndarray, plan: LookPlan, reached: int) -> tuple[float, float]:
     """(sequential p, last look's p) of the first ``reached`` looks."""
     p_seq, p_k = 1.0, 1.0
@@ -166,7 +150,8 @@ def decide(diffs: Sequence[np.ndarray], reached: Sequence[int], plan: LookPlan, 
         rejected = bool(p_h < alpha)
         out.append(Decision(n=d.size, looks=k, shift=signed_rank(d, 1.0)[0], p_look=p_look,
                             p_sequential=p_seq, p_holm=float(p_h), level=float(level),
-                            ci_low=lo, ci_high=hi, settled=settle(lo, hi, margin, rejected),
+                            ci_low=lo, ci_high=hi,
+                            settled=settle([(lo, hi)], margin, rejected=rejected),
                             margin=margin))
     return out
 
@@ -189,5 +174,5 @@ def run_looks(n_rows: int, plan: LookPlan, fetch: Fetch, *, alpha: float,
         for i, d in zip(active, fetch(active, n), strict=True):
             diffs[i], reached[i] = np.asarray(d, dtype=float), k
         decisions = decide(diffs, reached, plan, alpha=alpha, margin=margin)
-        active = [i for i in active if decisions[i].settled == "open"]
+        active = [i for i in active if decisions[i].settled == OPEN]
     return decisions

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.report.figures.svg import PALETTE, WIDTH, few_ticks, log_axis, new_figure, short
+from hpsearch.schema import DIFFERENCE
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -104,7 +105,7 @@ def interaction_plots(interactions: Sequence[Mapping[str, Any]]) -> Figure | Non
         est = [_num(lv.get("effect")) for lv in levels]
         lo = [e - _num(lv.get("ci_low")) for e, lv in zip(est, levels, strict=True)]
         hi = [_num(lv.get("ci_high")) - e for e, lv in zip(est, levels, strict=True)]
-        colour = PALETTE[3] if x.get("settled") == "difference" else PALETTE[0]
+        colour = PALETTE[3] if x.get("settled") == DIFFERENCE else PALETTE[0]
         ax.errorbar(pos, est, yerr=[lo, hi], fmt="o", color=colour, ms=3, capsize=2, lw=1)
         _margin(ax, x.get("margin"))
         ax.set_xticks(pos, [short(str(lv.get("level")), 10) for lv in levels], rotation=30,
