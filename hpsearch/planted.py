@@ -464,6 +464,8 @@ def _paired_objective(truth: Truth, arms: Arms, preset: Preset | None,
                      "stop_reason": "stopped" if stopped < truth.epochs else "completed",
                      "best_epoch": int(np.argmax(c[:stopped])) + 1}
             for v, c in zip(arms.values, curves, strict=True)})
+        top = int(np.argmax([max(c[:stopped]) for c in curves]))
+        trial.set_user_attr("config", {**values, arms.param: arms.values[top]})  # as hpsearch
         if stopped < truth.epochs:
             raise optuna.TrialPruned(f"pruned after epoch {stopped}")
         return float(np.mean([b[-1] for b in best])) / 100
