@@ -390,6 +390,9 @@ def realistic_study(truth: Truth, n_trials: int, *, sampler: str = "tpe", seed: 
                          "design": design, "random_share": 0.2 if sampler == "tpe" else 0.0}})
         if arms is not None:
             study.set_user_attr(schema.QUESTION, arms.question)
+        # what optimize records beside the dataset: its classes and the largest one's share
+        study.set_user_attr(schema.N_CLASSES, len(CLASS_SHARES))
+        study.set_user_attr(schema.CHANCE, max(CLASS_SHARES) * truth.chance / 0.1)
     if dataset is not None:
         study.set_user_attr(schema.DATASET, dataset)
     rng = np.random.default_rng([seed, 24])
@@ -465,7 +468,7 @@ def _paired_objective(truth: Truth, arms: Arms, preset: Preset | None,
                      "best_epoch": int(np.argmax(c[:stopped])) + 1}
             for v, c in zip(arms.values, curves, strict=True)})
         top = int(np.argmax([max(c[:stopped]) for c in curves]))
-        trial.set_user_attr("config", {**values, arms.param: arms.values[top]})  # as hpsearch
+        schema.set_config(trial, {**values, arms.param: arms.values[top]})  # as hpsearch
         if stopped < truth.epochs:
             raise optuna.TrialPruned(f"pruned after epoch {stopped}")
         return float(np.mean([b[-1] for b in best])) / 100
