@@ -16,7 +16,16 @@ import click
 
 from hpsearch import __version__
 from hpsearch.errors import HPSearchError
-from hpsearch.settings import DESIGNS, DIRECTIONS, MARGIN, MAX_JOBS, PRUNERS, SAMPLERS, Settings
+from hpsearch.settings import (
+    DESIGNS,
+    DIRECTIONS,
+    MARGIN,
+    MAX_JOBS,
+    PRUNERS,
+    SAMPLERS,
+    Settings,
+    verify_seed_caps,
+)
 from hpsearch.space import INTERACTION_BY_ID, QUESTION_BY_ID, QUESTIONS
 
 
@@ -315,7 +324,7 @@ def dashboard(storage: str, host: str, port: int) -> None:
               help="The most seeds (0..N-1, the same for every twin) a comparison may use; "
                    "seeds are added in looks and a comparison stops once it is settled. "
                    "Fewer than the family can reach significance with are refused.  "
-                   "[default: 16, or what the first look needs to stop]")
+                   f"[default, by the family's size: {verify_seed_caps()}]")
 @click.option("--margin", type=click.FloatRange(0, 100, min_open=True, max_open=True),
               default=MARGIN, show_default=True, metavar="PTS",
               help="Equivalence margin in test-accuracy points: a comparison whose interval "

@@ -139,3 +139,35 @@ def validate(s: Settings, *, source: str = "settings") -> None:
                                         or s.device.startswith("cuda:")),
          "device", "choose auto, cpu, cuda, cuda:N or mps")
     need(isinstance(s.storage, str) and bool(s.storage), "storage", "must be a path or URL")
+
+
+# ---------------------------------------------------------------------------- verify's seed cap
+
+VERIFY_SEEDS = 16   # the fewest seeds a verify comparison may use by default
+
+
+def verify_seed_cap(family: int, alpha: float = 0.05) -> int:
+    """The most seeds a comparison of a verify family of ``family`` comparisons may use by
+    default: ``VERIFY_SEEDS``, or twice the seeds its first look (half the seeds, a quarter
+    of the alpha at Holm's first step) needs to stop when every seed agrees (the exact
+    signed-rank p of n agreeing seeds is 2 / 2**n)."""
+    level = alpha / max(1, family) / 4
+    first = 1
+    while 2.0 / 2.0 ** first >= level:
+        first += 1
+    return max(VERIFY_SEEDS, 2 * first)
+
+
+def verify_seed_caps(alpha: float = 0.05, largest: int = 64) -> str:
+    """``16 for 1 comparison, 18 for 2, 20 for 3-5, ...``: the caps --help prints."""
+    spans: list[tuple[int, int, int]] = []
+    for family in range(1, largest + 1):
+        cap = verify_seed_cap(family, alpha)
+        if spans and spans[-1][2] == cap:
+            spans[-1] = (spans[-1][0], family, cap)
+        else:
+            spans.append((family, family, cap))
+    parts = [f"{cap} for {lo}" if lo == hi else f"{cap} for {lo}-{hi}"
+             for lo, hi, cap in spans]
+    parts[0] += " comparison" if spans[0][1] == 1 else " comparisons"
+    return ", ".join(parts) + " comparisons, and so on"

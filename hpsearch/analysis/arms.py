@@ -10,20 +10,28 @@ together, and the pruner stops a trial from what it reported (the arms' mean), s
 trial goes on depends only on its observed history: the end-of-training difference of a
 pruned trial is missing at random given its history. It is imputed by iterated
 conditional expectations (the g-formula for monotone dropout): at each epoch where trials
-were pruned, the end-of-training difference of the trials that went on is regressed on
-their difference and their mean at that epoch, and the regression predicts it for the
-trials stopped there. Values are best-so-far (a trainer keeps its best epoch's weights, so
-a trial's value at the end is its best), and a trial that stopped early by patience has
-finished: its value stands. Without pruning this is the plain mean of the final paired
-differences. The interval is a bootstrap over trials (the whole chain refitted each time),
-reported as a normal interval with the bootstrap's standard error.
+were pruned, a trial stopped there keeps its own difference at that epoch plus the change
+to the end that the trials which went on show, regressed on the arms' mean at that epoch
+(:func:`_ice` says why the change, not the end itself). Values are best-so-far (a
+trainer keeps its best epoch's weights, so a trial's value at the end is its best), and a
+trial that stopped early by patience has finished: its value stands. Without pruning this
+is the plain mean of the final paired differences.
+
+**A config where an arm never learned** (its best value at chance, given ``chance``) is that
+arm's failure, not a value: it leaves the accuracy differences (they are over the configs
+where every arm learned), and the arms' failures are compared on their own, pairwise, by
+the exact McNemar test on the configs where one arm failed and the other learned
+(:mod:`hpsearch.analysis.discordant`).
+
+The interval is a bootstrap over trials (the whole chain refitted each time), reported as
+a t interval with the bootstrap's standard error.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
@@ -31,6 +39,7 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy import stats as sps
 
 from hpsearch import schema
+from hpsearch.analysis.discordant import Failures, failures, never_learned
 
 N_BOOTSTRAP = 400
 MIN_FIT = 8              # trials that went on needed to fit an epoch's regression
@@ -98,8 +107,21 @@ def _best_so_far(trial: FrozenTrial, arms: Sequence[str], epochs: int) -> np.nda
                      for y in curves])
 
 
-def _ice(d: list[np.ndarray], s: list[np.ndarray], reached: np.ndarray, epochs: int) -> float:
-    """Mean end-of-training difference by iterated conditional expectations."""
+def _ice(d: list[np.ndarray], s: list[np.ndarray], reached: np.ndarray, epochs: int,
+         fit_slope: bool = False) -> float:
+    """Mean end-of-training difference by iterated conditional expectations.
+
+    At each epoch e where trials stopped, a stopped trial's end is its own difference at e
+    plus the change from e to the end that the trials which went on show, regressed on the
+    arms' mean at e (the pruner's own input). The difference's coefficient is held at 1, not
+    fitted: a fitted one is shrunk by the epoch-to-epoch noise of the difference, and then
+    the stopped trials (all on one side of the pruner's threshold) get the continuing
+    trials' difference extrapolated along a straight line in the mean; a difference that
+    depends on the config's quality in any other way (larger in the configs the pruner
+    stops, or in the best and the worst) came out biased by half a 0.6-pt effect
+    (scripts/check_paired.py). Held at 1, only the change after e is extrapolated.
+    ``fit_slope``: the earlier chain, which fits it (kept to measure against).
+    """
     q = np.array([x[-1] if r >= epochs else np.nan for x, r in zip(d, reached, strict=True)])
     for e in sorted({int(r) for r in reached if r < epochs}, reverse=True):
         stop = np.flatnonzero(reached == e)
@@ -107,14 +129,18 @@ def _ice(d: list[np.ndarray], s: list[np.ndarray], reached: np.ndarray, epochs: 
         if len(go) == 0:
             q[stop] = [d[i][e - 1] for i in stop]  # nobody went on: carry the last value
             continue
-        x_go = np.array([[1.0, d[i][e - 1], s[i][e - 1]] for i in go])
-        if len(go) >= MIN_FIT:
+        d_go = np.array([d[i][e - 1] for i in go])
+        d_stop = np.array([d[i][e - 1] for i in stop])
+        if len(go) >= MIN_FIT and fit_slope:
+            x_go = np.array([[1.0, d[i][e - 1], s[i][e - 1]] for i in go])
             coef = np.linalg.lstsq(x_go, q[go], rcond=None)[0]
-            x_stop = np.array([[1.0, d[i][e - 1], s[i][e - 1]] for i in stop])
-            q[stop] = x_stop @ coef
-        else:  # too few to fit: the shift from this epoch to the end, on average
-            shift = float(np.mean(q[go] - x_go[:, 1]))
-            q[stop] = [d[i][e - 1] + shift for i in stop]
+            q[stop] = np.array([[1.0, d[i][e - 1], s[i][e - 1]] for i in stop]) @ coef
+        elif len(go) >= MIN_FIT:
+            x_go = np.array([[1.0, s[i][e - 1]] for i in go])
+            coef = np.linalg.lstsq(x_go, q[go] - d_go, rcond=None)[0]
+            q[stop] = d_stop + np.array([[1.0, s[i][e - 1]] for i in stop]) @ coef
+        else:  # too few to fit: the change from this epoch to the end, on average
+            q[stop] = d_stop + float(np.mean(q[go] - d_go))
     return float(np.mean(q))
 
 
@@ -122,7 +148,8 @@ def _ice(d: list[np.ndarray], s: list[np.ndarray], reached: np.ndarray, epochs: 
 class PairedEffects:
     """Each arm's end-of-training value minus the first arm's (``theta[0] = 0``), in
     points, with the bootstrap covariance; and the same per epoch, over the trials that
-    reached it (what "the effect over training" shows)."""
+    reached it (what "the effect over training" shows). All of it over the configs where
+    every arm learned; ``failed`` says, per config (all of them) and arm, which never did."""
 
     arms: list[str]
     theta: np.ndarray
@@ -131,6 +158,24 @@ class PairedEffects:
     n_complete: int
     by_epoch: list[tuple[int, np.ndarray, np.ndarray, int]]  # (epoch, theta, cov, n)
     final_values: np.ndarray   # (trials that finished, arms): their end values, points
+    failed: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+
+    def failures_of(self, a: str, b: str) -> Failures:
+        """How often ``a`` and ``b`` never learned, over every config."""
+        i, j = self.arms.index(a), self.arms.index(b)
+        if self.failed.size == 0:
+            return failures(np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
+        return failures(self.failed[:, i], self.failed[:, j])
+
+    @property
+    def failures(self) -> Failures | None:
+        """The two arms' failures (None with more than two arms: see :meth:`failures_of`)."""
+        return self.failures_of(*self.arms) if len(self.arms) == 2 else None
+
+    @property
+    def n_configs(self) -> int:
+        """Every paired config, those where an arm never learned included."""
+        return int(self.failed.shape[0]) if self.failed.size else self.n
 
     def contrast(self, a: str, b: str) -> tuple[float, float]:
         w = self.weights(a, b)
@@ -144,8 +189,19 @@ class PairedEffects:
 
 
 def paired_effects(trials: Sequence[FrozenTrial], *, epochs: int | None = None,
-                   seed: int = 0, n_bootstrap: int = N_BOOTSTRAP) -> PairedEffects | None:
-    """The end-of-training effects of a paired design's arms (None: fewer than 2 trials)."""
+                   seed: int = 0, n_bootstrap: int = N_BOOTSTRAP,
+                   chance: float | None = None, fit_slope: bool = False,
+                   ) -> PairedEffects | None:
+    """The end-of-training effects of a paired design's arms (None: fewer than 2 configs
+    where every arm learned).
+
+    ``chance``: the accuracy (fraction) of a model that never learned; a config where an
+    arm stayed at chance (:func:`hpsearch.analysis.discordant.never_learned`, on its best
+    value over the epochs it reached) counts as that arm's failure and leaves the accuracy
+    differences. None: no failure is recognized (every config is averaged in).
+    ``fit_slope``: impute pruned trials with the earlier chain (:func:`_ice`), to measure
+    against.
+    """
     trials = paired_trials(trials)
     arms = arm_values(trials)
     if not trials or not arms:
@@ -153,7 +209,10 @@ def paired_effects(trials: Sequence[FrozenTrial], *, epochs: int | None = None,
     if epochs is None:
         epochs = max(max(len(v.get("val_acc", [])) for v in t.user_attrs[schema.ARMS].values()
                          if isinstance(v, dict)) for t in trials)
-    ys = [y for t in trials if (y := _best_so_far(t, arms, epochs)) is not None]
+    every = [y for t in trials if (y := _best_so_far(t, arms, epochs)) is not None]
+    failed = np.array([never_learned(y[:, -1] / 100, chance) for y in every], dtype=bool)
+    failed = failed.reshape(len(every), len(arms))
+    ys = [y for y, f in zip(every, failed, strict=True) if not f.any()]
     if len(ys) < 2:
         return None
     reached = np.array([y.shape[1] for y in ys])
@@ -163,15 +222,17 @@ def paired_effects(trials: Sequence[FrozenTrial], *, epochs: int | None = None,
         out = np.zeros(len(arms))
         for j in range(1, len(arms)):
             out[j] = _ice([ys[i][j] - ys[i][0] for i in idx], [means[i] for i in idx],
-                          reached[idx], epochs)
+                          reached[idx], epochs, fit_slope)
         return out
 
-    every = np.arange(len(ys))
-    est = theta(every)
+    est = theta(np.arange(len(ys)))
     rng = np.random.default_rng([seed, 0xA125])
     boots = np.array([theta(rng.integers(0, len(ys), len(ys))) for _ in range(n_bootstrap)])
     cov = np.cov(boots, rowvar=False) if len(arms) > 2 else np.diag(
         [0.0, float(np.var(boots[:, 1], ddof=1))])
+    # The bootstrap's variance of a mean is (n - 1) / n of the unbiased one: undone, so
+    # that intervals over a handful of configs are not too short (5 configs: 0.8).
+    cov = cov * len(ys) / max(len(ys) - 1, 1)
     per_epoch = []
     for e in range(1, epochs + 1):
         at = [y[:, e - 1] - y[0, e - 1] for y in ys if y.shape[1] >= e]
@@ -180,7 +241,7 @@ def paired_effects(trials: Sequence[FrozenTrial], *, epochs: int | None = None,
             per_epoch.append((e, m.mean(axis=0), np.cov(m, rowvar=False) / len(m), len(m)))
     finals = np.array([y[:, -1] for y in ys if y.shape[1] >= epochs])
     return PairedEffects(arms, est, np.atleast_2d(cov), len(ys), int(sum(reached >= epochs)),
-                         per_epoch, finals)
+                         per_epoch, finals, failed)
 
 
 def paired_contrasts(trials: Sequence[FrozenTrial], *, epochs: int | None = None,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import combinations
+from typing import Any
 
 import numpy as np
 from optuna.trial import FrozenTrial
@@ -21,9 +23,11 @@ from optuna.trial import FrozenTrial
 from hpsearch import schema
 from hpsearch.analysis import stats
 from hpsearch.analysis.answers import Answer, ChoiceSummary, Effect
-from hpsearch.analysis.arms import paired_effects, paired_trials
+from hpsearch.analysis.arms import PairedEffects, paired_effects, paired_trials
 from hpsearch.analysis.contrasts import ContrastSet, Pair
+from hpsearch.analysis.discordant import FAILURE_MARGIN
 from hpsearch.analysis.table import FINAL
+from hpsearch.schema import DIFFERENCE, EQUIVALENT, OPEN
 
 BALANCED = ("Its param was assigned by design (balanced: permuted blocks, independently of "
             "the params the sampler chose), so the adjusted difference is an effect of this "
@@ -33,6 +37,10 @@ PAIRED = ("Paired design: every config was trained under each choice on the same
           "pruned before the end count through their history (the end imputed by iterated "
           "regressions on the paired difference and the arms' mean; bootstrap standard "
           "error). `hpsearch verify STORAGE` confirms it on the test split.")
+
+PAIRED_FAILURES = ("configs where an arm never learned, per pair of arms: exact McNemar on the "
+                   "configs where only one of them learned (Bonferroni within), Clopper-Pearson "
+                   "bounds of the two one-sided shares")
 
 
 def designs(trials: Sequence[FrozenTrial]) -> dict[str, str]:
@@ -55,15 +63,28 @@ def balanced_share(trials: Sequence[FrozenTrial], question: str) -> bool:
 
 
 def paired_answer(a: Answer, trials: Sequence[FrozenTrial], min_pairs: int,
+                  chance: float | None = None, alpha: float = 0.05,
                   ) -> tuple[ContrastSet, list[tuple[int, np.ndarray, np.ndarray]]] | None:
-    """Fill ``a`` from a paired design's trials; its contrast set and effect by epoch."""
+    """Fill ``a`` from a paired design's trials; its contrast set and effect by epoch.
+
+    ``chance``: the accuracy of a model that never learned (None: unknown, no failure is
+    recognized). A config where an arm never learned is that arm's failure: the accuracy
+    contrasts are over the configs where every arm learned, and ``a.trainability`` compares
+    the failures (:func:`paired_trainability`).
+    """
     own = paired_trials(trials, a.question)
-    fx = paired_effects(own) if len(own) >= min_pairs else None
+    fx = paired_effects(own, chance=chance) if len(own) >= min_pairs else None
+    if fx is not None and fx.n < min_pairs:
+        a.trainability = paired_trainability(fx, alpha)
+        fx = None
     if fx is None:
         a.status = "too_few_trials"
-        a.verdict = (f"too few paired configs to tell (need >= {min_pairs}; have "
-                     f"{len(own)})")
+        a.verdict = (f"too few paired configs to tell (need >= {min_pairs} where every arm "
+                     f"learned; have {len(own)} configs)")
+        if a.trainability:
+            a.verdict += f"; {a.trainability['verdict']}"
         return None
+    a.trainability = paired_trainability(fx, alpha)
     a.status, a.word, a.fidelity = "answered", "matters", "end of training"
     a.test = ("paired differences per config at the end of training, normal test with a "
               "bootstrap standard error per pair (Bonferroni within, Holm across)")
@@ -93,3 +114,64 @@ def paired_answer(a: Answer, trials: Sequence[FrozenTrial], min_pairs: int,
     series = [(e, theta, cov) for e, theta, cov, _ in fx.by_epoch]
     series.append((FINAL, fx.theta, fx.cov))
     return cs, series
+
+
+def paired_trainability(fx: PairedEffects, alpha: float = 0.05) -> dict[str, Any]:
+    """Does the choice change how often training fails? The keys of
+    :mod:`hpsearch.analysis.trainability`'s answers, from paired configs: per arm, the
+    configs where it never learned; per pair of arms, the exact McNemar test on the configs
+    where one of the two never learned and the other learned (Bonferroni within the
+    question) with an interval for the difference of the failure rates; a difference when
+    a pair's test rejects, equivalent when every pair's interval lies inside
+    ``±FAILURE_MARGIN``, else open. The arms were assigned by design, so "matters"."""
+    n = fx.n_configs
+    counts = ({arm: int(fx.failed[:, j].sum()) for j, arm in enumerate(fx.arms)}
+              if fx.failed.size else dict.fromkeys(fx.arms, 0))
+    pairs = list(combinations(fx.arms, 2))
+    per = alpha / len(pairs)
+    rows: list[dict[str, Any]] = []
+    for x, y in pairs:
+        f = fx.failures_of(x, y)
+        lo, hi = f.interval(per)
+        rows.append({"a": x, "b": y, "diff": 100 * f.difference, "ci_low": 100 * lo,
+                     "ci_high": 100 * hi, "p_value": f.p, "only_a": f.only_a,
+                     "only_b": f.only_b})
+    p = min(1.0, len(pairs) * min(r["p_value"] for r in rows))
+    margin = 100 * FAILURE_MARGIN
+    if p < alpha:
+        settled = DIFFERENCE
+    elif all(-margin < r["ci_low"] and r["ci_high"] < margin for r in rows):
+        settled = EQUIVALENT
+    else:
+        settled = OPEN
+    rates = ", ".join(f"{arm} {counts[arm]}/{n}" for arm in fx.arms)
+    h = min(rows, key=lambda r: r["p_value"])
+    test = (f"exact McNemar on the {h['only_a'] + h['only_b']} config(s) where only one of "
+            f"{h['a']} and {h['b']} learned, p={p:.2g}")
+    if settled == DIFFERENCE:
+        worse, better = (h["a"], h["b"]) if h["diff"] > 0 else (h["b"], h["a"])
+        verdict = (f"matters: training fails more often with {worse} than with {better} "
+                   f"(never learned on the same configs: {rates}; {test})")
+    elif settled == EQUIVALENT:
+        verdict = (f"equivalent: failure rates differ by less than {margin:g} pts between "
+                   f"choices (never learned on the same configs: {rates})")
+    else:
+        verdict = (f"open: no difference in how often training fails detected, nor "
+                   f"equivalence within +-{margin:g} pts (never learned on the same "
+                   f"configs: {rates}; {test}; {h['a']} - {h['b']} "
+                   f"[{h['ci_low']:+.0f}, {h['ci_high']:+.0f}] pts)")
+    return {"settled": settled, "verdict": verdict, "p_value": p, "p_holm": p,
+            "ci_level": 1 - per, "margin": margin, "test": PAIRED_FAILURES,
+            "choices": {arm: {"never_learned": counts[arm], "n": n} for arm in fx.arms},
+            "pairs": rows}
+
+
+def gate_equivalence(a: Answer) -> None:
+    """"Equivalent" needs the failures equivalent too: an answer whose accuracies are
+    equivalent where every arm learned, but whose trainability is not, is open."""
+    t = a.trainability
+    if not t or t.get("settled") == EQUIVALENT or a.settled != EQUIVALENT:
+        return
+    a.settled = OPEN
+    a.verdict = (f"open: accuracies equivalent where every arm learned, but not how often "
+                 f"they fail to learn ({t['verdict']}); {a.verdict}")

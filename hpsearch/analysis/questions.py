@@ -31,7 +31,13 @@ from hpsearch.analysis.contrasts import (
     ContrastSet,
     Pair,
 )
-from hpsearch.analysis.designed import BALANCED, balanced_share, designs, paired_answer
+from hpsearch.analysis.designed import (
+    BALANCED,
+    balanced_share,
+    designs,
+    gate_equivalence,
+    paired_answer,
+)
 from hpsearch.analysis.effects import LevelEffects, estimate_effects
 from hpsearch.analysis.matrix import Factor, build_design, label, question_factor
 from hpsearch.analysis.numeric import numeric_contrasts
@@ -105,7 +111,8 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
     objective's chance level (1 / classes): the trials that never learned
     (:func:`hpsearch.analysis.trainability.never_learned`) are failures to train, counted in
     each answer's ``trainability`` and left out of the accuracy analysis; None detects
-    nothing (``trainability`` stays null).
+    nothing (``trainability`` stays null). A paired design's arm at chance counts as a
+    failure of that arm (:func:`hpsearch.analysis.designed.paired_answer`).
     """
     direction = _direction(direction)
     table = finished_table(trials, direction)
@@ -166,7 +173,10 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
     series: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
     for a, q in zip(answers, every, strict=True):
         if by_design.get(q.id) == "paired":
-            found = paired_answer(a, table.trials, min_per_choice)
+            # every config, those where both arms never learned too (the arms' mean at
+            # chance left the accuracy table): paired_answer tells the failures apart
+            found = paired_answer(a, (everyone if failed is not None else table).trials,
+                                  min_per_choice, chance, alpha)
             if found is not None:
                 sets[a.question], series[a.question] = found
             continue
@@ -197,6 +207,7 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
         decide(a, sets[a.question], float(p_adj), float(level), lev, table, min_effect,
                 margin, confirmed, step)
         a.effect_by_epoch = by_epoch(sets[a.question], series[a.question], step)
+        gate_equivalence(a)
     return _only(answers, only)
 
 

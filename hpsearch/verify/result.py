@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from hpsearch import schema
 from hpsearch.analysis import ALPHA, MIN_EFFECT, POWER, PairedStats, seeds_needed
 from hpsearch.objectives import Params
 from hpsearch.replay import now_iso
 from hpsearch.schema import DIFFERENCE, EQUIVALENT, OPEN
 from hpsearch.space import INTERACTION_BY_ID, QUESTION_BY_ID, TrialConfig, Value
-from hpsearch.storage import SavedResult
+from hpsearch.storage import SavedResult, save_result
 from hpsearch.text import param_value
 
 # ---------------------------------------------------------------------------- result
@@ -57,6 +58,29 @@ class VerifyRow:
     # needed that its trial lacked ({param: "3 (from trial #7, the best that has it)"}).
     maximize: bool = True
     filled: dict[str, str] = field(default_factory=dict)
+    # Failures to learn (test accuracy at chance: hpsearch.analysis.discordant). ``stats``
+    # is over the seeds where both twins learned; n_seeds counts every seed used.
+    n_seeds: int = -1                # -1: stats.n (no failure information)
+    failed_base: int = 0             # seeds on which the baseline twin never learned
+    failed_alt: int = 0
+    only_base: int = 0               # of them, seeds on which the other twin learned
+    only_alt: int = 0
+    failures: str = "none"           # "none" | "open" | "difference" (exact McNemar, Holm)
+    p_failures: float = 1.0
+
+    @property
+    def seeds_used(self) -> int:
+        return self.stats.n if self.n_seeds < 0 else self.n_seeds
+
+    def failure_text(self) -> str:
+        """``best trial #3 with activation switched to sigmoid never learned on 1 of 16
+        seeds, best trial #3 as found on 0``; empty when no twin failed."""
+        if not self.failed_base and not self.failed_alt:
+            return ""
+        who = ("a cell of " if self.kind == "interaction" else "")
+        return (f"{who}{self.label(self.alternative)} never learned on {self.failed_alt} of "
+                f"{self.seeds_used} seeds, {who}{self.label(self.baseline)} on "
+                f"{self.failed_base}")
 
     def effect(self) -> str:
         """``effect of dropout (0 -> 0.3)``: what an interaction row's accuracies measure."""
@@ -81,24 +105,55 @@ class VerifyRow:
 
     def verdict(self) -> str:
         s, base, alt = self.stats, self.label(self.baseline), self.label(self.alternative)
+        text = self._accuracy_verdict(s, base, alt)
+        fails = self.failure_text()
+        if not fails and self.settled == EQUIVALENT and self.n_seeds >= 0:
+            # Equivalent where both learned, and no failure seen: say how little that rules
+            # out (a failure rate p goes unseen on n seeds with probability (1 - p)**n).
+            unseen = 1 - 0.05 ** (1 / max(1, self.seeds_used))
+            return (f"{text}; neither twin failed to learn on any of the {self.seeds_used} "
+                    f"seeds (a failure rate up to {unseen:.0%} could still go unseen: 95% "
+                    "upper bound)")
+        if not fails:
+            return text
+        both = (f"; accuracies compared on the {s.n} seeds where both learned"
+                if s.n < self.seeds_used else "")
+        if self.failures == DIFFERENCE:
+            return (f"{fails}: training fails more often with one of them (exact McNemar on "
+                    f"the seeds where only one learned, Holm p={_fmt_p(self.p_failures)})"
+                    f"{both}; {text}")
+        if self.failures == OPEN:
+            return (f"{fails} (exact McNemar on the {self.only_base + self.only_alt} seed(s) "
+                    f"where only one learned: Holm p={_fmt_p(self.p_failures)}): not "
+                    f"equivalent while one fails where the other learns{both}; {text}")
+        return f"{fails} (both on the same seeds){both}; {text}"
+
+    def _accuracy_verdict(self, s: PairedStats, base: str, alt: str) -> str:
+        if s.n == 0:
+            return "no seed on which both learned: accuracies not compared"
         size = f"{abs(s.shift):.2f} pts [{min(abs(s.ci_low), abs(s.ci_high)):.2f}, " \
                f"{max(abs(s.ci_low), abs(s.ci_high)):.2f}]"
         wins, losses = (s.wins, s.losses) if self.maximize else (s.losses, s.wins)
-        if self.significant and (s.shift > 0) == self.maximize:
+        # a row may be a difference by its failures alone: say what the accuracies say
+        accuracy_says = self.significant and not s.ci_low <= 0 <= s.ci_high
+        if accuracy_says and (s.shift > 0) == self.maximize:
             return (f"{alt} beats {base} by {size} ({wins}/{s.n} seeds; Holm "
                     f"p={_fmt_p(self.p_holm)})")
-        if self.significant:
+        if accuracy_says:
             return (f"{base} beats {alt} by {size} ({losses}/{s.n} seeds; Holm "
                     f"p={_fmt_p(self.p_holm)})")
         if self.settled == EQUIVALENT:
-            return (f"equivalent: no difference larger than {self.margin:g} pts between {alt} "
+            scope = " where both learned" if self.n_seeds >= 0 else ""
+            return (f"equivalent{scope}: no difference larger than {self.margin:g} pts between "
+                    f"{alt} "
                     f"and {base}: {s.shift:+.2f} pts [{s.ci_low:+.2f}, {s.ci_high:+.2f}] "
                     f"({s.n} seeds; Holm p={_fmt_p(self.p_holm)})")
-        if s.ties == s.n:
+        if s.ties == s.n and self.settled != DIFFERENCE:
             return (f"no difference at all: {alt} and {base} reached the same test accuracy "
-                    "on every seed (for this config the switch changes nothing the test "
-                    "set can see)")
-        more = seeds_needed(s.sd_diff, 1 - s.ci_level, effect=self.margin)
+                    f"on every seed{' where both learned' if s.n < self.seeds_used else ''} "
+                    "(for this config the switch changes nothing the test set can see)")
+        more = max(seeds_needed(s.sd_diff, 1 - s.ci_level, effect=self.margin),
+                   self.seeds_used + 1)
         return (f"open: {alt} {s.shift:+.2f} pts [{s.ci_low:+.2f}, {s.ci_high:+.2f}] vs "
                 f"{base} (better on {wins}/{s.n} seeds; Holm p={_fmt_p(self.p_holm)}), "
                 f"neither a difference nor within ±{self.margin:g} pts; about {more} seeds "
@@ -113,7 +168,12 @@ class VerifyRow:
             "baseline": self.baseline, "alternative": self.alternative,
             "baseline_label": self.label(self.baseline),
             "alternative_label": self.label(self.alternative),
-            "n": s.n, "shift": s.shift, "mean_diff": s.mean_diff, "ci_low": s.ci_low,
+            "n": self.seeds_used, "n_learned": s.n,
+            "never_learned": {"baseline": self.failed_base, "alternative": self.failed_alt},
+            "only_one_learned": {"baseline_failed": self.only_base,
+                                 "alternative_failed": self.only_alt},
+            "failures": self.failures, "p_failures": self.p_failures,
+            "shift": s.shift, "mean_diff": s.mean_diff, "ci_low": s.ci_low,
             "ci_high": s.ci_high, "ci_level": s.ci_level, "p_wilcoxon": s.p_wilcoxon,
             "p_holm": self.p_holm, "significant": self.significant,
             "p_improvement": s.p_improvement, "wins": s.wins, "ties": s.ties,
@@ -157,6 +217,23 @@ class VerifyResult:
     saved: list[SavedResult] = field(default_factory=list)  # one per question
     objective: str | None = None    # a user's objective (its spec): values are its own
     direction: str = "maximize"
+    # question -> the stored answer this run did not replace (a larger family's, or one on
+    # more seeds): this run's answer went beside it (see :func:`merge_stored`)
+    kept: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def store(self, study: Any, question: str, storage: str) -> SavedResult:
+        """Store this run's answer for ``question``, merged with what the study holds
+        (:func:`merge_stored`): a stored answer is never replaced by a smaller family's or
+        one on fewer seeds."""
+        key = schema.verify_key(question)
+        try:
+            old = study.user_attrs.get(key)
+        except Exception:  # the study cannot be read back: save_result says why
+            old = None
+        value, replaced = merge_stored(old, self.question_dict(question))
+        if not replaced and isinstance(old, dict):
+            self.kept[question] = old
+        return save_result(study, key, value, storage)
 
     def question_dict(self, question: str) -> dict[str, Any]:
         """JSON-safe; stored as the study user attr ``verify:<question>``."""
@@ -201,7 +278,7 @@ class VerifyResult:
                   "shift", "interval", "Holm p", "P(improvement)", "settled"]
         table = [[r.question, f"#{r.trial_number} {r.param}="
                   f"{param_value(r.param, r.baseline)}",
-                  param_value(r.param, r.alternative), str(r.stats.n),
+                  param_value(r.param, r.alternative), str(r.seeds_used),
                   f"{np.mean(r.baseline_accs):.4f}", f"{np.mean(r.alternative_accs):.4f}",
                   f"{r.stats.shift:+.2f}", f"[{r.stats.ci_low:+.2f}, {r.stats.ci_high:+.2f}]",
                   _fmt_p(r.p_holm), f"{r.stats.p_improvement:.2f} ({r.stats.wins}/{r.stats.n})",
@@ -219,6 +296,13 @@ class VerifyResult:
         out.append(f"trainings: {self.trainings} ({saved} the fixed plan's "
                    f"{self.trainings_fixed}); {self.trained_here} trained now, "
                    f"{self.trainings - self.trained_here} found stored")
+        for q, old in self.kept.items():
+            mine = self.question_dict(q)
+            out.append(f"{q}: the stored answer stays {old.get('settled')!r}, from "
+                       f"{family_name(old)}; this run's, {mine['settled']!r} from "
+                       f"{family_name(mine)}, is stored beside it (a smaller family or "
+                       "fewer seeds never replaces an answer; run that family again to "
+                       "renew it)")
         if all(s.stored for s in self.saved):
             out.append("stored as study user attrs " + ", ".join(
                 f"'verify:{q}'" for q in self.questions))
@@ -227,6 +311,40 @@ class VerifyResult:
     def unsaved(self) -> list[SavedResult]:
         """The questions whose result the study refused (they went to side files)."""
         return [s for s in self.saved if not s.stored]
+
+
+def family_name(answer: dict[str, Any]) -> str:
+    """``the family of 5 questions (bn_placement, ...) on up to 26 seeds``."""
+    qs = [str(q) for q in answer.get("family_questions") or [answer.get("question")]]
+    which = (f"{qs[0]} alone" if len(qs) == 1 else
+             f"the family of {len(qs)} questions ({', '.join(qs)})")
+    return f"{which} on up to {answer.get('seeds')} seeds"
+
+
+def merge_stored(old: Any, new: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(what to store for a question, whether ``new`` replaced ``old``).
+
+    verify's stored trainings are evidence, and so is the answer a run drew from them: a
+    run replaces the stored answer only when its family holds every question of the stored
+    one's and it may use as many seeds, so that a narrower re-run (``--question``, or a
+    smaller ``--seeds``), reading the same trainings, can never flip it. Otherwise the
+    stored answer stays, and the new one is kept beside it under ``beside``, named by its
+    family (:func:`family_name`). Answers stored beside an answer that is replaced stay.
+    """
+    if not isinstance(old, dict) or not isinstance(old.get("rows"), list):
+        return new, True
+    old_family = {str(q) for q in old.get("family_questions") or [old.get("question")]}
+    new_family = {str(q) for q in new.get("family_questions") or [new.get("question")]}
+    old_seeds, new_seeds = old.get("seeds"), new.get("seeds")
+    covers = new_family >= old_family and (
+        not isinstance(old_seeds, int) or not isinstance(new_seeds, int)
+        or new_seeds >= old_seeds)
+    beside = {k: v for k, v in (old.get("beside") or {}).items() if isinstance(v, dict)}
+    if covers:
+        beside.pop(family_name(new), None)
+        return ({**new, "beside": beside} if beside else new), True
+    entry = {k: v for k, v in new.items() if k != "beside"}
+    return {**old, "beside": {**beside, family_name(new): entry}}, False
 
 
 def _settled(states: list[str]) -> str:

@@ -59,7 +59,8 @@ import numpy as np
 from optuna.trial import FrozenTrial
 
 from hpsearch import schema
-from hpsearch.analysis import ALPHA, paired_stats
+from hpsearch.analysis import ALPHA, PairedStats, paired_stats
+from hpsearch.analysis.discordant import never_learned
 from hpsearch.analysis.seeds import Decision, LookPlan, plan_looks, run_looks
 from hpsearch.analysis.stats import min_pairs_for
 from hpsearch.errors import ConfigError
@@ -73,7 +74,7 @@ from hpsearch.replay import (
     study_settings,
     trial_config,
 )
-from hpsearch.settings import MARGIN, MAX_JOBS
+from hpsearch.settings import MARGIN, MAX_JOBS, verify_seed_cap
 from hpsearch.space import (
     INTERACTION_BY_ID,
     QUESTION_BY_ID,
@@ -83,7 +84,6 @@ from hpsearch.space import (
     TrialConfig,
     Value,
 )
-from hpsearch.storage import save_result
 from hpsearch.training import DeviceData
 from hpsearch.verify.own import (
     ObjectiveMeasure,
@@ -95,8 +95,6 @@ from hpsearch.verify.own import (
 from hpsearch.verify.result import VerifyResult, VerifyRow
 from hpsearch.verify.store import Training, TrainingStore, open_study
 from hpsearch.verify.twins import factorial_cells, make_twin, twin_values
-
-DEFAULT_SEEDS = 16   # at least this many, and enough for the first look to stop (default_seeds)
 
 # progress(done, total, what): called after each training this process stored
 Progress = Callable[[int, int, str], None]
@@ -135,9 +133,9 @@ def sampled_questions(trials: Sequence[FrozenTrial]) -> list[Question]:
 
 
 def default_seeds(family: int, alpha: float = ALPHA) -> int:
-    """The most seeds a comparison may use by default: ``DEFAULT_SEEDS``, or twice what the
-    first look (half the seeds, a quarter of the alpha) needs to stop when every seed agrees."""
-    return max(DEFAULT_SEEDS, 2 * min_pairs_for(alpha / family / 4))
+    """The most seeds a comparison may use by default (:func:`hpsearch.settings.verify_seed_cap`:
+    what ``verify --help`` prints)."""
+    return verify_seed_cap(family, alpha)
 
 
 def verify(storage: str, question: str | None = None, *, seeds: int | None = None,
@@ -251,16 +249,15 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
         base_accs = [acc[Training(base_cfg, s)] for s in range(d.n)]
         alt_accs = [acc[Training(cfg, s)] for s in range(d.n)]
         row = _row(q, number, rank, own, base_value, alt_value, base_accs, alt_accs,
-                   base_cfg, cfg, d)
+                   base_cfg, cfg, d, chance_of(data))
         row.maximize = result.direction == "maximize"
         for twin in (base_cfg, cfg):
             notes = [store.notes[t] for t in store.notes if t.config == twin]
             row.filled.update(filled_text(notes[0]) if notes else {})
         result.rows.append(row)
     for ir, d in zip(irows, decisions[len(rows):], strict=True):
-        result.rows.append(_interaction_row(ir, acc, d))
-    result.saved = [save_result(study, schema.verify_key(qid), result.question_dict(qid), storage)
-                    for qid in result.questions]
+        result.rows.append(_interaction_row(ir, acc, d, chance_of(data)))
+    result.saved = [result.store(study, qid, storage) for qid in result.questions]
     return result
 
 
@@ -285,11 +282,28 @@ def contrast(accs: Mapping[tuple[int, int], Sequence[float]]) -> np.ndarray:
     return np.round((y[1, 1] - y[0, 1]) - (y[1, 0] - y[0, 0]), 10)
 
 
+def _failed(accs: Sequence[np.ndarray], chance: float | None,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Per seed: (a baseline-side twin never learned, an alternative-side one did). A
+    comparison's terms list the alternative side first (main rows: the alternative; an
+    interaction: the two cells at B's other level), then the baseline side."""
+    flags = [never_learned(a, chance) for a in accs]
+    half = len(flags) // 2
+    return np.any(flags[half:], axis=0), np.any(flags[:half], axis=0)
+
+
+def chance_of(data: DeviceData | None) -> float | None:
+    """Test accuracy at chance, one class in the dataset's classes; None for a user's
+    objective (its values are its own: no failure to learn is told apart)."""
+    return 1.0 / max(1, len(data.classes)) if data is not None else None
+
+
 def _run(terms: list[_Terms], labels: Mapping[Config, str], plan: LookPlan,
          store: TrainingStore, data: DeviceData | None, total: int, progress: Progress | None, *,
          alpha: float, margin: float) -> tuple[list[Decision], dict[Training, float]]:
     """The looks: each trains (or reads) the seeds its open rows need, then decides."""
     acc: dict[Training, float] = {}
+    chance = chance_of(data)
 
     def fetch(active: list[int], n: int) -> list[np.ndarray]:
         need = sorted({Training(cfg, s) for i in active for cfg, _ in terms[i]
@@ -306,10 +320,11 @@ def _run(terms: list[_Terms], labels: Mapping[Config, str], plan: LookPlan,
         acc.update(store.results(need, data, stored))
         out = []
         for i in active:
-            d = sum(c * 100 * np.array([acc[Training(cfg, s)] for s in range(n)])
-                    for cfg, c in terms[i])
+            y = [np.array([acc[Training(cfg, s)] for s in range(n)]) for cfg, _ in terms[i]]
+            d = sum(c * 100 * v for (_, c), v in zip(terms[i], y, strict=True))
             # Rounded as paired_stats does: twins that agree on every example differ by 0.
-            out.append(np.round(np.asarray(d, dtype=float), 10))
+            out.append(np.column_stack([np.round(np.asarray(d, dtype=float), 10),
+                                        *_failed(y, chance)]))
         return out
 
     return run_looks(len(terms), plan, fetch, alpha=alpha, margin=margin), acc
@@ -317,25 +332,43 @@ def _run(terms: list[_Terms], labels: Mapping[Config, str], plan: LookPlan,
 
 def _row(q: Question, number: int, rank: int, own: Value, base_value: Value,
          alt_value: Value, base_accs: list[float], alt_accs: list[float],
-         base_cfg: Config, cfg: Config, d: Decision) -> VerifyRow:
-    """A row whose interval, Holm p and state are the sequential decision's."""
-    stats = paired_stats(100 * np.asarray(base_accs), 100 * np.asarray(alt_accs),
-                         level=d.level)
-    stats = replace(stats, ci_low=d.ci_low, ci_high=d.ci_high, p_wilcoxon=d.p_look)
+         base_cfg: Config, cfg: Config, d: Decision, chance: float | None) -> VerifyRow:
+    """A row whose interval, Holm p and state are the sequential decision's; its statistics
+    are over the seeds where both twins learned."""
+    learned = ~(never_learned(base_accs, chance) | never_learned(alt_accs, chance))
+    stats = _learned_stats(100 * np.asarray(base_accs), 100 * np.asarray(alt_accs), learned, d)
     return VerifyRow(q.id, number, rank, q.param, own, base_value, alt_value, base_accs,
                      alt_accs, base_cfg, cfg, stats, p_holm=d.p_holm,
                      significant=d.settled == schema.DIFFERENCE, settled=d.settled,
-                     margin=d.margin, p_sequential=d.p_sequential, looks=d.looks)
+                     margin=d.margin, p_sequential=d.p_sequential, looks=d.looks,
+                     **_failure_fields(d))
 
 
-def _interaction_row(ir: _IRow, acc: Mapping[Training, float], d: Decision) -> VerifyRow:
+def _learned_stats(base: np.ndarray, alt: np.ndarray, learned: np.ndarray,
+                   d: Decision) -> PairedStats:
+    if learned.any():
+        s = paired_stats(base[learned], alt[learned], level=d.level)
+    else:  # no seed on which both learned: nothing to compare accuracies on
+        nan = float("nan")
+        s = PairedStats(0, nan, nan, nan, nan, 1 - d.level, 1.0, nan, 0, 0, 0, nan)
+    return replace(s, ci_low=d.ci_low, ci_high=d.ci_high, p_wilcoxon=d.p_look)
+
+
+def _failure_fields(d: Decision) -> dict[str, Any]:
+    return dict(n_seeds=d.n, failed_base=d.failed_base, failed_alt=d.failed_alt,
+                only_base=d.only_base, only_alt=d.only_alt, failures=d.failures,
+                p_failures=d.p_failures)
+
+
+def _interaction_row(ir: _IRow, acc: Mapping[Training, float], d: Decision,
+                     chance: float | None) -> VerifyRow:
     """An interaction row: B's two levels compared by A's per-seed effect at each."""
     x, number, rank, (a0, a1), (b0, b1), cells = ir
     accs = {k: [acc[Training(cfg, s)] for s in range(d.n)] for k, cfg in cells.items()}
     effect = {j: list(np.asarray(accs[1, j]) - np.asarray(accs[0, j])) for j in (0, 1)}
-    stats = paired_stats(100 * np.asarray(effect[0]), 100 * np.asarray(effect[1]),
-                         level=d.level)
-    stats = replace(stats, ci_low=d.ci_low, ci_high=d.ci_high, p_wilcoxon=d.p_look)
+    learned = ~np.any([never_learned(v, chance) for v in accs.values()], axis=0)
+    stats = _learned_stats(100 * np.asarray(effect[0]), 100 * np.asarray(effect[1]), learned,
+                           d)
     pa, pb = x.params
     return VerifyRow(x.id, number, rank, pb, getattr(cells[0, 0], pb), b0, b1,
                      [float(v) for v in effect[0]], [float(v) for v in effect[1]],
@@ -343,7 +376,8 @@ def _interaction_row(ir: _IRow, acc: Mapping[Training, float], d: Decision) -> V
                      significant=d.settled == schema.DIFFERENCE, settled=d.settled,
                      margin=d.margin, p_sequential=d.p_sequential, looks=d.looks,
                      kind="interaction", params=(pa, pb), a_levels=(a0, a1),
-                     cells={k: (cfg, accs[k]) for k, cfg in cells.items()})
+                     cells={k: (cfg, accs[k]) for k, cfg in cells.items()},
+                     **_failure_fields(d))
 
 
 # ---------------------------------------------------------------------------- workers

@@ -38,6 +38,16 @@ inside ``±margin``: an interval-inclusion (TOST-type) decision at the same Holm
 grow as the family's p-values fall, and intervals at a larger level are nested inside the
 smaller one's, so a settled comparison stays settled. The others go on to the next look.
 
+A twin that never learned on a seed (test accuracy at chance) is a failure, not an accuracy
+(:mod:`hpsearch.analysis.discordant`): each look's signed-rank test and interval use the
+seeds where both learned, and the seeds where one failed and the other learned get the
+exact McNemar test, its p spent over the looks the same way, as one more hypothesis of the
+Holm family (for every comparison that has such a seed). A comparison is a difference when
+either test rejects, and equivalent only when no seed failed for one twin alone: one
+failure in twenty seeds costs ~4 points of mean accuracy, which a rank test on the
+differences half-ignored (it called such twins "equivalent within 0.5 pts" in 74 % of
+families; scripts/check_paired.py).
+
 Everything here is numbers in, numbers out (:func:`run_looks` takes a callback that returns
 the paired differences of the seeds asked for), so the error rates are checked on planted
 differences with no training at all (tests/verify/test_sequential.py).
@@ -51,8 +61,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hpsearch.analysis.discordant import Failures, failures
 from hpsearch.analysis.stats import holm, holm_levels, settle, signed_rank
-from hpsearch.schema import OPEN
+from hpsearch.schema import DIFFERENCE, EQUIVALENT, OPEN
 
 RHO = 2.0                             # spending alpha * t**RHO; see the module docstring
 LOOK_FRACTIONS = (0.5, 0.75, 1.0)     # planned looks, as shares of the maximum seed count
@@ -100,7 +111,7 @@ class Decision:
 
     n: int                  # seeds used (the last look it reached)
     looks: int              # how many looks it reached
-    shift: float            # Hodges-Lehmann estimate from all n seeds
+    shift: float            # Hodges-Lehmann estimate from the seeds where both learned
     p_look: float           # exact signed-rank p of the last look alone
     p_sequential: float     # min over looks of p_k / w_k (capped at 1)
     p_holm: float
@@ -109,54 +120,117 @@ class Decision:
     ci_high: float
     settled: str            # "difference" | "equivalent" | "open"
     margin: float
+    # Failures to learn (hpsearch.analysis.discordant): seeds on which the baseline, the
+    # alternative never learned; of them, those where the other one learned; the seeds
+    # both learned (the accuracy difference's); the failures' own Holm p and state.
+    failed_base: int = 0
+    failed_alt: int = 0
+    only_base: int = 0
+    only_alt: int = 0
+    n_learned: int = -1     # -1: n (no failure information)
+    p_failures: float = 1.0
+    failures: str = "none"  # "none" (no seed failed) | "difference" | "open"
 
 
-def sequential_p(diffs: np.ndarray, plan: LookPlan, reached: int) -> tuple[float, float]:
-    """(sequential p, last look's p) of the first ``reached`` looks."""
+def sequential_p(diffs: np.ndarray, plan: LookPlan, reached: int,
+                 learned: np.ndarray | None = None) -> tuple[float, float]:
+    """(sequential p, last look's p) of the first ``reached`` looks, each look over its
+    seeds where both learned (``learned``; None: every seed)."""
     p_seq, p_k = 1.0, 1.0
     for n, w in zip(plan.looks[:reached], plan.weights[:reached], strict=True):
-        p_k = signed_rank(diffs[:n], 1.0)[3]
+        p_k = signed_rank(_learned(diffs, learned, n), 1.0)[3]
         p_seq = min(p_seq, p_k / w if w > 0 else 1.0)
     return min(1.0, p_seq), p_k
 
 
 def sequential_interval(diffs: np.ndarray, plan: LookPlan, reached: int,
-                        level: float) -> tuple[float, float]:
+                        level: float, learned: np.ndarray | None = None,
+                        ) -> tuple[float, float]:
     """The intersection of the looks' signed-rank intervals at ``w_k * level``."""
     lo, hi = -math.inf, math.inf
     for n, w in zip(plan.looks[:reached], plan.weights[:reached], strict=True):
-        _, lo_k, hi_k, _ = signed_rank(diffs[:n], w * level)
+        _, lo_k, hi_k, _ = signed_rank(_learned(diffs, learned, n), w * level)
         lo, hi = max(lo, lo_k), min(hi, hi_k)
     return lo, hi
+
+
+def sequential_failures(failed_base: np.ndarray, failed_alt: np.ndarray, plan: LookPlan,
+                        reached: int) -> tuple[float, Failures]:
+    """(sequential p, counts at the last look) of the exact McNemar test on the seeds where
+    one twin never learned and the other learned; spent over the looks as the accuracy's."""
+    p_seq = 1.0
+    f = failures(failed_alt[:0], failed_base[:0])
+    for n, w in zip(plan.looks[:reached], plan.weights[:reached], strict=True):
+        f = failures(failed_alt[:n], failed_base[:n])
+        p_seq = min(p_seq, f.p / w if w > 0 else 1.0)
+    return min(1.0, p_seq), f
+
+
+def _learned(diffs: np.ndarray, learned: np.ndarray | None, n: int) -> np.ndarray:
+    return diffs[:n] if learned is None else diffs[:n][learned[:n]]
+
+
+def split_row(row: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(differences, baseline never learned, alternative never learned) of one row's seeds.
+
+    A 1-D array is differences with no failure information (no seed failed); an (n, 3)
+    array holds per seed the difference and the two flags (what verify's fetch returns).
+    """
+    a = np.asarray(row, dtype=float)
+    if a.ndim == 1:
+        none = np.zeros(a.size, dtype=bool)
+        return a, none, none
+    return a[:, 0], a[:, 1] > 0, a[:, 2] > 0
 
 
 def decide(diffs: Sequence[np.ndarray], reached: Sequence[int], plan: LookPlan, *,
            alpha: float, margin: float) -> list[Decision]:
     """Every row of one Holm family, each after the looks it reached.
 
-    ``diffs[i]`` holds at least ``plan.looks[reached[i] - 1]`` paired differences
-    (alternative - baseline) of row ``i``, in the seeds' order.
+    ``diffs[i]`` holds at least ``plan.looks[reached[i] - 1]`` seeds of row ``i``, in the
+    seeds' order: paired differences (alternative - baseline), or (difference, baseline
+    never learned, alternative never learned) per seed (:func:`split_row`). A seed on which
+    a twin never learned leaves the accuracy difference; the seeds where exactly one twin
+    never learned are the failures' own test (exact McNemar, :mod:`.discordant`), which
+    joins the Holm family for every row that has such a seed. A row is a difference when
+    either test rejects, and equivalent only when its accuracy interval lies inside
+    ``±margin`` and no seed failed for one twin alone.
     """
     if margin <= 0 or not math.isfinite(margin):
         raise ValueError(f"margin must be a number > 0, got {margin!r}")
-    seq = [sequential_p(np.asarray(d, dtype=float), plan, k) for d, k in zip(diffs, reached,
-                                                                            strict=True)]
-    p = [s[0] for s in seq]
+    parts = [split_row(d) for d in diffs]
+    learned = [~(fb | fa) for _, fb, fa in parts]
+    seq = [sequential_p(d, plan, k, ok) for (d, _, _), ok, k in zip(parts, learned, reached,
+                                                                   strict=True)]
+    fails = [sequential_failures(fb, fa, plan, k) for (_, fb, fa), k in zip(parts, reached,
+                                                                           strict=True)]
+    tested = [i for i, (_, f) in enumerate(fails) if f.discordant]
+    p = [s[0] for s in seq] + [fails[i][0] for i in tested]
+    p_holm, levels = holm(p), holm_levels(p, alpha)
+    f_holm = dict(zip(tested, p_holm[len(diffs):], strict=True))
     out = []
-    for d, k, (p_seq, p_look), p_h, level in zip(diffs, reached, seq, holm(p),
-                                                  holm_levels(p, alpha), strict=True):
-        d = np.asarray(d, dtype=float)[:plan.looks[k - 1]]
-        lo, hi = sequential_interval(d, plan, k, float(level))
-        rejected = bool(p_h < alpha)
-        out.append(Decision(n=d.size, looks=k, shift=signed_rank(d, 1.0)[0], p_look=p_look,
-                            p_sequential=p_seq, p_holm=float(p_h), level=float(level),
-                            ci_low=lo, ci_high=hi,
-                            settled=settle([(lo, hi)], margin, rejected=rejected),
-                            margin=margin))
+    for i, ((d, fb, fa), ok, k, (p_seq, p_look)) in enumerate(zip(parts, learned, reached, seq,
+                                                                  strict=True)):
+        n = plan.looks[k - 1]
+        level = float(levels[i])
+        lo, hi = sequential_interval(d, plan, k, level, ok)
+        f = fails[i][1]
+        f_rejected = f_holm.get(i, 1.0) < alpha
+        rejected = bool(p_holm[i] < alpha) or f_rejected
+        state = settle([(lo, hi)], margin, rejected=rejected)
+        if state == EQUIVALENT and f.discordant:
+            state = OPEN  # the accuracies agree where both learned; the failures do not
+        out.append(Decision(
+            n=n, looks=k, shift=signed_rank(_learned(d, ok, n), 1.0)[0], p_look=p_look,
+            p_sequential=p_seq, p_holm=float(p_holm[i]), level=level, ci_low=lo, ci_high=hi,
+            settled=state, margin=margin, failed_base=int(fb[:n].sum()),
+            failed_alt=int(fa[:n].sum()), only_base=f.only_b, only_alt=f.only_a,
+            n_learned=int(ok[:n].sum()), p_failures=float(f_holm.get(i, 1.0)),
+            failures=(DIFFERENCE if f_rejected else OPEN if f.discordant else "none")))
     return out
 
 
-# fetch(rows, n): the first n paired differences of each row in ``rows``
+# fetch(rows, n): the first n seeds of each row in ``rows``, as :func:`decide` takes them
 Fetch = Callable[[list[int], int], list[np.ndarray]]
 
 
