@@ -101,6 +101,7 @@ class _Chain:
     to_first: np.ndarray        # d theta / d theta_1 (for the change test's covariance)
     by_level: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
     lost: set[str] = field(default_factory=set)
+    df: int = 1 << 30           # the fewest residual degrees of freedom of any stage so far
 
     def snapshot(self, level: int) -> None:
         self.by_level.append((level, self.theta.copy(), self.cov.copy()))
@@ -119,6 +120,7 @@ def estimate_effects(table: TrialTable, design: Design, *,
         chains[name].snapshot(levels[0])
         first[name] = _Chain(theta.copy(), cov.copy(), np.eye(len(theta)))
         dfs[name] = df
+        chains[name].df = df
     notes: dict[str, list[str]] = {name: [] for name in design.factors}
     prev, prev_rows = y, rows
     for level in levels[1:]:
@@ -137,7 +139,7 @@ def estimate_effects(table: TrialTable, design: Design, *,
         p_change = _change_p(chain, start) if len(levels) > 1 else 1.0
         out[name] = LevelEffects(
             factor=f, choices=[f.reference, *f.columns], effect=chain.theta, cov=chain.cov,
-            df=dfs[name], n=len(rows), fidelity=FINAL, first_level=levels[0],
+            df=min(dfs[name], chain.df), n=len(rows), fidelity=FINAL, first_level=levels[0],
             change_p=p_change,
             survivors=f.counts(prev_rows) if len(levels) > 1 else f.counts(rows),
             notes=notes[name], by_level=chain.by_level, lost=chain.lost)
@@ -254,6 +256,10 @@ def _advance(chain: _Chain, f: Factor, v: np.ndarray, prev: np.ndarray, rows: np
     chosen = chosen[:max(0, len(rows) - 1 - forced.shape[1] - STAGE_DF)]
     chosen = chosen[independent(forced, nuisance[:, chosen])]
     fit = ols(v[rows], np.column_stack([np.ones(len(rows)), forced, nuisance[:, chosen]]))
+    # The answer's t quantiles use the fewest degrees of freedom of any stage: the end of
+    # training is estimated from its survivors (13-24 of them in small studies), and the
+    # first stage's df overstated what they know.
+    chain.df = min(chain.df, fit.df)
     a, var_a = fit.coef[1], fit.cov[1, 1]
     moved = [c for c in ok if c != base]
     pos = [2 + present.index(c) for c in moved]

@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch import schema
-from hpsearch.analysis.answers import Importance, StudyAnalysis
+from hpsearch.analysis.answers import Answer, Importance, StudyAnalysis
 from hpsearch.analysis.curves import learning_curves, pruning_stats
 from hpsearch.analysis.importance import EVALUATORS, agreement, check_evaluator, importances, slim
 from hpsearch.analysis.interactions import answer_interactions
@@ -107,7 +107,7 @@ def _analyze(study: optuna.Study, evaluators: Sequence[str], n_bootstrap_importa
                      f"(best value within {TOLERANCE:.0%} of the way from chance to 100%; "
                      f"{source}): each question answers whether its choice changes how often "
                      "training fails (trainability) apart from accuracy among the trials that "
-                     "learned")
+                     "learned (the accuracy answers, interactions and importances)")
         learned = finished_table([t for t, f in zip(table.trials, failed, strict=True)
                                   if not f], direction)
     elif chance is None and table.unit == "pts":
@@ -139,7 +139,43 @@ def _analyze(study: optuna.Study, evaluators: Sequence[str], n_bootstrap_importa
                                             n_bootstrap_importance, n_noise, seed, alpha)),
         importance_agreement=agreement(ranked), answers=answers,
         pruning=pruning_stats(trials, max_epochs=epochs if type(epochs) is int else None),
-        curves=_curves(trials, notes), notes=notes, interactions=inter)
+        curves=_curves(trials, notes), notes=notes + _disagreements(answers, ranked),
+        interactions=inter)
+
+
+# An importance share this large is "the param that matters" on the importance side.
+LEADING_SHARE = 0.3
+
+
+def _disagreements(answers: Sequence[Answer], ranked: dict[str, list[Importance]],
+                   ) -> list[str]:
+    """A note for each param where importances and verdicts seem to disagree, saying why
+    they can: an importance describes where the good trials are (how much of the spread of
+    values at the epoch every trial reached goes with the param, the good region weighing
+    most), a verdict the param's whole compared range at the end of training, adjusted for
+    the other params. The SVM study's gamma carried 95% of the importance while its verdict
+    was open, with no word on why."""
+    out = []
+    for name, imps in ranked.items():
+        for imp in imps:
+            a = next((x for x in answers if x.param == imp.param and x.status == "answered"),
+                     None)
+            if a is None:
+                continue
+            leads = imp.value >= LEADING_SHARE and imp.above_noise is not False
+            faint = imp.above_noise is False
+            if leads and a.settled != "difference":
+                out.append(f"{imp.param} carries {imp.value:.0%} of the importance ({name}) "
+                           f"while its verdict is {a.settled}: importances describe where the "
+                           "good trials are (at the epoch every trial reached, every trial "
+                           "counted), verdicts the whole compared range at the end of "
+                           "training with the other params held fixed")
+            elif faint and a.settled == "difference":
+                out.append(f"{imp.param}'s importance ({name}) is within its noise floor "
+                           f"while its verdict is a difference: the importance spreads the "
+                           "study's variance over every param, the verdict tests this "
+                           "param's own contrast with the other params held fixed")
+    return out
 
 
 def _interaction_specs(table: Any, names: Sequence[str]) -> list[Interaction]:

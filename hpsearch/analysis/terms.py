@@ -149,6 +149,7 @@ def _step(te: TermEffects, x: np.ndarray, v: np.ndarray, prev: np.ndarray, rows:
     chosen = chosen[:max(0, len(rows) - 1 - forced.shape[1] - STAGE_DF)]
     chosen = chosen[independent(forced, nu[:, chosen])]
     fit = ols(v[rows], np.column_stack([np.ones(len(rows)), forced, nu[:, chosen]]))
+    te.df = min(te.df, fit.df)  # the fewest of any stage (see effects._advance)
     a, var_a = fit.coef[1], fit.cov[1, 1]
     pos = list(range(2, 2 + len(use)))
     delta, cov_delta, cov_a_delta = fit.coef[pos], fit.cov[np.ix_(pos, pos)], fit.cov[1, pos]

@@ -79,3 +79,20 @@ def test_a_pair_picked_as_the_largest_is_named_so() -> None:
             assert "best vs worst point of the fitted curve (the largest of" in a.verdict
         elif len(a.choices) > 2:
             assert "the largest of 3 pairs" in a.verdict
+
+
+def test_importances_and_verdicts_that_disagree_say_why() -> None:
+    from hpsearch.analysis import Answer, Importance
+    from hpsearch.analysis.study import _disagreements
+
+    def answer(param: str, settled: str) -> Answer:
+        return Answer(param, param, param, "", "answered", settled=settled)
+
+    ranked = {"ped_anova": [Importance("gamma", 0.95, 0.9, 1.0, 0.1, True),
+                            Importance("C", 0.03, 0.0, 0.1, 0.1, False)]}
+    notes = _disagreements([answer("gamma", "open"), answer("C", "difference")], ranked)
+    assert len(notes) == 2
+    assert "gamma carries 95% of the importance" in notes[0]
+    assert "importances describe where the good trials are" in notes[0]
+    assert "C's importance" in notes[1] and "noise floor" in notes[1]
+    assert not _disagreements([answer("gamma", "difference"), answer("C", "open")], ranked)
