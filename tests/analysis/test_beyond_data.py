@@ -96,3 +96,26 @@ def test_importances_and_verdicts_that_disagree_say_why() -> None:
     assert "importances describe where the good trials are" in notes[0]
     assert "C's importance" in notes[1] and "noise floor" in notes[1]
     assert not _disagreements([answer("gamma", "difference"), answer("C", "open")], ranked)
+
+
+def test_small_studies_are_decided_on_the_degrees_of_freedom_of_their_survivors() -> None:
+    """24 TPE trials x 10 epochs (docs/findings.md's budget), realistic planted nulls: the
+    end of training rests on the few trials that got there, so an answer's t quantiles use
+    no more degrees of freedom than they have (the first stage's, from every trial, made
+    the answers over-confident), and no accuracy question is called."""
+    from hpsearch.analysis.effects import estimate_effects
+    from hpsearch.analysis.matrix import build_design, question_factor
+    from hpsearch.planted import NULL_TRUTH, realistic, realistic_study
+
+    for seed in range(2):
+        study = realistic_study(realistic(NULL_TRUTH, epochs=10), 24, sampler="tpe",
+                                seed=seed)
+        answers = answer_questions(study.trials, chance=0.1)
+        called = [a.verdict for a in answers if a.settled == "difference" and a.param != "lr"]
+        assert not called
+        table = finished_table(study.trials, study.direction)
+        assert (~table.complete).any()  # the median pruner stopped some trials
+        factor = question_factor("batch_norm", table.trials)
+        assert factor is not None
+        le = estimate_effects(table, build_design(table.trials, [factor], 3))["batch_norm"]
+        assert le.df < int(table.complete.sum())
