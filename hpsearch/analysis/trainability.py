@@ -60,9 +60,10 @@ def study_chance(user_attrs: Mapping[str, Any], chance: float | None = None,
                  ) -> tuple[float | None, str]:
     """Chance level of a study's objective, and where it comes from (a note when unknown).
 
-    ``chance`` (``report --chance``) wins; else the dataset hpsearch recorded in the
-    study's provenance, or a user attr ``dataset`` that names a dataset hpsearch knows (or
-    ``n_classes`` recorded beside it).
+    ``chance`` (``report --chance``) wins; else the chance level optimize recorded with the
+    study (``schema.CHANCE``: what a model that never learned scores on its validation
+    split), its ``n_classes``, or a dataset hpsearch knows named in its provenance or user
+    attr ``dataset``.
     """
     if chance is not None:
         if not (isinstance(chance, int | float) and 0 <= chance < 1):
@@ -71,6 +72,9 @@ def study_chance(user_attrs: Mapping[str, Any], chance: float | None = None,
             raise ConfigError(f"--chance must be an accuracy in [0, 1) (1 / classes, e.g. 0.1 "
                               f"for 10 classes), got {chance!r}")
         return float(chance), f"chance {chance:g} (--chance)"
+    recorded = user_attrs.get(schema.CHANCE)
+    if isinstance(recorded, int | float) and 0 < recorded < 1:
+        return float(recorded), f"chance {recorded:.3g} (recorded with the study)"
     prov = user_attrs.get(schema.PROVENANCE)
     prov = prov if isinstance(prov, dict) else {}
     dataset = prov.get("dataset", user_attrs.get(schema.DATASET))

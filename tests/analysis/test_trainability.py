@@ -99,6 +99,9 @@ def test_without_a_chance_level_nothing_is_detected_and_a_note_says_so() -> None
     assert any(a.trainability is not None for a in result.answers)
     with pytest.raises(ConfigError, match="chance"):
         study_chance({}, 1.5)
+    # optimize records what a model that never learned scores (the largest class's share)
+    assert study_chance({"chance": 0.1135, "dataset": "mnist"})[0] == pytest.approx(0.1135)
+    assert study_chance({"n_classes": 4})[0] == pytest.approx(0.25)
 
 
 def test_known_classes_agree_with_the_datasets() -> None:
