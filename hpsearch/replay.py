@@ -35,6 +35,7 @@ from hpsearch.training import (
     DeviceData,
     load_dataset,
     training_device,
+    training_threads,
 )
 
 # ---------------------------------------------------------------------------- shared helpers
@@ -157,8 +158,11 @@ def rerun(loaded: LoadedObjective, params: Mapping[str, Any], *, seed: int, spli
     Whatever goes wrong is one :class:`ObjectiveError` that names the params and seed."""
     view = TrialView(None, params, fallback=fallback)
     what = f"{loaded.spec} with {_shown(params)}, seed {seed}"
+    # One intra-op thread on a CPU, as hpsearch's own re-runs (training_threads says why).
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        value = call_objective(loaded.fn, view, seed=seed, split=split, takes=takes)
+        with training_threads(device):
+            value = call_objective(loaded.fn, view, seed=seed, split=split, takes=takes)
     except ObjectiveError as exc:
         raise ObjectiveError(f"{what}: {exc}") from None
     except optuna.TrialPruned:

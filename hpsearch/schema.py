@@ -46,6 +46,7 @@ ARMS = "arms"                      # paired: {arm value: {"val_acc": [...], "fin
 # Verify's trainings (trials of its companion study, hpsearch.verify.store).
 TRAINING = "hpsearch:training"     # the training's description: twin, seed, question
 WORKER = "worker"                  # "host:pid" of the process that ran it
+NOTE = "hpsearch:note"             # a user's objective: {"filled": {param: {...}}}
 
 # Trial system attrs.
 HEARTBEAT = "hpsearch:heartbeat"   # journal files: {"time", "owner"} of a running trial
@@ -102,6 +103,16 @@ def setting(study: Stored, key: str) -> Any:
 def data_record(study: Stored) -> dict[str, Any] | None:
     """What the study's data was (its ``data`` attr), or None (not recorded)."""
     return _dict(study, DATA)
+
+
+def objective(study: Stored) -> dict[str, Any] | None:
+    """The user's objective the study runs (``optimize --objective``), or None."""
+    rec = _dict(study, OBJECTIVE)
+    return rec if rec is not None and isinstance(rec.get("name"), str) else None
+
+
+def set_objective(study: Writable, record: dict[str, Any]) -> None:
+    study.set_user_attr(OBJECTIVE, record)
 
 
 def set_provenance(study: Writable, prov: dict[str, Any], dataset: str | None,

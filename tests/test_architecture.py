@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "hpsearch"
 # What a person reads: nothing that computes may import it.
 PRESENTATION = ("hpsearch.report", "hpsearch.dashboard", "hpsearch.cli")
-COMPUTATION = ("hpsearch.space", "hpsearch.training", "hpsearch.optimize", "hpsearch.storage",
-               "hpsearch.analysis", "hpsearch.verify", "hpsearch.best", "hpsearch.replay",
-               "hpsearch.text", "hpsearch.settings", "hpsearch.planted", "hpsearch.schema")
+COMPUTATION = ("hpsearch.space", "hpsearch.training", "hpsearch.objectives",
+               "hpsearch.optimize", "hpsearch.storage", "hpsearch.analysis", "hpsearch.verify",
+               "hpsearch.best", "hpsearch.replay", "hpsearch.text", "hpsearch.settings",
+               "hpsearch.planted", "hpsearch.schema")
 
 
 def module_name(path: Path) -> str:
@@ -232,7 +233,7 @@ def _raw_keys(tree: ast.AST) -> list[int]:
             lines.append(node.lineno)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and (
                 node.value.startswith(schema.VERIFY)
-                or node.value in (schema.TRAINING, schema.HEARTBEAT)):
+                or node.value in (schema.TRAINING, schema.HEARTBEAT, schema.NOTE)):
             lines.append(node.lineno)
     return lines
 

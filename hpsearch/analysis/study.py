@@ -96,8 +96,12 @@ def _analyze(study: optuna.Study, evaluators: Sequence[str], n_bootstrap_importa
     if sampler is None and table.trials:
         notes.append("the sampler is not recorded (not an hpsearch study): differences read "
                      "\"associated\", since the trials may have been chosen adaptively")
-    step = "epoch" if schema.provenance(study) is not None else "step"
-    specs = _interaction_specs(table, interactions)
+    # A user's objective (optimize --objective): its params are its own, so the built-in
+    # questions (hpsearch's models, the seeds' claims) do not apply to a param that shares a
+    # name with one of hpsearch's; each param gets a question of its own.
+    own = schema.objective(study) is not None
+    step = "epoch" if schema.provenance(study) is not None and not own else "step"
+    specs = _interaction_specs(table, interactions, builtin=not own)
     _check_names(table, questions, specs)
     chance, source = study_chance(study.user_attrs, chance)
     learned = table
@@ -115,7 +119,8 @@ def _analyze(study: optuna.Study, evaluators: Sequence[str], n_bootstrap_importa
     answers = answer_questions(table.trials, direction=direction, alpha=alpha,
                                min_per_choice=min_per_choice, randomized=randomized,
                                margin=margin, only=questions, step=step,
-                               chance=chance if table.unit == "pts" else None)
+                               chance=chance if table.unit == "pts" else None,
+                               questions=() if own else QUESTIONS)
     table = learned
     word = "matters" if randomized or (table.trials and all(
         schema.randomized(t) for t in table.trials)) else "associated"
@@ -178,10 +183,11 @@ def _disagreements(answers: Sequence[Answer], ranked: dict[str, list[Importance]
     return out
 
 
-def _interaction_specs(table: Any, names: Sequence[str]) -> list[Interaction]:
-    """The built-in interactions, then the requested ones (a param the study lacks is an
-    error: the user named it)."""
-    specs = list(INTERACTIONS)
+def _interaction_specs(table: Any, names: Sequence[str], *,
+                       builtin: bool = True) -> list[Interaction]:
+    """The built-in interactions (``builtin``), then the requested ones (a param the study
+    lacks is an error: the user named it)."""
+    specs = list(INTERACTIONS) if builtin else []
     have = {p for t in table.trials for p in t.params}
     for name in names:
         spec = interaction(name)
