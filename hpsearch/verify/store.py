@@ -62,7 +62,7 @@ from hpsearch.training.fused import iter_many
 COMPANION = COMPANION_SUFFIX   # the companion study's name: "<study>:verify"
 POLL = 0.5                     # seconds between looks at other workers' running trainings
 
-NOTE_ATTR = "hpsearch:note"   # what a measure stored beside a training (params it filled)
+NOTE_ATTR = schema.NOTE  # what a measure stored beside a training (params it filled)
 
 log = logging.getLogger("hpsearch")
 
