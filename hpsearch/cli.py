@@ -16,16 +16,7 @@ import click
 
 from hpsearch import __version__
 from hpsearch.errors import HPSearchError
-from hpsearch.settings import (
-    DESIGNS,
-    DIRECTIONS,
-    MARGIN,
-    MAX_JOBS,
-    PRUNERS,
-    SAMPLERS,
-    Settings,
-    verify_seed_caps,
-)
+from hpsearch.settings import MARGIN, RULES, Rule, Settings, default_text, verify_seed_caps
 from hpsearch.space import INTERACTION_BY_ID, QUESTION_BY_ID, QUESTIONS
 
 
@@ -66,6 +57,67 @@ def main() -> None:
         log.propagate = False
 
 
+# ---------------------------------------------------------------------------- shared flags
+
+
+def _click_type(rule: Rule) -> Any:
+    """A setting's click type from its rule: bounds and choices are written once."""
+    if rule.kind == "int":
+        return click.IntRange(None if rule.low is None else int(rule.low),
+                              None if rule.high is None else int(rule.high))
+    if rule.kind == "float":
+        return click.FloatRange(rule.low, rule.high, min_open=rule.low_open)
+    if rule.kind == "choice":
+        return click.Choice(rule.choices)
+    if rule.kind == "path":
+        return click.Path(file_okay=False)
+    return None
+
+
+def setting_option(name: str, *, help: str | None = None, shown: str | None = None,
+                   **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--NAME`` for the setting ``name``: type, bounds, choices and help from
+    ``settings.RULES``, the default shown from ``Settings`` (or ``shown``). It has no click
+    default: an unset flag leaves the preset's value or the default."""
+    rule = RULES[name]
+    text = rule.help if help is None else help
+    default = default_text(name) if shown is None else shown
+    if default:
+        text += f"  [default: {default}]"
+    return click.option("--" + name.replace("_", "-"), type=_click_type(rule),
+                        metavar=rule.metavar, help=text, **kwargs)
+
+
+def study_name_option(help: str = "Which study, when STORAGE holds several.",
+                      ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--study-name", help=help)
+
+
+def device_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--device`` of a command that trains on its own (verify, best): ``auto`` unless given."""
+    return click.option("--device", default=Settings().device, show_default=True,
+                        help=RULES["device"].help)
+
+
+def data_dir_option(*, help: str | None = None, shown: str = "the study's",
+                    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return setting_option("data_dir", help=help, shown=shown)
+
+
+def fuse_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--fuse", type=click.IntRange(min=1),
+                        help=f"Train at most K {what} as one fused model (1: one by one).  "
+                             "[default: as many as fit and pay on this device]")
+
+
+def objective_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--objective`` of a command that retrains a study's configs (verify, best)."""
+    return click.option("--objective", metavar=RULES["objective"].metavar,
+                        help="The objective that made the study, when its file moved or "
+                             "changed, or for a study hpsearch did not make.  [default: the "
+                             "one the study records]")
+
+
 def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any],
                          preset: str | None = None) -> Settings:
     from hpsearch.settings import settings_from
@@ -77,63 +129,33 @@ def _settings_from_flags(preset_settings: dict[str, Any], flags: dict[str, Any],
 
 
 @main.command()
-@click.option("--trials", type=click.IntRange(min=1), help="Total finished trials the study "
-              "should reach (a re-run resumes).  [default: 100]")
-@click.option("--dataset", metavar="NAME|PATH.npz|DIR",
-              help="What to train on: mnist, fashion-mnist, kmnist, digits, synthetic or "
-                   "cifar10 (digits and synthetic need no download), an .npz of x_train, "
-                   "y_train, x_test, y_test, or an image folder DIR/{train,test}/<class>/* "
-                   "(`hpsearch datasets` lists what is here).  [default: mnist]")
+@setting_option("trials")
+@setting_option("dataset")
 @click.option("--model", type=click.Choice(["mlp", "cnn", "any"]),
               help="Fix the model family; any = sample both.  [default: any]")
-@click.option("--objective", metavar="FILE.py:NAME",
-              help="Your own Optuna objective, def NAME(trial) -> float (or "
-                   "package.module:NAME), instead of hpsearch's models: it gets storage, "
-                   "workers, designs, report, verify and best (docs/own-model.md).")
-@click.option("--direction", type=click.Choice(DIRECTIONS),
-              help="Whether --objective's value is maximized or minimized (a loss).  "
-                   "[default: maximize]")
-@click.option("--epochs", type=click.IntRange(1, 1000), help="Epochs per trial.  [default: 10]")
-@click.option("--storage", help="SQLite file, SQLAlchemy URL or journal .log file.  "
-              "[default: study.db]")
-@click.option("--study-name", help="The study in STORAGE to create or resume; give it "
-              "explicitly when several machines share one.  [default: PRESET-DATASET]")
+@setting_option("objective")
+@setting_option("direction")
+@setting_option("epochs")
+@setting_option("storage")
+@setting_option("study_name")
 @click.option("--preset", help="A studies/*.toml file, or the bare name of a bundled one.")
 @click.option("--question", metavar="ID",
               help="The question the study is for: its param is assigned by design (see "
                    "--design), not left to the sampler. A question id "
                    f"({', '.join(q.id for q in QUESTIONS)}), or with --objective any "
                    "categorical param it suggests.  [default: the preset's]")
-@click.option("--design", type=click.Choice(DESIGNS),
-              help="How a question's param is assigned: paired trains every choice of it per "
-                   "config on one seed, pruned together; balanced gives each trial one choice "
-                   "by permuted blocks; none leaves it to the sampler.  [default: paired when "
-                   "the study names a question]")
+@setting_option("design")
 @click.option("--set", "assignments", multiple=True, metavar="PARAM=VALUE",
               help="Fix a param (batch_norm=before), narrow choices (a,b) or a range (lo..hi).")
-@click.option("--sampler", type=click.Choice(SAMPLERS),
-              help="How params are chosen: tpe adapts to good regions (with a randomized "
-                   "share, see --random-share); random makes the whole study an experiment "
-                   "whose verdicts can say 'matters'.  [default: tpe]")
-@click.option("--random-share", type=click.FloatRange(0, 1),
-              help="Share of an adaptive sampler's trials drawn at random, so the study is "
-                   "also an experiment (0 = pure search).  [default: 0.2]")
-@click.option("--pruner", type=click.Choice(PRUNERS),
-              help="When a trial stops early (never on its first epoch); none trains every "
-                   "trial to the end.  [default: median]")
-@click.option("--jobs", type=click.IntRange(1, MAX_JOBS),
-              help="Worker processes.  [default: 1]")
-@click.option("--device", help="auto, cpu, cuda, cuda:N or mps.  [default: auto]")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1),
-              help="Seeds the sampler, the validation split and each trial's training seed "
-                   "(derived from it and the trial number).  [default: 0]")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
-              help="Stop starting trials after SEC seconds.")
-@click.option("--data-dir", type=click.Path(file_okay=False),
-              help="Where dataset files are looked for first.")
-@click.option("--train-size", type=click.IntRange(min=10),
-              help="Train on a seeded subset of N examples (a quick look on a CPU); "
-                   "validation and test sets stay whole.  [default: all]")
+@setting_option("sampler")
+@setting_option("random_share")
+@setting_option("pruner")
+@setting_option("jobs")
+@setting_option("device")
+@setting_option("seed")
+@setting_option("timeout")
+@data_dir_option(shown="")
+@setting_option("train_size")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @friendly_errors
 def optimize(model: str | None, preset: str | None, question: str | None,
@@ -216,8 +238,7 @@ def _echo(line: str, *, err: bool = False) -> None:
 
 @main.command()
 @click.argument("names", nargs=-1, metavar="[NAME|PATH.npz|DIR]...")
-@click.option("--data-dir", type=click.Path(file_okay=False),
-              help="Also look here first (as optimize --data-dir does).")
+@data_dir_option(help="Also look here first (as optimize --data-dir does).", shown="")
 @friendly_errors
 def datasets(names: tuple[str, ...], data_dir: str | None) -> None:
     """Which datasets are available here, and where; with NAMES, load each one and say
@@ -237,7 +258,7 @@ def datasets(names: tuple[str, ...], data_dir: str | None) -> None:
 
 @main.command()
 @click.argument("storage")
-@click.option("--study-name", help="Which study, when STORAGE holds several.")
+@study_name_option()
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Where to write.  [default: report.html; md and json go to stdout]")
 @click.option("--format", "fmt", type=click.Choice(["html", "md", "json"]), default="html",
@@ -332,22 +353,15 @@ def dashboard(storage: str, host: str, port: int) -> None:
                    "effect the seeds' claims are about).")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Verify on the K best complete trials' configs.")
-@click.option("--jobs", type=click.IntRange(1, MAX_JOBS), default=1, show_default=True,
-              help="Processes sharing the trainings (more machines: run the same command "
-                   "against one PostgreSQL storage).")
-@click.option("--study-name", help="Which study, when STORAGE holds several.")
-@click.option("--epochs", type=click.IntRange(1, 1000),
-              help="Epochs per run.  [default: the study's]")
-@click.option("--device", default="auto", show_default=True,
-              help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--data-dir", type=click.Path(file_okay=False),
-              help="Where dataset files are looked for first.  [default: the study's]")
-@click.option("--fuse", type=click.IntRange(min=1),
-              help="Train at most K seeds of a twin as one fused model (1: one by one).  "
-                   "[default: as many as fit and pay on this device]")
-@click.option("--objective", metavar="FILE.py:NAME",
-              help="The objective that made the study, when its file moved or changed, or "
-                   "for a study hpsearch did not make.  [default: the one the study records]")
+@setting_option("jobs", default=Settings().jobs, show_default=True, shown="",
+                help="Processes sharing the trainings (more machines: run the same command "
+                     "against one PostgreSQL storage).")
+@study_name_option()
+@setting_option("epochs", help="Epochs per run.", shown="the study's")
+@device_option()
+@data_dir_option()
+@fuse_option("seeds of a twin")
+@objective_option()
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or lines.")
 @friendly_errors
 def verify(storage: str, question: str | None, seeds: int | None, margin: float, top_k: int,
@@ -376,21 +390,15 @@ def verify(storage: str, question: str | None, seeds: int | None, margin: float,
 
 @main.command()
 @click.argument("storage")
-@click.option("--study-name", help="Which study, when STORAGE holds several.")
+@study_name_option()
 @click.option("--retrain", is_flag=True,
               help="Train on seeds 0..N-1 for a mean ± std (default: the trial's own seed).")
 @click.option("--seeds", type=click.IntRange(min=1),
               help="Seeds for --retrain.  [default: 5]")
-@click.option("--device", default="auto", show_default=True,
-              help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--data-dir", type=click.Path(file_okay=False),
-              help="Where dataset files are looked for first.  [default: the study's]")
-@click.option("--fuse", type=click.IntRange(min=1),
-              help="Train at most K of the --retrain seeds as one fused model (1: one by "
-                   "one).  [default: as many as fit and pay on this device]")
-@click.option("--objective", metavar="FILE.py:NAME",
-              help="The objective that made the study, when its file moved or changed, or "
-                   "for a study hpsearch did not make.  [default: the one the study records]")
+@device_option()
+@data_dir_option()
+@fuse_option("of the --retrain seeds")
+@objective_option()
 @friendly_errors
 def best(storage: str, study_name: str | None, retrain: bool, seeds: int | None, device: str,
          data_dir: str | None, fuse: int | None, objective: str | None) -> None:

@@ -1,14 +1,19 @@
-"""Every fixed (not sampled) setting in one commented dataclass.
+"""Every fixed (not sampled) setting in one commented dataclass, and what each may be.
 
 Precedence, lowest first: these defaults, a preset's ``[settings]`` table, command-line
-flags. The resolved settings are stored with every study (provenance).
+flags. The resolved settings are stored with every study (provenance). :data:`RULES` says
+what each setting may be (type, bounds or choices, what it means): :func:`validate` checks
+values against it and ``hpsearch.cli`` builds each flag's type and help from it, so a bound,
+a choice or a default is written once. A leaf: it imports nothing of hpsearch but its errors.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hpsearch.errors import ConfigError, DataError
@@ -17,6 +22,11 @@ SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
 PRUNERS = ("median", "hyperband", "sha", "percentile", "none")
 DESIGNS = ("none", "balanced", "paired")  # hpsearch.optimize.designs
 DIRECTIONS = ("maximize", "minimize")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")  # cuda:N: any CUDA device by index
+# The datasets hpsearch knows by name (hpsearch.training.datasets loads each); --dataset
+# also takes an .npz file or an image folder.
+DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "kmnist", "digits", "synthetic",
+                             "cifar10")
 MAX_JOBS = 64  # worker processes one command starts (optimize and verify --jobs)
 # The default equivalence margin, in accuracy points (`report --margin`, `verify --margin`).
 # Half a point is the smallest gap the seeds argue about ("before did better" on MNIST was a
@@ -71,6 +81,113 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class Rule:
+    """What one setting may be, and what its flag says (scikit-learn's
+    ``_parameter_constraints``, with the help text beside it)."""
+
+    help: str                        # the flag's help; hpsearch.cli adds "[default: ...]"
+    kind: str = "str"                # "int", "float", "choice", "str" or "path"
+    low: float | None = None         # bounds, inclusive unless low_open
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple[str, ...] = ()
+    optional: bool = False           # None (unset) is allowed
+    what: str = ""                   # the error's "must be ..." when the bounds do not say it
+    shown: str | None = None         # the default as --help shows it (None: the value; "": none)
+    metavar: str | None = None
+
+    def allows(self, v: Any) -> bool:
+        if v is None:
+            return self.optional
+        if self.kind == "choice":
+            return v in self.choices
+        if self.kind in ("int", "float"):
+            kinds = int if self.kind == "int" else int | float
+            return (isinstance(v, kinds) and not isinstance(v, bool)
+                    and (self.low is None or (v > self.low if self.low_open else v >= self.low))
+                    and (self.high is None or v <= self.high))
+        return isinstance(v, str) and bool(v)
+
+    def must(self) -> str:
+        if self.what:
+            return self.what
+        if self.kind == "choice":
+            return f"choose from {', '.join(self.choices)}"
+        low, high = _number(self.low), _number(self.high)
+        if self.kind == "int":
+            return (f"must be an integer in {low}..{high}" if self.high is not None
+                    else f"must be an integer >= {low}")
+        return f"must be a number in [{low}, {high}]"
+
+
+def _number(x: float | None) -> str:
+    if x is None:
+        return ""
+    return str(int(x)) if x == int(x) else f"{x:g}"
+
+
+_NAMES = ", ".join(DATASETS[:-1]) + " or " + DATASETS[-1]
+
+# Checked in this order (the first invalid one is named).
+RULES: dict[str, Rule] = {
+    "dataset": Rule(
+        f"What to train on: {_NAMES} (digits and synthetic need no download), an .npz of "
+        "x_train, y_train, x_test, y_test, or an image folder DIR/{train,test}/<class>/* "
+        "(`hpsearch datasets` lists what is here).", metavar="NAME|PATH.npz|DIR",
+        what="must be a dataset's name, an .npz file or an image folder"),
+    "val_size": Rule("Validation examples held out of the training set.", "int", low=1),
+    "train_size": Rule("Train on a seeded subset of N examples (a quick look on a CPU); "
+                       "validation and test sets stay whole.", "int", low=10, optional=True,
+                       what="must be an integer >= 10 (or unset: the whole training split)",
+                       shown="all"),
+    "epochs": Rule("Epochs per trial.", "int", low=1, high=1000),
+    "patience": Rule("Epochs without a better validation accuracy before a trial stops.",
+                     "int", low=1),
+    "trials": Rule("Total finished trials the study should reach (a re-run resumes).", "int",
+                   low=1),
+    "jobs": Rule("Worker processes.", "int", low=1, high=MAX_JOBS),
+    "seed": Rule("Seeds the sampler, the validation split and each trial's training seed "
+                 "(derived from it and the trial number).", "int", low=0, high=2**32 - 1),
+    "data_dir": Rule("Where dataset files are looked for first.", "path", optional=True,
+                     what="must be a directory path (a string)", shown=""),
+    "study_name": Rule("The study in STORAGE to create or resume; give it explicitly when "
+                       "several machines share one.", optional=True,
+                       what="must be a non-empty string", shown="PRESET-DATASET"),
+    "objective": Rule("Your own Optuna objective, def NAME(trial) -> float (or "
+                      "package.module:NAME), instead of hpsearch's models: it gets storage, "
+                      "workers, designs, report, verify and best (docs/own-model.md).",
+                      optional=True, what="must be FILE.py:NAME or package.module:NAME",
+                      shown="", metavar="FILE.py:NAME"),
+    "direction": Rule("Whether --objective's value is maximized or minimized (a loss).",
+                      "choice", choices=DIRECTIONS),
+    "sampler": Rule("How params are chosen: tpe adapts to good regions (with a randomized "
+                    "share, see --random-share); random makes the whole study an experiment "
+                    "whose verdicts can say 'matters'.", "choice", choices=SAMPLERS),
+    "random_share": Rule("Share of an adaptive sampler's trials drawn at random, so the study "
+                         "is also an experiment (0 = pure search).", "float", low=0, high=1),
+    "pruner": Rule("When a trial stops early (never on its first epoch); none trains every "
+                   "trial to the end.", "choice", choices=PRUNERS),
+    "design": Rule("How a question's param is assigned: paired trains every choice of it per "
+                   "config on one seed, pruned together; balanced gives each trial one choice "
+                   "by permuted blocks; none leaves it to the sampler.", "choice",
+                   choices=DESIGNS, optional=True,
+                   shown="paired when the study names a question"),
+    "timeout": Rule("Stop starting trials after SEC seconds.", "float", low=0, low_open=True,
+                    optional=True, what="must be a number of seconds > 0", shown=""),
+    "device": Rule(f"{', '.join(DEVICES[:-1])} or {DEVICES[-1]}.",
+                   what=f"choose {', '.join(DEVICES[:-1])} or {DEVICES[-1]}"),
+    "storage": Rule("SQLite file, SQLAlchemy URL or journal .log file.",
+                    what="must be a path or URL"),
+}
+
+
+def default_text(name: str) -> str:
+    """The default of setting ``name`` as ``--help`` shows it ("" for none)."""
+    shown = RULES[name].shown
+    return str(getattr(Settings(), name)) if shown is None else shown
+
+
 def settings_from(overrides: Mapping[str, Any], *, source: str,
                   base: Settings | None = None) -> Settings:
     """Apply ``overrides`` (a preset's table or CLI flags) to ``base``, checking every value."""
@@ -82,8 +199,6 @@ def settings_from(overrides: Mapping[str, Any], *, source: str,
             raise ConfigError(f"{source}: unknown setting {key!r}; allowed: {', '.join(fields)}")
         changes[key] = value
     if isinstance(changes.get("dataset"), str):
-        from hpsearch.training import resolve_spec  # data imports torch
-
         changes["dataset"] = resolve_spec(changes["dataset"])
     settings = dataclasses.replace(base, **changes)
     validate(settings, source=source)
@@ -92,53 +207,62 @@ def settings_from(overrides: Mapping[str, Any], *, source: str,
 
 def validate(s: Settings, *, source: str = "settings") -> None:
     """Raise ConfigError naming the first invalid setting."""
-    from hpsearch.training import check_spec  # data imports torch; keep this module light
 
     def need(ok: bool, key: str, what: str) -> None:
         if not ok:
             raise ConfigError(f"{source}: {key} = {getattr(s, key)!r} is invalid; {what}")
 
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
+    for key, rule in RULES.items():
+        value = getattr(s, key)
+        need(rule.allows(value), key, rule.must())
+        if key == "dataset":
+            try:
+                check_spec(s.dataset)
+            except DataError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+        elif key == "objective":
+            need(value is None or ":" in value, key, rule.must())
+        elif key == "direction":
+            need(value == "maximize" or s.objective is not None, key,
+                 "hpsearch's own objective maximizes validation accuracy; minimize is for a "
+                 "user's --objective")
+        elif key == "device":
+            need(value in DEVICES[:-1] or value.startswith("cuda:"), key, rule.must())
 
-    need(isinstance(s.dataset, str) and bool(s.dataset), "dataset",
-         "must be a dataset's name, an .npz file or an image folder")
-    try:
-        check_spec(s.dataset)
-    except DataError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    need(is_int(s.val_size) and s.val_size >= 1, "val_size", "must be an integer >= 1")
-    need(s.train_size is None or (is_int(s.train_size) and s.train_size >= 10), "train_size",
-         "must be an integer >= 10 (or unset: the whole training split)")
-    need(is_int(s.epochs) and 1 <= s.epochs <= 1000, "epochs", "must be an integer in 1..1000")
-    need(is_int(s.patience) and s.patience >= 1, "patience", "must be an integer >= 1")
-    need(is_int(s.trials) and s.trials >= 1, "trials", "must be an integer >= 1")
-    need(is_int(s.jobs) and 1 <= s.jobs <= MAX_JOBS, "jobs",
-         f"must be an integer in 1..{MAX_JOBS}")
-    # numpy's and the samplers' seeds are 32-bit
-    need(is_int(s.seed) and 0 <= s.seed <= 2**32 - 1, "seed",
-         "must be an integer in 0..4294967295")
-    need(s.data_dir is None or (isinstance(s.data_dir, str) and bool(s.data_dir)), "data_dir",
-         "must be a directory path (a string)")
-    need(s.study_name is None or (isinstance(s.study_name, str) and bool(s.study_name)),
-         "study_name", "must be a non-empty string")
-    need(s.objective is None or (isinstance(s.objective, str) and ":" in s.objective),
-         "objective", "must be FILE.py:NAME or package.module:NAME")
-    need(s.direction in DIRECTIONS, "direction", f"choose from {', '.join(DIRECTIONS)}")
-    need(s.direction == "maximize" or s.objective is not None, "direction",
-         "hpsearch's own objective maximizes validation accuracy; minimize is for a user's "
-         "--objective")
-    need(s.sampler in SAMPLERS, "sampler", f"choose from {', '.join(SAMPLERS)}")
-    need(isinstance(s.random_share, int | float) and not isinstance(s.random_share, bool)
-         and 0.0 <= s.random_share <= 1.0, "random_share", "must be a number in [0, 1]")
-    need(s.pruner in PRUNERS, "pruner", f"choose from {', '.join(PRUNERS)}")
-    need(s.design in (None, *DESIGNS), "design", f"choose from {', '.join(DESIGNS)}")
-    need(s.timeout is None or (isinstance(s.timeout, int | float) and s.timeout > 0),
-         "timeout", "must be a number of seconds > 0")
-    need(isinstance(s.device, str) and (s.device in ("auto", "cpu", "mps", "cuda")
-                                        or s.device.startswith("cuda:")),
-         "device", "choose auto, cpu, cuda, cuda:N or mps")
-    need(isinstance(s.storage, str) and bool(s.storage), "storage", "must be a path or URL")
+
+# ---------------------------------------------------------------------------- the dataset
+
+
+def is_named(spec: str) -> bool:
+    """Whether ``spec`` names a dataset hpsearch knows (else it is a file or folder path)."""
+    return spec in DATASETS
+
+
+def resolve_spec(spec: str) -> str:
+    """A dataset spec as stored with a study: names as they are, paths made absolute (so
+    ``verify`` and ``best`` find the file from any working directory)."""
+    path = Path(spec).expanduser()
+    if is_named(spec) or not spec or not path.exists():
+        return spec  # a missing path is reported as the user wrote it
+    return str(path.resolve())
+
+
+def check_spec(spec: str) -> None:
+    """DataError unless ``spec`` is a known name, an ``.npz`` file or an image folder."""
+    if is_named(spec):
+        return
+    path = Path(spec).expanduser()
+    names = ", ".join(DATASETS)
+    if not path.exists():
+        close = difflib.get_close_matches(spec, DATASETS, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise DataError(f"unknown dataset {spec!r}: not a name ({names}) nor an existing "
+                        f".npz file or image folder (no such file or directory){hint}")
+    if path.is_file() and path.suffix.lower() != ".npz":
+        raise DataError(f"dataset {spec!r}: a file dataset is an .npz of x_train, y_train, "
+                        f"x_test, y_test; or name a dataset ({names}) or an image folder")
+    if not path.is_file() and not path.is_dir():
+        raise DataError(f"dataset {spec!r} is not a regular file or a folder")
 
 
 # ---------------------------------------------------------------------------- verify's seed cap

@@ -260,5 +260,7 @@ def test_the_stored_keys_check_sees_literals() -> None:
     assert sorted(set(_raw_keys(ast.parse(code)))) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
 
 
-def test_schema_is_a_leaf() -> None:
+def test_schema_and_settings_are_leaves() -> None:
+    """Every layer reads them (the CLI at start-up too): they import nothing heavy."""
     assert GRAPH["hpsearch.schema"] == set(), GRAPH["hpsearch.schema"]
+    assert GRAPH["hpsearch.settings"] <= {"hpsearch.errors"}, GRAPH["hpsearch.settings"]

@@ -14,12 +14,9 @@
 
 from hpsearch.training.arrays import train_arrays
 from hpsearch.training.datasets import (
-    DATASETS,
     available_datasets,
-    check_spec,
     dataset_label,
     load_dataset,
-    resolve_spec,
 )
 from hpsearch.training.device import (
     DeviceProfile,
@@ -40,8 +37,7 @@ from hpsearch.training.models import build_model
 from hpsearch.training.raw import RawDataset, search_dirs
 
 __all__ = [
-    "DATASETS", "RawDataset", "available_datasets", "check_spec", "dataset_label",
-    "load_dataset", "resolve_spec", "search_dirs",
+    "RawDataset", "available_datasets", "dataset_label", "load_dataset", "search_dirs",
     "DeviceProfile", "training_device", "training_threads", "DeviceData", "train_seeds",
     "bn_batch_stats_accuracy", "confusion_matrix", "load_model", "per_class_accuracy",
     "build_model", "train_arrays", "EpochMetrics", "TrainResult", "evaluate", "resolve_device",

@@ -9,7 +9,6 @@ folder: :mod:`.files`). Either is loaded once into uint8 arrays (:class:`RawData
 from __future__ import annotations
 
 import contextlib
-import difflib
 import gzip
 import importlib.util
 import io
@@ -22,12 +21,11 @@ import numpy as np
 import torch
 
 from hpsearch.errors import DataError
+from hpsearch.settings import DATASETS, check_spec, is_named
 from hpsearch.training import cifar, files
 from hpsearch.training.raw import RawDataset, cache_dir, check_splits, search_dirs
 
-CIFAR10 = "cifar10"
-# The datasets hpsearch knows by name; --dataset also takes an .npz file or an image folder.
-DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "kmnist", "digits", "synthetic", CIFAR10)
+CIFAR10 = "cifar10"  # one of settings.DATASETS, the names hpsearch knows
 
 
 DIGITS = tuple(str(i) for i in range(10))
@@ -125,44 +123,12 @@ def available_datasets(data_dir: str | Path | None = None) -> list[dict[str, str
     return rows
 
 
-def is_named(spec: str) -> bool:
-    """Whether ``spec`` names a dataset hpsearch knows (else it is a file or folder path)."""
-    return spec in DATASETS
-
-
 def dataset_label(spec: str) -> str:
     """A short name for study names and titles: the name, or the file or folder's name."""
     if is_named(spec):
         return spec
     path = Path(spec).expanduser()
     return (path.stem if path.suffix.lower() == ".npz" else path.name) or "data"
-
-
-def resolve_spec(spec: str) -> str:
-    """A dataset spec as stored with a study: names as they are, paths made absolute (so
-    ``verify`` and ``best`` find the file from any working directory)."""
-    path = Path(spec).expanduser()
-    if is_named(spec) or not spec or not path.exists():
-        return spec  # a missing path is reported as the user wrote it
-    return str(path.resolve())
-
-
-def check_spec(spec: str) -> None:
-    """DataError unless ``spec`` is a known name, an ``.npz`` file or an image folder."""
-    if is_named(spec):
-        return
-    path = Path(spec).expanduser()
-    names = ", ".join(DATASETS)
-    if not path.exists():
-        close = difflib.get_close_matches(spec, DATASETS, n=1)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        raise DataError(f"unknown dataset {spec!r}: not a name ({names}) nor an existing "
-                        f".npz file or image folder (no such file or directory){hint}")
-    if path.is_file() and path.suffix.lower() != ".npz":
-        raise DataError(f"dataset {spec!r}: a file dataset is an .npz of x_train, y_train, "
-                        f"x_test, y_test; or name a dataset ({names}) or an image folder")
-    if not path.is_file() and not path.is_dir():
-        raise DataError(f"dataset {spec!r} is not a regular file or a folder")
 
 
 # ---------------------------------------------------------------------------- loading

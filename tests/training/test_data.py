@@ -14,7 +14,8 @@ import torch
 import hpsearch.training.datasets as data
 import hpsearch.training.device_data as device_data
 from hpsearch.errors import ConfigError, DataError
-from hpsearch.training.datasets import DATASETS, RawDataset, load_dataset, search_dirs
+from hpsearch.settings import DATASETS
+from hpsearch.training.datasets import RawDataset, load_dataset, search_dirs
 from hpsearch.training.device_data import DeviceData
 
 # ---------------------------------------------------------------------------- helpers
