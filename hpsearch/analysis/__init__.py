@@ -9,6 +9,9 @@ within a margin, or open with what would settle it. Never imports torch, so ``hp
 report`` starts fast. The modules, in the order the data flows:
 
 - :mod:`~hpsearch.analysis.table`: every finished trial and the values it reached;
+- :mod:`~hpsearch.analysis.trainability`: trials that never learned (at chance) are
+  failures to train: each question answers how often training fails per choice, apart
+  from accuracy among the trials that learned;
 - :mod:`~hpsearch.analysis.matrix`: the questions' choices and the other params as columns;
 - :mod:`~hpsearch.analysis.regress` and :mod:`~hpsearch.analysis.effects`: adjusted effects
   from all trials, pruned ones included, followed to the end of training;

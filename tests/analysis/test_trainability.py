@@ -23,13 +23,13 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 def failing_study(seed: int, n: int = 150, fails: dict | None = None, epochs: int = 4,
-                  ) -> tuple[optuna.Study, set[int]]:
+                  storage: str | None = None) -> tuple[optuna.Study, set[int]]:
     """Planted trials over hpsearch's space: accuracy 97 minus an lr hump plus t(3) noise;
     a trial fails (chance, 10% +- 0.5 at every epoch) with the probability ``fails`` gives
     its choice (default: 30% of trials with lr > 0.02, 2% of the others), else learns along
     a curve of random shape. Median pruning. Returns the study and the failed trials."""
     rng = np.random.default_rng([seed, 5])
-    study = optuna.create_study(direction="maximize",
+    study = optuna.create_study(direction="maximize", storage=storage, study_name="s",
                                 sampler=optuna.samplers.RandomSampler(seed=seed),
                                 pruner=optuna.pruners.MedianPruner())
     failed: set[int] = set()
@@ -121,3 +121,31 @@ def test_newcombe_covers_at_small_counts() -> None:
         lo, hi = newcombe(int(k1), 20, int(k2), 30, 0.05)
         hits += lo <= 0.05 - 0.2 <= hi
     assert hits / 2000 >= 0.93
+
+
+def test_report_chance_separates_failures_for_any_study(tmp_path) -> None:
+    """A study with no dataset recorded: ``report --chance 0.1`` detects the trials at
+    chance; a chance outside [0, 1) is one clear message and a non-zero exit."""
+    import json
+
+    from click.testing import CliRunner
+
+    from hpsearch.cli import main
+
+    db = tmp_path / "s.db"
+    _, failed = failing_study(4, n=60, fails={("activation", "sigmoid"): 0.5},
+                              storage=f"sqlite:///{db}")
+    runner = CliRunner()
+    plain = runner.invoke(main, ["report", str(db), "--format", "json"])
+    assert plain.exit_code == 0, plain.output
+    doc = json.loads(plain.stdout[plain.stdout.index("{"):])
+    assert all(a.get("trainability") is None for a in doc["analysis"]["answers"])
+    assert any("chance level unknown" in n for n in doc["analysis"]["notes"])
+    out = runner.invoke(main, ["report", str(db), "--format", "json", "--chance", "0.1"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout[out.stdout.index("{"):])
+    act = next(a for a in doc["analysis"]["answers"] if a["question"] == "activation")
+    per = act["trainability"]["choices"]
+    assert sum(c["never_learned"] for c in per.values()) == len(failed)
+    bad = runner.invoke(main, ["report", str(db), "--chance", "1.5"])
+    assert bad.exit_code != 0 and "chance" in bad.output and "Traceback" not in bad.output
