@@ -27,8 +27,6 @@ from hpsearch import schema
 from hpsearch.optimize import Arms, designed, make_pruner, make_sampler
 from hpsearch.space import Preset, Value, sample_config
 
-CURVES = ("additive", "multiplicative", "noisy", "iid", "slow")
-
 # ------------------------------------------------------------------------ realistic studies
 #
 # Real studies are not clean: some trials never learn (accuracy at chance at every epoch:

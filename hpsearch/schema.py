@@ -58,7 +58,6 @@ HEARTBEAT = "hpsearch:heartbeat"   # journal files: {"time", "owner"} of a runni
 # as stored in ``verify:<question>`` and written in the report's JSON; decided by
 # :func:`hpsearch.analysis.stats.settle`.
 DIFFERENCE, EQUIVALENT, OPEN = "difference", "equivalent", "open"
-SETTLED = (DIFFERENCE, EQUIVALENT, OPEN)
 
 
 class Stored(Protocol):

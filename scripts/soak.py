@@ -5,7 +5,7 @@
     python scripts/soak.py --url postgresql://u:pw@host/db  # and on a PostgreSQL database
     python scripts/soak.py --storage s.log --storage study.db --trials 500
 
-Each worker is a process running ``hpsearch.optimize.run_trials`` (the budget loop of
+Each worker is a process running ``hpsearch.optimize.workers.run_trials`` (the budget loop of
 ``hpsearch optimize``) on a trial that samples the whole search space and stores its config
 like the real objective, but trains nothing: the figures are the storage's overhead alone.
 A worker logs every trial it finished; the report compares those logs with the storage:

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import optuna
-
-if TYPE_CHECKING:
-    pass
-
 
 
 def make_sampler(name: str, seed: int, random_share: float = 0.0,

@@ -2,7 +2,7 @@
 
 :func:`report` opens the study read-only (a missing file is an error, never a new empty
 database), runs :func:`hpsearch.analysis.analyze` and renders one document: HTML
-(``report_html``, figures by ``figures``), Markdown (``report_md``) or JSON. The renderers
+(:mod:`.html`, figures by :mod:`.figures`), Markdown (:mod:`.markdown`) or JSON. The renderers
 import nothing from here. With the HTML format it also publishes: the page becomes the
 study's ``report.html`` artifact (into ``storage.artifact_dir(STORAGE)``, which ``hpsearch
 dashboard`` serves; a re-run replaces it in place), the verdicts with the verify and best
@@ -12,7 +12,7 @@ The JSON document (``--format json``) has these keys; programs may rely on them:
 
 ``schema``
     ``2``; raised when a key below changes meaning or goes away (2: the answers are
-    adjusted effects from every finished trial, see ``hpsearch.analysis.results``).
+    adjusted effects from every finished trial, see :mod:`hpsearch.analysis.effects`).
 ``generated``
     UTC time of the report, ISO 8601.
 ``header``
@@ -59,13 +59,13 @@ from hpsearch.storage import best_record, check_output, load_study, mask
 FORMATS = ("html", "md", "json")
 
 
-SCHEMA = 2  # 2: answers adjusted from every finished trial (hpsearch.analysis.results)
+SCHEMA = 2  # 2: answers adjusted from every finished trial (hpsearch.analysis.effects)
 
 
 DEFAULT_OUT = "report.html"
 
 
-# Re-exported: the renderers live in report_format / report_md / report_html, which never
+# Re-exported: the renderers live in report/format.py, markdown.py and html.py, which never
 # import this module (data flows one way: report -> renderers).
 __all__ = ["FORMATS", "OBSERVATIONAL", "ReportResult", "best_config", "clean", "header",
            "markdown", "notes_markdown", "report", "summary_table", "trial_rows",

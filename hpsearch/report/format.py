@@ -5,7 +5,7 @@ Values are formatted once here, so the page and the Markdown agree: accuracies t
 decimals, other floats to 4 significant digits (``0.6000000000000001`` -> ``0.6``,
 ``7.092160224267873e-06`` -> ``7.1e-06``), differences with a sign that never reads
 ``-0.00``, p-values as ``<0.001``. The table builders return ``(head, rows)`` of plain
-strings and numbers; escaping is the renderer's job (``report_html``, ``report_md``).
+strings and numbers; escaping is the renderer's job (:mod:`.html`, :mod:`.markdown`).
 
 This module imports neither the report nor a renderer: the renderers import it.
 """

@@ -4,7 +4,7 @@ Each takes the report's JSON document (``data``, see ``hpsearch.report``) and, f
 Markdown page, the trial rows. The verdicts (``analysis["answers"]``) and the verify
 results each have one function per format here (:func:`answers_md`, :func:`verify_md`,
 :func:`note_answers`, :func:`summary_table`); all of them take the verdicts table from
-``report_format.verdict_rows`` and render whatever other keys an entry holds.
+:func:`.format.verdict_rows` and render whatever other keys an entry holds.
 """
 
 from __future__ import annotations

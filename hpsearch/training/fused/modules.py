@@ -13,7 +13,7 @@ once, the way HFTA (MLSys 2021) fuses models:
   (unbiased) variance are updated with the same momentum and eps, and eval mode uses the
   running statistics: torch's own BN kernel, not an approximation of it.
 - Dropout: each member draws its masks from its own generator, in the same order and shape
-  as ``train()`` draws them from the global one (on CPU: the same bits; see ``fused.py``).
+  as ``train()`` draws them from the global one (on CPU: the same bits; see :mod:`.trainer`).
 
 :class:`StackOptimizers` runs ``train()``'s optimizer and scheduler per block of members
 that share them; :func:`member_loss` and :func:`evaluate_members` are ``train()``'s loss
