@@ -1,4 +1,4 @@
-"""Tests for hpsearch.training.models: every architecture combination, BN placement, dropout, init."""
+"""Tests for hpsearch.training.models: every architecture, BN placement, dropout, init."""
 
 from __future__ import annotations
 
