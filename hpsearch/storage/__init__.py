@@ -11,7 +11,7 @@
 """
 
 from hpsearch.storage.artifacts import artifact_store, put_artifact, upload
-from hpsearch.storage.checks import check_output, check_spec
+from hpsearch.storage.checks import check_output, check_spec, writable
 from hpsearch.storage.files import clean_stale_temps, write_atomic
 from hpsearch.storage.open import (
     COMPANION_SUFFIX,
@@ -30,4 +30,5 @@ __all__ = [
     "COMPANION_SUFFIX", "HEARTBEAT_GRACE", "HEARTBEAT_INTERVAL", "load_study", "open_storage",
     "storage_errors", "study_names", "SavedResult", "best_record", "save_result",
     "artifact_dir", "check_output", "check_spec", "error_reason", "kind", "mask", "study_file",
+    "writable",
 ]

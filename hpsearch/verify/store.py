@@ -45,6 +45,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch import schema
+from hpsearch.errors import StorageError
 from hpsearch.objectives import Params
 from hpsearch.settings import Settings
 from hpsearch.space import TrialConfig
@@ -52,9 +53,12 @@ from hpsearch.storage import (
     COMPANION_SUFFIX,
     HEARTBEAT_INTERVAL,
     load_study,
+    mask,
     open_storage,
     storage_errors,
+    study_file,
     study_names,
+    writable,
 )
 from hpsearch.training import DeviceData, evaluate, training_threads
 from hpsearch.training.fused import iter_many
@@ -117,10 +121,21 @@ class TrainingStore:
         self.name = study_name + COMPANION
         # from open_storage(spec, heartbeat=True, requeue=False): see open_study
         self.storage = storage
+        sampler = optuna.samplers.RandomSampler(seed=0)
+        path = study_file(spec)
+        self.readonly = path is not None and not writable(path)  # read-only media
         with storage_errors(spec):
-            self.study = optuna.create_study(
-                storage=self.storage, study_name=self.name, direction="maximize",
-                load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0))
+            # Loaded when it is there: creating one writes even when it exists, and a study
+            # on read-only media whose trainings are all stored must still give its answer.
+            if self.name in study_names(storage):
+                self.study = optuna.load_study(study_name=self.name, storage=storage,
+                                               sampler=sampler)
+            elif self.readonly:
+                raise StorageError(self._readonly_message("none of them"))
+            else:
+                self.study = optuna.create_study(
+                    storage=storage, study_name=self.name, direction="maximize",
+                    load_if_exists=True, sampler=sampler)
         self.trained = 0  # trainings this process ran and stored
         self.skipped = 0  # malformed companion trials warned about
         self.rng = random.Random(os.getpid())
@@ -151,10 +166,18 @@ class TrainingStore:
                     return {t: done[k] for k, t in need.items()}
                 running = {_key(t) for t in trials if t.state == TrialState.RUNNING}
                 missing = [t for k, t in need.items() if k not in done and k not in running]
+                if missing and self.readonly:
+                    raise StorageError(self._readonly_message(
+                        f"{len(need) - len(missing)} of the {len(need)} this look needs"))
                 if missing:
                     self._train(self._claim(missing), data, on_stored or (lambda t, a: None))
                 else:
                     time.sleep(POLL)  # the rest is running in other workers
+
+    def _readonly_message(self, stored: str) -> str:
+        return (f"{mask(self.spec)} is read-only, and verify's trainings for this answer are "
+                f"not all stored in it ({stored} are): copy it to a writable place and run "
+                "verify on the copy to train the rest")
 
     def _refresh(self) -> list[FrozenTrial]:
         """The companion's trials that are trainings, after failing the claims of dead

@@ -133,3 +133,44 @@ def test_a_sigkill_mid_batch_keeps_every_finished_training(study_db, tmp_path, f
     assert again.trained_here == 32 - kept
     states = _companion_states(db)
     assert "RUNNING" not in states and "WAITING" not in states, states
+
+
+def test_on_read_only_media_a_stored_verify_gives_its_answer_and_a_side_file(
+        study_db, tmp_path, monkeypatch):
+    """Every training stored, the medium read-only: the result is printed and saved beside
+    (before: only "attempt to write a readonly database ... run the same command again")."""
+    import json
+    import sqlite3
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from hpsearch.cli import main
+    from support.mounts import readonly_view
+
+    media, elsewhere = tmp_path / "media", tmp_path / "cwd"
+    media.mkdir()
+    elsewhere.mkdir()
+    for name in ("done.db", "fresh.db"):
+        src, dst = sqlite3.connect(study_db), sqlite3.connect(media / name)
+        src.backup(dst)
+        src.close()
+        dst.close()
+    args = ["--question", "init", "--seeds", "8", "--epochs", "1", "--fuse", "1", "-q"]
+    first = verify(str(media / "done.db"), question="init", seeds=8, epochs=1, fuse=1)
+    monkeypatch.chdir(elsewhere)
+    with readonly_view(media) as ro:
+        out = CliRunner().invoke(main, ["verify", str(ro / "done.db"), *args])
+        assert out.exit_code == 1, out.output
+        assert "0 trained now, 32 found stored" in out.output
+        assert [line for line in out.output.splitlines() if line.startswith("init: ")] == [
+            f"init: {r.verdict()}" for r in first.rows]
+        [side] = list(elsewhere.glob("hpsearch-*verify_init*.json"))
+        assert f"saved in {side}" in out.output.replace("\n", "")
+        assert json.loads(side.read_text())["value"]["rows"]
+
+        missing = CliRunner().invoke(main, ["verify", str(ro / "fresh.db"), *args])
+        lines = missing.output.strip().splitlines()
+        assert missing.exit_code == 1 and len(lines) == 1, missing.output
+        assert "read-only" in lines[0] and "copy it to a writable place" in lines[0]
+    assert Path(study_db).exists()
