@@ -283,11 +283,15 @@ def datasets(names: tuple[str, ...], data_dir: str | None) -> None:
               "learned, and each question answers whether its choice changes how often "
               "training fails apart from accuracy among trials that learned.  [default: from "
               "the study's dataset; none: nothing detected]")
+@click.option("--metric", metavar="NAME|N",
+              help="Which objective of a multi-objective study to analyse: its name (set "
+                   "with study.set_metric_names) or its index, 0 first.  [default: the "
+                   "study's one objective; required when it has several]")
 @friendly_errors
 def report(storage: str, study_name: str | None, out: str | None, fmt: str,
            evaluators: tuple[str, ...], questions: tuple[str, ...],
            interactions: tuple[str, ...], margin: float | None,
-           chance: float | None) -> None:
+           chance: float | None, metric: str | None) -> None:
     """Analyse a study: verdicts on the questions, importances, figures."""
     import optuna
 
@@ -296,7 +300,8 @@ def report(storage: str, study_name: str | None, out: str | None, fmt: str,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = run(storage, study_name=study_name, fmt=fmt, out=out,
                  evaluators=evaluators or ("ped_anova",), margin=margin,
-                 questions=questions, interactions=interactions, chance=chance)
+                 questions=questions, interactions=interactions, chance=chance,
+                 metric=metric)
     from hpsearch.text import plain_lines
 
     to_stdout = result.path is None  # then the summary goes to stderr, out of the way

@@ -54,6 +54,10 @@ def trial_config(trial: FrozenTrial) -> TrialConfig:
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
     """COMPLETE trials, best value first (ties: lower trial number first); best is the
     lowest for a study that minimizes (a user's loss)."""
+    if len(study.directions) != 1:  # t.value raises for them
+        raise StudyError(f"study {study.study_name!r} is multi-objective "
+                         f"({len(study.directions)} objectives): it has no single best trial "
+                         "to retrain, and verify and best need a study with one objective")
     trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
               if t.value is not None and math.isfinite(t.value)]
     if not trials:

@@ -3,7 +3,7 @@
 Works on any Optuna study, not only hpsearch's: every param a study sampled with two or
 more values gets a question (the built-in ones with the seeds' claims first, then the
 study's own), interactions are asked for the built-in pairs and any pair named, and a
-multi-objective study is analysed on its first objective (a note says so). Every verdict
+multi-objective study on the objective chosen (:func:`one_objective`). Every verdict
 is the effect at the end of training and one of three states: a difference, equivalence
 within a margin, or open with what would settle it. Never imports torch, so ``hpsearch
 report`` starts fast. The modules, in the order the data flows:
@@ -26,12 +26,14 @@ report`` starts fast. The modules, in the order the data flows:
 - :mod:`~hpsearch.analysis.answers` (the JSON keys) and :mod:`~hpsearch.analysis.stats`;
 - :mod:`~hpsearch.analysis.seeds`: paired re-runs on the same seeds and their sequential
   looks (``hpsearch verify``);
-- :mod:`~hpsearch.analysis.study`: :func:`analyze`, all of the above for one study.
+- :mod:`~hpsearch.analysis.study`: :func:`analyze`, all of the above for one study;
+  :mod:`~hpsearch.analysis.metric`: which objective of a multi-objective study.
 """
 
 from hpsearch.analysis.answers import Answer, ChoiceSummary, Effect, Importance, StudyAnalysis
 from hpsearch.analysis.curves import learning_curves, pruning_stats
 from hpsearch.analysis.importance import EVALUATORS
+from hpsearch.analysis.metric import objective_index, one_objective
 from hpsearch.analysis.questions import answer_questions
 from hpsearch.analysis.seeds import (
     ALPHA,
@@ -48,5 +50,5 @@ __all__ = [
     "EVALUATORS", "Answer", "ChoiceSummary", "Effect", "Importance", "StudyAnalysis",
     "learning_curves", "pruning_stats", "ALPHA", "MIN_EFFECT", "POWER", "PairedStats",
     "paired_stats", "seeds_needed", "answer_questions", "analyze", "param_importances",
-    "settle",
+    "settle", "objective_index", "one_objective",
 ]

@@ -88,14 +88,16 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
            out: str | Path | None = None, evaluators: Sequence[str] = ("ped_anova",),
            publish: bool = True, margin: float | None = None,
            questions: Sequence[str] = (), interactions: Sequence[str] = (),
-           chance: float | None = None) -> ReportResult:
+           chance: float | None = None, metric: int | str | None = None) -> ReportResult:
     """Analyse the study in ``storage`` and render it as ``fmt`` (html, md or json).
 
     ``margin``: what "equivalent" means, in accuracy points (default 0.5, see
     ``hpsearch.settings.MARGIN``); ``questions``: report only these (ids,
     params or interaction ids); ``interactions``: more interaction questions (``A:B``);
     ``chance``: the objective's chance level, for a study whose dataset hpsearch does not
-    know (trials at chance never learned: answered as trainability, apart from accuracy).
+    know (trials at chance never learned: answered as trainability, apart from accuracy);
+    ``metric``: which objective of a multi-objective study (its index or its name from
+    ``set_metric_names``; such a study without one is a :class:`ConfigError` that lists them).
 
     ``out``: where to write; HTML defaults to ``report.html``, Markdown and JSON are only
     returned (``ReportResult.text``) when ``out`` is None. ``publish`` (HTML only) uploads
@@ -103,15 +105,18 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
     """
     if fmt not in FORMATS:
         raise ConfigError(f"format {fmt!r} is unknown; choose from {', '.join(FORMATS)}")
-    from hpsearch.analysis import analyze
+    from hpsearch.analysis import analyze, one_objective
 
     if out is not None or fmt == "html":  # a report must never replace a study
         check_output(out if out is not None else DEFAULT_OUT, storage)
     study = load_study(storage, study_name)
-    trials = study.get_trials(deepcopy=False)
-    analysis = analyze(study, evaluators=tuple(evaluators), margin=margin,
+    seen, which = one_objective(study, metric)  # the study itself unless it has several
+    trials = seen.get_trials(deepcopy=False)
+    analysis = analyze(seen, evaluators=tuple(evaluators), margin=margin,
                        questions=tuple(questions), interactions=tuple(interactions),
                        chance=chance).to_dict()
+    if which is not None:
+        analysis["notes"] = [which, *analysis.get("notes", [])]
     data = clean({"schema": SCHEMA, "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                time.gmtime()),
                   "header": header(study, storage, analysis), "analysis": analysis,
@@ -179,12 +184,13 @@ def verify_results(study: optuna.Study) -> dict[str, Any]:
 def trial_rows(trials: Sequence[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
     """Per-trial rows for the figures and the top-trials table (complete and pruned trials).
 
-    ``value`` is objective 0 (a multi-objective study is shown by its first objective, as
-    the analysis does); a pruned trial's is its last intermediate value, as Optuna's tell
-    stores it. ``params`` holds exactly the params that were active and not fixed by a
-    preset, which is what varies across trials. ``curve`` is the ``learning_curve`` user
-    attr (train/val loss, val accuracy, lr and seconds per epoch), ``splits`` the split
-    sizes the trial trained on (``run`` user attr), when the trial has them.
+    ``value`` is the trial's value (a multi-objective study's trials as
+    :func:`hpsearch.analysis.one_objective` sees them: the chosen objective); a pruned
+    trial's is its last intermediate value, as Optuna's tell stores it. ``params`` holds
+    exactly the params that were active and not fixed by a preset, which is what varies
+    across trials. ``curve`` is the ``learning_curve`` user attr (train/val loss, val
+    accuracy, lr and seconds per epoch), ``splits`` the split sizes the trial trained on
+    (``run`` user attr), when the trial has them.
     """
     rows = []
     for t in trials:

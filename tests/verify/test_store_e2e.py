@@ -144,9 +144,9 @@ def test_on_read_only_media_a_stored_verify_gives_its_answer_and_a_side_file(
     from pathlib import Path
 
     from click.testing import CliRunner
+    from support.mounts import readonly_view
 
     from hpsearch.cli import main
-    from support.mounts import readonly_view
 
     media, elsewhere = tmp_path / "media", tmp_path / "cwd"
     media.mkdir()
