@@ -24,7 +24,9 @@ from optuna.distributions import (
 from support.studies import EVIL, EVIL_ATTR, plant_study
 
 from hpsearch import text
+from hpsearch.analysis import one_objective
 from hpsearch.cli import main
+from hpsearch.errors import ConfigError
 from hpsearch.report import format as fmt
 from hpsearch.report import report
 from hpsearch.report.build import trial_rows
@@ -341,14 +343,17 @@ def _foreign_study(path: Path, directions: list[str]) -> str:
 
 
 def test_a_multi_objective_foreign_study_renders(tmp_path):
+    """On the objective asked for (tests/report/test_multi_objective.py: asking)."""
     spec = _foreign_study(tmp_path / "mo.log", ["maximize", "minimize"])
-    html = report(spec, out=tmp_path / "r.html", publish=False).text
+    with pytest.raises(ConfigError, match="2 objectives"):
+        report(spec, fmt="md")
+    html = report(spec, out=tmp_path / "r.html", publish=False, metric=0).text
     assert EVIL not in html and "&lt;script&gt;" in html
     assert sum(tag == "svg" for tag, _ in parse(html).tags) >= 3
-    md = report(spec, fmt="md").text
+    md = report(spec, fmt="md", metric=0).text
     assert "multi-objective" in md and EVIL not in md
-    doc = report(spec, fmt="json").data
-    rows = trial_rows(load_study(spec).get_trials())
+    doc = report(spec, fmt="json", metric=0).data
+    rows = trial_rows(one_objective(load_study(spec), 0)[0].get_trials())
     assert len(rows) == 30 and doc["header"]["best_value"] == max(r["value"] for r in rows)
 
 
