@@ -34,6 +34,7 @@ from torch import nn
 from hpsearch import schema
 from hpsearch.errors import ConfigError, StudyError
 from hpsearch.objectives import LoadedObjective, Params
+from hpsearch.optuna_private import trial_id
 from hpsearch.replay import (
     complete_trials,
     fallback_values,
@@ -364,7 +365,7 @@ def _upload(study: optuna.Study, trial: FrozenTrial, storage: str, out: BestResu
                                         ("confusion_json", summary, "application/json"),
                                         ("confusion_csv", table, "text/csv")):
                 out.artifacts[key] = upload(study, storage, path, mimetype=mimetype,
-                                            trial_id=trial._trial_id)
+                                            trial_id=trial_id(trial))
     except Exception as exc:  # read-only directory, full disk, storage write refused
         out.warnings.append(f"could not upload artifacts to {store_dir}: "
                             f"{error_reason(exc, storage)}")

@@ -36,6 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch import schema
 from hpsearch.errors import ConfigError
+from hpsearch.optuna_private import set_trial_user_attr
 from hpsearch.settings import DESIGNS
 from hpsearch.space import QUESTION_BY_ID, Preset, Value
 
@@ -184,7 +185,7 @@ class DesignedSampler(BaseSampler):
                 param_distribution.choices))  # type: ignore[arg-type]
             value = self.assigned(trial.number, arms)
             if arms.design == "balanced":
-                study._storage.set_trial_user_attr(trial._trial_id, schema.DESIGN,
+                set_trial_user_attr(study, trial, schema.DESIGN,
                                                    arms.record(value))
             return value
         return self._base.sample_independent(study, trial, param_name, param_distribution)
@@ -195,7 +196,7 @@ class DesignedSampler(BaseSampler):
             return
         value = None if self._arms.design == "paired" else self.assigned(trial.number)
         # Optuna's own samplers record per-trial facts through the storage like this.
-        study._storage.set_trial_user_attr(trial._trial_id, schema.DESIGN,
+        set_trial_user_attr(study, trial, schema.DESIGN,
                                            self._arms.record(value))
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,

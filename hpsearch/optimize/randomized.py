@@ -22,6 +22,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch import schema
+from hpsearch.optuna_private import set_trial_user_attr
 
 
 class RandomizedShare(BaseSampler):
@@ -64,7 +65,7 @@ class RandomizedShare(BaseSampler):
         self._base.before_trial(study, trial)
         if self.is_randomized(trial.number):
             # Optuna's own samplers record per-trial facts through the storage like this.
-            study._storage.set_trial_user_attr(trial._trial_id, schema.RANDOMIZED, True)
+            set_trial_user_attr(study, trial, schema.RANDOMIZED, True)
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:

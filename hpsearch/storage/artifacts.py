@@ -18,6 +18,7 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore
 
 from hpsearch.errors import StorageError
+from hpsearch.optuna_private import storage_of
 from hpsearch.storage.files import CHUNK, clean_stale_temps, temp_path
 from hpsearch.storage.specs import artifact_dir
 
@@ -126,7 +127,7 @@ def put_artifact(study: Any, store: FileSystemArtifactStore, file_path: str, *,
     import json
     import uuid
 
-    storage, study_id = study._storage, study._study_id  # as optuna_dashboard.save_note does
+    storage, study_id = storage_of(study)  # as optuna_dashboard.save_note does
     prefix = (ARTIFACTS_PREFIX if trial_id is None
               else TRIAL_ARTIFACTS_PREFIX.format(trial_id=trial_id))
     known = [json.loads(v) for k, v in storage.get_study_system_attrs(study_id).items()

@@ -31,7 +31,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch import schema
+from hpsearch import optuna_private, schema
 from hpsearch.storage import owner
 
 log = logging.getLogger("hpsearch")
@@ -186,10 +186,10 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
             beat = trial.system_attrs.get(schema.HEARTBEAT)
             if not isinstance(beat, dict):  # no heartbeat ever: judged by its start time
                 if owner.never_beat_stale(trial, self._grace):
-                    stale.append(trial._trial_id)
+                    stale.append(optuna_private.trial_id(trial))
                 continue
             if owner.gone(beat) or now - float(beat.get("time", now)) > self._grace:
-                stale.append(trial._trial_id)
+                stale.append(optuna_private.trial_id(trial))
         return stale
 
     def get_heartbeat_interval(self) -> int | None:

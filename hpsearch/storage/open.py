@@ -20,6 +20,7 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from hpsearch import optuna_private
 from hpsearch.errors import StorageError, StudyError
 from hpsearch.storage import specs
 from hpsearch.storage.checks import (
@@ -159,9 +160,10 @@ class _RDBStorage(RDBStorage):
         grace = self.grace_period if self.grace_period is not None else (
             2 * (self.heartbeat_interval or 0))
         for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            if (trial._trial_id not in beaten and trial._trial_id not in stale
+            if (optuna_private.trial_id(trial) not in beaten
+                    and optuna_private.trial_id(trial) not in stale
                     and never_beat_stale(trial, grace)):
-                stale.append(trial._trial_id)
+                stale.append(optuna_private.trial_id(trial))
         return stale
 
 

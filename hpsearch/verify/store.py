@@ -47,6 +47,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch import schema
 from hpsearch.errors import StorageError
 from hpsearch.objectives import Params
+from hpsearch.optuna_private import trial_id
 from hpsearch.settings import Settings
 from hpsearch.space import TrialConfig
 from hpsearch.storage import (
@@ -226,7 +227,7 @@ class TrainingStore:
             claims.append((self.storage.create_new_trial(study_id, template), t))
         self._beat([tid for tid, _ in claims])
         # Two workers may have claimed one training: the lowest RUNNING claim trains it.
-        trials = {t._trial_id: t for t in self.study.get_trials(deepcopy=False)}
+        trials = {trial_id(t): t for t in self.study.get_trials(deepcopy=False)}
         keep = []
         for tid, t in claims:
             me = trials[tid]

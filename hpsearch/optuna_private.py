@@ -1,0 +1,69 @@
+"""Every use hpsearch makes of what Optuna does not promise (its private names), in one place.
+
+Optuna's public API has no way to do these, and each has a reason; ``tests/
+test_optuna_private.py`` fails when an Optuna release changes one of them, so an upgrade
+breaks a test here instead of a study.
+
+- :func:`storage_of`: a study's storage and id (``Study._storage``, ``Study._study_id``), to
+  record artifacts as ``optuna.artifacts`` and optuna-dashboard's ``save_note`` do;
+- :func:`trial_id`: a trial's id in its storage (``FrozenTrial._trial_id``);
+- :func:`set_trial_user_attr`: a fact about a trial recorded from a sampler's
+  ``before_trial``, through the storage, as Optuna's own samplers do;
+- :func:`trials_view`: a read-only stand-in for a ``Study`` that Optuna's importance
+  evaluators accept (they call ``get_trials``, ``directions`` and the private
+  ``_is_multi_objective``), so bootstraps need no real study.
+
+Where hpsearch subclasses an Optuna storage it overrides the private hooks in place (they
+are the subclass's own methods): :mod:`hpsearch.storage.open` (``RDBStorage.
+_get_stale_trial_ids``, ``optuna.storages._rdb.models``) and :mod:`hpsearch.storage.journal`
+(``optuna.storages._heartbeat.BaseHeartbeat``); the test checks those names too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+
+def storage_of(study: optuna.Study) -> tuple[BaseStorage, int]:
+    """The study's storage and its id there."""
+    return study._storage, study._study_id
+
+
+def trial_id(trial: FrozenTrial) -> int:
+    """The trial's id in its storage (not its number in the study)."""
+    return trial._trial_id
+
+
+def set_trial_user_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:
+    """Store a user attr on ``trial`` from a sampler's ``before_trial`` (the trial is
+    RUNNING; Optuna hands samplers a frozen copy, not a ``Trial``)."""
+    study._storage.set_trial_user_attr(trial._trial_id, key, value)
+
+
+class _TrialsView:
+    """The read-only part of ``optuna.Study`` that Optuna's importance evaluators use.
+
+    Bootstraps and shuffles need a "study" of other trials dozens of times: a real
+    in-memory study costs ~0.4 s to fill at 1,000 trials, this view costs nothing.
+    """
+
+    def __init__(self, trials: list[FrozenTrial], direction: StudyDirection) -> None:
+        self._trials, self.directions = trials, [direction]
+
+    def get_trials(self, deepcopy: bool = True,
+                   states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
+        return [t for t in self._trials if states is None or t.state in states]
+
+    def _is_multi_objective(self) -> bool:
+        return False
+
+
+def trials_view(trials: list[FrozenTrial], direction: StudyDirection) -> optuna.Study:
+    """``trials`` as a study for ``optuna.importance.get_param_importances``."""
+    return cast(optuna.Study, _TrialsView(trials, direction))

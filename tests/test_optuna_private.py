@@ -1,0 +1,67 @@
+"""What hpsearch takes from Optuna beyond its public API (hpsearch.optuna_private) still
+works: each check fails when an Optuna release renames or changes one of these."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.importance import get_param_importances
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.trial import TrialState
+
+from hpsearch.analysis import EVALUATORS
+from hpsearch.optuna_private import set_trial_user_attr, storage_of, trial_id, trials_view
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def _study(n: int = 30) -> optuna.Study:
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + 0.1 * t.suggest_int("k", 0, 3)
+                   + 0.01 * (t.suggest_categorical("c", ["a", "b"]) == "a"), n_trials=n)
+    return study
+
+
+def test_storage_and_trial_ids_are_the_storage_s_own() -> None:
+    study = _study(3)
+    storage, study_id = storage_of(study)
+    assert isinstance(storage, BaseStorage)
+    assert study_id == storage.get_study_id_from_name(study.study_name)
+    for t in study.trials:
+        assert trial_id(t) == storage.get_trial_id_from_study_id_trial_number(study_id,
+                                                                              t.number)
+    storage.set_study_system_attr(study_id, "hpsearch-test", "x")  # what artifacts.py does
+    assert storage.get_study_system_attrs(study_id)["hpsearch-test"] == "x"
+
+
+def test_a_sampler_records_a_fact_about_the_running_trial() -> None:
+    class Marking(optuna.samplers.RandomSampler):
+        def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            super().before_trial(study, trial)
+            set_trial_user_attr(study, trial, "marked", trial.number)
+
+    study = optuna.create_study(sampler=Marking(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    assert [t.user_attrs["marked"] for t in study.trials] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("name", sorted(EVALUATORS))
+def test_importance_evaluators_read_only_what_the_view_offers(name: str) -> None:
+    study = _study()
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    spec = EVALUATORS[name]
+    on_view = get_param_importances(trials_view(trials, study.direction),
+                                    evaluator=spec.make(0), normalize=False)
+    on_study = get_param_importances(study, evaluator=spec.make(0), normalize=False)
+    assert on_view == pytest.approx(on_study)
+    assert hasattr(optuna.Study, "_is_multi_objective")  # the one private call they make
+
+
+def test_the_storage_hooks_hpsearch_overrides_exist() -> None:
+    from optuna.storages._heartbeat import BaseHeartbeat
+    from optuna.storages._rdb import models
+
+    assert callable(getattr(RDBStorage, "_get_stale_trial_ids", None))
+    assert callable(getattr(BaseHeartbeat, "_get_stale_trial_ids", None))
+    assert hasattr(models, "TrialHeartbeatModel") and hasattr(models, "TrialModel")
