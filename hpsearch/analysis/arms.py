@@ -90,18 +90,20 @@ def arm_values(trials: Sequence[FrozenTrial]) -> list[str]:
     return []
 
 
-def _best_so_far(trial: FrozenTrial, arms: Sequence[str], epochs: int) -> np.ndarray | None:
-    """(arms x epochs reached) best-so-far values in points; a finished trial's best stands
-    to the end. None if an arm's curve is missing or not finite."""
+def _best_so_far(trial: FrozenTrial, arms: Sequence[str], epochs: int, sign: float = 1.0,
+                 scale: float = 100.0) -> np.ndarray | None:
+    """(arms x epochs reached) best-so-far values (x ``scale``: points for accuracies; the
+    lowest so far where ``sign`` is -1, a user's loss); a finished trial's best stands to
+    the end. None if an arm's curve is missing or not finite."""
     curves = []
     for a in arms:
         try:
-            y = 100 * np.asarray(trial.user_attrs[schema.ARMS][a]["val_acc"], dtype=float)
+            y = scale * np.asarray(trial.user_attrs[schema.ARMS][a]["val_acc"], dtype=float)
         except (KeyError, TypeError, ValueError):
             return None
         if y.size == 0 or not np.isfinite(y).all():
             return None
-        curves.append(np.maximum.accumulate(y))
+        curves.append(sign * np.maximum.accumulate(sign * y))
     n = epochs if trial.state == TrialState.COMPLETE else max(len(y) for y in curves)
     return np.array([np.concatenate([y, np.full(max(0, n - len(y)), y[-1])])[:n]
                      for y in curves])
@@ -191,7 +193,7 @@ class PairedEffects:
 def paired_effects(trials: Sequence[FrozenTrial], *, epochs: int | None = None,
                    seed: int = 0, n_bootstrap: int = N_BOOTSTRAP,
                    chance: float | None = None, fit_slope: bool = False,
-                   ) -> PairedEffects | None:
+                   sign: float = 1.0, scale: float = 100.0) -> PairedEffects | None:
     """The end-of-training effects of a paired design's arms (None: fewer than 2 configs
     where every arm learned).
 
@@ -200,7 +202,8 @@ def paired_effects(trials: Sequence[FrozenTrial], *, epochs: int | None = None,
     value over the epochs it reached) counts as that arm's failure and leaves the accuracy
     differences. None: no failure is recognized (every config is averaged in).
     ``fit_slope``: impute pruned trials with the earlier chain (:func:`_ice`), to measure
-    against.
+    against. ``sign`` and ``scale``: the study's (:class:`~hpsearch.analysis.table.TrialTable`):
+    -1 for a minimized objective, 1 for values that are not accuracies.
     """
     trials = paired_trials(trials)
     arms = arm_values(trials)
@@ -209,8 +212,9 @@ def paired_effects(trials: Sequence[FrozenTrial], *, epochs: int | None = None,
     if epochs is None:
         epochs = max(max(len(v.get("val_acc", [])) for v in t.user_attrs[schema.ARMS].values()
                          if isinstance(v, dict)) for t in trials)
-    every = [y for t in trials if (y := _best_so_far(t, arms, epochs)) is not None]
-    failed = np.array([never_learned(y[:, -1] / 100, chance) for y in every], dtype=bool)
+    every = [y for t in trials
+             if (y := _best_so_far(t, arms, epochs, sign, scale)) is not None]
+    failed = np.array([never_learned(y[:, -1] / scale, chance) for y in every], dtype=bool)
     failed = failed.reshape(len(every), len(arms))
     ys = [y for y, f in zip(every, failed, strict=True) if not f.any()]
     if len(ys) < 2:

@@ -63,17 +63,20 @@ def balanced_share(trials: Sequence[FrozenTrial], question: str) -> bool:
 
 
 def paired_answer(a: Answer, trials: Sequence[FrozenTrial], min_pairs: int,
-                  chance: float | None = None, alpha: float = 0.05,
+                  chance: float | None = None, alpha: float = 0.05, *, sign: float = 1.0,
+                  scale: float = 100.0,
                   ) -> tuple[ContrastSet, list[tuple[int, np.ndarray, np.ndarray]]] | None:
     """Fill ``a`` from a paired design's trials; its contrast set and effect by epoch.
 
     ``chance``: the accuracy of a model that never learned (None: unknown, no failure is
     recognized). A config where an arm never learned is that arm's failure: the accuracy
     contrasts are over the configs where every arm learned, and ``a.trainability`` compares
-    the failures (:func:`paired_trainability`).
+    the failures (:func:`paired_trainability`). ``sign`` and ``scale``: the study table's
+    (a minimized objective, values that are not accuracies).
     """
     own = paired_trials(trials, a.question)
-    fx = paired_effects(own, chance=chance) if len(own) >= min_pairs else None
+    fx = (paired_effects(own, chance=chance, sign=sign, scale=scale)
+          if len(own) >= min_pairs else None)
     if fx is not None and fx.n < min_pairs:
         a.trainability = paired_trainability(fx, alpha)
         fx = None

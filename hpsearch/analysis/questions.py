@@ -176,7 +176,8 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
             # every config, those where both arms never learned too (the arms' mean at
             # chance left the accuracy table): paired_answer tells the failures apart
             found = paired_answer(a, (everyone if failed is not None else table).trials,
-                                  min_per_choice, chance, alpha)
+                                  min_per_choice, chance, alpha, sign=table.sign,
+                                  scale=table.scale)
             if found is not None:
                 sets[a.question], series[a.question] = found
             continue

@@ -278,3 +278,28 @@ def test_the_cli_runs_it_and_names_what_comes_next(tmp_path: Path) -> None:
     bad = CliRunner().invoke(main, ["optimize", "--direction", "minimize", "--storage",
                                     str(tmp_path / "t.db"), "-q"])
     assert bad.exit_code == 1 and "minimize is for a user's --objective" in bad.output
+
+
+LOSS = '''
+import random
+
+
+def objective(trial, seed=0):
+    kernel = trial.suggest_categorical("kernel", ["linear", "rbf"])
+    c = trial.suggest_float("C", 0.1, 10, log=True)
+    base = {"linear": 0.30, "rbf": 0.20}[kernel] + random.Random(seed).gauss(0, 0.02)
+    for step in range(3):
+        trial.report(base + 0.1 / (step + 1), step)  # a loss that falls
+    return base + 0.001 * c
+'''
+
+
+def test_a_minimized_paired_study_is_answered_in_its_own_units(tmp_path: Path) -> None:
+    path = write(tmp_path, LOSS, "loss.py")
+    run(tmp_path, f"{path}:objective", preset=Preset(question="kernel"), trials=8,
+        pruner="none", direction="minimize")
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "s.db"), "--format", "md"])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("| Which kernel?"))
+    # the lowest loss so far per arm (0.1 below the first step's), in the loss's own units
+    assert "rbf < linear by 0.1 units" in line, line
