@@ -108,6 +108,43 @@ def test_every_subpackage_has_a_public_face() -> None:
         assert ast.get_docstring(tree), f"{init.relative_to(ROOT)} says nothing of its package"
 
 
+PACKAGES = {module_name(p) for p in PACKAGE.rglob("__init__.py")} - {"hpsearch"}
+
+
+def face_bypasses(module: str, found: list[tuple[str, str | None]]) -> list[str]:
+    """The imports of ``module`` that reach below the face of a package it is not in
+    (``from hpsearch.storage.specs import mask`` outside ``hpsearch.storage``)."""
+    bad = []
+    for target, name in found:
+        parts = target.split(".")
+        crossed = [p for i in range(2, len(parts))
+                   if (p := ".".join(parts[:i])) in PACKAGES
+                   and module != p and not module.startswith(p + ".")]
+        if crossed:
+            bad.append(f"{module}: from {target} import {name} (use {crossed[0]}'s face)")
+    return bad
+
+
+def test_other_packages_import_a_package_s_face() -> None:
+    """Outside a package only its ``__init__`` names are used: a module may move or split
+    without its importers changing. (scripts/ may reach inside: benchmarks time internals.)"""
+    bad = [b for m, path in MODULES.items() for b in face_bypasses(m, imports(path))]
+    assert not bad, "\n".join(sorted(bad))
+
+
+def test_the_face_check_sees_bypasses() -> None:
+    assert face_bypasses("hpsearch.verify.run", [("hpsearch.analysis.stats", "x"),
+                                                  ("hpsearch.analysis", "y"),
+                                                  ("hpsearch.analysis.seeds", "z")]) != []
+    assert len(face_bypasses("hpsearch.verify.run", [("hpsearch.analysis.stats", "x"),
+                                                      ("hpsearch.analysis.seeds", "z")])) == 2
+    assert face_bypasses("hpsearch.analysis.study", [("hpsearch.analysis.stats", "x"),
+                                                      ("hpsearch.analysis.seeds", "z")]) == []
+    assert face_bypasses("hpsearch.analysis.study",
+                         [("hpsearch.analysis.seeds.paired", "x")]) != []
+    assert face_bypasses("hpsearch.cli", [("hpsearch.storage", "mask")]) == []
+
+
 def test_no_face_shadows_its_own_submodule() -> None:
     """``import hpsearch.training.loop as m`` must give the module: a package's face that
     exported a name equal to one of its submodules would hand out that name instead."""

@@ -32,6 +32,7 @@ report`` starts fast. The modules, in the order the data flows:
 
 from hpsearch.analysis.answers import Answer, ChoiceSummary, Effect, Importance, StudyAnalysis
 from hpsearch.analysis.curves import learning_curves, pruning_stats
+from hpsearch.analysis.discordant import never_learned
 from hpsearch.analysis.importance import EVALUATORS
 from hpsearch.analysis.metric import objective_index, one_objective
 from hpsearch.analysis.questions import answer_questions
@@ -39,16 +40,21 @@ from hpsearch.analysis.seeds import (
     ALPHA,
     MIN_EFFECT,
     POWER,
+    Decision,
+    LookPlan,
     PairedStats,
     paired_stats,
+    plan_looks,
+    run_looks,
     seeds_needed,
 )
-from hpsearch.analysis.stats import settle
+from hpsearch.analysis.stats import min_pairs_for, settle
 from hpsearch.analysis.study import analyze, param_importances
 
 __all__ = [
     "EVALUATORS", "Answer", "ChoiceSummary", "Effect", "Importance", "StudyAnalysis",
     "learning_curves", "pruning_stats", "ALPHA", "MIN_EFFECT", "POWER", "PairedStats",
     "paired_stats", "seeds_needed", "answer_questions", "analyze", "param_importances",
-    "settle", "objective_index", "one_objective",
+    "settle", "objective_index", "one_objective", "never_learned", "Decision", "LookPlan",
+    "plan_looks", "run_looks", "min_pairs_for",
 ]

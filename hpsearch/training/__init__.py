@@ -25,7 +25,7 @@ from hpsearch.training.device import (
     training_threads,
 )
 from hpsearch.training.device_data import DeviceData
-from hpsearch.training.fused import train_seeds
+from hpsearch.training.fused import iter_many, train_seeds
 from hpsearch.training.loop import EpochMetrics, TrainResult, evaluate, train
 from hpsearch.training.measure import (
     bn_batch_stats_accuracy,
@@ -38,7 +38,8 @@ from hpsearch.training.raw import RawDataset, search_dirs
 
 __all__ = [
     "RawDataset", "available_datasets", "dataset_label", "load_dataset", "search_dirs",
-    "DeviceProfile", "training_device", "training_threads", "DeviceData", "train_seeds",
+    "DeviceProfile", "training_device", "training_threads", "DeviceData", "iter_many",
+    "train_seeds",
     "bn_batch_stats_accuracy", "confusion_matrix", "load_model", "per_class_accuracy",
     "build_model", "train_arrays", "EpochMetrics", "TrainResult", "evaluate", "resolve_device",
     "train",

@@ -59,10 +59,17 @@ import numpy as np
 from optuna.trial import FrozenTrial
 
 from hpsearch import schema
-from hpsearch.analysis import ALPHA, PairedStats, paired_stats
-from hpsearch.analysis.discordant import never_learned
-from hpsearch.analysis.seeds import Decision, LookPlan, plan_looks, run_looks
-from hpsearch.analysis.stats import min_pairs_for
+from hpsearch.analysis import (
+    ALPHA,
+    Decision,
+    LookPlan,
+    PairedStats,
+    min_pairs_for,
+    never_learned,
+    paired_stats,
+    plan_looks,
+    run_looks,
+)
 from hpsearch.errors import ConfigError
 from hpsearch.objectives import Params
 from hpsearch.replay import (

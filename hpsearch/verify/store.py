@@ -61,8 +61,7 @@ from hpsearch.storage import (
     study_names,
     writable,
 )
-from hpsearch.training import DeviceData, evaluate, training_threads
-from hpsearch.training.fused import iter_many
+from hpsearch.training import DeviceData, evaluate, iter_many, training_threads
 
 COMPANION = COMPANION_SUFFIX   # the companion study's name: "<study>:verify"
 POLL = 0.5                     # seconds between looks at other workers' running trainings
