@@ -9,6 +9,7 @@ import optuna
 import pytest
 from click.testing import CliRunner
 
+from hpsearch import schema
 from hpsearch.analysis.seeds.paired import paired_stats, seeds_needed
 from hpsearch.analysis.stats import holm
 from hpsearch.cli import main
@@ -232,6 +233,28 @@ def test_trainings_are_stored_and_a_rerun_trains_nothing(study_db, bn_result):
     assert len(keys) == len(set(keys))  # every training once
     # The companion study is not a choice a reader must make.
     assert load_study(study_db).study_name == bn_result.study_name
+
+
+def test_a_narrower_rerun_never_replaces_the_familys_stored_answer(study_db, bn_result):
+    """A family's answer (here planted: bn_placement with dropout, up to 26 seeds) stays
+    when ``verify --question bn_placement`` reads the same trainings; the narrower run's
+    answer is stored beside it, named by its family, and the output says so."""
+    study = load_study(study_db)
+    key = schema.verify_key("bn_placement")
+    mine = study.user_attrs[key]
+    family = {**mine, "family_questions": ["bn_placement", "dropout"], "seeds": 26,
+              "settled": "difference"}
+    study.set_user_attr(key, family)
+    try:
+        again = verify(study_db, "bn_placement", seeds=6)
+        assert again.trained_here == 0
+        stored = load_study(study_db).user_attrs[key]
+        assert stored["settled"] == "difference" and stored["seeds"] == 26
+        assert list(stored["beside"]) == ["bn_placement alone on up to 6 seeds"]
+        assert stored["beside"]["bn_placement alone on up to 6 seeds"]["rows"] == mine["rows"]
+        assert any("the stored answer stays 'difference'" in line for line in again.lines())
+    finally:
+        study.set_user_attr(key, mine)
 
 
 def test_cli_verify_prints_progress_lines_off_a_terminal(study_db):
