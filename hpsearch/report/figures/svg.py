@@ -26,9 +26,12 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from hpsearch.text import plain_lines
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
            "#000000")
 COMPLETE, PRUNED, BEST = "#0072B2", "#9a9a9a", "#D55E00"
+# matplotlib's "Glyph 27 (\x1b) missing from font(s) ..." for a C0 or C1 control character
+_CONTROL_GLYPH = r"Glyph ([0-9]|[12][0-9]|3[01]|12[7-9]|1[3-5][0-9]) \("
 MAX_POINTS = 250      # trials drawn in the dense figures (all of them when fewer)
 WIDTH = 7.2           # inches; the page scales SVGs to its column
 _RC = {"svg.fonttype": "none", "text.parse_math": False, "font.size": 8,
@@ -66,9 +71,14 @@ def draw(plot: Callable[..., Figure | None], *args: Any, name: str = "fig", **kw
         if fig is None:
             return ""
         buf = io.StringIO()
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None,
-                                                 "Format": None, "Type": None})
-    text = buf.getvalue()
+        with warnings.catch_warnings():
+            # A study's names may hold control characters (escape codes): the font has no
+            # glyph for them, and matplotlib's warning would print them raw to the terminal.
+            warnings.filterwarnings("ignore", message=_CONTROL_GLYPH)
+            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None,
+                                                     "Format": None, "Type": None})
+    # ... and in the SVG they would be raw bytes (not even XML): shown as spaces instead.
+    text = plain_lines(buf.getvalue())
     text = text[text.index("<svg"):]
     # Inline SVG in HTML needs no namespace declarations or metadata (they hold URLs, and
     # the page promises none); the width/height in pt give way to the page's CSS.
