@@ -72,6 +72,14 @@ class VerifyRow:
     def seeds_used(self) -> int:
         return self.stats.n if self.n_seeds < 0 else self.n_seeds
 
+    def means(self) -> tuple[str, str]:
+        """The table's "base" and "alt" cells: each twin's mean test accuracy, or for an
+        interaction row A's mean effect (test-accuracy points) at B's two levels."""
+        if self.kind == "interaction":
+            return (f"{100 * np.mean(self.baseline_accs):+.2f} pts",
+                    f"{100 * np.mean(self.alternative_accs):+.2f} pts")
+        return f"{np.mean(self.baseline_accs):.4f}", f"{np.mean(self.alternative_accs):.4f}"
+
     def failure_text(self) -> str:
         """``best trial #3 with activation switched to sigmoid never learned on 1 of 16
         seeds, best trial #3 as found on 0``; empty when no twin failed."""
@@ -179,8 +187,13 @@ class VerifyRow:
             "p_improvement": s.p_improvement, "wins": s.wins, "ties": s.ties,
             "losses": s.losses, "verdict": self.verdict(), "settled": self.settled,
             "margin": self.margin, "p_sequential": self.p_sequential, "looks": self.looks,
-            "baseline_acc_mean": float(np.mean(self.baseline_accs)),
-            "alternative_acc_mean": float(np.mean(self.alternative_accs)),
+            # An interaction row's *_accs are A's per-seed effects: their means are effects
+            # in points, never under an accuracy's name.
+            **({"baseline_acc_mean": float(np.mean(self.baseline_accs)),
+                "alternative_acc_mean": float(np.mean(self.alternative_accs))}
+               if self.kind != "interaction" else
+               {"baseline_effect_mean": float(100 * np.mean(self.baseline_accs)),
+                "alternative_effect_mean": float(100 * np.mean(self.alternative_accs))}),
             "baseline_accs": list(self.baseline_accs),
             "alternative_accs": list(self.alternative_accs),
             "changed": {k: [base[k], alt[k]] for k in base if base[k] != alt[k]},
@@ -274,12 +287,17 @@ class VerifyResult:
                f"a difference or equivalent within ±{self.margin:g} pts; {what}",
                f"shift = alternative - baseline in {unit} (Hodges-Lehmann), "
                "with its sequential signed-rank interval at the row's Holm level"]
-        header = ["question", "baseline", "alternative", "seeds", "acc base", "acc alt",
+        inter = any(r.kind == "interaction" for r in self.rows)
+        if inter:
+            out.append("an interaction row's base and alt are the mean effect of its first "
+                       "param (a1 - a0, test-accuracy points) with the second at its baseline "
+                       "and at its alternative; shift = alt - base, per seed")
+        means = ["base", "alt"] if inter else ["acc base", "acc alt"]
+        header = ["question", "baseline", "alternative", "seeds", *means,
                   "shift", "interval", "Holm p", "P(improvement)", "settled"]
         table = [[r.question, f"#{r.trial_number} {r.param}="
                   f"{param_value(r.param, r.baseline)}",
-                  param_value(r.param, r.alternative), str(r.seeds_used),
-                  f"{np.mean(r.baseline_accs):.4f}", f"{np.mean(r.alternative_accs):.4f}",
+                  param_value(r.param, r.alternative), str(r.seeds_used), *r.means(),
                   f"{r.stats.shift:+.2f}", f"[{r.stats.ci_low:+.2f}, {r.stats.ci_high:+.2f}]",
                   _fmt_p(r.p_holm), f"{r.stats.p_improvement:.2f} ({r.stats.wins}/{r.stats.n})",
                   r.settled]
