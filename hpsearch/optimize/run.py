@@ -84,6 +84,24 @@ def summarize(study: optuna.Study, before: int, storage: str,
         objective.spec if objective else None, study.direction.name.lower())
 
 
+# What only hpsearch's own models use: a user's objective brings its own data and training.
+_OWN_MODELS = ("dataset", "epochs", "val_size", "train_size", "data_dir")
+
+
+def check_own(preset: Preset, settings: Settings) -> None:
+    """With ``--objective``, the flags that shape hpsearch's own models and space are
+    refused: they would be recorded as the study's and do nothing."""
+    default = Settings()
+    given = [f"--{k.replace('_', '-')}" for k in _OWN_MODELS
+             if getattr(settings, k) != getattr(default, k)]
+    if preset.fixed or preset.narrowed or preset.name != Preset().name:
+        given.insert(0, "--preset/--model/--set")
+    if given:
+        raise ConfigError(f"{', '.join(given)}: these choose hpsearch's own models, data and "
+                          "search space; with --objective your objective loads its data and "
+                          "suggests its params (remove them)")
+
+
 def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
              progress: bool = True,
              on_start: Callable[[optuna.Study], None] | None = None) -> OptimizeSummary:
@@ -102,6 +120,8 @@ def optimize(preset: Preset | None = None, settings: Settings | None = None, *,
     validate(settings)
     check_device(settings.device)
     check_spec(settings.storage)
+    if settings.objective:
+        check_own(preset, settings)
     # A user's objective that does not import: one message before anything is written.
     loaded = load_objective(settings.objective) if settings.objective else None
     with stop_signals():

@@ -303,3 +303,20 @@ def test_a_minimized_paired_study_is_answered_in_its_own_units(tmp_path: Path) -
     line = next(x for x in result.output.splitlines() if x.startswith("| Which kernel?"))
     # the lowest loss so far per arm (0.1 below the first step's), in the loss's own units
     assert "rbf < linear by 0.1 units" in line, line
+
+
+@pytest.mark.parametrize(("flags", "named"), [
+    (["--dataset", "digits"], "--dataset"), (["--epochs", "3"], "--epochs"),
+    (["--set", "batch_norm=before"], "--preset/--model/--set"),
+    (["--model", "mlp"], "--preset/--model/--set"),
+    (["--preset", "bn_placement"], "--preset/--model/--set"),
+])
+def test_flags_for_hpsearchs_own_models_are_refused(tmp_path: Path, flags: list[str],
+                                                    named: str) -> None:
+    path = write(tmp_path)
+    result = CliRunner().invoke(main, ["optimize", "--objective", f"{path}:objective",
+                                       "--storage", str(tmp_path / "s.db"), "-q", *flags])
+    assert result.exit_code == 1, result.output
+    assert f"Error: {named}" in result.output and "with --objective your objective" \
+        in result.output
+    assert not (tmp_path / "s.db").exists()
