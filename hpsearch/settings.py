@@ -227,7 +227,7 @@ def validate(s: Settings, *, source: str = "settings") -> None:
                  "hpsearch's own objective maximizes validation accuracy; minimize is for a "
                  "user's --objective")
         elif key == "device":
-            need(value in DEVICES[:-1] or value.startswith("cuda:"), key, rule.must())
+            need(value in DEVICES or value.startswith("cuda:"), key, rule.must())
 
 
 # ---------------------------------------------------------------------------- the dataset
