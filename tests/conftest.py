@@ -27,3 +27,17 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory,
     """No test sees the user's dataset cache or $HPSEARCH_DATA_DIR."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("HPSEARCH_DATA_DIR", raising=False)
+
+
+@pytest.fixture
+def base_study(tmp_path) -> str:
+    """A plain four-trial study (one float param) in ``base.db``, made without hpsearch."""
+    import optuna
+
+    from hpsearch.storage import open_storage
+
+    spec = str(tmp_path / "base.db")
+    study = optuna.create_study(storage=open_storage(spec, create=True), study_name="base",
+                                direction="maximize")
+    study.optimize(lambda t: t.suggest_float("dropout", 0.0, 0.7), n_trials=4)
+    return spec
