@@ -73,8 +73,9 @@ def decide(a: Answer, cs: ContrastSet, p_holm: float, level: float, le: LevelEff
     m = fmt(a.unit, margin)
     if cs.all_lost:
         a.headline_winner = None
-        a.verdict = (f"open: too few trials reached the end of training to compare "
-                     f"{_ends(a)} ({where}): no estimate")
+        what = f"values of {a.param}" if not a.choices else f"its choices ({_ends(a)})"
+        a.verdict = (f"open: too few trials reached the end of training to compare {what} "
+                     f"({where}): no estimate")
         a.needed = needed(a, cs, le.n if le else int(cs.extra.get("n_fit", 0) or 0),
                           min_effect, margin)
         a.caveat = caveat(a, le, False, step, cs)
@@ -148,7 +149,7 @@ def selected(a: Answer, cs: ContrastSet, h: Pair) -> str:
 def _ends(a: Answer) -> str:
     """Survivors at the end of training per choice, as words ("after 2, before 9")."""
     have = [f"{named(a.param, c.value)} {c.n_end}" for c in a.choices]
-    return "at the end: " + ", ".join(have) if have else "its trials"
+    return "at the end: " + ", ".join(have) if have else f"values of {a.param}"
 
 
 def pair_p(cs: ContrastSet, p: Pair) -> float:
