@@ -391,7 +391,7 @@ def render(table: Mapping[str, Sequence[Mapping[str, Any]]], meta: Mapping[str, 
             lines.append(f"| {name} | {c['measure']} | {obs} | {ci} | {target} | "
                          f"{c['verdict']} |")
     missed = [name for name, cs in table.items() if any(c["verdict"] == "MISS" for c in cs)]
-    lines += ["", f"Rows that miss a target: {', '.join(missed) if missed else 'none'}.", ""]
+    lines += ["", f"Rows that miss a target: {'; '.join(missed) if missed else 'none'}.", ""]
     return "\n".join(lines)
 
 
