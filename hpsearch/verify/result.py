@@ -292,7 +292,8 @@ class VerifyResult:
             out.append("an interaction row's base and alt are the mean effect of its first "
                        "param (a1 - a0, test-accuracy points) with the second at its baseline "
                        "and at its alternative; shift = alt - base, per seed")
-        means = ["base", "alt"] if inter else ["acc base", "acc alt"]
+        means = (["base", "alt"] if inter or self.objective is not None
+                 else ["acc base", "acc alt"])
         header = ["question", "baseline", "alternative", "seeds", *means,
                   "shift", "interval", "Holm p", "P(improvement)", "settled"]
         table = [[r.question, f"#{r.trial_number} {r.param}="

@@ -321,8 +321,9 @@ def _run(terms: list[_Terms], labels: Mapping[Config, str], plan: LookPlan,
             nonlocal done
             done += 1
             if progress is not None:
+                what = "test accuracy" if data is not None else "test value"  # a user's
                 progress(done, total, f"{labels.get(t.config, 'another plan')} seed {t.seed}: "
-                                      f"test accuracy {acc:.4f}")
+                                      f"{what} {acc:.4f}")
 
         acc.update(store.results(need, data, stored))
         out = []
