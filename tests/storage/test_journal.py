@@ -143,7 +143,7 @@ def test_stale_journal_trials_are_those_of_dead_owners_or_old_heartbeats(tmp_pat
     _beat(storage, ids[2], time=time.time(), host="elsewhere", pid=1)  # elsewhere, recent
     _beat(storage, ids[3], time=time.time() - 100, host="elsewhere")   # elsewhere, lease over
     # ids[4]: no heartbeat yet, started just now: stale only once its start is older than
-    # the grace period (test_reliability: a kill before the first heartbeat)
+    # the grace period (storage/test_kill_window.py: a kill before the first heartbeat)
     assert sorted(storage._get_stale_trial_ids(study._study_id)) == [ids[1], ids[3]]
 
 
