@@ -27,7 +27,7 @@ from pathlib import Path
 import optuna
 
 from hpsearch import schema
-from hpsearch.storage.open import load_study
+from hpsearch.storage import load_study
 
 STUDY_CMD = ["optimize", "--dataset", "digits", "--trials", "12", "--epochs", "4", "-q"]
 

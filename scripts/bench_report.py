@@ -34,8 +34,8 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from hpsearch import schema
 from hpsearch.analysis import analyze
-from hpsearch.space.params import PARAM_BY_NAME, PARAMS
-from hpsearch.storage.open import load_study
+from hpsearch.space import PARAM_BY_NAME, PARAMS
+from hpsearch.storage import load_study
 
 STUDY = "bench"
 EPOCHS = 10

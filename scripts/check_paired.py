@@ -39,8 +39,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch import schema
-from hpsearch.analysis.arms import paired_effects
-from hpsearch.analysis.seeds.sequential import plan_looks, run_looks
+from hpsearch.analysis import paired_effects, plan_looks, run_looks
 
 ALPHA, MARGIN, CHANCE = 0.05, 0.5, 0.1
 
@@ -91,7 +90,7 @@ def _seeds(case: VerifyCase, rng: np.random.Generator) -> tuple[np.ndarray, np.n
 
 def verify_row(case: VerifyCase, reps: int, *, failures: bool, seed: int = 0) -> dict:
     """Rates over ``reps`` families of ``case``; ``failures`` False is verify before."""
-    from hpsearch.analysis.discordant import never_learned
+    from hpsearch.analysis import never_learned
 
     rng = np.random.default_rng([seed, 7])
     plan = plan_looks(case.n_max, ALPHA / case.family)

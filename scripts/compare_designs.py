@@ -35,8 +35,7 @@ import optuna
 
 from hpsearch import schema
 from hpsearch.analysis import answer_questions
-from hpsearch.optimize.designs import Arms, DesignedSampler
-from hpsearch.optimize.samplers import make_pruner, make_sampler
+from hpsearch.optimize import Arms, DesignedSampler, make_pruner, make_sampler
 from hpsearch.planted import Truth
 from hpsearch.settings import MARGIN
 from hpsearch.space import QUESTION_BY_ID, Preset, load_preset, sample_config

@@ -12,7 +12,7 @@ import argparse
 
 import numpy as np
 
-from hpsearch.analysis.seeds import plan_looks, run_looks
+from hpsearch.analysis import plan_looks, run_looks
 from hpsearch.settings import MARGIN
 
 CASES = [  # (what, planted shift, sd of the per-seed difference, family size)

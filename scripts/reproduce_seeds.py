@@ -140,7 +140,7 @@ def run_study(name: str, args: argparse.Namespace, *, at_seed: bool = False) -> 
     """Run (or resume) one preset's study, or its seed's config; returns its wall seconds."""
     from hpsearch.optimize import optimize
     from hpsearch.settings import Settings
-    from hpsearch.space.presets import load_preset
+    from hpsearch.space import load_preset
 
     preset = load_preset(name)
     if at_seed:
@@ -197,7 +197,7 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
     seed's config for each claim that asks, ``best`` where a claim asks for it."""
     from hpsearch.analysis import analyze
     from hpsearch.best import best
-    from hpsearch.space.presets import load_preset
+    from hpsearch.space import load_preset
 
     storage = storage_of(name, args)
     study = _study(storage, name)
@@ -383,7 +383,7 @@ def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
     import torch
 
     from hpsearch import __version__
-    from hpsearch.optimize.study import git_hash
+    from hpsearch.optimize import git_hash
 
     wall = sum(ev.get("study_seconds", 0.0) for ev in evs.values())
     lines = [

@@ -37,9 +37,8 @@ from optuna.trial import TrialState
 from hpsearch import schema
 from hpsearch.optimize.study import FINISHED
 from hpsearch.optimize.workers import OVER_BUDGET, run_trials
-from hpsearch.space.suggest import sample_config
-from hpsearch.storage.open import open_storage
-from hpsearch.storage.specs import kind, mask
+from hpsearch.space import sample_config
+from hpsearch.storage import kind, mask, open_storage
 
 
 def _objective(trial: optuna.Trial) -> float:

@@ -8,11 +8,11 @@
 - :mod:`.run`: :func:`optimize` itself.
 """
 
-from hpsearch.optimize.designs import Arms, designed
+from hpsearch.optimize.designs import Arms, DesignedSampler, designed
 from hpsearch.optimize.run import OptimizeSummary, optimize
 from hpsearch.optimize.samplers import make_pruner, make_sampler
 from hpsearch.optimize.signals import Terminated
-from hpsearch.optimize.study import default_study_name
+from hpsearch.optimize.study import default_study_name, git_hash
 
-__all__ = ["Arms", "OptimizeSummary", "Terminated", "default_study_name", "designed",
-           "make_pruner", "make_sampler", "optimize"]
+__all__ = ["Arms", "DesignedSampler", "OptimizeSummary", "Terminated", "default_study_name",
+           "designed", "git_hash", "make_pruner", "make_sampler", "optimize"]

@@ -18,8 +18,8 @@ from typing import Any
 import optuna
 import torch
 
-from hpsearch.space.params import TrialConfig
-from hpsearch.training.device_data import DeviceData
+from hpsearch.space import TrialConfig
+from hpsearch.training import DeviceData
 
 SCHEMA = 1
 # Seed 000: MLP 784-512-256-10, BN before ReLU, dropout 0.5, SGD lr 0.01 momentum 0.5, batch 32.

@@ -21,13 +21,10 @@ from benchmarks.common import (
     subset,
     timed,
 )
-from hpsearch.space.params import TrialConfig, active_params
-from hpsearch.space.presets import Preset
-from hpsearch.space.suggest import sample_config
-from hpsearch.training.datasets import DIGITS, RawDataset, load_dataset
-from hpsearch.training.device_data import DeviceData
+from hpsearch.space import Preset, TrialConfig, active_params, sample_config
+from hpsearch.training import DeviceData, RawDataset, TrainResult, load_dataset, train
+from hpsearch.training.datasets import DIGITS
 from hpsearch.training.fused import PER_MEMBER, fuse_groups, train_many
-from hpsearch.training.loop import TrainResult, train
 
 # The fused rows: the digits MLP of the threads row; seed 000's MLP on fuse_train images.
 FUSED_DIGITS_CFG = TrialConfig(hidden_units=128, hidden_layers=2, optimizer="adam", lr=0.003)

@@ -32,16 +32,12 @@ from benchmarks.common import (
     worker_threads,
 )
 from hpsearch import schema
-from hpsearch.optimize import optimize
-from hpsearch.optimize.samplers import make_pruner, make_sampler
+from hpsearch.optimize import make_pruner, make_sampler, optimize
 from hpsearch.optimize.study import FINISHED, open_study
 from hpsearch.optimize.workers import run_trials, run_worker
 from hpsearch.settings import Settings
-from hpsearch.space.params import active_params
-from hpsearch.space.presets import Preset
-from hpsearch.space.suggest import sample_config
-from hpsearch.storage import HEARTBEAT_GRACE, HEARTBEAT_INTERVAL
-from hpsearch.storage.open import load_study
+from hpsearch.space import Preset, active_params, sample_config
+from hpsearch.storage import HEARTBEAT_GRACE, HEARTBEAT_INTERVAL, load_study
 from hpsearch.training import resolve_device
 
 BENCH = Path(__file__).resolve().parent.parent / "bench.py"  # the memory row's child process

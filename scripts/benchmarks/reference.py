@@ -10,9 +10,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import SEED_CFG
-from hpsearch.space.params import TrialConfig
-from hpsearch.training.device_data import DeviceData
-from hpsearch.training.models import build_model
+from hpsearch.space import TrialConfig
+from hpsearch.training import DeviceData, build_model
 
 SEED_NORM = ((0.1307,), (0.3081,))   # the seed's transforms.Normalize constants (MNIST's)
 SEED_EVAL_BATCH = 1000               # the PyTorch MNIST example's test_batch_size

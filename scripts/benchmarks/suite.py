@@ -26,11 +26,8 @@ from benchmarks.common import (
     subset,
 )
 from benchmarks.reference import SeedRun
-from hpsearch.optimize.study import git_hash
-from hpsearch.training import resolve_device
-from hpsearch.training.datasets import available_datasets, load_dataset
-from hpsearch.training.device_data import DeviceData
-from hpsearch.training.loop import train
+from hpsearch.optimize import git_hash
+from hpsearch.training import DeviceData, available_datasets, load_dataset, resolve_device, train
 
 RESULTS = Path(__file__).resolve().parent / "results"  # one JSON file per machine
 

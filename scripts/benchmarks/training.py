@@ -24,12 +24,15 @@ from benchmarks.common import (
     with_test_as_val,
 )
 from benchmarks.reference import SeedRun, seed_model
-from hpsearch.space.params import TrialConfig
-from hpsearch.training import DeviceProfile
-from hpsearch.training.datasets import load_dataset
-from hpsearch.training.device_data import DeviceData
-from hpsearch.training.loop import EpochMetrics, train
-from hpsearch.training.models import build_model
+from hpsearch.space import TrialConfig
+from hpsearch.training import (
+    DeviceData,
+    DeviceProfile,
+    EpochMetrics,
+    build_model,
+    load_dataset,
+    train,
+)
 
 
 def matmul_shapes(model: nn.Module) -> list[tuple[int, int]]:
