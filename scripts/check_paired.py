@@ -20,7 +20,7 @@ Per row: detection (a difference called where one was planted), false
 differences (called where none was planted, or the wrong sign), false equivalences
 (equivalent called where the truth is not), and coverage of the 95 % interval::
 
-    python scripts/check_paired.py                 # both parts, about 10 minutes on 2 cores
+    python scripts/check_paired.py --reps 200 --out docs/paired.md   # docs/paired.md
     python scripts/check_paired.py --part verify --reps 400
     python scripts/check_paired.py --part studies --reps 100
 """
@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -270,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--part", choices=("verify", "studies", "both"), default="both")
     ap.add_argument("--reps", type=int, default=None,
                     help="replicates per row (default: 1000 verify, 200 design)")
+    ap.add_argument("--out", type=Path, metavar="PATH",
+                    help="also write the tables to PATH (docs/paired.md), with this command")
     args = ap.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     lines: list[str] = []
@@ -279,6 +282,16 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", *table("paired-design studies", DESIGN_CASES, design_row,
                              args.reps or 200)]
     print("\n".join(lines))
+    if args.out is not None:
+        command = "python scripts/check_paired.py " + " ".join(argv or sys.argv[1:])
+        args.out.write_text("\n".join([
+            "# Paired answers on planted truths", "",
+            "[Back to the method](method.md). Written by `scripts/check_paired.py` (its "
+            "docstring says what is planted); regenerate with:", "",
+            f"    {command.strip()}", "",
+            "*before*: a failure to learn averaged into the differences, and (studies) the "
+            "chain that fitted the pruned configs' slope; *after*: failures kept apart and "
+            "each pruned config's own difference carried to the end.", "", *lines, ""]))
     return 0
 
 

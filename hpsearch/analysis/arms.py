@@ -121,8 +121,10 @@ def _ice(d: list[np.ndarray], s: list[np.ndarray], reached: np.ndarray, epochs: 
     trials' difference extrapolated along a straight line in the mean; a difference that
     depends on the config's quality in any other way (larger in the configs the pruner
     stops, or in the best and the worst) came out biased by half a 0.6-pt effect
-    (scripts/check_paired.py). Held at 1, only the change after e is extrapolated.
-    ``fit_slope``: the earlier chain, which fits it (kept to measure against).
+    (docs/paired.md, written by scripts/check_paired.py). Held at 1, only the change after
+    e is extrapolated: the price is power where the link is a straight line (the fitted
+    slope's shrinkage helped there). ``fit_slope``: the earlier chain (kept to measure
+    against).
     """
     q = np.array([x[-1] if r >= epochs else np.nan for x, r in zip(d, reached, strict=True)])
     for e in sorted({int(r) for r in reached if r < epochs}, reverse=True):

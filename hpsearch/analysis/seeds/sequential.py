@@ -45,8 +45,8 @@ exact McNemar test, its p spent over the looks the same way, as one more hypothe
 Holm family (for every comparison that has such a seed). A comparison is a difference when
 either test rejects, and equivalent only when no seed failed for one twin alone: one
 failure in twenty seeds costs ~4 points of mean accuracy, which a rank test on the
-differences half-ignored (it called such twins "equivalent within 0.5 pts" in 74 % of
-families; scripts/check_paired.py).
+differences half-ignored (it called such twins "equivalent within 0.5 pts" in three
+families of four: docs/paired.md, written by scripts/check_paired.py).
 
 Everything here is numbers in, numbers out (:func:`run_looks` takes a callback that returns
 the paired differences of the seeds asked for), so the error rates are checked on planted
