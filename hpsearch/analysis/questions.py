@@ -14,6 +14,7 @@ Every verdict is the effect at the end of training (:mod:`hpsearch.analysis.effe
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,11 +118,13 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
     direction = _direction(direction)
     table = finished_table(trials, direction)
     failed: np.ndarray | None = None
-    if chance is not None:
+    if chance is not None and table.unit == "pts":  # chance is an accuracy's
         failed = never_learned(table, chance)
         everyone = table
         table = finished_table([t for t, f in zip(table.trials, failed, strict=True)
                                 if not f], direction)
+        if not table.trials:  # every trial failed: still accuracies, none to compare
+            table = dataclasses.replace(table, unit=everyone.unit, scale=everyone.scale)
     margin = resolve_margin(margin, table.unit)
     builtin = list(questions)
     own = study_questions(table.trials, builtin) if study_params else []

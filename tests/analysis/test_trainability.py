@@ -149,3 +149,13 @@ def test_report_chance_separates_failures_for_any_study(tmp_path) -> None:
     assert sum(c["never_learned"] for c in per.values()) == len(failed)
     bad = runner.invoke(main, ["report", str(db), "--chance", "1.5"])
     assert bad.exit_code != 0 and "chance" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_study_where_no_trial_learned_says_so() -> None:
+    study, failed = failing_study(5, n=30, fails={("activation", a): 1.0 for a in (
+        "relu", "sigmoid", "tanh", "leaky_relu", "gelu")})
+    assert len(failed) == 30
+    model = {a.question: a for a in answer_questions(study.trials, chance=0.1)}["batch_norm"]
+    assert model.unit == "pts" and model.settled == "open" and model.trainability
+    assert model.status != "answered"  # no accuracy to compare
+    assert sum(c["never_learned"] for c in model.trainability["choices"].values()) == 30
