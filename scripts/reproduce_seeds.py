@@ -209,6 +209,8 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if study is None:
         return out
     out["finished"] = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    if not out["finished"]:  # started, nothing finished yet: as if not started
+        return out
     out["analysis"] = analyze(study).to_dict()
     out["seed_study"] = _study(storage, f"{name}-seed") is not None
     t0 = time.perf_counter()
@@ -253,7 +255,7 @@ def _verify_summary(v: dict[str, Any] | None) -> dict[str, Any] | None:
                      for r in rows]}
 
 
-def _remaining(ev: dict[str, Any], args: argparse.Namespace) -> str:
+def _remaining(ev: dict[str, Any], args: argparse.Namespace, what: str = "verify") -> str:
     """Why the budget that would settle a row was not spent, and the command that spends it."""
     cmd = f"`python scripts/reproduce_seeds.py --presets {ev['preset']}` (resumes)"
     if ev.get("analysis") is None:
@@ -262,7 +264,8 @@ def _remaining(ev: dict[str, Any], args: argparse.Namespace) -> str:
     if ev["finished"] < args.trials:
         return (f"the study stands at {ev['finished']} of {args.trials} configs: the run "
                 f"stopped when its session's time ran out; {cmd}")
-    return f"verify has not finished its seeds; {cmd}"
+    return (f"the study is complete; {what} has not run on it yet (the CPU went to the "
+            f"studies first); {cmd}")
 
 
 def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -298,7 +301,9 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
         row.update(settled=row["study"]["settled"], source="study")
     if row["settled"] == "open":
         needed = (a or {}).get("needed") or ""
-        row["needed"] = "; ".join(x for x in (needed, _remaining(ev, args)) if x)
+        ran = row["verify_best"] and (row["verify_seed"] or not ev["seed_study"])
+        row["needed"] = "; ".join(x for x in (needed, "verify's seeds ran out before it "
+                                              "settled" if ran else _remaining(ev, args)) if x)
     return row
 
 
@@ -322,8 +327,8 @@ def _best_row(row: dict[str, Any], c: Claim, ev: dict[str, Any],
               args: argparse.Namespace) -> dict[str, Any]:
     b = ev.get("best")
     if not b:
-        row["needed"] = ("`hpsearch best " + ev["storage"] + " --retrain --seeds 3` on the "
-                         "finished study; " + _remaining(ev, args))
+        row["needed"] = (f"`hpsearch best {ev['storage']} --retrain --seeds 3`; "
+                         + _remaining(ev, args, "best --retrain"))
         return row
     row["source"] = f"best --retrain (trial #{b['trial_number']}, {b['test_acc_n']} seeds)"
     if c.part == "bn_modes":
