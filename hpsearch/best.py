@@ -56,7 +56,7 @@ from hpsearch.storage import (
     save_result,
     upload,
 )
-from hpsearch.text import param_value
+from hpsearch.text import param_value, plural
 from hpsearch.training import (
     bn_batch_stats_accuracy,
     confusion_matrix,
@@ -133,18 +133,24 @@ class BestResult:
         if self.objective is not None:
             return self._own_lines()
         out = [f"best trial #{self.trial_number} of study {self.study_name} ({self.dataset}, "
-               f"{self.epochs} epochs): validation accuracy {self.val_acc:.4f}"]
+               f"{plural(self.epochs, 'epoch')}): validation accuracy {self.val_acc:.4f}"]
         out += [f"  {k:16} {v}" for k, v in active_params(self.config.as_dict()).items()]
         n = len(self.test_accs)
-        if self.retrain:
+        if self.retrain and n > 1 and len(set(self.test_accs)) == 1:
+            # A zero spread reads as a bug unless it says why: every seed gave the same
+            # count of correct test images (small test sets and easy configs do that).
+            out.append(f"test accuracy {self.test_acc:.4f} on every seed "
+                       f"({_seed_range(self.seeds)}, n={n}: all {n} seeds agreed, std 0)")
+        elif self.retrain:
             out.append(f"test accuracy {self.test_acc:.4f} ± {self.test_acc_std:.4f} "
                        f"(mean ± std over seeds {_seed_range(self.seeds)}, n={n})")
         else:
             out.append(f"test accuracy {self.test_acc:.4f} (the trial's seed {self.seeds[0]}, "
                        f"n=1; retrained validation accuracy {self.retrain_val_acc:.4f})")
         if self.train_seconds:
-            out.append(f"trained {len(self.train_seconds)} time(s) in "
-                       f"{sum(self.train_seconds):.1f} s ({self.threads} torch thread(s))")
+            out.append(f"trained {plural(len(self.train_seconds), 'time')} in "
+                       f"{sum(self.train_seconds):.1f} s "
+                       f"({plural(self.threads or 1, 'torch thread')})")
         out += self._per_class_lines()
         if self.bn_train_vs_eval:
             bn = self.bn_train_vs_eval

@@ -177,7 +177,7 @@ def optimize(model: str | None, preset: str | None, question: str | None,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def banner(study: optuna.Study) -> None:  # once the study is open: errors come first
-        what = (f"{settings.epochs} epochs each, dataset {settings.dataset}"
+        what = (f"{plural(settings.epochs, 'epoch')} each, dataset {settings.dataset}"
                 if settings.objective is None
                 else f"objective {settings.objective} ({settings.direction})")
         _echo(f"study {default_study_name(loaded, settings)} in "
@@ -185,6 +185,7 @@ def optimize(model: str | None, preset: str | None, question: str | None,
               f"{what}", err=True)
 
     from hpsearch.optimize import Terminated
+    from hpsearch.text import plural
 
     try:
         summary = run(loaded, settings, progress=not quiet, on_start=banner)
@@ -196,7 +197,7 @@ def optimize(model: str | None, preset: str | None, question: str | None,
     for line in _summary_lines(summary, loaded.question):
         _echo(line)
     if summary.last_failure is not None:
-        _echo(f"warning: {summary.failed} failed trial(s) in the study; the last one: "
+        _echo(f"warning: {plural(summary.failed, 'failed trial')} in the study; the last one: "
               f"{summary.last_failure}", err=True)
 
 
@@ -216,11 +217,39 @@ def _summary_lines(summary: Any, question: str | None) -> list[str]:
     lines += [f"  {key:16} {param_value(key, value)}"
               for key, value in summary.best_params.items()]
     where = f"{shlex.quote(summary.storage)} --study-name {shlex.quote(summary.study_name)}"
+    prog = invoked_as()
     return [*lines, "next: the verdicts and figures (report.html), the causal check of the "
             "questions (paired re-runs), the best config on the test set:",
-            f"  hpsearch report {where}",
-            f"  hpsearch verify {where}" + (f" --question {question}" if question else ""),
-            f"  hpsearch best {where} --retrain"]
+            f"  {prog} report {where}",
+            f"  {prog} verify {where}" + (f" --question {question}" if question else ""),
+            f"  {prog} best {where} --retrain"]
+
+
+def invoked_as(argv0: str | None = None) -> str:
+    """The command a user can paste to run hpsearch again, as this run was invoked.
+
+    ``hpsearch`` when that name on PATH is this very script; the path as typed when it is
+    not (``.venv/bin/hpsearch`` of the README's quick start, before the venv is activated);
+    ``python -m hpsearch`` (with this interpreter's path unless it is ``python`` on PATH)
+    for ``python -m hpsearch``.
+    """
+    import os
+    import shlex
+    import shutil
+    import sys
+    from pathlib import Path
+
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    if Path(argv0).name == "__main__.py":
+        on_path = shutil.which("python")
+        same = on_path and Path(on_path).resolve() == Path(sys.executable).resolve()
+        return f"{'python' if same else shlex.quote(sys.executable)} -m hpsearch"
+    on_path = shutil.which("hpsearch")
+    if on_path and os.path.exists(argv0) and Path(on_path).resolve() == Path(argv0).resolve():
+        return "hpsearch"
+    if os.sep in argv0 and Path(argv0).name == "hpsearch":
+        return shlex.quote(argv0)
+    return "hpsearch"
 
 
 def _masked(spec: str) -> str:
@@ -312,6 +341,8 @@ def report(storage: str, study_name: str | None, out: str | None, fmt: str,
         where = f" (also artifact {result.artifact_id} of the study)" if result.artifact_id \
             else ""
         _echo(f"wrote {result.path}{where}")
+    for line in result.notes:
+        _echo(line)
     for warning in result.warnings:
         _echo(f"warning: {warning}", err=True)
 
@@ -384,10 +415,13 @@ def verify(storage: str, question: str | None, seeds: int | None, margin: float,
     try:
         result = run(storage, question, seeds=seeds, top_k=top_k, study_name=study_name,
                      epochs=epochs, device=device, data_dir=data_dir, progress=bar,
-                     fuse=fuse, margin=margin, jobs=jobs, objective=objective)
+                     fuse=fuse, margin=margin, jobs=jobs, objective=objective,
+                     on_start=_echo)
     finally:
         bar.close()
-    for line in result.lines():
+    # The plan was printed before the first training (click.echo flushes): a log reads plan,
+    # then one line per training, then the answers.
+    for line in result.lines(plan=False):
         click.echo(line)
     if result.unsaved():
         raise click.ClickException(_masked("; ".join(x.message() for x in result.unsaved())))

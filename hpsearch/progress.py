@@ -70,13 +70,14 @@ class ProgressBar:
     """Progress of the study's finished trials (all workers), updated after each trial.
 
     On a terminal: a tqdm bar. Otherwise (a file, a scheduler's log, a pipe) a bar would
-    print nothing until the end, so each finished trial writes one line to stderr instead,
-    at most one per ``every`` seconds (the last trial always): trials done of the target,
-    pruned and failed, the best value so far, elapsed time and an ETA.
+    print nothing until the end, so each finished trial writes one line to stderr instead
+    (every trial: a log that skips some reads as lost trials; ``every`` seconds between
+    lines only when asked): trials done of the target, pruned and failed, the best value so
+    far, elapsed time and an ETA.
     """
 
     def __init__(self, study: optuna.Study, total: int, initial: int, *,
-                 stream: Any = None, every: float = 2.0) -> None:
+                 stream: Any = None, every: float = 0.0) -> None:
         self.stream = stream or sys.stderr
         self.total, self.initial, self.every = total, initial, every
         self.best: float | None = None

@@ -34,6 +34,11 @@ def num(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 epoch``, ``4 epochs``, ``1 comparison``; ``words`` for an irregular plural."""
+    return f"{num(n)} {word if n == 1 else (words or word + 's')}"
+
+
 def param_value(name: str, value: Any) -> str:
     """A param's value as the search-space table writes it (log params in e-notation)."""
     p = PARAM_BY_NAME.get(name)

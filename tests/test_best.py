@@ -228,3 +228,22 @@ def test_best_on_a_full_disk_records_no_empty_artifact(study_db, tmp_path, monke
             assert "full" in str(result.saved.error) and result.saved.side_file is not None
             kept = json.loads(result.saved.side_file.read_text())["value"]
             assert kept["test_acc"] == result.test_acc
+
+
+def test_seeds_that_agree_are_said_to_agree():
+    """'0.9822 ± 0.0000' reads as a bug; three seeds with the same test accuracy say so."""
+    from hpsearch.best import BestResult
+    from hpsearch.space import TrialConfig
+
+    def result(accs: list[float]) -> BestResult:
+        return BestResult("s", 3, TrialConfig(), 0.97, 0.97, [0, 1, 2], accs, ("0", "1"),
+                          [[1, 0], [0, 1]], {"0": 1.0, "1": 1.0}, "digits", 1, True,
+                          train_seconds=[1.0] * 3, threads=1)
+
+    lines = result([0.9822] * 3).lines()
+    assert "test accuracy 0.9822 on every seed (0-2, n=3: all 3 seeds agreed, std 0)" in lines
+    assert not any("± 0.0000" in line for line in lines)
+    assert any("4 epochs" not in line and "(digits, 1 epoch)" in line for line in lines)
+    assert "trained 3 times in 3.0 s (1 torch thread)" in lines
+    spread = result([0.98, 0.97, 0.99]).lines()
+    assert any(line.startswith("test accuracy 0.9800 ± 0.0100 (mean ± std") for line in spread)

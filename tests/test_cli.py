@@ -99,6 +99,37 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.startswith("trials ")]
     assert lines and lines[-1].startswith("trials 3/3 finished (")
     assert re.search(r"; best 0\.\d{4} \(trial #\d\); elapsed \d+:\d\d, ETA 0:00$", lines[-1])
+    # one line per trial, as promised: none skipped however fast the trials are
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    assert "2 epochs each" in result.stderr
+
+
+def test_next_commands_are_the_command_as_invoked(tmp_path, monkeypatch):
+    """The README's `.venv/bin/hpsearch` before the venv is activated: the next commands
+    must be pasteable, so they name the script as it was run."""
+    import shutil
+
+    from hpsearch.cli import invoked_as
+
+    script = tmp_path / "venv" / "bin" / "hpsearch"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # not on PATH
+    assert invoked_as(str(script)) == str(script)
+    assert invoked_as(".venv/bin/hpsearch") == ".venv/bin/hpsearch"
+    monkeypatch.setattr(shutil, "which", lambda name: str(script) if name == "hpsearch"
+                        else None)
+    assert invoked_as(str(script)) == "hpsearch"  # the one on PATH: its bare name
+    assert invoked_as("/x/site-packages/hpsearch/__main__.py").endswith(" -m hpsearch")
+    assert invoked_as("/tmp/my dir/bin/hpsearch") == "'/tmp/my dir/bin/hpsearch'"
+
+
+def test_plural_words():
+    from hpsearch.text import plural
+
+    assert [plural(n, "epoch") for n in (0, 1, 4)] == ["0 epochs", "1 epoch", "4 epochs"]
+    assert plural(1, "comparison") == "1 comparison" and plural(12000, "trial") == \
+        "12,000 trials"
 
 
 def test_progress_line_per_trial_and_eta():

@@ -61,8 +61,18 @@ DOWNLOAD_TIMEOUT_S = 30  # per socket operation: a firewalled network fails inst
 SYNTHETIC_NOISE = 150.0  # grey levels; sets how far from 100% a good model can get
 
 
-OFFLINE_ALTERNATIVES = ("offline alternatives: --dataset digits, --dataset synthetic, or "
-                        "fashion-mnist via `apt-get install dataset-fashion-mnist`")
+def offline_alternatives(name: str, data_dir: str | Path | None = None) -> str:
+    """The datasets a run without ``name`` can use here, as ``hpsearch datasets`` shows
+    them: those found here, and fashion-mnist's Debian package only while it is missing."""
+    here = ["--dataset digits", "--dataset synthetic"]
+    for other in TORCHVISION_NAME:
+        found = _find(other, data_dir) if other != name else None
+        if found:
+            where = found[0].parent if isinstance(found, list) else found
+            here.append(f"--dataset {other} (found in {where})")
+    tail = ("" if _find_idx("fashion-mnist", data_dir) else
+            ", or fashion-mnist via `apt-get install dataset-fashion-mnist`")
+    return "offline alternatives here: " + ", ".join(here) + tail
 
 
 # ---------------------------------------------------------------------------- lookup
@@ -216,7 +226,7 @@ def _not_found(name: str, data_dir: str | Path | None, reason: str) -> DataError
     return DataError(
         f"{name} is not available offline: looked in {', '.join(dirs)} ({layout}); {reason}. "
         f"Put {files_} in one of those directories or pass --data-dir DIR; "
-        f"{OFFLINE_ALTERNATIVES}")
+        f"{offline_alternatives(name, data_dir)}")
 
 
 def _download(name: str, root: Path) -> None:

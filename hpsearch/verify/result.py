@@ -15,7 +15,7 @@ from hpsearch.replay import now_iso
 from hpsearch.schema import DIFFERENCE, EQUIVALENT, OPEN
 from hpsearch.space import INTERACTION_BY_ID, QUESTION_BY_ID, TrialConfig, Value
 from hpsearch.storage import SavedResult, save_result
-from hpsearch.text import param_value
+from hpsearch.text import param_value, plural
 
 # ---------------------------------------------------------------------------- result
 
@@ -225,6 +225,7 @@ class VerifyResult:
     trainings: int = 0          # distinct (twin, seed) trainings the looks used
     trainings_fixed: int = 0    # what every comparison on all seeds would have used
     trained_here: int = 0       # of them, trained by this process (the rest were stored)
+    family: int = 0             # comparisons in the Holm family (0: as many as rows)
     rows: list[VerifyRow] = field(default_factory=list)
     created: str = field(default_factory=now_iso)
     saved: list[SavedResult] = field(default_factory=list)  # one per question
@@ -273,19 +274,26 @@ class VerifyResult:
             "created": self.created,
         }
 
-    def lines(self) -> list[str]:
-        """What ``hpsearch verify`` prints: a header, the table, one verdict per row."""
+    def plan_line(self) -> str:
+        """The plan in one line: questions, the Holm family, the looks, the data."""
         looks = ", ".join(str(n) for n in self.looks) or str(len(self.seeds))
-        what = (f"{self.dataset}, {self.epochs} epochs, test split n={self.n_test}"
+        what = (f"{self.dataset}, {plural(self.epochs, 'epoch')}, test split n={self.n_test}"
                 if self.objective is None else
                 f"objective {self.objective} on its test split ({self.direction})")
+        return (f"verify in study {self.study_name}: "
+                f"{plural(len(self.questions), 'question')}, "
+                f"{plural(self.family or len(self.rows), 'comparison')} in one Holm family "
+                f"(alpha {self.alpha:g}); seeds added in looks at {looks} seeds, each "
+                "comparison stopping once it is a difference or equivalent within "
+                f"±{self.margin:g} pts; {what}")
+
+    def lines(self, *, plan: bool = True) -> list[str]:
+        """What ``hpsearch verify`` prints: the plan (unless ``plan`` is False: it was
+        printed before the trainings), the table, one verdict per row."""
         unit = ("test accuracy points" if self.objective is None
                 else "points (100 x the objective's test value)")
-        out = [f"verify in study {self.study_name}: {len(self.questions)} question(s), "
-               f"{len(self.rows)} comparisons in one Holm family (alpha {self.alpha:g}); "
-               f"seeds added in looks at {looks} seeds, each comparison stopping once it is "
-               f"a difference or equivalent within ±{self.margin:g} pts; {what}",
-               f"shift = alternative - baseline in {unit} (Hodges-Lehmann), "
+        out = [self.plan_line()] if plan else []
+        out += [f"shift = alternative - baseline in {unit} (Hodges-Lehmann), "
                "with its sequential signed-rank interval at the row's Holm level"]
         inter = any(r.kind == "interaction" for r in self.rows)
         if inter:

@@ -150,7 +150,8 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
            device: str = "auto", progress: Progress | None = None,
            data_dir: str | None = None, alpha: float = ALPHA, margin: float = MARGIN,
            fuse: int | None = None, jobs: int = 1,
-           objective: str | None = None) -> VerifyResult:
+           objective: str | None = None,
+           on_start: Callable[[str], None] | None = None) -> VerifyResult:
     """Paired re-runs of the top-``top_k`` configs' twins, on the test split, in looks.
 
     ``question`` None verifies every question the study sampled, as one Holm family.
@@ -167,6 +168,8 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
     ``objective`` points at it when it moved, or gives one to a study another tool made)
     is verified through it (:mod:`.own`): its categorical params are the questions, and
     each training is one call of the objective with the twin's params on the test split.
+    ``on_start`` gets the plan (:meth:`VerifyResult.plan_line`) before the first training,
+    so a log reads plan, then progress.
     """
     for name, value in (("seeds", 1 if seeds is None else seeds), ("top-k", top_k),
                         ("jobs", jobs)):
@@ -232,7 +235,19 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
         storage=storage, question=question, seeds=seeds, top_k=top_k,
         study_name=study.study_name, epochs=epochs, device=device, data_dir=data_dir,
         alpha=alpha, margin=margin, fuse=fuse, objective=objective))
+    result = VerifyResult(questions=[q.id for q in questions] + [x.id for x in inters],
+                          study_name=study.study_name,
+                          seeds=list(range(seeds)), top_k=top_k,
+                          dataset=settings.dataset if loaded is None else "",
+                          epochs=settings.epochs if loaded is None else 0,
+                          n_test=len(data.test_y) if data is not None else 0, alpha=alpha,
+                          margin=float(margin), looks=list(plan.looks),
+                          trainings_fixed=len(twins) * seeds, family=family,
+                          objective=loaded.spec if loaded else None,
+                          direction=study.direction.name.lower())
     try:
+        if on_start is not None:
+            on_start(result.plan_line())
         decisions, acc = _run(terms, labels, plan, store, data, len(twins) * seeds,
                               progress, alpha=alpha, margin=margin)
     except BaseException:
@@ -240,17 +255,7 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
         raise
     for w in workers:
         w.join()
-
-    result = VerifyResult(questions=[q.id for q in questions] + [x.id for x in inters],
-                          study_name=study.study_name,
-                          seeds=list(range(seeds)), top_k=top_k,
-                          dataset=settings.dataset if loaded is None else "",
-                          epochs=settings.epochs if loaded is None else 0,
-                          n_test=len(data.test_y) if data is not None else 0, alpha=alpha,
-                          margin=float(margin), looks=list(plan.looks), trainings=len(acc),
-                          trainings_fixed=len(twins) * seeds, trained_here=store.trained,
-                          objective=loaded.spec if loaded else None,
-                          direction=study.direction.name.lower())
+    result.trainings, result.trained_here = len(acc), store.trained
     for (q, number, rank, own, (base_value, base_cfg), (alt_value, cfg)), d in zip(
             rows, decisions, strict=False):
         base_accs = [acc[Training(base_cfg, s)] for s in range(d.n)]

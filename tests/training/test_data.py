@@ -126,6 +126,7 @@ def test_search_dirs_order(tmp_path, monkeypatch):
 
 def test_offline_error_names_dirs_and_alternatives(tmp_path, monkeypatch, no_download):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian-package")
     empty = tmp_path / "empty"
     with pytest.raises(DataError) as info:
         load_dataset("mnist", empty)
@@ -136,6 +137,20 @@ def test_offline_error_names_dirs_and_alternatives(tmp_path, monkeypatch, no_dow
     assert "Name or service not known" in msg and "--data-dir" in msg
     assert "--dataset digits" in msg and "--dataset synthetic" in msg
     assert "dataset-fashion-mnist" in msg
+
+
+def test_offline_error_offers_what_is_installed_not_its_package(tmp_path, monkeypatch,
+                                                                 no_download):
+    # fashion-mnist is here (as `hpsearch datasets` shows): offered as --dataset, and its
+    # Debian package is not suggested again.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    fake_mnist(tmp_path / "debian")
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    with pytest.raises(DataError) as info:
+        load_dataset("mnist", tmp_path / "empty")
+    msg = str(info.value)
+    assert f"--dataset fashion-mnist (found in {tmp_path / 'debian'})" in msg
+    assert "apt-get" not in msg and "--dataset digits" in msg
 
 
 def test_download_false_does_not_try(tmp_path, no_download):

@@ -219,6 +219,10 @@ def test_cli_verify_prints_table_and_verdicts(study_db):
     assert "stored as study user attrs 'verify:dropout'" in out
     assert "trainings: " in out and "the fixed plan's 12" in out
     assert "trainings 1/12 (" not in out  # -q: no progress lines
+    # The plan comes first, once: printed before the first training, so a log reads plan,
+    # progress, answers (it used to land after every progress line).
+    assert out.startswith("verify in study ") and out.count("verify in study ") == 1
+    assert "1 question, 1 comparison in one Holm family" in out and "1 epoch," in out
 
 
 def test_trainings_are_stored_and_a_rerun_trains_nothing(study_db, bn_result):
