@@ -121,6 +121,12 @@ def estimate_effects(table: TrialTable, design: Design, *,
         first[name] = _Chain(theta.copy(), cov.copy(), np.eye(len(theta)))
         dfs[name] = df
         chains[name].df = df
+    for epoch in reversed(table.early_epochs()):  # for the figure only: the verdict is FINAL
+        early = table.value_at(epoch)[rows]
+        if np.all(np.isfinite(early)):
+            for name, (theta, cov, _) in _first_stage(early, design, rows).items():
+                if name in chains:
+                    chains[name].by_level.insert(0, (epoch, theta, cov))
     notes: dict[str, list[str]] = {name: [] for name in design.factors}
     prev, prev_rows = y, rows
     for level in levels[1:]:

@@ -50,6 +50,22 @@ class TrialTable:
         first = int(pruned.min())
         return [first, *sorted({int(e) for e in pruned if e > first}), FINAL]
 
+    def early_epochs(self, most: int = 6) -> list[int]:
+        """Epochs before the common fidelity (``levels()[0]``; the last epoch when nothing
+        was pruned) that every trial reported: the effect over training is shown there
+        too, each from its own fit, while a verdict never uses them. At most ``most``,
+        spread evenly, so a long study costs a bounded number of fits."""
+        if not len(self) or not all(self.curves):
+            return []
+        first = self.levels()[0]
+        limit = int(self.last_epoch.min()) if first == FINAL else first
+        shared = set.intersection(*(set(c) for c in self.curves))
+        early = sorted(e for e in shared if e < limit)
+        if len(early) > most:
+            picks = np.linspace(0, len(early) - 1, most).round().astype(int)
+            early = [early[i] for i in sorted(set(picks.tolist()))]
+        return early
+
     def value_at(self, level: int) -> np.ndarray:
         """Each trial's value at ``level`` (nan where it did not get that far)."""
         out = np.full(len(self), np.nan)

@@ -72,6 +72,13 @@ def chain_terms(table: TrialTable, rows: np.ndarray, x: np.ndarray, nuisance: np
                        n_choice=k if n_select is None else n_select)
     theta, cov = fit.coef[1:1 + k].copy(), fit.cov[1:1 + k, 1:1 + k].copy()
     out = TermEffects(theta, cov, fit.df, n, levels[0])
+    for epoch in table.early_epochs():  # the effect over training; the verdict is FINAL's
+        early = table.value_at(epoch)[rows][ok]
+        if np.all(np.isfinite(early)):
+            efit = selected_fit(early, np.column_stack([x[ok], nuisance[ok][:, force]]), rest,
+                                n_choice=k if n_select is None else n_select)
+            out.by_level.append((epoch, efit.coef[1:1 + k].copy(),
+                                 efit.cov[1:1 + k, 1:1 + k].copy()))
     out.by_level.append((levels[0], theta.copy(), cov.copy()))
     prev, prev_ok = y_all, ok
     for level in levels[1:]:

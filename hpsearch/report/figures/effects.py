@@ -24,12 +24,16 @@ if TYPE_CHECKING:
 PANEL_H = 1.9
 
 
-def _grid(n: int, cols: int = 3) -> tuple[Figure, list[Axes]]:
+def _grid(n: int, cols: int = 3, title_lines: int = 1) -> tuple[Figure, list[Axes]]:
     rows = math.ceil(n / cols)
-    fig = new_figure(WIDTH, PANEL_H * rows + 0.2)
+    # Room above each panel for its title (two lines: the question, then the contrast),
+    # beside it for the next panel's tick labels.
+    top = 0.2 + 0.15 * title_lines
+    fig = new_figure(WIDTH, PANEL_H * rows + top)
     axes = fig.subplots(rows, cols, squeeze=False)
-    fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.3 / (PANEL_H * rows),
-                        bottom=0.55 / (PANEL_H * rows), wspace=0.35, hspace=0.75)
+    fig.subplots_adjust(left=0.08, right=0.98, top=1 - top / (PANEL_H * rows + top),
+                        bottom=0.55 / (PANEL_H * rows + top), wspace=0.45,
+                        hspace=0.75 + 0.25 * (title_lines - 1))
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -47,26 +51,35 @@ def _num(x: Any) -> float:
 
 
 def effect_over_training(answers: Sequence[Mapping[str, Any]]) -> Figure | None:
-    """One panel per answered question: its headline contrast at every analysed epoch
-    with a 95% band; the last point (end of training) is the verdict's."""
+    """One panel per answered question: its headline contrast (oriented as the verdict
+    reads, ``report.format.oriented``) at every analysed epoch, with a 95% band and an
+    error bar at each epoch; the last point (end of training) is the verdict's and is
+    drawn filled. The title names the question, then the contrast."""
     shown = [a for a in answers if a.get("status") == "answered" and a.get("effect_by_epoch")]
     if not shown:
         return None
-    fig, axes = _grid(len(shown))
+    fig, axes = _grid(len(shown), title_lines=2)
     for ax, a in zip(axes, shown, strict=True):
         series = a["effect_by_epoch"]
         xs = list(range(len(series)))
         est = [_num(r.get("diff")) for r in series]
-        ax.fill_between(xs, [_num(r.get("ci_low")) for r in series],
-                        [_num(r.get("ci_high")) for r in series], color=PALETTE[0], alpha=0.18,
-                        lw=0)
-        ax.plot(xs, est, color=PALETTE[0], lw=1.3, marker="o", ms=2.5)
+        lo = [_num(r.get("ci_low")) for r in series]
+        hi = [_num(r.get("ci_high")) for r in series]
+        ax.fill_between(xs, lo, hi, color=PALETTE[0], alpha=0.18, lw=0)
+        ax.errorbar(xs, est, yerr=[[e - low for e, low in zip(est, lo, strict=True)],
+                                   [high - e for e, high in zip(est, hi, strict=True)]],
+                    color=PALETTE[0], lw=1.3, marker="o", ms=3, mfc="white", capsize=2,
+                    elinewidth=0.8)
+        ax.plot(xs[-1:], est[-1:], "o", color=PALETTE[0], ms=4)  # the verdict's point
         _margin(ax, a.get("margin"))
+        ax.set_xlim(-0.5, len(xs) - 0.5)
         ax.set_xticks(xs, [str(r.get("label", "")).replace("epoch ", "").replace("step ", "")
                            for r in series])
-        first = series[0]
-        ax.set_title(short(f"{a.get('question')}: {first.get('a')} - {first.get('b')}", 34),
-                     loc="left")
+        ax.set_xlabel("epoch", fontsize=7, labelpad=1)
+        last = series[-1]
+        ax.set_title(f"{short(a.get('question'), 30)}\n"
+                     f"{short(last.get('a'), 14)} − {short(last.get('b'), 14)} "
+                     f"({a.get('unit') or 'pts'})", loc="left", fontsize=8)
         few_ticks(ax)
     return fig
 
@@ -98,7 +111,7 @@ def interaction_plots(interactions: Sequence[Mapping[str, Any]]) -> Figure | Non
     shown = [x for x in interactions if x.get("status") == "answered" and x.get("levels")]
     if not shown:
         return None
-    fig, axes = _grid(len(shown))
+    fig, axes = _grid(len(shown), title_lines=2)
     for ax, x in zip(axes, shown, strict=True):
         levels = x["levels"]
         pos = list(range(len(levels)))
@@ -111,7 +124,7 @@ def interaction_plots(interactions: Sequence[Mapping[str, Any]]) -> Figure | Non
         ax.set_xticks(pos, [short(str(lv.get("level")), 10) for lv in levels], rotation=30,
                         ha="right")
         effect_of = (x.get("contrast") or {}).get("effect_of", "")
-        ax.set_title(short(f"{effect_of} by {(x.get('params') or ['', ''])[1]}", 34),
-                     loc="left")
+        ax.set_title(f"{short(x.get('question'), 32)}\n{short(effect_of, 32)}", loc="left",
+                     fontsize=8)
         few_ticks(ax)
     return fig
