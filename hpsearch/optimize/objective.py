@@ -20,7 +20,7 @@ from hpsearch.optimize.lockstep import Lockstep
 from hpsearch.optimize.signals import check
 from hpsearch.settings import Settings
 from hpsearch.space import Preset, TrialConfig, sample_config
-from hpsearch.training import DeviceData, EpochMetrics, TrainResult, train
+from hpsearch.training import DeviceData, EpochMetrics, TrainResult, threads_for, train
 
 
 class TrialFailure(Exception):
@@ -39,9 +39,13 @@ class Objective:
                  arms: Arms | None = None) -> None:
         self.preset, self.settings, self.data = preset, settings, data
         self.paired = arms if arms is not None and arms.design == "paired" else None
+        self.ceiling = torch.get_num_threads()  # run_worker set the worker's share
 
     def __call__(self, trial: optuna.Trial) -> float:
         cfg = sample_config(trial, self.preset)
+        # The worker's share of the cores is the ceiling; an MLP on a CPU takes one thread
+        # (training.threads_for says why, docs/performance.md has the measurement).
+        torch.set_num_threads(threads_for(cfg.model, self.data.device, self.ceiling))
         seed = training_seed(self.settings, trial.number)
         # Fixed params are not in trial.params: keep the whole config so `best` and
         # `verify` can retrain exactly this trial.

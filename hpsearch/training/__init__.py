@@ -21,6 +21,7 @@ from hpsearch.training.datasets import (
 from hpsearch.training.device import (
     DeviceProfile,
     resolve_device,
+    threads_for,
     training_device,
     training_threads,
 )
@@ -38,7 +39,8 @@ from hpsearch.training.raw import RawDataset, search_dirs
 
 __all__ = [
     "RawDataset", "available_datasets", "dataset_label", "load_dataset", "search_dirs",
-    "DeviceProfile", "training_device", "training_threads", "DeviceData", "iter_many",
+    "DeviceProfile", "threads_for", "training_device", "training_threads", "DeviceData",
+    "iter_many",
     "train_seeds",
     "bn_batch_stats_accuracy", "confusion_matrix", "load_model", "per_class_accuracy",
     "build_model", "train_arrays", "EpochMetrics", "TrainResult", "evaluate", "resolve_device",

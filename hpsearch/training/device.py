@@ -102,6 +102,25 @@ def training_device(name: str) -> torch.device:
     return device
 
 
+def threads_for(model: str, device: torch.device, ceiling: int) -> int:
+    """Torch intra-op threads for one training of ``model`` (``mlp`` or ``cnn``) on
+    ``device``, at most ``ceiling`` (the worker's share of the cores); ``OMP_NUM_THREADS``
+    wins.
+
+    An MLP's steps are small matmuls: a second thread saves it little on an idle machine and
+    costs it a lot when another process holds that core (every step waits for the thread
+    that was descheduled). 10 quick-start digits trials: ``scripts/bench_threads.py``,
+    figures in docs/performance.md. So an MLP trains on one thread on a CPU; a CNN's
+    convolutions use the worker's share (one thread cost it ~1.8x on an idle machine).
+    """
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if device.type != "cpu" or model != "mlp":
+        return max(1, ceiling)
+    return 1
+
+
 @contextlib.contextmanager
 def training_threads(device: torch.device) -> Iterator[int]:
     """Train with one intra-op thread on a CPU (``OMP_NUM_THREADS`` wins), restored after.
