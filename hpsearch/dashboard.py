@@ -163,8 +163,11 @@ def save_table(study: Any, graph_id: str, title: str, head: list[str],
     from optuna_dashboard import save_plotly_graph_object
 
     columns = [[_plotly_text(r[i]) for r in rows] for i in range(len(head))]
-    # Relative widths: a long verdict must not squeeze the question's name to nothing.
-    widths = [min(max([len(str(h)) + 2] + [len(str(c)) for c in col]), 24)
+    # Relative widths. Plotly wraps a cell at spaces but cuts a word wider than its column
+    # ("differen", "p (Holm"): every column is at least as wide as its longest word and its
+    # header, and a long verdict gets more room without squeezing the question's name.
+    widths = [max(max(len(w) for text in [h, *col] for w in str(text).split() or [""]) + 2,
+                  len(str(h)) + 2, min(max([len(str(c)) for c in col] or [0]) // 3, 40))
               for h, col in zip(head, columns, strict=True)]
     spec = {"data": [{"type": "table", "columnwidth": widths,
                       "header": {"values": [f"<b>{_plotly_text(h)}</b>" for h in head],

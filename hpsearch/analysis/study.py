@@ -128,9 +128,12 @@ def _analyze(study: optuna.Study, evaluators: Sequence[str], n_bootstrap_importa
         table, build_design(table.trials, [], min_per_choice), specs, alpha=alpha,
         min_per_choice=min_per_choice, margin=resolve_margin(margin, table.unit), word=word,
         step=step) if table.trials else []
-    if questions:
-        inter = [r for r in inter if r["question"] in questions
+    if questions:  # --question narrows; an interaction the user named is still asked
+        named = {interaction(n).id for n in interactions}
+        inter = [r for r in inter if r["question"] in questions or r["question"] in named
                  or r["question"] not in INTERACTION_BY_ID]
+    if not isinstance(study.user_attrs.get("provenance"), dict):
+        _not_ours(answers, inter, epochs=any(table.curves))
     if trials and all(t.state == TrialState.FAIL for t in trials):
         for a in answers:
             a.status, a.verdict = "all_failed", _all_failed(trials)
@@ -181,6 +184,40 @@ def _disagreements(answers: Sequence[Answer], ranked: dict[str, list[Importance]
                            "study's variance over every param, the verdict tests this "
                            "param's own contrast with the other params held fixed")
     return out
+
+
+# A study hpsearch did not make: verify cannot retrain its models from the study alone.
+NO_OBJECTIVE = ("verify needs the study's objective to retrain it (hpsearch verify STORAGE "
+                "--objective FILE.py:NAME)")
+
+
+def _not_ours(answers: Sequence[Any], inter: Sequence[dict[str, Any]], *,
+              epochs: bool) -> None:
+    """The words of a study another tool made: no promise of a verify that cannot run
+    there (it needs the objective), and, when no trial reported a value per epoch, no
+    "end of training" and no effect over training (there is one value per trial)."""
+    def words(text: Any) -> Any:
+        if not isinstance(text, str):
+            return text
+        text = text.replace("hpsearch verify needs far fewer runs",
+                            "paired re-runs need far fewer: " + NO_OBJECTIVE)
+        text = text.replace("`hpsearch verify STORAGE`", NO_OBJECTIVE)
+        text = text.replace("run " + NO_OBJECTIVE, NO_OBJECTIVE)
+        if not epochs:
+            text = text.replace("end of training; ", "").replace("end of training",
+                                                                 "final values")
+        return text
+
+    for a in answers:
+        for key in ("verdict", "caveat", "needed", "fidelity"):
+            setattr(a, key, words(getattr(a, key)))
+        if not epochs:
+            a.effect_by_epoch = []
+    for x in inter:
+        for key in ("verdict", "caveat", "needed"):
+            x[key] = words(x.get(key))
+        if not epochs:
+            x["effect_by_epoch"] = []
 
 
 def _interaction_specs(table: Any, names: Sequence[str], *,

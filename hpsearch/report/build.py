@@ -53,7 +53,12 @@ from hpsearch import schema
 from hpsearch.errors import ConfigError
 from hpsearch.report.format import OBSERVATIONAL, best_config
 from hpsearch.report.markdown import markdown, notes_markdown, summary_table
-from hpsearch.report.publish import publish_page, show_on_study_page, write_report
+from hpsearch.report.publish import (
+    name_objective,
+    publish_page,
+    show_on_study_page,
+    write_report,
+)
 from hpsearch.storage import best_record, check_output, load_study, mask
 
 FORMATS = ("html", "md", "json")
@@ -82,6 +87,7 @@ class ReportResult:
     text: str                 # the rendered document (HTML, Markdown or JSON)
     artifact_id: str | None = None
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # what the CLI says besides "wrote"
 
 
 def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
@@ -101,7 +107,9 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
 
     ``out``: where to write; HTML defaults to ``report.html``, Markdown and JSON are only
     returned (``ReportResult.text``) when ``out`` is None. ``publish`` (HTML only) uploads
-    the page as a study artifact and saves the verdicts as the study note.
+    the page as a study artifact and saves the verdicts as the study note. A partial
+    report (``questions`` given) is written but not published: it would replace the full
+    report that the study's dashboard shows.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"format {fmt!r} is unknown; choose from {', '.join(FORMATS)}")
@@ -134,7 +142,12 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
     result = ReportResult(path, summary_table(data), data, text)
     if path is not None:
         write_report(path, text)
-        if fmt == "html" and publish:
+        if fmt == "html" and publish and questions:
+            result.notes.append(f"not stored with the study: a report of {', '.join(questions)} "
+                                "alone would replace its full report in the dashboard (run "
+                                "without --question to update that)")
+        elif fmt == "html" and publish:
+            name_objective(study, result.warnings)
             result.artifact_id = publish_page(study, storage, path, notes_markdown(data),
                                                result.warnings)
             show_on_study_page(study, data, result.warnings)

@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpsearch.errors import ConfigError
-from hpsearch.schema import DIFFERENCE, EQUIVALENT
+from hpsearch.schema import DIFFERENCE, EQUIVALENT, OPEN
 from hpsearch.space import PARAM_BY_NAME, active_params
-from hpsearch.text import DASH, num, param_value
+from hpsearch.text import DASH, num, param_value, plural
 
 Table = tuple[list[str], list[list[Any]]]
 
@@ -145,6 +145,8 @@ def pruning_table(pruning: Mapping[str, Any]) -> Table:
     JSON cell; keys this version does not know are shown under their own name.
     """
     rows: list[list[Any]] = []
+    if not pruning.get("max_epochs") and not pruning.get("n_pruned"):
+        return ["", "value"], []  # no trial reported an epoch: nothing was or could be pruned
     source = pruning.get("max_epochs_source")
     for key, value in pruning.items():
         if key in ("pruned_at", "max_epochs_source"):
@@ -201,8 +203,11 @@ def best_table(best: Mapping[str, Any]) -> Table:
         rows.append(["validation accuracy (retrained)", acc(best["retrain_val_acc"])])
     if best.get("test_acc") is not None:
         n = best.get("test_acc_n") or 1
-        spread = f" ± {best['test_acc_std']:.4f} (mean ± std, n={n} seeds)" if n > 1 and \
-            isinstance(best.get("test_acc_std"), float) else ""
+        accs = best.get("test_accs")
+        agreed = isinstance(accs, list) and len(accs) > 1 and len(set(accs)) == 1
+        spread = (f" on every seed (all {n} seeds agreed, std 0)" if agreed else
+                  f" ± {best['test_acc_std']:.4f} (mean ± std, n={n} seeds)" if n > 1
+                  and isinstance(best.get("test_acc_std"), float) else "")
         rows.append(["test accuracy", acc(best["test_acc"]) + spread])
     bn = best.get("bn_train_vs_eval")
     if isinstance(bn, Mapping) and {"eval_mode", "train_mode"} <= set(bn):
@@ -216,7 +221,8 @@ def best_table(best: Mapping[str, Any]) -> Table:
         rows.append(["seeds", ", ".join(map(str, best["seeds"]))])
     if best.get("train_seconds"):
         secs = best["train_seconds"]
-        threads = f", {best['threads']} torch thread(s)" if best.get("threads") else ""
+        threads = (f", {plural(best['threads'], 'torch thread')}"
+                   if isinstance(best.get("threads"), int) else "")
         rows.append(["trainings", f"{len(secs)} in {seconds(sum(secs))}{threads}"])
     for name, artifact in (best.get("artifacts") or {}).items():
         rows.append([f"artifact: {name}", artifact])
@@ -308,7 +314,7 @@ ANSWER_LABELS = {"seed_claim": "seeds' claim", "p_holm": "p (Holm)", "p_value": 
                  "needed": "what would settle it", "verify": "verify (paired re-runs)",
                  "p_wilcoxon": "p (Wilcoxon)", "p_improvement": "P(improvement)",
                  "top_quantile": "top quantile", "n_vs": "n vs", "vs": "vs (best)",
-                 "ci_low": "95% CI low", "ci_high": "95% CI high"}
+                 "ci_low": "CI low", "ci_high": "CI high", "ci_level": "CI level"}
 _P_KEYS = ("p_holm", "p_value", "p_wilcoxon", "p_adjusted")
 
 
@@ -344,22 +350,50 @@ def settled_text(x: Mapping[str, Any]) -> str:
 
 
 def split_unsampled(answers: Sequence[Mapping[str, Any]],
+                    interactions: Sequence[Mapping[str, Any]] = (),
                     ) -> tuple[list[Mapping[str, Any]], str]:
-    """The answers worth a row, and one line naming the questions this study never sampled
-    (a study of other params should not show ten empty rows)."""
+    """The answers worth a row, and one line naming the built-in questions and interactions
+    this study never sampled (a study of other params should not show ten empty rows, nor
+    two such lines)."""
     shown = [a for a in answers if a.get("status") != "not_sampled"]
     skipped = [str(a.get("question")) for a in answers if a.get("status") == "not_sampled"]
+    skipped += [str(x.get("question")) for x in interactions
+                if x.get("status") == "not_sampled"]
     line = (f"Not sampled in this study ({len(skipped)}): {', '.join(skipped)}."
             if skipped else "")
     return shown, line
 
 
+# Where a study hpsearch did not make has no verify to run (hpsearch.analysis.study).
+VERIFY_NEEDS_OBJECTIVE = ("not run: verify needs the objective (hpsearch verify STORAGE "
+                          "--objective FILE.py:NAME)")
+
+
+def how_to_read(data: Mapping[str, Any]) -> str:
+    """:data:`OBSERVATIONAL` for this study: without epochs it names no training, and for
+    a study hpsearch did not make it names the verify that can run there."""
+    text = OBSERVATIONAL
+    if not ((data.get("analysis") or {}).get("pruning") or {}).get("max_epochs"):
+        text = text.replace("the effect at the end of training, ", "").replace(
+            " (pruned ones carried on from the epoch they reached)", "")
+    if not own_study(data):
+        needs = VERIFY_NEEDS_OBJECTIVE.removeprefix("not run: ")
+        text = text.replace("(`hpsearch verify STORAGE`)", f"({needs})")
+    return text
+
+
+def own_study(data: Mapping[str, Any]) -> bool:
+    """Whether hpsearch made the study (it stored its provenance): verify can retrain it."""
+    return bool((data.get("header") or {}).get("provenance"))
+
+
 def verdict_rows(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
-                 ) -> tuple[list[str], list[dict[str, Any]]]:
+                 own: bool = True) -> tuple[list[str], list[dict[str, Any]]]:
     """The verdicts table every format shows: the answers' columns and a verify column.
 
     Rows are dicts of display values by key (``question`` is the title with its id); the
-    HTML adds its own markup from the answer itself.
+    HTML adds its own markup from the answer itself. ``own``: hpsearch made the study (else
+    verify needs its objective, and says so).
     """
     cols = [*answer_columns(answers), "verify"]
     rows = []
@@ -376,8 +410,8 @@ def verdict_rows(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]
         if not a.get("needed"):
             row["needed"] = DASH
         v = verify.get(str(a.get("question")))
-        row["verify"] = verify_summary(v) if v else (
-            "not run: hpsearch verify STORAGE" if a.get("status") == "answered" else DASH)
+        row["verify"] = verify_summary(v) if v else DASH if a.get("status") != "answered" \
+            else "not run: hpsearch verify STORAGE" if own else VERIFY_NEEDS_OBJECTIVE
         rows.append(row)
     return cols, rows
 
@@ -400,18 +434,137 @@ def trainability_text(a: Mapping[str, Any]) -> str:
 
 
 def verify_summary(v: Mapping[str, Any]) -> str:
-    """One question's verify result in words: its settled comparisons first, else the
-    closest one, with the seed count and the family it was decided in."""
+    """One question's verify result in one line that accounts for every comparison:
+    ``relu better (1 of 5); 1 equivalent; 3 open; 13-16 seeds``."""
     rows = [r for r in v.get("rows") or [] if isinstance(r, Mapping)]
     if not rows:
         return DASH
-    settled = [r for r in rows if r.get("significant")
-               or r.get("settled") in (DIFFERENCE, EQUIVALENT)]
-    shown = settled or sorted(rows, key=lambda r: r.get("p_holm") or 1.0)[:1]
-    words = "; ".join(str(r.get("verdict") or "") for r in shown)
-    family = v.get("family")
-    tail = f" [{len(rows)} comparison(s); Holm family of {family}]" if family else ""
-    return words + tail
+    words = [verify_words(v, r) for r in rows]
+    parts = []
+    for w in dict.fromkeys(words):  # in the rows' order, each outcome once
+        k = words.count(w)
+        parts.append(f"{w} ({k} of {len(rows)})" if k < len(rows) else w)
+    seeds = sorted({r["n"] for r in rows if isinstance(r.get("n"), int)})
+    if seeds:
+        span = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+        parts.append(f"{span} seed{'s' if seeds[-1] != 1 else ''}")
+    return "; ".join(parts)
+
+
+def _verify_value(v: Mapping[str, Any], r: Mapping[str, Any], side: str) -> str:
+    value = r.get(side)
+    param = v.get("param")
+    return param_value(str(param), value) if param else str(value)
+
+
+def verify_words(v: Mapping[str, Any], r: Mapping[str, Any]) -> str:
+    """A comparison's outcome in a few words: ``relu better``, ``equivalent (±0.5 pts)``,
+    ``open``; an interaction's: ``depends on activation``; then which twin never learned
+    on how many seeds, when one did (``sigmoid never learned on 1 of 16 seeds``)."""
+    words = _outcome_words(v, r)
+    failed = r.get("never_learned")
+    if isinstance(failed, Mapping) and r.get("kind") != "interaction":
+        n = r.get("n")
+        for side in ("baseline", "alternative"):
+            k = failed.get(side)
+            if isinstance(k, int) and k > 0:
+                words += (f"; {_verify_value(v, r, side)} never learned on {k}"
+                          + (f" of {n} seeds" if isinstance(n, int) else " seeds"))
+    return words
+
+
+def _outcome_words(v: Mapping[str, Any], r: Mapping[str, Any]) -> str:
+    state = r.get("settled") or (DIFFERENCE if r.get("significant") else OPEN)
+    if state == EQUIVALENT:
+        margin = r.get("margin", v.get("margin"))
+        return (f"equivalent (±{num(margin, 3)} pts)" if isinstance(margin, int | float)
+                else "equivalent")
+    if state != DIFFERENCE:
+        return OPEN if r.get("ties") is None or r.get("ties") != r.get("n") else \
+            "open: the same on every seed"
+    shift = r.get("shift", r.get("mean_diff"))
+    if r.get("kind") == "interaction":
+        return f"depends on {(r.get('params') or ['', 'B'])[1]}"
+    if not isinstance(shift, int | float):
+        return "difference"
+    return f"{_verify_value(v, r, 'alternative' if shift > 0 else 'baseline')} better"
+
+
+def level_text(level: Any) -> str:
+    """An interval's confidence level: ``95%``, ``99.77%``."""
+    if not isinstance(level, int | float) or isinstance(level, bool) or not 0 < level < 1:
+        return DASH
+    return f"{100 * level:.4g}%"
+
+
+def interval_text(low: Any, high: Any, level: Any = None) -> str:
+    """``[-0.10, +0.80] at 99.77%``: an interval with the level it was decided at."""
+    text = f"[{signed(low)}, {signed(high)}]"
+    return text + (f" at {level_text(level)}" if level_text(level) != DASH else "")
+
+
+VERIFY_HEAD = ["question", "comparison", "seeds", "test accuracy", "shift (pts)",
+               "interval (pts)", "p (Holm)", "verdict"]
+
+
+def verify_rows(verify: Mapping[str, Any]) -> Table:
+    """Every verify comparison as one compact row, the same in every format: what was
+    compared, the seeds it used, both twins' mean test accuracy, the shift with its
+    interval at the level it was decided at, Holm's p and the verdict in words."""
+    rows: list[list[Any]] = []
+    for question, v in verify.items():
+        several = len({r.get("trial_number") for r in v.get("rows") or []}) > 1
+        for r in v.get("rows") or []:
+            if r.get("kind") == "interaction" and r.get("label"):
+                what = str(r["label"])
+            else:
+                what = (f"{v.get('param') or ''} {_verify_value(v, r, 'baseline')} -> "
+                        f"{_verify_value(v, r, 'alternative')}").strip()
+            if several and r.get("trial_number") is not None:
+                what += f" (trial #{r['trial_number']})"
+            base, alt = r.get("baseline_acc_mean"), r.get("alternative_acc_mean")
+            accs = f"{acc(base)} -> {acc(alt)}" if base is not None and alt is not None \
+                else DASH
+            shift = r.get("shift", r.get("mean_diff"))
+            rows.append([question, what, r.get("n", DASH), accs, signed(shift),
+                         interval_text(r.get("ci_low"), r.get("ci_high"), r.get("ci_level")),
+                         p_value(r.get("p_holm")), verify_words(v, r)])
+    return VERIFY_HEAD, rows
+
+
+def verify_facts(verify: Mapping[str, Any]) -> list[str]:
+    """How each verify run was made, one line per distinct run (questions verified
+    together share a line): the Holm family, seeds, data, when."""
+    runs: dict[tuple[Any, ...], list[str]] = {}
+    for question, v in verify.items():
+        key = tuple(v.get(k) for k in ("family", "seeds", "dataset", "epochs", "n_test",
+                                       "margin", "created"))
+        runs.setdefault(key, []).append(question)
+    out = []
+    for (family, seeds, dataset, epochs, n_test, margin, created), questions in runs.items():
+        bits = [", ".join(questions) + ":"]
+        if isinstance(family, int):
+            bits.append(f"{plural(family, 'comparison')} in one Holm family")
+        if isinstance(seeds, int):
+            bits.append(f"up to {plural(seeds, 'seed')} (added in looks)")
+        if isinstance(margin, int | float):
+            bits.append(f"equivalence margin ±{num(margin, 3)} pts")
+        data = ", ".join(x for x in (
+            str(dataset) if dataset else "",
+            plural(epochs, "epoch") if isinstance(epochs, int) else "",
+            f"test split n={num(n_test)}" if isinstance(n_test, int) else "") if x)
+        if data:
+            bits.append(data)
+        if created:
+            bits.append(f"run {created}")
+        out.append(" ".join(bits[:2]) + ("; " + "; ".join(bits[2:]) if bits[2:] else ""))
+    return out
+
+
+VERIFY_NOTE = ("Twins of the best config that differ only in this param, trained on the "
+               "same seeds (paired): a causal answer. Shift: alternative - baseline in test "
+               "accuracy points (Hodges-Lehmann); each interval is at the level Holm's "
+               "procedure decided its comparison at.")
 
 
 def records_table(records: Sequence[Mapping[str, Any]]) -> Table:
@@ -440,10 +593,33 @@ def interaction_rows(interactions: Sequence[Mapping[str, Any]]) -> Table:
     return [label(k) for k in INTERACTION_COLUMNS], rows
 
 
+def oriented(series: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The effect over training with the verdict's sign: ``winner - other``, so the end
+    reads as the verdict does ("exponential > multistep by 1.10" is +1.10, not -1.10). The
+    analysis stores ``a - b`` for its headline pair; the last row is the end of training."""
+    rows = [dict(r) for r in series]
+    end = rows[-1].get("diff") if rows else None
+    if not isinstance(end, int | float) or not end < 0:
+        return rows
+    flip = {"a": "b", "b": "a"}
+    out = []
+    for r in rows:
+        x = {flip.get(k, k): v for k, v in r.items()}
+        for key in ("diff",):
+            x[key] = -r[key] if isinstance(r.get(key), int | float) else r.get(key)
+        lo, hi = r.get("ci_low"), r.get("ci_high")
+        x["ci_low"] = -hi if isinstance(hi, int | float) else hi
+        x["ci_high"] = -lo if isinstance(lo, int | float) else lo
+        out.append(x)
+    return out
+
+
 def effect_by_epoch_table(series: Sequence[Mapping[str, Any]], unit: str = "pts") -> Table:
-    """A question's headline contrast at every analysed epoch (95% pointwise)."""
+    """A question's headline contrast at every analysed epoch (95% pointwise), with the
+    verdict's sign (:func:`oriented`)."""
     if not series:
         return [], []
+    series = oriented(series)
     first = series[0]
     what = f"{first.get('a')} - {first.get('b')}" if first.get("a") is not None else "effect"
     return (["when", f"{what} ({unit})", "95% interval"],

@@ -25,14 +25,18 @@ from hpsearch.report.figures import svg
 from hpsearch.report.figures import trials as figure_trials
 from hpsearch.report.format import (
     OBSERVATIONAL,
+    VERIFY_NOTE,
     acc,
     best_config,
     best_table,
     cell,
     effect_by_epoch_table,
     header_facts,
+    how_to_read,
     interaction_rows,
     label,
+    oriented,
+    own_study,
     per_class_items,
     provenance_rows,
     pruning_table,
@@ -40,6 +44,8 @@ from hpsearch.report.format import (
     split_unsampled,
     top_trials_table,
     verdict_rows,
+    verify_facts,
+    verify_rows,
 )
 from hpsearch.space import PARAM_BY_NAME, PARAMS
 from hpsearch.text import DASH, num, param_value
@@ -81,7 +87,9 @@ def render(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
     order = _importance_order(a, rows)
     sections = [
         ("questions", "Questions", _questions(a.get("answers") or [],
-                                              data.get("verify") or {})),
+                                              data.get("verify") or {},
+                                              a.get("interactions") or [], own_study(data),
+                                              how_to_read(data))),
         ("interactions", "Interactions", _interactions(a.get("interactions") or [])),
         ("importance", "Importance", _importance(a)),
         ("top", "Top trials", _top(rows, order, maximize)),
@@ -173,13 +181,15 @@ def _header(h: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
 # ---------------------------------------------------------------------------- answers, verify
 
 
-def _questions(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]) -> str:
+def _questions(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
+               interactions: Sequence[Mapping[str, Any]] = (), own: bool = True,
+               reading: str = OBSERVATIONAL) -> str:
     """The verdicts table, then one collapsed block per question with its other keys."""
-    answers, unsampled = split_unsampled(answers)
+    answers, unsampled = split_unsampled(answers, interactions)
     if not answers:
         return (f'<p class="muted">{esc(unsampled)}</p>' if unsampled else
                 '<p class="muted">No question could be answered from this study.</p>')
-    cols, rows = verdict_rows(answers, verify)
+    cols, rows = verdict_rows(answers, verify, own)
     head = "".join(f"<th>{esc(label(k))}</th>" for k in cols)
     body = []
     for x, row in zip(answers, rows, strict=True):
@@ -199,7 +209,7 @@ def _questions(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]) 
     out = [f'<table id="verdicts"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
            f'</tbody></table>'
            + (f'<p class="muted">{esc(unsampled)}</p>' if unsampled else "")
-           + f'<p class="caveat">{esc(OBSERVATIONAL)}</p>']
+           + f'<p class="caveat">{esc(reading)}</p>']
     out.append(_answer_figures(answers))
     shown = set(cols) | {"title", "status", "significant"}
     for x in answers:
@@ -228,14 +238,17 @@ def _answer_details(x: Mapping[str, Any], shown: set[str]) -> str:
 def _answer_figures(answers: Sequence[Mapping[str, Any]]) -> str:
     """The effect over training of every answered question, and each numeric question's
     adjusted curve."""
-    answered = [x for x in answers if x.get("status") == "answered"]
+    answered = [{**x, "effect_by_epoch": oriented(x.get("effect_by_epoch") or [])}
+                for x in answers if x.get("status") == "answered"]
     n = max((sum(int(c.get("n") or 0) for c in x.get("choices") or []) for x in answered),
             default=0)
     out = _figure(svg.draw(figure_effects.effect_over_training, answered, name="over-training"),
-                  "Effect over training: each question's headline difference at every "
-                  "analysed epoch (95% pointwise band; every finished trial counts, followed "
-                  "to the end of training), the grey band the equivalence margin; the verdict "
-                  f"is the last point (end). n up to {n} trials.")
+                  "Effect over training: each question's headline difference, signed as its "
+                  "verdict reads (the first choice named minus the second), at every epoch "
+                  "all trials reached and at the end of training, with 95% pointwise bars "
+                  "and band; the grey band is the equivalence margin. The verdict is the "
+                  "filled point (end: every finished trial, pruned ones followed to the end); "
+                  f"earlier epochs are shown, never used by it. n up to {n} trials.")
     out += _figure(svg.draw(figure_effects.adjusted_curves, answered, name="adjusted-curves"),
                    "Adjusted curves of the numeric questions: the effect of each value against "
                    "its best one, the other params held fixed (95% pointwise band; grey: the "
@@ -246,13 +259,9 @@ def _answer_figures(answers: Sequence[Mapping[str, Any]]) -> str:
 def _interactions(interactions: Sequence[Mapping[str, Any]]) -> str:
     """The interaction questions: a table, an interaction plot, per-level effects."""
     head, rows = interaction_rows(interactions)
-    skipped = [str(x.get("question")) for x in interactions if x.get("status") == "not_sampled"]
-    if not rows and not skipped:
+    if not rows:  # those not sampled are named once, under the questions
         return ""
     out = [_table(head, rows)]
-    if skipped:
-        out.append(f'<p class="muted">Not sampled in this study ({len(skipped)}): '
-                   f'{esc(", ".join(skipped))}.</p>')
     answered = [x for x in interactions if x.get("status") == "answered"]
     out.append(_figure(svg.draw(figure_effects.interaction_plots, answered,
                                 name="interactions"),
@@ -272,20 +281,18 @@ def _interactions(interactions: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _verify(verify: Mapping[str, Any]) -> str:
-    """One table per verified question, every key of its rows as a column."""
-    out = []
-    for question, v in verify.items():
-        what = v.get("param") or " x ".join(map(str, v.get("params") or []))
-        out.append(f"<h3>{esc(question)} ({esc(what)}), "
-                   f"{esc(v.get('seeds', '?'))} seeds</h3>")
-        out.append(_table(*records_table(v.get("rows") or [])))
-        out.append(_facts([(label(k), cell(k, x)) for k, x in v.items()
-                           if k not in ("rows", "question", "param", "seeds")
-                           and not isinstance(x, Mapping | list)]))
-    if out:
-        out.append('<p class="caveat">Twins of the best config that differ only in this '
-                   "param, trained on the same seeds (paired): a causal answer.</p>")
-    return "".join(out)
+    """One compact row per comparison (:func:`verify_rows`), how each run was made in a
+    line, and each comparison's verdict in full behind a summary."""
+    head, rows = verify_rows(verify)
+    if not rows:
+        return ""
+    sentences = [(q, r.get("verdict")) for q, v in verify.items() for r in v.get("rows") or []
+                 if r.get("verdict")]
+    return (_table(head, rows, "verify") + _list(verify_facts(verify))
+            + f'<p class="caveat">{esc(VERIFY_NOTE)}</p>'
+            + ("<details><summary>Each comparison's verdict in full</summary>"
+               + _list([f"{q}: {s}" for q, s in sentences]) + "</details>"
+               if sentences else ""))
 
 
 # ---------------------------------------------------------------------------- figures
@@ -383,9 +390,10 @@ def _distributions(rows: Sequence[Mapping[str, Any]], order: Sequence[str],
     fig = svg.draw(figure_params.value_by_choice, groups, maximize, name="by-choice")
     n = len(complete)
     return _figure(fig, f"Value of complete trials by choice (n={n}), params most important "
-                        "first: boxes are quartiles, whiskers 1.5 IQR; a choice with at most 30 "
-                        "trials shows them as dots. The axis covers the good trials; a red "
-                        "arrowhead and the label count the trials of a choice below it.")
+                        "first: boxes are quartiles, whiskers 1.5 IQR, and a choice with at most "
+                        "30 trials also shows each trial as a dot over its box. The axis covers "
+                        "the good trials; a red arrowhead and the label count the trials of a "
+                        "choice below it.")
 
 
 def _slice(rows: Sequence[Mapping[str, Any]], order: Sequence[str], maximize: bool) -> str:

@@ -15,14 +15,17 @@ from typing import Any
 
 from hpsearch.report.format import (
     OBSERVATIONAL,
+    VERIFY_NOTE,
     acc,
     best_config,
     best_table,
     cell,
     effect_by_epoch_table,
     header_facts,
+    how_to_read,
     interaction_rows,
     label,
+    own_study,
     p_value,
     per_class_items,
     provenance_rows,
@@ -33,6 +36,8 @@ from hpsearch.report.format import (
     top_trials_table,
     trainability_text,
     verdict_rows,
+    verify_facts,
+    verify_rows,
 )
 from hpsearch.text import DASH, num, param_value, plain
 
@@ -65,17 +70,19 @@ def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 # ---------------------------------------------------------------------------- answers, verify
 
 
-def answers_md(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]) -> list[str]:
+def answers_md(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
+               interactions: Sequence[Mapping[str, Any]] = (), own: bool = True,
+               reading: str = OBSERVATIONAL) -> list[str]:
     """The verdicts table and, per question, its other keys (choices, effects, caveat)."""
-    answers, unsampled = split_unsampled(answers)
+    answers, unsampled = split_unsampled(answers, interactions)
     if not answers:
         return [md(unsampled)] if unsampled else [
             "No question could be answered from this study."]
-    cols, rows = verdict_rows(answers, verify)
+    cols, rows = verdict_rows(answers, verify, own)
     out = table([label(k) for k in cols], [[r[k] for k in cols] for r in rows])
     if unsampled:
         out += ["", md(unsampled)]
-    out += ["", f"> {OBSERVATIONAL}"]
+    out += ["", f"> {reading}"]
     for a in answers:
         details = _answer_details(a, set(cols) | {"title", "status", "significant"})
         if details:
@@ -100,10 +107,7 @@ def _answer_details(a: Mapping[str, Any], shown: set[str]) -> list[str]:
 def interactions_md(interactions: Sequence[Mapping[str, Any]]) -> list[str]:
     """The interaction questions: one table, then each answered one's per-level effects."""
     head, rows = interaction_rows(interactions)
-    skipped = [str(x.get("question")) for x in interactions if x.get("status") == "not_sampled"]
-    out = table(head, rows)
-    if skipped:
-        out += ["", md(f"Not sampled in this study ({len(skipped)}): {', '.join(skipped)}.")]
+    out = table(head, rows)  # those not sampled are named once, under the questions
     for x in interactions:
         if x.get("status") != "answered":
             continue
@@ -120,25 +124,26 @@ def interactions_md(interactions: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def verify_md(verify: Mapping[str, Any]) -> list[str]:
-    """``hpsearch verify`` results: one table per question, every key of its rows."""
-    out: list[str] = []
-    for question, v in verify.items():
-        what = v.get("param") or " x ".join(map(str, v.get("params") or []))
-        out += ["", f"### Verify: {md(question)} ({md(what)}, "
-                f"{md(v.get('seeds', '?'))} seeds)", ""]
-        out += table(*records_table(v.get("rows") or []))
-        facts = [(k, x) for k, x in v.items() if k not in ("rows", "question", "param", "seeds")
-                 and not isinstance(x, Mapping | list)]
-        out += [f"- {md(label(k))}: {md(cell(k, x))}" for k, x in facts]
-    if out:
-        out += ["", "Twins of the best config that differ only in this param, trained on the "
-                "same seeds (paired): a causal answer."]
-    return out
+    """``hpsearch verify`` results: one compact row per comparison, one line per run."""
+    head, rows = verify_rows(verify)
+    if not rows:
+        return []
+    return ["", *table(head, rows), "", *[f"- {md(x)}" for x in verify_facts(verify)], "",
+            md(VERIFY_NOTE)]
 
 
-def note_answers(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]) -> list[str]:
+def aligned(head: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "") -> list[str]:
+    """A table for a terminal: columns padded to their widest cell, study text made plain."""
+    cells = [[plain(c if isinstance(c, str) else num(c)) for c in r] for r in [head, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
+    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in cells]
+
+
+def note_answers(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
+                 own: bool = True) -> list[str]:
     """The verdicts for the dashboard note: question, verdict, p (Holm), verify."""
-    cols, rows = verdict_rows(split_unsampled(answers)[0], verify)
+    cols, rows = verdict_rows(split_unsampled(answers)[0], verify, own)
     cols = [k for k in cols if k not in ("seed_claim", "needed")]
     return table([label(k) for k in cols], [[r[k] for k in cols] for r in rows])
 
@@ -149,7 +154,7 @@ def dashboard_tables(data: Mapping[str, Any]) -> list[tuple[str, str, list[str],
     The verdicts with each question's verify result beside it, and the ``best`` results.
     """
     answers, _ = split_unsampled(data["analysis"].get("answers") or [])
-    cols, rows = verdict_rows(answers, data.get("verify") or {})
+    cols, rows = verdict_rows(answers, data.get("verify") or {}, own_study(data))
     cols = [k for k in cols if k != "seed_claim"]
     out = [("hpsearch-verdicts", f"hpsearch verdicts ({data['generated']})",
             [label(k) for k in cols], [[r[k] for k in cols] for r in rows])]
@@ -168,7 +173,8 @@ def summary_table(data: Mapping[str, Any]) -> str:
             if h["best_value"] is not None else "no completed trial")
     lines = [f"study {plain(h['study_name'])}: {states_text(h['n_trials'])}; {best}"]
     rows = [("question", "param", "verdict", "p (Holm)")]
-    answers, unsampled = split_unsampled(data["analysis"].get("answers", []))
+    answers, unsampled = split_unsampled(data["analysis"].get("answers", []),
+                                         data["analysis"].get("interactions") or [])
     for a in answers:
         failing = trainability_text(a) if a.get("verdict") else ""
         rows.append((plain(a.get("question")), plain(a.get("param")),
@@ -184,9 +190,11 @@ def summary_table(data: Mapping[str, Any]) -> str:
     for x in data["analysis"].get("interactions") or []:
         if x.get("status") == "answered":
             lines.append(f"interaction {plain(x.get('question'))}: {plain(x.get('verdict'))}")
-    for question, v in (data.get("verify") or {}).items():
-        lines.append(f"verify {plain(question)}: {len(v.get('rows') or [])} comparisons on "
-                     f"{plain(v.get('seeds', '?'))} seeds (see the report)")
+    head, verify = verify_rows(data.get("verify") or {})
+    if verify:
+        lines.append("verify (paired re-runs on the test set; shift and interval in test "
+                     "accuracy points, each interval at its Holm level):")
+        lines += aligned(head, verify, "  ")
     return "\n".join(lines)
 
 
@@ -199,7 +207,8 @@ def notes_markdown(data: Mapping[str, Any]) -> str:
     lines = [f"## hpsearch report ({data['generated']})", "",
              f"best value {acc(h['best_value'])} (trial #{h['best_trial_number']}); "
              f"trials: {md(states_text(h['n_trials']))}", ""]
-    lines += note_answers(data["analysis"].get("answers", []), data.get("verify") or {})
+    lines += note_answers(data["analysis"].get("answers", []), data.get("verify") or {},
+                          own_study(data))
     lines += verify_md(data.get("verify") or {})
     best = data.get("best")
     if best:
@@ -216,8 +225,10 @@ def markdown(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] = ()) ->
     lines = [f"# hpsearch report: {md(h['study_name'])}", ""]
     lines += [f"- {md(k)}: {md(v)}" for k, v in header_facts(h, rows)]
     lines += ["", "## Questions", "", *answers_md(a.get("answers", []),
-                                                  data.get("verify") or {})]
-    if a.get("interactions"):
+                                                  data.get("verify") or {},
+                                                  a.get("interactions") or [],
+                                                  own_study(data), how_to_read(data))]
+    if any(x.get("status") != "not_sampled" for x in a.get("interactions") or []):
         lines += ["", "## Interactions", "", *interactions_md(a["interactions"])]
     for ev, imp in (a.get("importances") or {}).items():
         lines += ["", f"## Importance ({md(ev)})", ""]
@@ -234,8 +245,9 @@ def markdown(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] = ()) ->
     top = top_trials_table(rows, order, maximize=maximize)
     if top[1]:
         lines += ["", "## Top trials", "", *table(*top)]
-    if a.get("pruning"):
-        lines += ["", "## Pruning", "", *table(*pruning_table(a["pruning"]))]
+    pruning = table(*pruning_table(a.get("pruning") or {}))
+    if pruning:
+        lines += ["", "## Pruning", "", *pruning]
     verify = verify_md(data.get("verify") or {})
     if verify:
         lines += ["", "## Verify (paired re-runs)", *verify]

@@ -29,16 +29,37 @@ def write_report(path: Path, text: str) -> None:
                             f"{exc.strerror or exc}") from None
 
 
+# hpsearch's part of the study note lies between these lines; what the user wrote outside
+# them (before or after) is kept when a report is published again. Plain Markdown, not
+# HTML comments: the dashboard shows a note's raw HTML as text.
+NOTE_BEGIN = ("*hpsearch report: begin (written by `hpsearch report`; your text outside "
+              "this part is kept)*")
+NOTE_END = "*hpsearch report: end*"
+
+
+def merged_note(old: str, ours: str) -> str:
+    """The study note with hpsearch's part replaced (or added after the user's text)."""
+    part = f"{NOTE_BEGIN}\n{ours.rstrip()}\n{NOTE_END}"
+    if NOTE_BEGIN in old and NOTE_END in old.split(NOTE_BEGIN, 1)[1]:
+        before, rest = old.split(NOTE_BEGIN, 1)
+        after = rest.split(NOTE_END, 1)[1]
+        return before + part + after
+    if old.lstrip().startswith("## hpsearch report ("):  # written before the markers
+        return part + "\n"
+    return (old.rstrip() + "\n\n" + part + "\n") if old.strip() else part + "\n"
+
+
 def publish_page(study: optuna.Study, storage: str, path: Path, note: str,
              warnings: list[str]) -> str | None:
-    """Upload the page as a study artifact and save the note; failures only warn."""
-    from optuna_dashboard import save_note
+    """Upload the page as a study artifact and save hpsearch's part of the note (the
+    user's own note text is kept, :func:`merged_note`); failures only warn."""
+    from optuna_dashboard import get_note, save_note
 
     from hpsearch.dashboard import REPORT_ARTIFACT
     from hpsearch.storage import upload
 
     try:
-        save_note(study, note)
+        save_note(study, merged_note(get_note(study) or "", note))
     except Exception as exc:  # a read-only database must not cost the user the report
         warnings.append(f"could not save the study note: {error_reason(exc, storage)}")
     try:
@@ -47,6 +68,26 @@ def publish_page(study: optuna.Study, storage: str, path: Path, note: str,
         warnings.append(f"could not upload the report as an artifact: "
                         f"{error_reason(exc, storage)}")
         return None
+
+
+OBJECTIVE_NAME = "validation accuracy"  # what hpsearch's objective returns
+
+
+def name_objective(study: optuna.Study, warnings: list[str]) -> None:
+    """Name an hpsearch study's objective for the dashboard ("Objective 0" otherwise); a
+    study another tool made keeps its names, or its lack of them (hpsearch cannot know
+    what its value means)."""
+    if study.metric_names is not None or not isinstance(
+            study.user_attrs.get("provenance"), Mapping) or len(study.directions) != 1:
+        return
+    import warnings as python_warnings
+
+    try:
+        with python_warnings.catch_warnings():  # "experimental" since Optuna 3.2: still is
+            python_warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_NAME])
+    except Exception as exc:  # as publish: a read-only database must not cost the report
+        warnings.append(f"could not name the study's objective: {error_reason(exc)}")
 
 
 def show_on_study_page(study: optuna.Study, data: Mapping[str, Any],

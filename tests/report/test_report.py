@@ -171,8 +171,8 @@ def test_verify_and_best_are_shown_when_present(tmp_path):
     ids = {a.get("id") for _, a in parse(html).tags}
     assert {"verify", "best"} <= ids and "confusion matrix" in html
     md = report(db, fmt="md").text
-    assert "### Verify: bn_placement (batch_norm, 5 seeds)" in md and "## Best config" in md
-    assert "| before | after | 5 | -0.004 | -0.007 | -0.001 | 0.060 | 0.03 |" in md
+    assert "## Verify (paired re-runs)" in md and "## Best config" in md
+    assert "| bn_placement | batch_norm before -> after | 5 | – | 0.00 | [-0.01, 0.00] |" in md
     doc = report(db, fmt="json").data
     assert doc["verify"]["bn_placement"]["rows"][0]["p_improvement"] == 0.03
     assert doc["best"]["test_acc"] == 0.965
@@ -395,7 +395,7 @@ def test_unsampled_questions_are_one_line_everywhere(tmp_path):
     own params answered in every format."""
     path = _foreign_study(tmp_path / "f.db", ["maximize"])
     md = report(path, fmt="md").text
-    line = "Not sampled in this study (8): activation, dropout, weight_penalty, init"
+    line = "Not sampled in this study (12): activation, dropout, weight_penalty, init"
     assert md.count(line) == 1 and "### Which activation?" not in md
     doc = report(path, fmt="json").data
     own = {x["question"]: x for x in doc["analysis"]["answers"] if x["family"] == "study"}

@@ -36,6 +36,18 @@ COLLECTOR = (
     f"document.documentElement.setAttribute('{ERRORS_ATTR}','[]');}})();</script>")
 
 
+WIDTH_ATTR = "data-test-width"
+# Placed after COLLECTOR: once the page has laid out, the document's scroll width, the
+# viewport's width, and the elements whose right edge passes the viewport (what overflows).
+WIDTH_PROBE = (
+    "<script>addEventListener('load',function(){var d=document.documentElement,"
+    "w=d.clientWidth,o=[];document.querySelectorAll('body *').forEach(function(el){"
+    "var r=el.getBoundingClientRect();if(r.right>w+1&&r.width>0)o.push(el.tagName.toLowerCase()"
+    "+(el.id?'#'+el.id:'')+(el.className&&el.className.baseVal===undefined?'.'+el.className:''))"
+    f"}});d.setAttribute('{WIDTH_ATTR}',JSON.stringify({{scroll:d.scrollWidth,client:w,"
+    "over:o.slice(0,20)}));});</script>")
+
+
 def available() -> bool:
     return Path(CHROMIUM).is_file()
 
@@ -61,16 +73,42 @@ def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
                               capture_output=True, text=True, timeout=timeout)
 
 
-def dump_dom(url: str, *, budget_ms: int = 3000, timeout: float = 90) -> Page:
-    """Load ``url`` (``file://`` or ``http://127.0.0.1``) and return its rendered DOM."""
-    proc = _run(["--enable-logging=stderr", "--v=0", f"--virtual-time-budget={budget_ms}",
-                 "--dump-dom", url], timeout)
+def dump_dom(url: str, *, budget_ms: int = 3000, timeout: float = 90,
+             size: tuple[int, int] | None = None) -> Page:
+    """Load ``url`` (``file://`` or ``http://127.0.0.1``) and return its rendered DOM;
+    ``size``: the window (width, height) in CSS pixels."""
+    window = [f"--window-size={size[0]},{size[1]}"] if size else []
+    proc = _run([*window, "--enable-logging=stderr", "--v=0",
+                 f"--virtual-time-budget={budget_ms}", "--dump-dom", url], timeout)
     dom = proc.stdout
     match = re.search(rf'{ERRORS_ATTR}="([^"]*)"', dom)
     errors = json.loads(_unescape(match.group(1))) if match else []
     console = [line.split("] ", 1)[-1] for line in proc.stderr.splitlines()
                if ":CONSOLE" in line]
     return Page(dom, errors, match is not None, console)
+
+
+@dataclass
+class Width:
+    scroll: int          # document.documentElement.scrollWidth
+    client: int          # the viewport's width
+    over: list[str]      # elements whose right edge passes the viewport (tag#id.class)
+
+
+def page_width(html: str, directory: Path, *, width: int = 1400,
+               budget_ms: int = 3000) -> tuple[Width, Page]:
+    """Lay ``html`` out in a ``width``-px window and measure it: no horizontal overflow
+    means ``scroll <= client``. The page is written to ``directory`` with COLLECTOR and
+    WIDTH_PROBE first in its head (before any Content-Security-Policy)."""
+    head = re.search(r"<head[^>]*>", html, re.I)
+    assert head, "no <head> to put the width probe in"
+    path = directory / "measured.html"
+    path.write_text(html[:head.end()] + COLLECTOR + WIDTH_PROBE + html[head.end():])
+    page = dump_dom(path.as_uri(), budget_ms=budget_ms, size=(width, 1000))
+    match = re.search(rf'{WIDTH_ATTR}="([^"]*)"', page.dom)
+    assert match, "the width probe did not run"
+    got = json.loads(_unescape(match.group(1)))
+    return Width(int(got["scroll"]), int(got["client"]), list(got["over"])), page
 
 
 def screenshot(url: str, path: Path, *, size: tuple[int, int] = (1200, 3000),

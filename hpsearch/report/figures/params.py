@@ -90,7 +90,12 @@ def value_by_choice(groups: Sequence[tuple[str, Sequence[tuple[str, Sequence[flo
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("objective value of complete trials")
     ax.set_title("Value by choice", loc="left")
-    side_note(ax, view.note([v for _, _, vs in rows for v in vs]))
+    # Each trial once: a trial is in one group of every param it has, so the values of all
+    # rows together would count it once per param.
+    by_param: dict[str, list[float]] = {}
+    for param, _, vs in rows:
+        by_param.setdefault(param, []).extend(vs)
+    side_note(ax, view.note(max(by_param.values(), key=len, default=[])))
     return fig
 
 
@@ -104,7 +109,7 @@ def slice_plot(panels: Sequence[tuple[str, Sequence[float], Sequence[float], boo
     fig = new_figure(WIDTH, 1.9 * rows_n + 0.25)
     axes = fig.subplots(rows_n, cols, squeeze=False, sharey=True)
     fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.35 / (1.9 * rows_n + 0.25),
-                        bottom=0.5 / (1.9 * rows_n + 0.25), wspace=0.08, hspace=0.6)
+                        bottom=0.5 / (1.9 * rows_n + 0.25), wspace=0.2, hspace=0.6)
     view = View.of([v for _, _, ys, _ in panels for v in ys], maximize)
     for ax, (name, xs, ys, log) in zip(axes.flat, panels, strict=False):
         idx = thin(range(len(ys)), ys, 30, maximize, max_points)

@@ -137,7 +137,10 @@ class View:
         else:
             hi = min(hi, q3 + fence)
         pad = 0.06 * (hi - lo) if hi > lo else max(abs(hi) * 0.01, 0.005)
-        return cls(lo - pad, hi + pad, maximize)
+        lo, hi = lo - pad, hi + pad
+        if 0 <= vs[0] and vs[-1] <= 1:  # an accuracy: the axis never passes 0 or 1
+            lo, hi = max(lo, 0.0), min(hi, 1.0)
+        return cls(lo, hi, maximize)
 
     def outside(self, values: Sequence[float]) -> list[float]:
         return [v for v in values if v < self.lo or v > self.hi]

@@ -182,7 +182,7 @@ def curves_by(curves: Mapping[str, Mapping[str, Mapping[str, Any]]],
     # hidden inner tick labels are cheaper to draw).
     axes = fig.subplots(rows_n, cols, squeeze=False, sharey=True)
     fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.3 / (2.3 * rows_n),
-                        bottom=0.5 / (2.3 * rows_n), wspace=0.06, hspace=0.55)
+                        bottom=0.5 / (2.3 * rows_n), wspace=0.15, hspace=0.55)
     view = View.of([v for _, groups in panels for c in groups.values() for v in c["median"]
                     if v is not None])
     for ax, (param, groups) in zip(axes.flat, panels, strict=False):
