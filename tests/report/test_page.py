@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from support.studies import plant_study
 
-from hpsearch.report import report
 from hpsearch.report import format as fmt
+from hpsearch.report import report
 from hpsearch.storage.open import load_study
 
 
