@@ -167,7 +167,7 @@ def save_table(study: Any, graph_id: str, title: str, head: list[str],
     # ("differen", "p (Holm"): every column is at least as wide as its longest word and its
     # header, and a long verdict gets more room without squeezing the question's name.
     widths = [max(max(len(w) for text in [h, *col] for w in str(text).split() or [""]) + 2,
-                  len(str(h)) + 2, min(max([len(str(c)) for c in col] or [0]) // 3, 40))
+                  len(str(h)) + 2, min(max([len(str(c)) for c in col] or [0]) // 3, 30))
               for h, col in zip(head, columns, strict=True)]
     spec = {"data": [{"type": "table", "columnwidth": widths,
                       "header": {"values": [f"<b>{_plotly_text(h)}</b>" for h in head],

@@ -37,7 +37,8 @@ CONFIG = "config"                  # the whole TrialConfig.as_dict(), fixed para
 TRAIN_SEED = "train_seed"          # the seed the trial trained with
 LEARNING_CURVE = "learning_curve"  # {"train_loss", "val_loss", "val_acc", "lr", "seconds"}
 RUN = "run"                        # {"n_params", "device", "best_epoch", "stop_reason",
-#                                     "worker", "splits": {"train", "validation", "test"}}
+#                                     "worker", "splits": {"train", "validation", "test"},
+#                                     "threads": torch threads it trained on}
 FAILURE_REASON = "failure_reason"  # why the trial failed, was pruned as diverged, or skipped
 RANDOMIZED = "randomized"          # True: the sampler's randomized share drew this trial
 DESIGN = "design"                  # {"design", "question", "param", "value" or "arms"}

@@ -177,3 +177,49 @@ def test_verdicts_render_on_the_study_page_in_chromium(published, tmp_path):
     page = browser.dump_dom(f"{base}/dashboard/studies/{study_id}", budget_ms=8000)
     assert "hpsearch verdicts" in page.dom and "bn_placement" in page.dom, page.dom[-2000:]
     assert not [line for line in page.console if "Uncaught" in line]
+
+
+@pytest.mark.e2e
+def test_study_page_fits_1400_px_and_its_verdicts_are_whole_words(published, tmp_path):
+    """The dashboard's study page at 1400 px: no horizontal overflow, and the verdicts
+    table's columns are wide enough for their words (plotly cuts a word wider than its
+    column: "differen", "p (Holm" were seen)."""
+    from support import browser
+
+    if not browser.available():
+        pytest.skip(f"no Chromium at {browser.CHROMIUM}")
+    _, storage, study_id = published
+    server = make_server(storage, "127.0.0.1", 0)
+    server.set_app(browser.inject(server.get_app()))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/dashboard/studies/{study_id}"
+        page = browser.dump_dom(url, budget_ms=10000, size=(1400, 1000))
+        browser.screenshot(url, tmp_path / "dashboard.png", size=(1400, 2400),
+                           budget_ms=10000)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    width = browser.measured(page)
+    assert width.scroll <= width.client, width.over
+    assert "hpsearch verdicts" in page.dom and "validation accuracy" in page.dom
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def test_verdict_columns_hold_their_longest_word(monkeypatch):
+    import optuna_dashboard
+
+    saved = {}
+    monkeypatch.setattr(optuna_dashboard, "save_plotly_graph_object",
+                        lambda study, fig, graph_object_id: saved.update(
+                            json.loads(fig.to_json())))
+    head = ["question", "settled", "verdict", "p (Holm)"]
+    rows = [["Batch norm before or after the activation? (bn_placement)", "difference",
+             "before > after by 1.20 pts [0.30, 2.10] " * 3, "<0.001"]]
+    dash.save_table(None, "t", "t", head, rows)
+    widths = saved["data"][0]["columnwidth"]
+    # relative widths: each column's share holds its longest word and its header
+    assert widths[1] >= len("difference") + 2 and widths[3] >= len("p (Holm)") + 2
+    assert widths[2] > widths[1]  # the long verdict gets more room

@@ -79,6 +79,9 @@ class Objective:
         d = self.data
         schema.set_run_info(trial, {"n_params": result.n_params, "device": result.device,
                                     "best_epoch": result.best_epoch, "stop_reason": reason,
+                                    # `best` retrains the trial on as many: a CNN's float
+                                    # sums (so its accuracy) depend on the thread count
+                                    "threads": torch.get_num_threads(),
                                     # which machine and process: workers share studies
                                     "worker": f"{platform.node()}:{os.getpid()}",
                                     # the real sizes: val_size is clamped on small sets

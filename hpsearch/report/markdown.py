@@ -155,7 +155,9 @@ def dashboard_tables(data: Mapping[str, Any]) -> list[tuple[str, str, list[str],
     """
     answers, _ = split_unsampled(data["analysis"].get("answers") or [])
     cols, rows = verdict_rows(answers, data.get("verify") or {}, own_study(data))
-    cols = [k for k in cols if k != "seed_claim"]
+    # The dashboard's card is half a page wide: what would settle an open question is in the
+    # note and the report, not in a column that would squeeze the verdicts' words.
+    cols = [k for k in cols if k not in ("seed_claim", "needed")]
     out = [("hpsearch-verdicts", f"hpsearch verdicts ({data['generated']})",
             [label(k) for k in cols], [[r[k] for k in cols] for r in rows])]
     best = data.get("best")

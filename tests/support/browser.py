@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without these, headless Chromium on a closed network stalls on update/metrics requests.
@@ -40,12 +41,56 @@ WIDTH_ATTR = "data-test-width"
 # Placed after COLLECTOR: once the page has laid out, the document's scroll width, the
 # viewport's width, and the elements whose right edge passes the viewport (what overflows).
 WIDTH_PROBE = (
-    "<script>addEventListener('load',function(){var d=document.documentElement,"
+    "<script>addEventListener('load',function(){setTimeout(function(){"
+    "var d=document.documentElement,"
     "w=d.clientWidth,o=[];document.querySelectorAll('body *').forEach(function(el){"
     "var r=el.getBoundingClientRect();if(r.right>w+1&&r.width>0)o.push(el.tagName.toLowerCase()"
     "+(el.id?'#'+el.id:'')+(el.className&&el.className.baseVal===undefined?'.'+el.className:''))"
     f"}});d.setAttribute('{WIDTH_ATTR}',JSON.stringify({{scroll:d.scrollWidth,client:w,"
-    "over:o.slice(0,20)}));});</script>")
+    "over:o.slice(0,20)}));},DELAY);});</script>")
+
+
+def width_probe(delay_ms: int = 0) -> str:
+    """:data:`WIDTH_PROBE` measuring ``delay_ms`` of page time after load (a page that
+    renders from its API, like optuna-dashboard's, lays out after load)."""
+    return WIDTH_PROBE.replace("DELAY", str(delay_ms))
+
+
+def inject(app: Any, delay_ms: int = 4000) -> Any:
+    """A WSGI middleware: every HTML response of ``app`` gets COLLECTOR and the width
+    probe first in its head (for pages this test cannot write, like the dashboard's), and
+    loses its Content-Security-Policy header, which would block the probe."""
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        captured: dict[str, Any] = {}
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured.update(status=status, headers=headers)
+            return lambda data: None
+
+        body = b"".join(app(environ, start))
+        headers = captured["headers"]
+        if any(k.lower() == "content-type" and "text/html" in v for k, v in headers):
+            text = body.decode("utf-8")
+            head = re.search(r"<head[^>]*>", text, re.I)
+            if head:
+                text = (text[:head.end()] + COLLECTOR + width_probe(delay_ms)
+                        + text[head.end():])
+            body = text.encode("utf-8")
+            headers = [(k, v) for k, v in headers
+                       if k.lower() not in ("content-length", "content-security-policy")]
+            headers.append(("Content-Length", str(len(body))))
+        start_response(captured["status"], headers)
+        return [body]
+
+    return wrapped
+
+
+def measured(page: Page) -> Width:
+    """The width probe's measurement in a dumped DOM."""
+    match = re.search(rf'{WIDTH_ATTR}="([^"]*)"', page.dom)
+    assert match, "the width probe did not run"
+    got = json.loads(_unescape(match.group(1)))
+    return Width(int(got["scroll"]), int(got["client"]), list(got["over"]))
 
 
 def available() -> bool:
@@ -103,12 +148,9 @@ def page_width(html: str, directory: Path, *, width: int = 1400,
     head = re.search(r"<head[^>]*>", html, re.I)
     assert head, "no <head> to put the width probe in"
     path = directory / "measured.html"
-    path.write_text(html[:head.end()] + COLLECTOR + WIDTH_PROBE + html[head.end():])
+    path.write_text(html[:head.end()] + COLLECTOR + width_probe() + html[head.end():])
     page = dump_dom(path.as_uri(), budget_ms=budget_ms, size=(width, 1000))
-    match = re.search(rf'{WIDTH_ATTR}="([^"]*)"', page.dom)
-    assert match, "the width probe did not run"
-    got = json.loads(_unescape(match.group(1)))
-    return Width(int(got["scroll"]), int(got["client"]), list(got["over"])), page
+    return measured(page), page
 
 
 def screenshot(url: str, path: Path, *, size: tuple[int, int] = (1200, 3000),
