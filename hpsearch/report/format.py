@@ -295,10 +295,21 @@ def header_facts(h: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> lis
     return [(k, v) for k, v in facts if v is not None]
 
 
-def provenance_rows(prov: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """Everything the study stored about how it was made, one row per leaf value."""
+def provenance_rows(prov: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] = (),
+                    ) -> list[tuple[str, Any]]:
+    """Everything the study stored about how it was made, one row per leaf value.
+
+    ``settings.val_size`` is the request; the size used (clamped to a fifth of a small
+    training set: 269 of digits' images, not 10000) is shown beside it, as the trials
+    recorded it (``rows``: the report's trial rows)."""
     shown = {"hpsearch_version", "optuna", "torch", "python", "preset", "git_hash"}
-    return [(k, v) for k, v in flatten({k: v for k, v in prov.items() if k not in shown})]
+    out = flatten({k: v for k, v in prov.items() if k not in shown})
+    used = next((r["splits"].get("validation") for r in rows
+                 if isinstance(r.get("splits"), Mapping)), None)
+    if isinstance(used, int):
+        out = [(k, f"{num(v)} requested; {num(used)} used (at most a fifth of the training "
+                   "set)" if k == "settings.val_size" and v != used else v) for k, v in out]
+    return out
 
 
 # ---------------------------------------------------------------------------- answers

@@ -171,7 +171,7 @@ def _categorical(name: str, values: Sequence[Any]) -> bool:
 
 
 def _header(h: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
-    extra = _facts(provenance_rows(h.get("provenance") or {}))
+    extra = _facts(provenance_rows(h.get("provenance") or {}, rows))
     return (f"<header><h1>hpsearch report: <code>{esc(h['study_name'])}</code></h1>"
             + _facts(header_facts(h, rows))
             + (f"<details><summary>Provenance (every setting, seed, host)</summary>{extra}"

@@ -264,7 +264,7 @@ def markdown(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] = ()) ->
                                  [(k, acc(v)) for k, v in per_class])]
     if a.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {md(n)}" for n in a["notes"]]
-    prov = provenance_rows(h.get("provenance") or {})
+    prov = provenance_rows(h.get("provenance") or {}, rows)
     if prov:
         lines += ["", "## Provenance", "", *table(["", "value"], prov)]
     return "\n".join(lines) + "\n"

@@ -360,7 +360,7 @@ def test_failed_trials_are_one_warning_line_at_the_end(tmp_path, monkeypatch, op
         "synthetic", "--epochs", "1", "--model", "mlp", "--set", "hidden_units=64", "-q"])
     assert result.exit_code == 0, result.output
     assert [line for line in result.output.splitlines() if line.startswith("warning")] == [
-        "warning: 1 failed trial(s) in the study; the last one: RuntimeError: boom in trial 1"]
+        "warning: 1 failed trial in the study; the last one: RuntimeError: boom in trial 1"]
     assert not [r for r in optuna_records if r.levelno >= logging.WARNING]
 
 

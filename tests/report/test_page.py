@@ -240,3 +240,13 @@ def test_a_study_hpsearch_did_not_make_reads_as_one(tmp_path):
     assert html.count("Not sampled in this study") == 1
     summary = report(storage, fmt="json").summary
     assert summary.count("Not sampled in this study") == 1
+
+
+def test_the_validation_size_used_is_shown_beside_the_request():
+    prov = {"settings": {"val_size": 10000, "epochs": 4}, "dataset": "digits"}
+    rows = [{"splits": {"train": 1078, "validation": 269, "test": 450}}]
+    got = dict(fmt.provenance_rows(prov, rows))
+    assert got["settings.val_size"] == ("10,000 requested; 269 used (at most a fifth of the "
+                                        "training set)")
+    assert got["settings.epochs"] == 4 and dict(fmt.provenance_rows(prov))[
+        "settings.val_size"] == 10000
