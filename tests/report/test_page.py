@@ -250,3 +250,50 @@ def test_the_validation_size_used_is_shown_beside_the_request():
                                         "training set)")
     assert got["settings.epochs"] == 4 and dict(fmt.provenance_rows(prov))[
         "settings.val_size"] == 10000
+
+
+# ---------------------------------------------------------------------------- over training
+
+
+def test_effect_over_training_reads_with_the_verdicts_sign():
+    series = [{"label": "epoch 1", "a": "multistep", "b": "exponential", "diff": -0.5,
+               "ci_low": -2.0, "ci_high": 1.0},
+              {"label": "end", "a": "multistep", "b": "exponential", "diff": -1.1,
+               "ci_low": -3.66, "ci_high": 1.47}]
+    flipped = fmt.oriented(series)
+    # the verdict reads "exponential > multistep by 1.10": so does the figure and the table
+    assert [(r["a"], r["b"], r["diff"]) for r in flipped] == [
+        ("exponential", "multistep", 0.5), ("exponential", "multistep", 1.1)]
+    assert (flipped[1]["ci_low"], flipped[1]["ci_high"]) == (-1.47, 3.66)
+    head, rows = fmt.effect_by_epoch_table(series)
+    assert head[1] == "exponential - multistep (pts)" and rows[1][1] == "+1.1"
+    assert fmt.oriented(flipped) == flipped  # already the verdict's way round
+
+
+def test_every_epoch_all_trials_reached_is_analysed():
+    """A study without pruning (the quick start's --pruner none) shows its epochs, not
+    one dot at "end"; the verdict stays the end's."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    from hpsearch.analysis.table import finished_table
+
+    study = optuna.create_study(direction="maximize")
+    rng = __import__("random").Random(0)
+    for i in range(30):
+        bn = ["none", "before"][i % 2]
+        values = {e: 0.5 + 0.1 * e + (0.05 if bn == "before" else 0) + rng.gauss(0, 0.01)
+                  for e in (1, 2, 3, 4)}
+        study.add_trial(optuna.trial.create_trial(
+            params={"batch_norm": bn}, distributions={
+                "batch_norm": CategoricalDistribution(["none", "before"])},
+            value=values[4], intermediate_values=values))
+    table = finished_table(study.trials, study.direction)
+    assert table.levels() == [0] and table.early_epochs() == [1, 2, 3]
+    from hpsearch.analysis import analyze
+
+    doc = analyze(study, n_bootstrap_importance=2, n_noise=3).to_dict()
+    answer = next(a for a in doc["answers"] if a["question"] == "batch_norm")
+    labels = [r["label"] for r in answer["effect_by_epoch"]]
+    assert labels == ["step 1", "step 2", "step 3", "end"]
+    assert all(r["ci_low"] < r["diff"] < r["ci_high"] for r in answer["effect_by_epoch"])
