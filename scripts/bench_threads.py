@@ -31,6 +31,7 @@ from pathlib import Path
 
 import optuna
 
+from hpsearch import schema
 from hpsearch.storage.open import load_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +63,8 @@ def run_study(directory: Path, trials: int, threads: str | None) -> dict[str, fl
                    text=True)
     wall = time.perf_counter() - t0
     study = load_study(str(db))
-    per_trial = [sum(t.user_attrs["learning_curve"]["seconds"]) for t in study.trials
-                 if "learning_curve" in t.user_attrs]
+    curves = [schema.learning_curve(t) for t in study.trials]
+    per_trial = [sum(c["seconds"]) for c in curves if c]
     return {"wall": wall, "trial": statistics.median(per_trial), "load": load}
 
 

@@ -132,7 +132,7 @@ def _analyze(study: optuna.Study, evaluators: Sequence[str], n_bootstrap_importa
         named = {interaction(n).id for n in interactions}
         inter = [r for r in inter if r["question"] in questions or r["question"] in named
                  or r["question"] not in INTERACTION_BY_ID]
-    if not isinstance(study.user_attrs.get("provenance"), dict):
+    if schema.provenance(study) is None:
         _not_ours(answers, inter, epochs=any(table.curves))
     if trials and all(t.state == TrialState.FAIL for t in trials):
         for a in answers:

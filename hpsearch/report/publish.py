@@ -77,8 +77,10 @@ def name_objective(study: optuna.Study, warnings: list[str]) -> None:
     """Name an hpsearch study's objective for the dashboard ("Objective 0" otherwise); a
     study another tool made keeps its names, or its lack of them (hpsearch cannot know
     what its value means)."""
-    if study.metric_names is not None or not isinstance(
-            study.user_attrs.get("provenance"), Mapping) or len(study.directions) != 1:
+    from hpsearch import schema
+
+    if study.metric_names is not None or schema.provenance(study) is None \
+            or len(study.directions) != 1:
         return
     import warnings as python_warnings
 
