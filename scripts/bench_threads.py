@@ -32,7 +32,7 @@ from pathlib import Path
 import optuna
 
 from hpsearch import schema
-from hpsearch.storage.open import load_study
+from hpsearch.storage import load_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
