@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.trial import TrialState
 
 from hpsearch import __version__, schema
@@ -111,7 +117,7 @@ def open_study(preset: Preset, settings: Settings,
             pruner=make_pruner(settings.pruner, None if objective else settings.epochs))
         prov = provenance(preset, settings, objective)
         # Another worker may have created it since the check: check again (reads only).
-        old = _check_compatible(study, prov, settings)
+        old = _check_compatible(study, prov, settings, preset)
         if old is None:
             # a user's objective brings its own data: no dataset then
             schema.set_provenance(study, prov, settings.dataset if objective is None else None,
@@ -144,13 +150,13 @@ def _check_existing(preset: Preset, settings: Settings, name: str,
         if name not in study_names(storage):
             return
         study = optuna.load_study(study_name=name, storage=storage)
-        _check_compatible(study, provenance(preset, settings, objective), settings)
+        _check_compatible(study, provenance(preset, settings, objective), settings, preset)
         if data is not None:
             check_data(study, data.source, "resume")
 
 
-def _check_compatible(study: optuna.Study, prov: dict[str, Any],
-                      settings: Settings) -> dict[str, Any] | None:
+def _check_compatible(study: optuna.Study, prov: dict[str, Any], settings: Settings,
+                      preset: Preset) -> dict[str, Any] | None:
     """Refuse a stored study that is not this experiment; its provenance (None if none)."""
     name, where = study.study_name, mask(settings.storage)
     if len(study.directions) != 1:
@@ -169,6 +175,8 @@ def _check_compatible(study: optuna.Study, prov: dict[str, Any],
         raise StudyError(f"study {name!r} in {where} has params that are not hpsearch's "
                          f"({shown}): it is not an hpsearch study (choose another "
                          "--study-name)")
+    if settings.objective is None:
+        _check_space(study, preset, where)
     old = study.user_attrs.get(schema.PROVENANCE)
     if old is None:
         return None
@@ -212,6 +220,40 @@ def _check_objective(study: optuna.Study, old: dict[str, Any], prov: dict[str, A
             f"{str(stored.get('sha256'))[:12]} then, {str(now.get('sha256'))[:12]} now), so "
             "the study would mix two objectives; restore the file, or start another study "
             "with --study-name NAME")
+
+
+def _check_space(study: optuna.Study, preset: Preset, where: str) -> None:
+    """Refuse a study whose trials sampled a param from another distribution than this
+    run's space gives it (another ``--set`` range or preset, another hpsearch version).
+
+    Optuna keeps a param's first distribution in a trial and ignores a second one with a
+    warning (a retried trial carries its failed original's), and a sampler's search space
+    leaves out a param whose trials disagree: the study would be two searches under one name.
+    """
+    space = {p.name: preset.param(p.name).distribution() for p in PARAM_BY_NAME.values()
+             if p.name not in preset.fixed}
+    for t in study.get_trials(deepcopy=False):
+        for name, dist in t.distributions.items():
+            if name in space and dist != space[name]:
+                raise StudyError(
+                    f"study {study.study_name!r} in {where}: trial #{t.number} sampled {name} "
+                    f"from {shown_distribution(dist)}, and this run's space samples it from "
+                    f"{shown_distribution(space[name])}; one study must keep one search "
+                    "space, so resume it with the preset and --set it was made with (or an "
+                    "hpsearch whose space matches), or choose another --study-name")
+
+
+def shown_distribution(dist: BaseDistribution) -> str:
+    """``0.0..0.7 step 0.1``, ``1e-05..0.1 log``, ``{adam, sgd}``: a distribution in words."""
+    if isinstance(dist, CategoricalDistribution):
+        return "{" + ", ".join(str(c) for c in dist.choices) + "}"
+    if isinstance(dist, FloatDistribution | IntDistribution):
+        kind = "integers " if isinstance(dist, IntDistribution) else ""
+        extra = (" log" if dist.log else "") + (
+            f" step {dist.step:g}" if dist.step not in (None, 1) else
+            " continuous" if isinstance(dist, FloatDistribution) else "")
+        return f"{kind}{dist.low:g}..{dist.high:g}{extra}"
+    return repr(dist)
 
 
 def count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:

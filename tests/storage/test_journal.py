@@ -22,6 +22,7 @@ import hpsearch.storage.open
 from hpsearch.cli import main
 from hpsearch.optimize.study import FINISHED
 from hpsearch.schema import HEARTBEAT
+from hpsearch.space import PARAM_BY_NAME
 from hpsearch.storage import owner
 from hpsearch.storage.journal import RepairingBackend
 from hpsearch.storage.open import load_study, open_storage
@@ -147,14 +148,18 @@ def test_stale_journal_trials_are_those_of_dead_owners_or_old_heartbeats(tmp_pat
     assert sorted(storage._get_stale_trial_ids(study._study_id)) == [ids[1], ids[3]]
 
 
+@pytest.mark.filterwarnings("error:Inconsistent parameter values:RuntimeWarning")
 def test_a_killed_workers_journal_trial_is_failed_and_rerun(tmp_path):
-    """A worker SIGKILLed mid-trial (same host): the next worker sees its pid is gone."""
+    """A worker SIGKILLed mid-trial (same host): the next worker sees its pid is gone, and
+    the retried trial (which carries its original's params and distributions) samples from
+    the same space as the run: no 'Inconsistent parameter values' warning, made an error."""
     log = tmp_path / "s.log"
     storage = open_storage(str(log), create=True, heartbeat=True)
     study = optuna.create_study(storage=storage, study_name="full-synthetic",
                                 direction="maximize")
     dead = study.ask()
-    x = dead.suggest_float("dropout", 0.0, 0.7)  # as the search space has it
+    p = PARAM_BY_NAME["dropout"]
+    x = dead.suggest_float(p.name, p.low, p.high, step=p.step)  # as the space has it
     _beat(storage, dead._trial_id, time=time.time(), pid=_dead_pid())
     study.set_user_attr("provenance", None)  # the CLI fills it in: no other settings
 
@@ -166,6 +171,33 @@ def test_a_killed_workers_journal_trial_is_failed_and_rerun(tmp_path):
     assert len([t for t in trials if t.state in FINISHED]) == 3
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == dead._trial_id]
     assert len(retried) == 1 and retried[0].params["dropout"] == x
+    assert retried[0].state in FINISHED, retried[0].user_attrs
+
+
+def test_a_study_whose_trials_sampled_another_space_is_refused(tmp_path):
+    """A trial that sampled dropout continuously (an older space, another --set range):
+    resuming would make Optuna ignore this run's distribution for it (a RuntimeWarning) and
+    the sampler leave dropout out of its search space. One line, nothing written."""
+    log = tmp_path / "s.log"
+    storage = open_storage(str(log), create=True, heartbeat=True)
+    study = optuna.create_study(storage=storage, study_name="full-synthetic",
+                                direction="maximize")
+    dead = study.ask()
+    dead.suggest_float("dropout", 0.0, 0.7)  # no step: the space has step 0.1
+    _beat(storage, dead._trial_id, time=time.time(), pid=_dead_pid())
+    before = log.read_bytes()
+    result = CliRunner().invoke(main, ["optimize", "--storage", str(log), "--trials", "2",
+                                       *TINY])
+    assert result.exit_code == 1, result.output
+    assert "trial #0 sampled dropout from 0..0.7 continuous, and this run's space samples " \
+           "it from 0..0.7 step 0.1" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert log.read_bytes() == before
+    # The same study resumed with the range it was made with (a preset narrowing
+    # dropout to it) would be one space again; another --set range is refused the same way.
+    other = CliRunner().invoke(main, ["optimize", "--storage", str(log), "--trials", "2",
+                                      "--set", "dropout=0.0..0.5", *TINY])
+    assert other.exit_code == 1 and "0..0.5 step 0.1" in other.output, other.output
 
 
 def test_heartbeats_are_recorded_with_the_owner(tmp_path, monkeypatch):
