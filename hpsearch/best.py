@@ -40,6 +40,7 @@ from hpsearch.replay import (
     fallback_values,
     foreign_message,
     now_iso,
+    own_data_message,
     rerun,
     study_data,
     study_objective,
@@ -226,14 +227,16 @@ def _seed_range(seeds: list[int]) -> str:
 def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
          seeds: int = 1, device: str = "auto", data_dir: str | None = None,
          fuse: int | None = None, progress: Callable[[str], None] | None = None,
-         objective: str | None = None) -> BestResult:
+         objective: str | None = None, dataset: str | None = None) -> BestResult:
     """Retrain the study's best config, measure it on the test split, store and upload it.
 
     Without ``retrain`` the config is trained once with the trial's own ``train_seed``
     (reproducing the trial); with ``retrain`` it is trained on seeds ``0..seeds-1`` and the
     test accuracy is a mean ± std, the seeds trained as one fused model where that pays
     (:func:`hpsearch.training.train_seeds`; ``fuse`` caps how many, 1 trains them one by one).
-    Data and epochs come from the study's provenance. ``progress`` gets one line as the
+    Data and epochs come from the study's provenance; ``dataset`` is where its ``.npz`` or
+    image folder is now, when it moved (checked against the study's record of its data,
+    :func:`hpsearch.replay.study_settings`). ``progress`` gets one line as the
     training starts and one per finished training. A study of a user's objective (it
     records it; ``objective`` points at it when it moved or for a study hpsearch did not
     make) is re-run through the objective with ``split="test"`` (:func:`best_own`).
@@ -247,6 +250,8 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
                          " objectives): it has no single best trial, and hpsearch studies "
                          "maximize one value")
     loaded = study_objective(study, objective, "best")
+    if loaded is not None and dataset is not None:
+        raise ConfigError(own_data_message(study.study_name))
     if loaded is not None:
         return best_own(study, loaded, storage, retrain=retrain, seeds=seeds,
                         progress=progress)
@@ -254,8 +259,8 @@ def best(storage: str, *, study_name: str | None = None, retrain: bool = False,
         raise StudyError(foreign_message(study.study_name, "best"))
     trial = complete_trials(study)[0]
     cfg = trial_config(trial)
-    settings = study_settings(study, data_dir=data_dir)
-    data = study_data(settings, device, study)
+    settings = study_settings(study, data_dir=data_dir, dataset=dataset)
+    data = study_data(settings, device, study, dataset=dataset)
     if retrain:
         seed_list = list(range(seeds))
     else:

@@ -75,7 +75,8 @@ def _click_type(rule: Rule) -> Any:
 
 
 def setting_option(name: str, *, help: str | None = None, shown: str | None = None,
-                   **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+                   metavar: str | None = None, **kwargs: Any,
+                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--NAME`` for the setting ``name``: type, bounds, choices and help from
     ``settings.RULES``, the default shown from ``Settings`` (or ``shown``). It has no click
     default: an unset flag leaves the preset's value or the default."""
@@ -85,7 +86,7 @@ def setting_option(name: str, *, help: str | None = None, shown: str | None = No
     if default:
         text += f"  [default: {default}]"
     return click.option("--" + name.replace("_", "-"), type=_click_type(rule),
-                        metavar=rule.metavar, help=text, **kwargs)
+                        metavar=metavar or rule.metavar, help=text, **kwargs)
 
 
 def study_name_option(help: str = "Which study, when STORAGE holds several.",
@@ -102,6 +103,14 @@ def device_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 def data_dir_option(*, help: str | None = None, shown: str = "the study's",
                     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return setting_option("data_dir", help=help, shown=shown)
+
+
+def moved_dataset_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--dataset`` of a command that retrains a study's configs (verify, best)."""
+    return setting_option(
+        "dataset", metavar="PATH.npz|DIR", shown="where the study ran it",
+        help="Where the study's .npz or image folder is now, when it moved; refused unless "
+             "it is the same data (the study records a hash of every image and label).")
 
 
 def fuse_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -395,6 +404,7 @@ def dashboard(storage: str, host: str, port: int) -> None:
 @study_name_option()
 @setting_option("epochs", help="Epochs per run.", shown="the study's")
 @device_option()
+@moved_dataset_option()
 @data_dir_option()
 @fuse_option("seeds of a twin")
 @objective_option()
@@ -402,8 +412,8 @@ def dashboard(storage: str, host: str, port: int) -> None:
 @friendly_errors
 def verify(storage: str, question: str | None, seeds: int | None, margin: float, top_k: int,
            jobs: int, study_name: str | None, epochs: int | None, device: str,
-           data_dir: str | None, fuse: int | None, objective: str | None,
-           quiet: bool) -> None:
+           dataset: str | None, data_dir: str | None, fuse: int | None,
+           objective: str | None, quiet: bool) -> None:
     """Paired re-runs: twins of the best config that differ only in one question's param."""
     import optuna
 
@@ -416,7 +426,7 @@ def verify(storage: str, question: str | None, seeds: int | None, margin: float,
         result = run(storage, question, seeds=seeds, top_k=top_k, study_name=study_name,
                      epochs=epochs, device=device, data_dir=data_dir, progress=bar,
                      fuse=fuse, margin=margin, jobs=jobs, objective=objective,
-                     on_start=_echo)
+                     on_start=_echo, dataset=dataset)
     finally:
         bar.close()
     # The plan was printed before the first training (click.echo flushes): a log reads plan,
@@ -435,12 +445,14 @@ def verify(storage: str, question: str | None, seeds: int | None, margin: float,
 @click.option("--seeds", type=click.IntRange(min=1),
               help="Seeds for --retrain.  [default: 5]")
 @device_option()
+@moved_dataset_option()
 @data_dir_option()
 @fuse_option("of the --retrain seeds")
 @objective_option()
 @friendly_errors
 def best(storage: str, study_name: str | None, retrain: bool, seeds: int | None, device: str,
-         data_dir: str | None, fuse: int | None, objective: str | None) -> None:
+         dataset: str | None, data_dir: str | None, fuse: int | None,
+         objective: str | None) -> None:
     """The best config retrained: test accuracy, per-class accuracy, weights as artifacts."""
     import optuna
 
@@ -453,6 +465,7 @@ def best(storage: str, study_name: str | None, retrain: bool, seeds: int | None,
     # One line per finished training on stderr, a terminal or not (a log, a batch job).
     result = run(storage, study_name=study_name, retrain=retrain, seeds=seeds or 5,
                  device=device, data_dir=data_dir, fuse=fuse, objective=objective,
+                 dataset=dataset,
                  progress=lambda line: _echo(f"best: {line}", err=True))
     for line in result.lines():
         _echo(line)

@@ -11,6 +11,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -18,7 +19,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch import schema
-from hpsearch.errors import ObjectiveError, StudyError
+from hpsearch.errors import DataError, ObjectiveError, StudyError
 from hpsearch.objectives import (
     LoadedObjective,
     Params,
@@ -29,7 +30,7 @@ from hpsearch.objectives import (
     load_recorded,
     recorded_spec,
 )
-from hpsearch.settings import Settings, validate
+from hpsearch.settings import Settings, check_spec, is_named, resolve_spec, validate
 from hpsearch.space import TrialConfig, config_from_params
 from hpsearch.training import (
     DeviceData,
@@ -68,8 +69,15 @@ def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def study_settings(study: optuna.Study, *, epochs: int | None = None,
-                   data_dir: str | None = None) -> Settings:
-    """The settings the study was run with (its ``provenance``), with overrides applied."""
+                   data_dir: str | None = None, dataset: str | None = None) -> Settings:
+    """The settings the study was run with (its ``provenance``), with overrides applied.
+
+    ``dataset`` is where the study's data is now (``--dataset PATH`` of ``verify`` and
+    ``best``, after its ``.npz`` or image folder moved): the settings keep the recorded spec,
+    which names the data, and :func:`study_data` loads from ``dataset`` and checks it
+    against the study's record (:data:`hpsearch.schema.DATA`). A recorded path that is gone,
+    with no ``dataset``, is one :class:`DataError` that names the option.
+    """
     stored = schema.stored_settings(study)
     if stored is None or "dataset" not in stored:
         raise StudyError(foreign_message(study.study_name, "best"))
@@ -79,26 +87,50 @@ def study_settings(study: optuna.Study, *, epochs: int | None = None,
         settings = settings.replace(epochs=epochs)
     if data_dir is not None:
         settings = settings.replace(data_dir=data_dir)
-    validate(settings, source="study provenance and flags")
+    where = settings.dataset
+    if dataset is not None:
+        if schema.data_record(study) is None:
+            instead = (f"use --data-dir DIR for {where}" if is_named(where)
+                       else f"put the data back at {where}")
+            raise StudyError(
+                f"study {study.study_name!r} records no fingerprint of its data (made before "
+                f"hpsearch recorded one), so --dataset cannot be checked against it; {instead}")
+        try:
+            check_spec(dataset)
+        except DataError as exc:
+            raise DataError(f"--dataset: {exc}") from None
+        where = resolve_spec(dataset)
+    elif isinstance(where, str) and not is_named(where) and \
+            not Path(where).expanduser().exists():
+        raise DataError(
+            f"the data study {study.study_name!r} ran on is no longer at {where} (moved or "
+            "deleted): give where it is now with --dataset PATH (it is checked against the "
+            "study's record of its data, so only the same data is accepted)")
+    validate(settings.replace(dataset=where), source="study provenance and flags")
     return settings
 
 
 def study_data(settings: Settings, device: str | torch.device = "auto",
-               study: optuna.Study | None = None) -> DeviceData:
+               study: optuna.Study | None = None, *, dataset: str | None = None,
+               ) -> DeviceData:
     """The study's splits: same dataset, validation hold-out, train subset and split seed;
-    with ``study``, refused unless the data is what the study was run on."""
+    with ``study``, refused unless the data is what the study was run on. ``dataset``:
+    where that data is now (``--dataset``), instead of the study's recorded spec."""
     dev = device if isinstance(device, torch.device) else training_device(device)
-    raw = load_dataset(settings.dataset, settings.data_dir)
+    raw = load_dataset(resolve_spec(dataset) if dataset else settings.dataset,
+                       settings.data_dir)
     data = DeviceData.create(raw, val_size=settings.val_size, seed=settings.seed, device=dev,
                              train_size=settings.train_size)
     if study is not None:
-        check_data(study, data.source, "re-run")
+        check_data(study, data.source, "re-run", given=dataset)
     return data
 
 
-def check_data(study: optuna.Study, now: dict[str, object], what: str) -> None:
+def check_data(study: optuna.Study, now: dict[str, object], what: str,
+               given: str | None = None) -> None:
     """StudyError when the study recorded other data than ``now`` (a file changed or
-    replaced since): its trials, or re-runs of them, would not be one experiment."""
+    replaced since): its trials, or re-runs of them, would not be one experiment.
+    ``given``: the ``--dataset`` the user pointed at; the message says what differs."""
     was = schema.data_record(study)
     if was is None or not now or was.get("hash") == now.get("hash"):
         return
@@ -108,11 +140,31 @@ def check_data(study: optuna.Study, now: dict[str, object], what: str) -> None:
         return (f"{shape} images, {d.get('classes', '?')} classes, {d.get('train', '?')} "
                 f"train / {d.get('test', '?')} test")
 
+    if given is not None:
+        raise StudyError(f"--dataset {given} is not the data study {study.study_name!r} ran "
+                         f"on: {data_differences(was, now)}; point --dataset at that data, "
+                         "or start a new study on this one")
     raise StudyError(
         f"the data of study {study.study_name!r} changed since it ran (then {shown(was)}; now "
         f"{shown(now)}{', same sizes but other contents' if shown(was) == shown(now) else ''}"
         f"): to {what} it would mix two datasets; point --dataset (or --data-dir) at the "
         "data the study used, or start a new study")
+
+
+def data_differences(was: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """What differs between two data records (:data:`hpsearch.schema.DATA`), in words:
+    ``image shape 3x8x8 then, 1x8x8 now; 120 train examples then, 100 now``."""
+    def value(d: Mapping[str, Any], key: str) -> str:
+        v = d.get(key)
+        return "x".join(str(x) for x in v) if isinstance(v, list) else str(v)
+
+    parts = [f"{label} {value(was, k)} then, {value(now, k)} now" if k == "shape" else
+             f"{value(was, k)} {label} then, {value(now, k)} now"
+             for k, label in (("shape", "image shape"), ("classes", "classes"),
+                              ("train", "train examples"), ("test", "test examples"))
+             if value(was, k) != value(now, k)]
+    return "; ".join(parts) or ("the same image shape, classes and split sizes, but other "
+                                "images or labels")
 
 
 # ---------------------------------------------------------------------------- a user's objective
@@ -123,6 +175,12 @@ def foreign_message(study: str, command: str) -> str:
             f"so hpsearch cannot train it again; give the objective that made it: `hpsearch "
             f"{command} STORAGE --objective FILE.py:NAME` (def NAME(trial) -> float; seed= "
             "and split= as keywords if it takes them; docs/own-model.md)")
+
+
+def own_data_message(study: str) -> str:
+    return (f"--dataset is for a study of hpsearch's own models; study {study!r} runs a user's "
+            "objective, which loads its own data (point the objective at it, or give the "
+            "moved objective with --objective)")
 
 
 def study_objective(study: optuna.Study, override: str | None, command: str,

@@ -106,3 +106,56 @@ def test_a_dataset_changed_since_the_study_ran_is_refused(tmp_path):
     assert len(load_study(str(db)).trials) == 2
     code, out = run("best", str(db), "--retrain", "--seeds", "1")
     assert code == 1 and "to re-run it would mix two datasets" in out, out
+
+
+def test_a_moved_npz_is_pointed_at_with_dataset_and_checked_against_the_record(tmp_path):
+    """verify and best find a moved .npz through --dataset PATH; without it the message
+    names the option; a file with other data is refused with what differs, in one line."""
+    old, db = tmp_path / "d.npz", tmp_path / "s.db"
+    write_npz(old)
+    code, out = run("optimize", "--trials", "1", "--storage", str(db), "--dataset", str(old),
+                    "--model", "mlp", *FAST)
+    assert code == 0, out
+    moved = tmp_path / "elsewhere" / "d.npz"
+    moved.parent.mkdir()
+    old.rename(moved)
+    for command in (["best", str(db), "--retrain", "--seeds", "1"],
+                    ["verify", str(db), "--question", "dropout", "-q"]):
+        code, out = run(*command)
+        assert code == 1 and "Traceback" not in out and len(out.strip().splitlines()) == 1
+        assert f"is no longer at {old} (moved or deleted): give where it is now with " \
+               "--dataset PATH" in out, out
+    code, out = run("best", str(db), "--retrain", "--seeds", "1", "--dataset", str(moved))
+    assert code == 0, out
+    other = tmp_path / "other.npz"
+    write_npz(other, n_train=100, shape=(8, 8))
+    for command in (["best", str(db), "--retrain", "--seeds", "1"],
+                    ["verify", str(db), "--question", "dropout", "-q"]):
+        code, out = run(*command, "--dataset", str(other))
+        assert code == 1 and len(out.strip().splitlines()) == 1, out
+        assert f"--dataset {other} is not the data study 'full-d' ran on: image shape 3x8x8 " \
+               "then, 1x8x8 now; 120 train examples then, 100 now" in out, out
+    arrays = write_npz(other)
+    x = arrays["x_test"].copy()  # type: ignore[union-attr]
+    x[0, 0, 0, 0] ^= 1
+    write_npz(other, x_test=x)
+    code, out = run("best", str(db), "--dataset", str(other))
+    assert code == 1 and "the same image shape, classes and split sizes, but other images " \
+                         "or labels" in out, out
+    code, out = run("best", str(db), "--dataset", str(tmp_path / "nothing.npz"))
+    assert code == 1 and out.startswith("Error: --dataset: unknown dataset"), out
+
+
+def test_a_moved_image_folder_is_verified_through_dataset(tmp_path):
+    write_folder(tmp_path / "pets", mode="L", size=(8, 8))
+    db = tmp_path / "s.db"
+    code, out = run("optimize", "--trials", "1", "--storage", str(db), "--dataset",
+                    str(tmp_path / "pets"), "--model", "mlp", *FAST)
+    assert code == 0, out
+    (tmp_path / "pets").rename(tmp_path / "photos")
+    code, out = run("verify", str(db), "--question", "dropout", "--seeds", "6", "-q")
+    assert code == 1 and "--dataset PATH" in out, out
+    code, out = run("verify", str(db), "--question", "dropout", "--seeds", "6", "-q",
+                    "--dataset", str(tmp_path / "photos"))
+    assert code == 0, out
+    assert load_study(str(db)).user_attrs["dataset"] == str(tmp_path / "pets")  # the name

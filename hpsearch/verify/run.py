@@ -76,6 +76,7 @@ from hpsearch.replay import (
     complete_trials,
     fallback_values,
     foreign_message,
+    own_data_message,
     study_data,
     study_objective,
     study_settings,
@@ -151,7 +152,8 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
            data_dir: str | None = None, alpha: float = ALPHA, margin: float = MARGIN,
            fuse: int | None = None, jobs: int = 1,
            objective: str | None = None,
-           on_start: Callable[[str], None] | None = None) -> VerifyResult:
+           on_start: Callable[[str], None] | None = None,
+           dataset: str | None = None) -> VerifyResult:
     """Paired re-runs of the top-``top_k`` configs' twins, on the test split, in looks.
 
     ``question`` None verifies every question the study sampled, as one Holm family.
@@ -159,10 +161,12 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
     than the family's minimum is a :class:`ConfigError` that names it. Each comparison
     stops at the first look where it is a difference or an equivalence (inside ``±margin``
     test-accuracy points). Data, epochs and patience come from the study's provenance
-    (``epochs`` and ``data_dir`` override); ``fuse`` caps how many trainings train as one
-    fused model (1: one by one); ``jobs`` processes share the trainings. Every training is
-    stored as it finishes in the companion study ``<study>:verify``; each question's result
-    is stored as the study user attr ``verify:<question>`` and all are returned.
+    (``epochs`` and ``data_dir`` override; ``dataset`` is where its ``.npz`` or image
+    folder is now, checked against the study's record of its data); ``fuse`` caps how many
+    trainings train as one fused model (1: one by one); ``jobs`` processes share the
+    trainings. Every training is stored as it finishes in the companion study
+    ``<study>:verify``; each question's result is stored as the study user attr
+    ``verify:<question>`` and all are returned.
 
     A study that runs a user's objective (``optimize --objective``: the study records it;
     ``objective`` points at it when it moved, or gives one to a study another tool made)
@@ -183,6 +187,8 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
                           f"{margin!r}")
     study, opened = open_study(storage, study_name)
     loaded = study_objective(study, objective, "verify")
+    if loaded is not None and dataset is not None:
+        raise ConfigError(own_data_message(study.study_name))
     if loaded is None and question is not None and question not in QUESTION_BY_ID \
             and question not in INTERACTION_BY_ID:
         raise ConfigError(f"unknown question {question!r}; known: "
@@ -200,7 +206,7 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
         raise ConfigError(f"study {study.study_name!r} sampled none of the questions' params "
                           "(all fixed by its preset?); name one with --question")
     settings = (own_settings(study) if loaded
-                else study_settings(study, epochs=epochs, data_dir=data_dir))
+                else study_settings(study, epochs=epochs, data_dir=data_dir, dataset=dataset))
     prov = schema.provenance(study) or {}
     plans = ((q, own_plan(q, trials, study) if loaded else _plan(q, trials, prov))
              for q in questions)
@@ -223,7 +229,7 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
             f"family need p < {alpha / family:.2g} at Holm's first step, and the signed-rank "
             f"test gets there only with {need} or more seeds; use --seeds {need} (or verify "
             "fewer questions with --question)")
-    data = study_data(settings, device, study) if loaded is None else None
+    data = study_data(settings, device, study, dataset=dataset) if loaded is None else None
     store = (TrainingStore(storage, opened, study.study_name, settings, fuse=fuse)
              if loaded is None else
              TrainingStore(storage, opened, study.study_name, settings,
@@ -234,7 +240,7 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
     workers = _start_workers(jobs - 1, dict(
         storage=storage, question=question, seeds=seeds, top_k=top_k,
         study_name=study.study_name, epochs=epochs, device=device, data_dir=data_dir,
-        alpha=alpha, margin=margin, fuse=fuse, objective=objective))
+        alpha=alpha, margin=margin, fuse=fuse, objective=objective, dataset=dataset))
     result = VerifyResult(questions=[q.id for q in questions] + [x.id for x in inters],
                           study_name=study.study_name,
                           seeds=list(range(seeds)), top_k=top_k,
