@@ -3,6 +3,15 @@
 Both take images of any channel count and size: the MLP flattens ``C*H*W`` inputs, the CNN
 pools while a side is at least 2 pixels and averages large images down to a fixed grid.
 
+Large images and the MLP: flattening a 256x256 colour photo would give the first Linear
+layer 196,608 inputs, 200 million weights at the space's 1024 units, for a model that
+cannot use the pixels' layout anyway. A user who brings photos expects both model families
+to train on them, so ``--model any`` stays one study, rather than a refusal of every MLP
+trial; so the MLP averages an image whose longer side exceeds :data:`MLP_SIDE` down to that
+side (``AdaptiveAvgPool2d``, aspect ratio kept), as the CNN averages its last feature maps
+down to its grid. Its size is then bounded by a 32x32 colour image's (3,072 inputs, 3.1M
+weights at 1024 units), and images of CIFAR-10's size or smaller are flattened unchanged.
+
 A model is one flat ``nn.Sequential``, so printing it shows every layer in order and code
 finds layers by type (``[m for m in model if isinstance(m, nn.BatchNorm1d)]``). It takes a
 normalized float batch ``(B, C, H, W)`` and returns logits ``(B, n_classes)``.
@@ -18,7 +27,6 @@ then pooling (CNN) and dropout, the latter only when its rate is > 0 (no no-op m
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -30,6 +38,7 @@ from hpsearch.space import TrialConfig
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
 CNN_BLOCKS = 3  # channels c, 2c, 4c; each block halves H and W (28 -> 14 -> 7 -> 3)
 CNN_GRID = 4    # the largest H, W the FC layer sees (32x32 inputs end at 4x4)
+MLP_SIDE = 32   # the longest side the MLP flattens; larger images are averaged down to it
 LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default, named because the inits need it too
 Nonlinearity = Literal["linear", "relu", "leaky_relu", "sigmoid", "tanh"]  # for torch's gains
 
@@ -81,8 +90,13 @@ def l1_penalty(model: nn.Module) -> torch.Tensor:
 
 def _mlp_layers(cfg: TrialConfig, input_shape: tuple[int, int, int], n_classes: int,
                 dropout: type[nn.Dropout]) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Flatten()]
-    width_in = math.prod(input_shape)
+    channels, height, width = input_shape
+    layers: list[nn.Module] = []
+    if max(height, width) > MLP_SIDE:
+        height, width = mlp_input_size(height, width)
+        layers.append(nn.AdaptiveAvgPool2d((height, width)))
+    layers.append(nn.Flatten())
+    width_in = channels * height * width
     for width in cfg.hidden_widths():
         linear = nn.Linear(width_in, width, bias=_has_bias(cfg))
         layers += _block(linear, width, cfg, nn.BatchNorm1d)
@@ -90,6 +104,15 @@ def _mlp_layers(cfg: TrialConfig, input_shape: tuple[int, int, int], n_classes: 
         width_in = width
     layers.append(nn.Linear(width_in, n_classes))
     return layers
+
+
+def mlp_input_size(height: int, width: int) -> tuple[int, int]:
+    """The image size the MLP flattens: as it is, or averaged down so that its longer side
+    is :data:`MLP_SIDE` (the shorter one scaled alike, at least 1 pixel)."""
+    scale = MLP_SIDE / max(height, width)
+    if scale >= 1:
+        return height, width
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def _cnn_layers(cfg: TrialConfig, input_shape: tuple[int, int, int], n_classes: int,

@@ -135,3 +135,33 @@ def test_fused_handles_the_large_image_pooling():
     alone = train(cfg, data, epochs=1, patience=1, seed=1)
     assert together[1].history[0].train_loss == pytest.approx(alone.history[0].train_loss,
                                                               rel=1e-4)
+
+
+def test_the_mlp_averages_large_images_down_to_its_side():
+    """A folder of 256x256 photos gave an MLP of 200M weights at 1024 units: images whose
+    longer side exceeds MLP_SIDE are averaged down to it, aspect kept; up to CIFAR-10's
+    size they are flattened as they are."""
+    from hpsearch.training.models import MLP_SIDE, count_params
+
+    cfg = SMALL.replace(model="mlp", hidden_units=1024, hidden_layers=1)
+    for shape, seen in (((3, 256, 256), (3, 32, 32)), ((3, 256, 128), (3, 32, 16)),
+                        ((1, 1000, 10), (1, 32, 1)), ((3, 32, 32), (3, 32, 32)),
+                        ((1, 28, 28), (1, 28, 28)), ((3, 33, 8), (3, 32, 8))):
+        net = build_model(cfg, shape, 10)
+        first = [m for m in net if isinstance(m, nn.Linear)][0]
+        assert first.in_features == math.prod(seen), shape
+        assert any(isinstance(m, nn.AdaptiveAvgPool2d) for m in net) == (max(shape) > MLP_SIDE)
+        assert count_params(net) <= 3 * MLP_SIDE**2 * 1024 + 1024 + 1024 * 10 + 10
+        assert net(torch.rand(2, *shape)).shape == (2, 10)
+
+
+def test_fused_mlps_on_large_images_train_as_each_alone():
+    x, y = images(64, (72, 40, 3), 2)
+    raw_x = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+    data = DeviceData.from_splits("big", ("a", "b"), "cpu", (raw_x[:48], torch.from_numpy(y[:48])),
+                                  (raw_x[48:], torch.from_numpy(y[48:])))
+    cfg = SMALL.replace(model="mlp", batch_norm="before")
+    together = train_fused([cfg, cfg], data, epochs=1, patience=1, seeds=[0, 1])
+    alone = train(cfg, data, epochs=1, patience=1, seed=1)
+    assert together[1].history[0].train_loss == pytest.approx(alone.history[0].train_loss,
+                                                              rel=1e-4)

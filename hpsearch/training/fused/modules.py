@@ -190,6 +190,9 @@ class FusedNet:
                     grouped = False
                 else:
                     x = x.flatten(2)
+            elif op.kind == "act" and x.dim() == 5:  # (K, B, C, H, W): the MLP's pooling
+                assert op.module is not None
+                x = op.module(x.flatten(0, 1)).unflatten(0, x.shape[:2])
             elif op.kind == "act":
                 assert op.module is not None
                 x = op.module(x)
