@@ -159,6 +159,8 @@ def run_study(name: str, args: argparse.Namespace, *, at_seed: bool = False) -> 
 def _study(storage: str, name: str) -> Any:
     import optuna
 
+    if not Path(storage).is_file():  # reading must not create an empty database
+        return None
     try:
         return optuna.load_study(study_name=name, storage=f"sqlite:///{storage}")
     except KeyError:
