@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import optuna
 import pytest
 import torch
 from support.cli import TINY, error_line, run
+from support.studies import small_study
 
 import hpsearch.storage.open
 import hpsearch.storage.specs
@@ -24,12 +24,6 @@ from hpsearch.storage.open import open_storage
 def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """optimize() sets torch's threads from OMP_NUM_THREADS: one, on 2 shared cores."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
-def _study(spec: str, name: str, n_trials: int = 1) -> None:
-    study = optuna.create_study(storage=open_storage(spec, create=True), study_name=name,
-                                direction="maximize")
-    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=n_trials)
 
 
 # ---------------------------------------------------------------- failed starts
@@ -71,7 +65,7 @@ def test_a_failed_start_leaves_nothing_behind(tmp_path, monkeypatch, case):
 
     # An existing storage gets no study, so the name is free for other settings.
     db = str(tmp_path / "old.db")
-    _study(db, "other")
+    small_study(db, "other")
     error_line(*run("optimize", "--storage", db, "--trials", "1", *flags, *fast))
     assert hpsearch.storage.open.study_names(open_storage(db)) == ["other"]
     code, out = run("optimize", "--storage", db, "--trials", "1", *TINY)

@@ -7,31 +7,19 @@ what the read-only commands are built on.
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
-import optuna
 import pytest
 from support.cli import error_line, run
+from support.studies import small_study
 
-from hpsearch.storage.open import load_study, open_storage
+from hpsearch.storage.open import load_study
 
 
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """optimize() sets torch's threads from OMP_NUM_THREADS: one, on 2 shared cores."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
-def _study(spec: str, name: str, n_trials: int = 1) -> None:
-    study = optuna.create_study(storage=open_storage(spec, create=True), study_name=name,
-                                direction="maximize")
-    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=n_trials)
-    # Close the storage now: an SQLite engine left to the garbage collector checkpoints its
-    # -wal into the file whenever the collector runs (in another test's report run, say),
-    # and the checksums below would see that as report writing to a storage.
-    del study
-    gc.collect()
 
 
 # ---------------------------------------------------------------- a storage is no output
@@ -48,8 +36,8 @@ def _checksums(directory: Path) -> dict[str, bytes]:
 def test_report_refuses_to_overwrite_a_storage(tmp_path, monkeypatch, name, out):
     monkeypatch.chdir(tmp_path)
     spec = str(tmp_path / name)
-    _study(spec, "a", n_trials=3)
-    _study(str(tmp_path / "other.db"), "b")
+    small_study(spec, "a", n_trials=3)
+    small_study(str(tmp_path / "other.db"), "b")
     before = _checksums(tmp_path)
     target = out.format(spec=spec, dir=tmp_path)
     line = error_line(*run("report", spec, "--out", target))
@@ -75,7 +63,7 @@ def test_report_of_a_study_with_a_malformed_best_record_is_not_a_traceback(tmp_p
                                                                           monkeypatch):
     monkeypatch.chdir(tmp_path)
     db = str(tmp_path / "s.db")
-    _study(db, "a", n_trials=3)
+    small_study(db, "a", n_trials=3)
     load_study(db).set_user_attr("best", {"classes": ["a", "b"],
                                           "confusion": [["x", None], [1]]})
     code, out = run("report", db, "--out", str(tmp_path / "r.html"))

@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 from support.cli import TINY, error_line, run
+from support.studies import small_study
 
 import hpsearch.storage.open
 import hpsearch.storage.specs
@@ -29,12 +30,6 @@ from hpsearch.storage.specs import SQLITE_MAGIC
 def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """optimize() sets torch's threads from OMP_NUM_THREADS: one, on 2 shared cores."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
-def _study(spec: str, name: str, n_trials: int = 1) -> None:
-    study = optuna.create_study(storage=open_storage(spec, create=True), study_name=name,
-                                direction="maximize")
-    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=n_trials)
 
 
 # ---------------------------------------------------------------- storage files
@@ -60,7 +55,7 @@ def test_optimize_on_a_text_file_leaves_it_alone(tmp_path):
 
 def _corrupt(tmp_path: Path) -> Path:
     good = tmp_path / "good.db"
-    _study(str(good), "a", n_trials=3)
+    small_study(str(good), "a", n_trials=3)
     data = good.read_bytes()
     assert data.startswith(SQLITE_MAGIC)
     bad = tmp_path / "corrupt.db"
@@ -98,7 +93,7 @@ def _hold_exclusive_lock(path: Path) -> sqlite3.Connection:
 
 def test_a_locked_sqlite_file_waits_then_fails_clearly(tmp_path, monkeypatch):
     db = tmp_path / "s.db"
-    _study(str(db), "other")
+    small_study(str(db), "other")
     monkeypatch.setattr(hpsearch.storage.specs, "SQLITE_TIMEOUT", 1.0)
     con = _hold_exclusive_lock(db)
     try:
@@ -113,7 +108,7 @@ def test_a_locked_sqlite_file_waits_then_fails_clearly(tmp_path, monkeypatch):
 
 def test_a_locked_sqlite_file_is_used_once_the_lock_is_released(tmp_path, monkeypatch):
     db = tmp_path / "s.db"
-    _study(str(db), "other")
+    small_study(str(db), "other")
     monkeypatch.setattr(hpsearch.storage.specs, "SQLITE_TIMEOUT", 30.0)
     con = _hold_exclusive_lock(db)
     release = threading.Timer(1.0, lambda: (con.rollback(), con.close()))
@@ -131,8 +126,8 @@ def test_a_locked_sqlite_file_is_used_once_the_lock_is_released(tmp_path, monkey
 
 def test_unknown_study_name_lists_the_existing_ones(tmp_path):
     db = str(tmp_path / "s.db")
-    _study(db, "bn-mnist")
-    _study(db, "dropout-mnist")
+    small_study(db, "bn-mnist")
+    small_study(db, "dropout-mnist")
     with pytest.raises(StudyError, match="no study named 'bn' in .*; it holds: bn-mnist, "
                        "dropout-mnist"):
         load_study(db, "bn")
@@ -140,8 +135,8 @@ def test_unknown_study_name_lists_the_existing_ones(tmp_path):
 
 def test_several_studies_and_no_name_asks_for_one(tmp_path):
     db = str(tmp_path / "s.log")
-    _study(db, "a")
-    _study(db, "b")
+    small_study(db, "a")
+    small_study(db, "b")
     with pytest.raises(StudyError, match="holds 2 studies; choose one with --study-name: a, b"):
         load_study(db)
 
@@ -176,8 +171,8 @@ def test_read_commands_with_several_studies_or_an_unknown_one(tmp_path, monkeypa
     _command(command)
     monkeypatch.chdir(tmp_path)
     db = str(tmp_path / "s.db")
-    _study(db, "a")
-    _study(db, "b")
+    small_study(db, "a")
+    small_study(db, "b")
     assert "choose one with --study-name: a, b" in error_line(*run(command, db))
     assert "it holds: a, b" in error_line(*run(command, db, "--study-name", "c"))
 

@@ -4,6 +4,7 @@ and a known effect (batch norm before > after > none; sigmoid is worse)."""
 
 from __future__ import annotations
 
+import gc
 import random
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,16 @@ def plant_study(spec: str | Path, n_trials: int = 60, *, name: str = "planted", 
             intermediate_values={e + 1: v for e, v in enumerate(curve)}))
     study.add_trials(trials)
     return str(spec)
+
+
+def small_study(spec: str, name: str, n_trials: int = 1) -> None:
+    """A plain Optuna study of one float param in ``spec``, its storage closed on return.
+
+    An SQLite engine left to the garbage collector checkpoints its -wal into the file
+    whenever the collector runs (during another command, say), which a test that compares
+    a directory's bytes would read as that command writing to a storage."""
+    study = optuna.create_study(storage=open_storage(spec, create=True), study_name=name,
+                                direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=n_trials)
+    del study
+    gc.collect()
