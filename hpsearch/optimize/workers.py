@@ -90,9 +90,11 @@ class Budgeted:
         self.objective, self.n = objective, n
         self.skipped: set[int] = set()
         self.ran: set[int] = set()
+        self.current: int | None = None  # the trial this worker runs now
 
     def __call__(self, trial: optuna.Trial) -> float:
         self.ran.add(trial.number)
+        self.current = trial.number
         ahead = sum(1 for t in trial.study.get_trials(deepcopy=False, states=_CLAIMED)
                     if t.number < trial.number)
         if ahead >= self.n:
@@ -114,6 +116,14 @@ class Budgeted:
     def filter(self, record: logging.LogRecord) -> bool:
         """Optuna logs every failed trial with a traceback; its reason is stored instead."""
         return not any(record.getMessage().startswith(f"Trial {n} failed") for n in self.ran)
+
+
+def _failed_elsewhere(study: optuna.Study, number: int | None) -> bool:
+    """Whether trial ``number`` was finished as FAIL by another worker (not by this one)."""
+    if number is None:
+        return False
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    return trial is not None and trial.state == TrialState.FAIL
 
 
 def _keep_reason(trial: optuna.Trial, reason: str, *, overwrite: bool) -> None:
@@ -184,6 +194,13 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
                 # Another worker failed this worker's trial as dead before its first
                 # heartbeat (a start slower than the grace period, e.g. on a loaded machine)
                 # and re-queued it: it runs again; this worker goes on with the next one.
+                continue
+            except (ValueError, AssertionError):
+                # The same while it ran (its heartbeat late): Optuna's tell refuses a trial
+                # that is already FAIL ("Cannot tell a FAIL trial", then an assertion in its
+                # cleanup). Anything else is not ours to swallow.
+                if not _failed_elsewhere(study, budgeted.current):
+                    raise
                 continue
             trial = ran[-1]
             fatal = getattr(objective, "fatal", None)
