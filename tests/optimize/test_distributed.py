@@ -241,11 +241,13 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_study_completes(request, t
     victim_trial = tmp_path / "victim-trial"
     # The victim's trials are slow, so that it is surely killed in the middle of one.
     victim = _start(tmp_path, url, "crash", n, sleep=30, trial_file=victim_trial)
-    survivors = [_start(tmp_path, url, "crash", n) for _ in range(2)]
     deadline = time.monotonic() + 120
     while not (victim_trial.exists() and victim_trial.read_text().strip()):
         assert time.monotonic() < deadline and victim.poll() is None, victim.communicate()
         time.sleep(0.2)
+    # The survivors start once the victim is inside its trial: started together, on a loaded
+    # machine they once finished the whole budget before the victim claimed a trial.
+    survivors = [_start(tmp_path, url, "crash", n) for _ in range(2)]
     killed = int(victim_trial.read_text().split()[0])
     _wait_for_running_trial(url, "crash", survivors[0], others=1)  # all are working
     victim.send_signal(signal.SIGKILL)  # mid-trial: its heartbeat stops, the trial stays RUNNING
