@@ -395,7 +395,8 @@ def dashboard(storage: str, host: str, port: int) -> None:
               default=MARGIN, show_default=True, metavar="PTS",
               help="Equivalence margin in test-accuracy points: a comparison whose interval "
                    f"lies inside ±margin is settled as equivalent ({MARGIN:g}: the smallest "
-                   "effect the seeds' claims are about).")
+                   "effect the seeds' claims are about), when its failures to learn are "
+                   "equivalent too (their rates within ±5 pts by their own interval).")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Verify on the K best complete trials' configs.")
 @setting_option("jobs", default=Settings().jobs, show_default=True, shown="",

@@ -40,7 +40,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch import schema
-from hpsearch.analysis import paired_effects, plan_looks, run_looks
+from hpsearch.analysis import gate, paired_effects, plan_looks, run_looks
 
 ALPHA, MARGIN, CHANCE = 0.05, 0.5, 0.1
 
@@ -217,12 +217,9 @@ def design_row(case: DesignCase, reps: int, *, failures: bool, seed: int = 0) ->
         state = ("difference" if lo > 0 or hi < 0 else
                  "equivalent" if -MARGIN < lo and hi < MARGIN else "open")
         f = fx.failures
-        if f is not None:
+        if f is not None:   # the failures' own state; "equivalent" needs both (gate)
             fs = f.settle(ALPHA)
-            if fs == "difference":
-                state = "difference"
-            elif state == "equivalent" and fs != "equivalent":
-                state = "open"
+            state = "difference" if fs == "difference" else gate(state, fs)
         states.append(state)
         covered.append(bool(lo <= case.diff <= hi))
         est.append(e)

@@ -33,7 +33,7 @@ report`` starts fast. The modules, in the order the data flows:
 from hpsearch.analysis.answers import Answer, ChoiceSummary, Effect, Importance, StudyAnalysis
 from hpsearch.analysis.arms import paired_effects
 from hpsearch.analysis.curves import learning_curves, pruning_stats
-from hpsearch.analysis.discordant import never_learned
+from hpsearch.analysis.discordant import FAILURE_MARGIN, gate, never_learned
 from hpsearch.analysis.importance import EVALUATORS
 from hpsearch.analysis.metric import objective_index, one_objective
 from hpsearch.analysis.questions import answer_questions
@@ -57,5 +57,5 @@ __all__ = [
     "learning_curves", "pruning_stats", "ALPHA", "MIN_EFFECT", "POWER", "PairedStats",
     "paired_stats", "seeds_needed", "answer_questions", "analyze", "param_importances",
     "settle", "objective_index", "one_objective", "never_learned", "Decision", "LookPlan",
-    "plan_looks", "run_looks", "min_pairs_for", "paired_effects",
+    "plan_looks", "run_looks", "min_pairs_for", "paired_effects", "FAILURE_MARGIN", "gate",
 ]

@@ -25,7 +25,7 @@ from hpsearch.analysis import stats
 from hpsearch.analysis.answers import Answer, ChoiceSummary, Effect
 from hpsearch.analysis.arms import PairedEffects, paired_effects, paired_trials
 from hpsearch.analysis.contrasts import ContrastSet, Pair
-from hpsearch.analysis.discordant import FAILURE_MARGIN
+from hpsearch.analysis.discordant import FAILURE_MARGIN, gate
 from hpsearch.analysis.table import FINAL
 from hpsearch.schema import DIFFERENCE, EQUIVALENT, OPEN
 
@@ -173,7 +173,7 @@ def gate_equivalence(a: Answer) -> None:
     """"Equivalent" needs the failures equivalent too: an answer whose accuracies are
     equivalent where every arm learned, but whose trainability is not, is open."""
     t = a.trainability
-    if not t or t.get("settled") == EQUIVALENT or a.settled != EQUIVALENT:
+    if not t or gate(a.settled, str(t.get("settled"))) == a.settled:
         return
     a.settled = OPEN
     a.verdict = (f"open: accuracies equivalent where every arm learned, but not how often "

@@ -14,13 +14,22 @@ kept apart:
   rates), with an interval for the difference in failure rates, and three states of their
   own: difference, equivalent (the interval inside ``±margin``) or open.
 
+"Equivalent" said of a comparison means both: its accuracies within their margin where both
+learned, and its failure rates within ``FAILURE_MARGIN`` by their own interval
+(:func:`gate`, the one rule for verify's rows and the paired-design answers). No failure
+seen on n pairs is not such an interval: it still leaves failure rates up to about
+``1 - (level/4)**(1/n)`` apart (27 pts on 14 pairs at 5 %), and bounding them within 5 pts
+takes 80-odd pairs (:func:`pairs_to_bound`). Verify's few seeds rarely get there, so its
+rows are mostly open rather than equivalent where a chance level is known: the price of an
+"equivalent" that a reader may take as "the same in every respect".
+
 Pure numbers in, numbers out; nothing here knows Optuna or verify.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,6 +118,43 @@ class Failures:
             return DIFFERENCE
         lo, hi = self.interval(level)
         return EQUIVALENT if -margin < lo and hi < margin else OPEN
+
+
+def gate(accuracy: str, failures: str) -> str:
+    """A comparison's state from its accuracy's and its failures' own states: equivalent only
+    when both are (a twin or arm that fails to learn more often is no equivalent, however
+    close its accuracy where it learned); otherwise the accuracy's state, an equivalence
+    demoted to open. A difference in failures alone stays the failures' answer: callers that
+    call the whole row a difference then (verify) do so by their test."""
+    if accuracy == EQUIVALENT and failures != EQUIVALENT:
+        return OPEN
+    return accuracy
+
+
+def pairs_to_bound(f: Failures, level_at: Callable[[int], float],
+                   margin: float = FAILURE_MARGIN, limit: int = 10_000) -> int | None:
+    """The fewest pairs, more than ``f.n``, at which the failures' interval would lie inside
+    ``±margin`` if no more pair were discordant (the discordant pairs seen so far kept):
+    the least that could settle them as equivalent. ``level_at(n)`` is the interval's level
+    at ``n`` pairs (a sequential plan spends less than its whole level at the last look).
+    None when even ``limit`` pairs would not (the discordant pairs seen are too many)."""
+    def inside(n: int) -> bool:
+        lo, hi = Failures(n, f.failed_a, f.failed_b, f.only_a, f.only_b).interval(level_at(n))
+        return -margin < lo and hi < margin
+
+    start = f.n + 1
+    if not inside(limit):
+        return None
+    # the first n that fits, by bisection: for fixed counts the bound shrinks with n (a
+    # plan's level can change a little from one n to the next, so the answer is "about")
+    lo_n, hi_n = start, limit
+    while lo_n < hi_n:
+        mid = (lo_n + hi_n) // 2
+        if inside(mid):
+            hi_n = mid
+        else:
+            lo_n = mid + 1
+    return lo_n
 
 
 def failures(failed_a: Sequence[bool] | np.ndarray,

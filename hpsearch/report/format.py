@@ -490,6 +490,11 @@ def _outcome_words(v: Mapping[str, Any], r: Mapping[str, Any]) -> str:
         margin = r.get("margin", v.get("margin"))
         return (f"equivalent (±{num(margin, 3)} pts)" if isinstance(margin, int | float)
                 else "equivalent")
+    if state != DIFFERENCE and r.get("accuracy_settled") == EQUIVALENT:
+        # equivalent accuracies where both learned, failures to learn not settled
+        margin = r.get("margin", v.get("margin"))
+        within = f" ±{num(margin, 3)} pts" if isinstance(margin, int | float) else ""
+        return f"open: accuracies equivalent{within}, failures to learn not settled"
     if state != DIFFERENCE:
         return OPEN if r.get("ties") is None or r.get("ties") != r.get("n") else \
             "open: the same on every seed"

@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from hpsearch import schema
-from hpsearch.analysis import ALPHA, MIN_EFFECT, POWER, PairedStats, seeds_needed
+from hpsearch.analysis import (
+    ALPHA,
+    FAILURE_MARGIN,
+    MIN_EFFECT,
+    POWER,
+    PairedStats,
+    seeds_needed,
+)
 from hpsearch.objectives import Params
 from hpsearch.replay import now_iso
 from hpsearch.schema import DIFFERENCE, EQUIVALENT, OPEN
@@ -65,8 +72,18 @@ class VerifyRow:
     failed_alt: int = 0
     only_base: int = 0               # of them, seeds on which the other twin learned
     only_alt: int = 0
-    failures: str = "none"           # "none" | "open" | "difference" (exact McNemar, Holm)
+    # The failures' own state: "difference" (exact McNemar, Holm), "equivalent" (their
+    # interval inside ±FAILURE_MARGIN), "open"; "none": no failure information (no chance
+    # level: a user's objective). An equivalent row needs both its accuracy and its failures
+    # equivalent (hpsearch.analysis.discordant.gate); ``accuracy_settled`` is the accuracy's
+    # own state ("": as ``settled``, rows stored before it was kept apart).
+    failures: str = "none"
     p_failures: float = 1.0
+    failures_low: float = -1.0       # alternative's failure rate - baseline's (fractions)
+    failures_high: float = 1.0
+    failures_seeds: int = 0          # about how many seeds would settle the failures; 0: not
+                                     # asked (settled or unknown); -1: no seed count would
+    accuracy_settled: str = ""
 
     @property
     def seeds_used(self) -> int:
@@ -115,26 +132,54 @@ class VerifyRow:
         s, base, alt = self.stats, self.label(self.baseline), self.label(self.alternative)
         text = self._accuracy_verdict(s, base, alt)
         fails = self.failure_text()
-        if not fails and self.settled == EQUIVALENT and self.n_seeds >= 0:
-            # Equivalent where both learned, and no failure seen: say how little that rules
-            # out (a failure rate p goes unseen on n seeds with probability (1 - p)**n).
-            unseen = 1 - 0.05 ** (1 / max(1, self.seeds_used))
-            return (f"{text}; neither twin failed to learn on any of the {self.seeds_used} "
-                    f"seeds (a failure rate up to {unseen:.0%} could still go unseen: 95% "
-                    "upper bound)")
-        if not fails:
-            return text
         both = (f"; accuracies compared on the {s.n} seeds where both learned"
                 if s.n < self.seeds_used else "")
         if self.failures == DIFFERENCE:
             return (f"{fails}: training fails more often with one of them (exact McNemar on "
                     f"the seeds where only one learned, Holm p={_fmt_p(self.p_failures)})"
                     f"{both}; {text}")
-        if self.failures == OPEN:
+        if self.failures == "none":   # no failure information: the accuracy alone
+            return text if not fails else f"{fails}{both}; {text}"
+        seen = fails or f"none in {self.seeds_used} seeds each"
+        if self.settled == EQUIVALENT:
+            return (f"{text}; failures to learn equivalent too ({seen}; {alt} - {base} "
+                    f"failure rate {self._failure_interval()} pts, inside "
+                    f"±{100 * FAILURE_MARGIN:g} pts)")
+        if (self.accuracy_settled or self.settled) == EQUIVALENT:
+            # the accuracies agree where both learned; the failures are not settled
+            return (f"open: within ±{self.margin:g} pts on the {s.n} seeds where both "
+                    f"learned ({s.shift:+.2f} pts [{s.ci_low:+.2f}, {s.ci_high:+.2f}], Holm "
+                    f"p={_fmt_p(self.p_holm)}), but failures to learn are not settled "
+                    f"({seen}; {self._failures_open()})")
+        if self.failures == OPEN and self.only_base + self.only_alt:
             return (f"{fails} (exact McNemar on the {self.only_base + self.only_alt} seed(s) "
                     f"where only one learned: Holm p={_fmt_p(self.p_failures)}): not "
                     f"equivalent while one fails where the other learns{both}; {text}")
-        return f"{fails} (both on the same seeds){both}; {text}"
+        if fails:
+            return f"{fails} (both on the same seeds){both}; {text}"
+        return text
+
+    def _failure_interval(self) -> str:
+        return f"[{100 * self.failures_low:+.0f}, {100 * self.failures_high:+.0f}]"
+
+    def _failures_open(self) -> str:
+        """What the failures' interval leaves open, and how many seeds would settle it."""
+        margin = 100 * FAILURE_MARGIN
+        if self.only_base + self.only_alt == 0:
+            apart = 100 * max(abs(self.failures_low), abs(self.failures_high))
+            out = f"failure rates up to {apart:.0f} pts apart are not ruled out"
+        else:
+            out = (f"alternative - baseline failure rate {self._failure_interval()} pts, "
+                   f"not inside ±{margin:g}")
+        if self.failures_seeds > self.seeds_used:
+            more = ("" if self.only_base + self.only_alt == 0 else
+                    ", if no more seed failed for one twin alone")
+            return (f"{out}; about {self.failures_seeds} seeds would bound them within "
+                    f"{margin:g} pts{more} (verify --seeds)")
+        if self.failures_seeds < 0:
+            return (f"{out}; no seed count would bound them within {margin:g} pts while one "
+                    "twin fails where the other learns this often")
+        return out
 
     def _accuracy_verdict(self, s: PairedStats, base: str, alt: str) -> str:
         if s.n == 0:
@@ -150,8 +195,8 @@ class VerifyRow:
         if accuracy_says:
             return (f"{base} beats {alt} by {size} ({losses}/{s.n} seeds; Holm "
                     f"p={_fmt_p(self.p_holm)})")
-        if self.settled == EQUIVALENT:
-            scope = " where both learned" if self.n_seeds >= 0 else ""
+        if (self.accuracy_settled or self.settled) == EQUIVALENT:
+            scope = " where both learned" if self.failures != "none" else ""
             return (f"equivalent{scope}: no difference larger than {self.margin:g} pts between "
                     f"{alt} "
                     f"and {base}: {s.shift:+.2f} pts [{s.ci_low:+.2f}, {s.ci_high:+.2f}] "
@@ -181,6 +226,11 @@ class VerifyRow:
             "only_one_learned": {"baseline_failed": self.only_base,
                                  "alternative_failed": self.only_alt},
             "failures": self.failures, "p_failures": self.p_failures,
+            **({} if self.failures == "none" else {
+                "failures_interval": [100 * self.failures_low, 100 * self.failures_high],
+                "failures_margin": 100 * FAILURE_MARGIN,
+                "failures_seeds_needed": self.failures_seeds if self.failures_seeds else None}),
+            "accuracy_settled": self.accuracy_settled or self.settled,
             "shift": s.shift, "mean_diff": s.mean_diff, "ci_low": s.ci_low,
             "ci_high": s.ci_high, "ci_level": s.ci_level, "p_wilcoxon": s.p_wilcoxon,
             "p_holm": self.p_holm, "significant": self.significant,
@@ -277,6 +327,8 @@ class VerifyResult:
     def plan_line(self) -> str:
         """The plan in one line: questions, the Holm family, the looks, the data."""
         looks = ", ".join(str(n) for n in self.looks) or str(len(self.seeds))
+        failures = ("" if self.objective is not None else
+                    f" (and its failure rates to learn within ±{100 * FAILURE_MARGIN:g} pts)")
         what = (f"{self.dataset}, {plural(self.epochs, 'epoch')}, test split n={self.n_test}"
                 if self.objective is None else
                 f"objective {self.objective} on its test split ({self.direction})")
@@ -285,7 +337,7 @@ class VerifyResult:
                 f"{plural(self.family or len(self.rows), 'comparison')} in one Holm family "
                 f"(alpha {self.alpha:g}); seeds added in looks at {looks} seeds, each "
                 "comparison stopping once it is a difference or equivalent within "
-                f"±{self.margin:g} pts; {what}")
+                f"±{self.margin:g} pts{failures}; {what}")
 
     def lines(self, *, plan: bool = True) -> list[str]:
         """What ``hpsearch verify`` prints: the plan (unless ``plan`` is False: it was

@@ -38,7 +38,8 @@ with sigmoid minus with relu"). With no question named, interactions are not ver
 
 Seeds are added in looks (:mod:`hpsearch.analysis.seeds.sequential`: the design and why): each
 comparison stops at the first look where it is settled (``settled``: "difference",
-"equivalent" inside ±``margin`` pts, or "open" after the last look), the others go on; the
+"equivalent" inside ±``margin`` pts with the failures to learn equivalent too, or "open"
+after the last look), the others go on; the
 Holm family and the printed intervals stay valid after stopping (``p_sequential`` is what
 Holm adjusts). ``--seeds`` is the most seeds a comparison may use; the stored result says
 how many trainings ran (``trainings``) against the fixed plan's (``trainings_fixed``).
@@ -160,13 +161,13 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
     ``seeds``: the most seeds a comparison may use (None: :func:`default_seeds`); fewer
     than the family's minimum is a :class:`ConfigError` that names it. Each comparison
     stops at the first look where it is a difference or an equivalence (inside ``±margin``
-    test-accuracy points). Data, epochs and patience come from the study's provenance
-    (``epochs`` and ``data_dir`` override; ``dataset`` is where its ``.npz`` or image
-    folder is now, checked against the study's record of its data); ``fuse`` caps how many
-    trainings train as one fused model (1: one by one); ``jobs`` processes share the
-    trainings. Every training is stored as it finishes in the companion study
-    ``<study>:verify``; each question's result is stored as the study user attr
-    ``verify:<question>`` and all are returned.
+    test-accuracy points, and its failure rates inside ±5 pts where a chance level is known).
+    Data, epochs and patience come from the study's provenance (``epochs`` and ``data_dir``
+    override; ``dataset`` is where its ``.npz`` or image folder is now, checked against the
+    study's record of its data); ``fuse`` caps how many trainings train as one fused model
+    (1: one by one); ``jobs`` processes share the trainings. Every training is stored as it
+    finishes in the companion study ``<study>:verify``; each question's result is stored as
+    the study user attr ``verify:<question>`` and all are returned.
 
     A study that runs a user's objective (``optimize --objective``: the study records it;
     ``objective`` points at it when it moved, or gives one to a study another tool made)
@@ -342,8 +343,9 @@ def _run(terms: list[_Terms], labels: Mapping[Config, str], plan: LookPlan,
             y = [np.array([acc[Training(cfg, s)] for s in range(n)]) for cfg, _ in terms[i]]
             d = sum(c * 100 * v for (_, c), v in zip(terms[i], y, strict=True))
             # Rounded as paired_stats does: twins that agree on every example differ by 0.
-            out.append(np.column_stack([np.round(np.asarray(d, dtype=float), 10),
-                                        *_failed(y, chance)]))
+            d = np.round(np.asarray(d, dtype=float), 10)
+            # no chance level (a user's objective): plain differences, no failure told apart
+            out.append(d if chance is None else np.column_stack([d, *_failed(y, chance)]))
         return out
 
     return run_looks(len(terms), plan, fetch, alpha=alpha, margin=margin), acc
@@ -376,7 +378,9 @@ def _learned_stats(base: np.ndarray, alt: np.ndarray, learned: np.ndarray,
 def _failure_fields(d: Decision) -> dict[str, Any]:
     return dict(n_seeds=d.n, failed_base=d.failed_base, failed_alt=d.failed_alt,
                 only_base=d.only_base, only_alt=d.only_alt, failures=d.failures,
-                p_failures=d.p_failures)
+                p_failures=d.p_failures, failures_low=d.failures_low,
+                failures_high=d.failures_high, failures_seeds=d.failures_seeds,
+                accuracy_settled=d.accuracy)
 
 
 def _interaction_row(ir: _IRow, acc: Mapping[Training, float], d: Decision,

@@ -7,7 +7,9 @@ import numpy as np
 from click.testing import CliRunner
 
 from hpsearch.analysis import paired_stats
+from hpsearch.analysis.seeds.sequential import decide, plan_looks
 from hpsearch.cli import main
+from hpsearch.report.format import verify_words
 from hpsearch.settings import verify_seed_cap
 from hpsearch.space import TrialConfig
 from hpsearch.verify import VerifyRow
@@ -74,8 +76,41 @@ def test_a_row_says_on_how_many_seeds_a_twin_never_learned() -> None:
     d = row.to_dict()
     assert d["n"] == 16 and d["n_learned"] == 15
     assert d["never_learned"] == {"baseline": 0, "alternative": 1}
-    clean = _row(base, base, settled="equivalent")
-    assert "neither twin failed to learn on any of the 16 seeds" in clean.verdict()
+
+
+
+def test_equal_accuracies_with_failures_not_settled_are_open_and_say_what_would_settle_them(
+        ) -> None:
+    """No twin failed on 16 seeds, the accuracies agree within the margin: still open (16
+    seeds leave failure rates 25-odd pts apart possible). The words say so, how far apart,
+    and how many seeds would bound them; the JSON, the report's words and the table agree."""
+    base = [0.97] * 16
+    plan = plan_looks(16, 0.05)
+    [d] = decide([np.column_stack([np.zeros(16), np.zeros(16), np.zeros(16)])], [3], plan,
+                 alpha=0.05, margin=0.5)
+    assert (d.accuracy, d.failures, d.settled) == ("equivalent", "open", "open")
+    row = _row(base, base, settled=d.settled, accuracy_settled=d.accuracy,
+               failures=d.failures, failures_low=d.failures_low,
+               failures_high=d.failures_high, failures_seeds=d.failures_seeds)
+    text = row.verdict()
+    apart = round(100 * d.failures_high)
+    assert text.startswith("open: within ±0.5 pts on the 16 seeds where both learned")
+    assert (f"failures to learn are not settled (none in 16 seeds each; failure rates up to "
+            f"{apart} pts apart are not ruled out; about {d.failures_seeds} seeds would bound "
+            "them within 5 pts") in text
+    assert 20 < apart < 40 and d.failures_seeds > 16
+    j = row.to_dict()
+    assert j["settled"] == "open" and j["accuracy_settled"] == "equivalent"
+    assert j["failures"] == "open" and j["failures_seeds_needed"] == d.failures_seeds
+    assert j["failures_interval"] == [100 * d.failures_low, 100 * d.failures_high]
+    assert verify_words({"margin": 0.5}, j) == ("open: accuracies equivalent ±0.5 pts, "
+                                                "failures to learn not settled")
+    # a user's objective (no chance level, plain differences): the accuracy alone decides
+    [u] = decide([np.zeros(16)], [3], plan, alpha=0.05, margin=0.5)
+    assert (u.settled, u.failures) == ("equivalent", "none")
+    plain = _row(base, base, settled=u.settled, accuracy_settled=u.accuracy)
+    assert plain.verdict().startswith("equivalent: no difference larger than 0.5 pts")
+    assert "failures_interval" not in plain.to_dict()
 
 
 def test_open_advice_never_asks_for_fewer_seeds_than_were_used() -> None:

@@ -43,10 +43,17 @@ A twin that never learned on a seed (test accuracy at chance) is a failure, not 
 seeds where both learned, and the seeds where one failed and the other learned get the
 exact McNemar test, its p spent over the looks the same way, as one more hypothesis of the
 Holm family (for every comparison that has such a seed). A comparison is a difference when
-either test rejects, and equivalent only when no seed failed for one twin alone: one
-failure in twenty seeds costs ~4 points of mean accuracy, which a rank test on the
-differences half-ignored (it called such twins "equivalent within 0.5 pts" in three
-families of four: docs/paired.md, written by scripts/check_paired.py).
+either test rejects, and equivalent only when its accuracy interval lies inside ±margin
+*and* its failures are settled equivalent by their own interval (the intersection over the
+looks of the failure-rate intervals at ``w_k * level``, inside ±FAILURE_MARGIN:
+:func:`hpsearch.analysis.discordant.gate`). Asking only that no seed failed for one twin
+alone was too lax: one failure in twenty seeds (4 points of mean accuracy) goes unseen on
+14 seeds half the time, and such twins were called "equivalent within 0.5 pts" in half the
+families (docs/paired.md, written by scripts/check_paired.py). Bounding failure rates
+within 5 pts takes 80-odd seeds, so where failures can be told (a chance level is known)
+verify's rows are rarely equivalent: the row stays open and says how many seeds would
+settle its failures. Rows with no failure information (plain differences: a user's
+objective with no chance level) are decided by their accuracy alone.
 
 Everything here is numbers in, numbers out (:func:`run_looks` takes a callback that returns
 the paired differences of the seeds asked for), so the error rates are checked on planted
@@ -61,7 +68,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hpsearch.analysis.discordant import Failures, failures
+from hpsearch.analysis.discordant import (
+    FAILURE_MARGIN,
+    Failures,
+    failures,
+    gate,
+    pairs_to_bound,
+)
 from hpsearch.analysis.stats import holm, holm_levels, settle, signed_rank
 from hpsearch.schema import DIFFERENCE, EQUIVALENT, OPEN
 
@@ -100,7 +113,7 @@ def plan_looks(n_max: int, level: float, *, fractions: Sequence[float] = LOOK_FR
     looks = sorted({min(n_max, max(1, math.ceil(f * n_max))) for f in fractions} | {n_max})
     while True:
         weights = _weights(looks, rho)
-        if len(looks) == 1 or 2.0 / 2.0 ** looks[0] < weights[0] * level:
+        if len(looks) == 1 or 2.0 ** (1 - looks[0]) < weights[0] * level:
             return LookPlan(tuple(looks), weights)
         looks = looks[1:]
 
@@ -129,7 +142,15 @@ class Decision:
     only_alt: int = 0
     n_learned: int = -1     # -1: n (no failure information)
     p_failures: float = 1.0
-    failures: str = "none"  # "none" (no seed failed) | "difference" | "open"
+    # The failures' state: "difference" (McNemar, Holm), "equivalent" (their interval
+    # inside ±FAILURE_MARGIN) or "open"; "none": no failure information (plain differences)
+    failures: str = "none"
+    failures_low: float = -1.0    # alternative's failure rate - baseline's (fractions), the
+    failures_high: float = 1.0    # intersection of the looks' intervals at w_k * level
+    failures_seeds: int = 0       # about how many seeds would settle the failures as
+                                  # equivalent (none more failing for one twin alone);
+                                  # 0: settled, or not known; -1: no seed count would
+    accuracy: str = "open"        # the accuracy's own state (before the failures' gate)
 
 
 def sequential_p(diffs: np.ndarray, plan: LookPlan, reached: int,
@@ -166,6 +187,29 @@ def sequential_failures(failed_base: np.ndarray, failed_alt: np.ndarray, plan: L
     return min(1.0, p_seq), f
 
 
+def sequential_failure_interval(failed_base: np.ndarray, failed_alt: np.ndarray,
+                                plan: LookPlan, reached: int, level: float,
+                                ) -> tuple[float, float]:
+    """The intersection of the looks' failure-rate intervals (alternative - baseline) at
+    ``w_k * level``: valid after any stopping, like the accuracy's."""
+    lo, hi = -1.0, 1.0
+    for n, w in zip(plan.looks[:reached], plan.weights[:reached], strict=True):
+        lo_k, hi_k = failures(failed_alt[:n], failed_base[:n]).interval(w * level)
+        lo, hi = max(lo, lo_k), min(hi, hi_k)
+    return lo, hi
+
+
+def failure_seeds(f: Failures, level: float, *, rho: float = RHO) -> int:
+    """About how many seeds a re-run (``verify --seeds N``, planned looks and all) would need
+    for the failures' interval to lie inside ±FAILURE_MARGIN at the row's ``level``, if no
+    more seed failed for one twin alone; always more than the seeds used. -1: no seed count
+    would (the seeds where only one learned are too many already)."""
+    def last_look(n: int) -> float:   # the narrowest of a plan's looks is its last
+        return plan_looks(n, level, rho=rho).weights[-1] * level
+    need = pairs_to_bound(f, last_look, FAILURE_MARGIN)
+    return -1 if need is None else need
+
+
 def _learned(diffs: np.ndarray, learned: np.ndarray | None, n: int) -> np.ndarray:
     return diffs[:n] if learned is None else diffs[:n][learned[:n]]
 
@@ -194,11 +238,13 @@ def decide(diffs: Sequence[np.ndarray], reached: Sequence[int], plan: LookPlan, 
     never learned are the failures' own test (exact McNemar, :mod:`.discordant`), which
     joins the Holm family for every row that has such a seed. A row is a difference when
     either test rejects, and equivalent only when its accuracy interval lies inside
-    ``±margin`` and no seed failed for one twin alone.
+    ``±margin`` and, for rows with failure flags, its failures' interval at the row's level
+    lies inside ``±FAILURE_MARGIN`` (:func:`hpsearch.analysis.discordant.gate`).
     """
     if margin <= 0 or not math.isfinite(margin):
         raise ValueError(f"margin must be a number > 0, got {margin!r}")
     parts = [split_row(d) for d in diffs]
+    known = [np.ndim(d) == 2 for d in diffs]   # failure flags given (else differences only)
     learned = [~(fb | fa) for _, fb, fa in parts]
     seq = [sequential_p(d, plan, k, ok) for (d, _, _), ok, k in zip(parts, learned, reached,
                                                                    strict=True)]
@@ -216,17 +262,25 @@ def decide(diffs: Sequence[np.ndarray], reached: Sequence[int], plan: LookPlan, 
         lo, hi = sequential_interval(d, plan, k, level, ok)
         f = fails[i][1]
         f_rejected = f_holm.get(i, 1.0) < alpha
-        rejected = bool(p_holm[i] < alpha) or f_rejected
-        state = settle([(lo, hi)], margin, rejected=rejected)
-        if state == EQUIVALENT and f.discordant:
-            state = OPEN  # the accuracies agree where both learned; the failures do not
+        accuracy = settle([(lo, hi)], margin, rejected=bool(p_holm[i] < alpha))
+        f_lo, f_hi = sequential_failure_interval(fb, fa, plan, k, level)
+        if not known[i]:
+            f_state, need = "none", 0
+        else:
+            f_state = (DIFFERENCE if f_rejected else
+                       EQUIVALENT if -FAILURE_MARGIN < f_lo and f_hi < FAILURE_MARGIN
+                       else OPEN)
+            need = failure_seeds(f, level) if f_state == OPEN else 0
+        state = (DIFFERENCE if accuracy == DIFFERENCE or f_state == DIFFERENCE else
+                 accuracy if f_state == "none" else gate(accuracy, f_state))
         out.append(Decision(
             n=n, looks=k, shift=signed_rank(_learned(d, ok, n), 1.0)[0], p_look=p_look,
             p_sequential=p_seq, p_holm=float(p_holm[i]), level=level, ci_low=lo, ci_high=hi,
             settled=state, margin=margin, failed_base=int(fb[:n].sum()),
             failed_alt=int(fa[:n].sum()), only_base=f.only_b, only_alt=f.only_a,
-            n_learned=int(ok[:n].sum()), p_failures=float(f_holm.get(i, 1.0)),
-            failures=(DIFFERENCE if f_rejected else OPEN if f.discordant else "none")))
+            n_learned=int(ok[:n].sum()),
+            p_failures=float(f_holm.get(i, 1.0)), failures=f_state, failures_low=f_lo,
+            failures_high=f_hi, failures_seeds=need, accuracy=accuracy))
     return out
 
 
