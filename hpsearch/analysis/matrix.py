@@ -44,6 +44,10 @@ class Factor:
     reference: str                    # the choice without a column (effects are vs it)
     columns: dict[str, int] = field(default_factory=dict)  # choice -> column in Design.q
 
+    def carried(self, rows: np.ndarray) -> np.ndarray:
+        """Per trial of ``rows``: whether it carries the param (has a label)."""
+        return np.array([self.labels[i] is not None for i in rows], dtype=bool)
+
     def counts(self, rows: np.ndarray | None = None) -> dict[str, int]:
         labels = self.labels if rows is None else [self.labels[i] for i in rows]
         return {c: sum(x == c for x in labels) for c in self.order}

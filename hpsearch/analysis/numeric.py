@@ -21,7 +21,7 @@ from optuna.distributions import IntDistribution
 
 from hpsearch.analysis.answers import Answer
 from hpsearch.analysis.contrasts import ContrastSet, Pair, pointwise_band
-from hpsearch.analysis.effects import MIN_SURVIVORS, off_columns, off_steps
+from hpsearch.analysis.effects import MIN_DF, MIN_SURVIVORS, off_columns, off_steps
 from hpsearch.analysis.matrix import Design
 from hpsearch.analysis.table import FINAL, TrialTable
 from hpsearch.analysis.terms import TermEffects, chain_terms
@@ -170,6 +170,6 @@ def _curve(a: Answer, table: TrialTable, te: TermEffects, k: int,
             if {i, j} == {best, worst}:
                 prefer = len(pairs)
             pairs.append(Pair(names[i], names[j], *te.contrast(w), w=w))
-    return ContrastSet(pairs, te.df, method="scheffe", k=k, prefer=prefer,
+    return ContrastSet(pairs, te.df, method="scheffe", k=k, prefer=prefer, min_df=MIN_DF,
                        extra={"n": te.n, "n_fit": te.n, "first_level": te.first_level,
                               "notes": te.notes})

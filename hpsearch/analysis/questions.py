@@ -39,7 +39,7 @@ from hpsearch.analysis.designed import (
     gate_equivalence,
     paired_answer,
 )
-from hpsearch.analysis.effects import LevelEffects, estimate_effects
+from hpsearch.analysis.effects import MIN_DF, LevelEffects, estimate_effects
 from hpsearch.analysis.matrix import Factor, build_design, label, question_factor
 from hpsearch.analysis.numeric import numeric_contrasts
 from hpsearch.analysis.table import TrialTable, finished_table
@@ -204,9 +204,13 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
     decided = [a for a in answers if a.status == "answered"]
     ps = [sets[a.question].p_value() for a in decided]
     weights = [1.0 if a.family == "seeds" else STUDY_WEIGHT for a in decided]
-    adjusted, levels = stats.weighted_holm(ps, weights, alpha)
+    # An untestable set (too few residual df at the end of training) stays in the family
+    # but never rejects: Holm sees p = 1 for it, so it lends no level to the others.
+    tested = [1.0 if sets[a.question].untestable else p for a, p in zip(decided, ps,
+                                                                          strict=True)]
+    adjusted, levels = stats.weighted_holm(tested, weights, alpha)
     for a, p, p_adj, level in zip(decided, ps, adjusted, levels, strict=True):
-        a.p_value = p
+        a.p_value = math.nan if sets[a.question].untestable else p
         lev = effects.get(a.param) if a.kind != "numeric" else None
         decide(a, sets[a.question], float(p_adj), float(level), lev, table, min_effect,
                 margin, confirmed, step)
@@ -378,7 +382,7 @@ def _contrast(a: Answer, q: Question, le: LevelEffects, table: TrialTable,
         for y in choices[i + 1:]:
             est, se = le.contrast(x.weights - y.weights)
             pairs.append(Pair(x.name, y.name, est, se, w=x.weights - y.weights))
-    cs = ContrastSet(pairs, le.df)
+    cs = ContrastSet(pairs, le.df, min_df=MIN_DF)
     a.statistic = cs.headline.est / cs.headline.se if cs.headline.se > 0 else math.nan
     for c in choices:
         if c is not best:

@@ -87,6 +87,7 @@ class Fit:
     df: int
     sigma: float      # residual scale
     downweighted: int = 0  # trials the robust fit gave less than full weight
+    resid: np.ndarray | None = None  # per trial: value minus fitted value
 
 
 # Huber's tuning constant: 95% efficiency when the noise is normal.
@@ -136,7 +137,7 @@ def ols(y: np.ndarray, z: np.ndarray, extra_df: int = 0) -> Fit:
     resid = y - z @ coef
     if np.all(weights == 1.0) or not scale > tiny:
         s2 = float(resid @ resid) / df
-        return Fit(coef, s2 * pinv, df, math.sqrt(s2))
+        return Fit(coef, s2 * pinv, df, math.sqrt(s2), resid=resid)
     c = HUBER_C * scale
     psi = np.clip(resid, -c, c)
     inside = float(np.mean(np.abs(resid) <= c))
@@ -144,4 +145,4 @@ def ols(y: np.ndarray, z: np.ndarray, extra_df: int = 0) -> Fit:
     s2 = float(psi @ psi) / df
     cov = k ** 2 * s2 / max(inside, 1e-12) ** 2 * pinv
     return Fit(coef, cov, df, math.sqrt(s2) / max(inside, 1e-12),
-               int(np.sum(weights < 1.0)))
+               int(np.sum(weights < 1.0)), resid)

@@ -21,7 +21,7 @@ from hpsearch.analysis.contrasts import (
 )
 from hpsearch.analysis.effects import LevelEffects
 from hpsearch.analysis.table import FINAL, TrialTable
-from hpsearch.schema import DIFFERENCE, EQUIVALENT
+from hpsearch.schema import DIFFERENCE, EQUIVALENT, OPEN
 
 POWER = 0.8          # "what it would take" plans for this power
 
@@ -59,13 +59,15 @@ def decide(a: Answer, cs: ContrastSet, p_holm: float, level: float, le: LevelEff
     cs.extra["shown"] = h
     a.headline = {"a": h.a, "b": h.b, "diff": math.nan if h.lost else h.est,
                   "ci_low": h.ci_low, "ci_high": h.ci_high,
-                  "p_value": math.nan if h.lost else pair_p(cs, h),
+                  "p_value": math.nan if h.lost or cs.untestable else pair_p(cs, h),
                   "selected": selected(a, cs, h)}
     if cs.method == "bonferroni":
         for e in a.effects:  # ci_low held the standard error until the level was known
-            if math.isfinite(e.ci_low):
+            if math.isfinite(e.ci_low) and not cs.untestable:
                 e.ci_low, e.ci_high = clip(*stats.t_interval(e.diff, e.ci_low, cs.df,
                                                              cs.pair_level), cs.bound)
+            elif cs.untestable:  # an estimate, but no interval or test to trust
+                e.ci_low, e.ci_high, e.p_value = (math.nan,) * 3
             else:
                 e.diff, e.ci_low, e.ci_high, e.p_value = (math.nan,) * 4
     n = f"n={sum(c.n for c in a.choices) or cs.extra.get('n', '?')}"
@@ -105,6 +107,16 @@ def decide(a: Answer, cs: ContrastSet, p_holm: float, level: float, le: LevelEff
             a.verdict = (f"equivalent: no {what} differs from another by more than {m} "
                          f"{a.unit} (widest: {named(a.param, w.a)} - "
                          f"{named(a.param, w.b)} {span}; {where})")
+    elif cs.untestable:
+        more = math.ceil(cs.min_df - cs.df)
+        est = f"{named(a.param, win)} {op} {named(a.param, lose)} by {size.split(' [')[0]}"
+        a.verdict = (f"open: too few trials to test it ({where}; the fit of the trials "
+                     f"that carry {a.param} to the end of training keeps {cs.df:.0f} residual "
+                     f"degrees of freedom, a test needs {cs.min_df:.0f}; "
+                     f"{label or 'estimate'}: {est}, with no interval it can vouch for)")
+        a.needed = (f"about {more} more trials with {a.param} that run to the end of training "
+                    f"(each adds a degree of freedom to that fit), or hpsearch verify's "
+                    f"paired re-runs")
     else:
         a.needed = needed(a, cs, le.n if le else int(cs.extra.get("n_fit", 0) or 0),
                            min_effect, margin)
@@ -188,6 +200,8 @@ def by_epoch(cs: ContrastSet, series: list[tuple[int, np.ndarray, np.ndarray]], 
         est = float(h.w @ theta)
         se = float(np.sqrt(max(float(h.w @ cov @ h.w), 0.0)))
         lo, hi = clip(*stats.t_interval(est, se, cs.df, level), cs.bound)
+        if cs.untestable and lvl == FINAL:  # the end's fit is too thin to draw a band from
+            lo = hi = math.nan
         out.append({"epoch": None if lvl == FINAL else lvl,
                     "label": "end" if lvl == FINAL else f"{step} {lvl}",
                     "a": h.a, "b": h.b, "diff": est, "ci_low": lo, "ci_high": hi})

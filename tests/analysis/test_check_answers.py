@@ -69,13 +69,13 @@ def test_bad_input_is_one_message(tmp_path):
 
 
 def test_a_real_study_is_scored_without_the_lr_hump(tmp_path):
-    out = check("--studies", "1", "--jobs", "1", "--rows", "null, findings",
+    out = check("--studies", "1", "--jobs", "1", "--rows", "null, large",
                 "--json", str(tmp_path / "r.json"), "--log", str(tmp_path / "r.jsonl"),
                 cwd=tmp_path)
     doc = json.loads((tmp_path / "r.json").read_text())
-    [scored] = doc["studies"]["null, findings budget"]
+    [scored] = doc["studies"]["null, large budget"]
     assert "lr" not in scored["called_main"] and scored["intervals"] > 0
-    missed = any(c["verdict"] == "MISS" for c in doc["rows"]["null, findings budget"])
+    missed = any(c["verdict"] == "MISS" for c in doc["rows"]["null, large budget"])
     assert out.returncode == int(missed) and ("MISS" in out.stdout) == missed
     again = check("--scores", str(tmp_path / "r.jsonl"), cwd=tmp_path)  # the log, judged
     assert again.returncode == out.returncode
