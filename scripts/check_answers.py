@@ -20,13 +20,18 @@ target:
   called a difference (the answers' ``trainability`` key), and, for information, studies
   with a trainability difference called on a param whose failure rate is not planted.
 
-Budgets: the findings' (24 TPE trials x 10 epochs, as docs/findings.md) and a large one
-(200 random trials x 4 epochs). With ``--studies`` N >= 50 a row passes when its observed
-rate meets the target; with fewer (``--quick``) a row misses only when the 99% Wilson
-interval of its rate lies wholly beyond the target, so a small run fails for real and not
-by chance. The exit status is 1 when any row misses.
+Budgets: the findings' (24 TPE trials x 10 epochs, as docs/findings.md), a large one
+(200 random trials x 4 epochs), both with the median pruner, and the large one unpruned for
+the interaction: pruned, about 40 of its 200 trials reach the end of training and a cell of
+dropout x activation keeps 1-3 of them, so the honest answer there is "open: too few trials
+reached the end" (both detections of the analysis before issue 24, on seeds 24001 and
+24038, came from chains carried through such cells). With ``--studies`` N >= 50 a row
+passes when its observed rate meets the target; with fewer (``--quick``) a row misses only
+when the 99% Wilson interval of its rate lies wholly beyond the target, so a small run
+fails for real and not by chance. The exit status is 1 when any row misses.
 
-    python scripts/check_answers.py --jobs 2 --write   # 50 studies per row; docs/calibration.*
+    python scripts/check_answers.py --jobs 2 --write   # docs/calibration.*: 50 studies per
+                                                       # row, 200 at the findings budget
     python scripts/check_answers.py --quick            # CI's run: 4 studies per row
 """
 
@@ -60,7 +65,9 @@ from hpsearch.planted import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-BUDGETS = {"findings": (24, 10, "tpe"), "large": (200, 4, "random")}
+# trials, epochs, sampler, pruner
+BUDGETS = {"findings": (24, 10, "tpe", "median"), "large": (200, 4, "random", "median"),
+           "unpruned": (200, 4, "random", "none")}
 MAX_FALSE = 0.05       # of studies with any false difference, per family
 MIN_COVERAGE = 0.93    # of intervals that contain the planted truth
 MAX_FALSE_EQUIV = 0.05
@@ -68,6 +75,7 @@ MIN_TRAINABILITY = 0.80
 QUICK_STUDIES = 4
 FULL = 50             # studies per row from which a rate is judged as observed
 WILSON_Z = 2.576       # --quick: 99% Wilson intervals
+FINDINGS_SCALE = 4     # the findings budget's rows run 4 x --studies (not with --quick)
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,13 @@ class Row:
     trainability: tuple[str, ...] = ()   # questions with a planted failure-rate difference
     space: str = "hpsearch"          # or "svm" (foreign params)
     paired: bool = False             # a paired design for bn_placement
+
+    @property
+    def scale(self) -> int:
+        """Studies per ``--studies``: the findings budget's rows are cheap (24 trials) and
+        their false rates sit near the target, where 50 studies cannot tell 3% from 6%
+        (svm null, findings: 3/50 on one run, 10/300 = 3.3% on the next): 4 times as many."""
+        return FINDINGS_SCALE if self.budget == "findings" else 1
 
     @property
     def hump(self) -> str:
@@ -117,6 +132,9 @@ def _rows() -> list[Row]:
         Row("interaction, large", "large", realistic(interaction, epochs=4),
             {"dropout_x_activation": "depends"}, above=("dropout_x_activation",),
             skip=("dropout", "activation")),
+        Row("interaction, unpruned", "unpruned", realistic(interaction, epochs=4),
+            {"dropout_x_activation": "depends"}, above=("dropout_x_activation",),
+            skip=("dropout", "activation")),
         Row("trainability, large", "large",
             realistic(NULL_TRUTH, epochs=4, failures=SIGMOID_FAILS),
             trainability=("activation",)),
@@ -136,10 +154,12 @@ ROWS = _rows()
 # Detection before issue 24's analysis changes (the analysis of commit 1d29c26), measured
 # by ``python scripts/check_answers.py --studies 50 --jobs 2`` (50 studies per row): the
 # targets "no worse than before" (a row passes when its rate is at least this).
+# "interaction, large" had 2 / 50, both from chains carried through cells that kept fewer
+# than 3 trials to the end (see the budgets above): no target there, its rate is printed
+# for information, beside the unpruned row's, where the cells reach the end.
 DETECTION_TODAY: dict[str, float] = {
     "0.66 placement, findings": 0 / 50, "0.66 placement, large": 1 / 50,
-    "interaction, large": 2 / 50, "svm 0.66 rbf, large": 50 / 50,
-    "paired 0.66, findings": 0 / 50}
+    "svm 0.66 rbf, large": 50 / 50, "paired 0.66, findings": 0 / 50}
 
 
 # ---------------------------------------------------------------------- one study
@@ -151,8 +171,8 @@ def run_study(row: Row, seed: int) -> dict[str, Any]:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     cpu = time.process_time()
-    trials, _, sampler = BUDGETS[row.budget]
-    study = realistic_study(row.truth, trials, sampler=sampler, seed=seed,
+    trials, _, sampler, pruner = BUDGETS[row.budget]
+    study = realistic_study(row.truth, trials, sampler=sampler, seed=seed, pruner=pruner,
                             arms=PAIRED_ARMS if row.paired else None,
                             space=svm_space if row.space == "svm" else None,
                             dataset="digits" if row.space == "svm" else "mnist")
@@ -329,14 +349,17 @@ def cells(row: Row, results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
 
 
 def run(rows: Sequence[Row], studies: int, seed0: int, jobs: int, log: Path | None = None,
-        ) -> dict[str, list[dict[str, Any]]]:
+        scaled: bool = True) -> dict[str, list[dict[str, Any]]]:
     """Every row's per-study scores, ``studies`` seeds each, in ``jobs`` processes.
 
-    Seeds go round the rows (every row gets its first study before any its second), each
+    Seeds go round the rows (every row gets its first study before any its second; a row
+    runs ``studies * row.scale``), each
     score is appended to ``log`` (JSON lines) as it comes, and Ctrl-C keeps the studies
     already scored: a run cut short is judged on what it has, with its n printed.
     """
-    tasks = [(row, seed0 + k) for k in range(studies) for row in rows]
+    count = {row.name: studies * (row.scale if scaled else 1) for row in rows}
+    tasks = [(row, seed0 + k) for k in range(max(count.values())) for row in rows
+             if k < count[row.name]]
     results: dict[str, list[tuple[int, dict[str, Any]]]] = {row.name: [] for row in rows}
     pool = ProcessPoolExecutor(max_workers=jobs)
     futures = {pool.submit(run_study, row, seed): (row, seed) for row, seed in tasks}
@@ -429,7 +452,8 @@ def _commit() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--studies", type=int, default=50, help="studies per row (>= 50 "
+    parser.add_argument("--studies", type=int, default=50,
+                        help="studies per row, 4 times as many at the findings budget (>= 50 "
                         "for the documented rates; fewer judge rows by Wilson bounds)")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_STUDIES} studies per row (CI), judged by Wilson bounds")
@@ -462,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not rows or studies == 0:
             parser.error(f"{args.scores} has no scores for the rows asked for")
     else:
-        results = run(rows, studies, args.seed, args.jobs, args.log)
+        results = run(rows, studies, args.seed, args.jobs, args.log, scaled=not args.quick)
     seconds = time.perf_counter() - start
     quick = min(len(results[r.name]) for r in rows) < FULL
     table = {row.name: cells(row, results[row.name]) for row in rows}

@@ -35,7 +35,7 @@ from hpsearch.analysis.contrasts import (
     clip,
     widest,
 )
-from hpsearch.analysis.effects import MIN_SURVIVORS
+from hpsearch.analysis.effects import MIN_DF, MIN_SURVIVORS
 from hpsearch.analysis.matrix import Design, label
 from hpsearch.analysis.numeric import adjusted_for, covered, param_terms, to_value
 from hpsearch.analysis.table import FINAL, TrialTable
@@ -132,8 +132,11 @@ def answer_interactions(table: TrialTable, design: Design, specs: Sequence[Inter
             sets[spec.id] = cs
     decided = [r for r in out if r["status"] == "answered"]
     ps = [sets[r["question"]].p_value() for r in decided]
-    for r, p, p_adj, level in zip(decided, ps, stats.holm(ps), stats.holm_levels(ps, alpha),
-                                  strict=True):
+    # an untestable set (too few residual df) never rejects and lends no level to the rest
+    tested = [1.0 if sets[r["question"]].untestable else p for r, p in zip(decided, ps,
+                                                                          strict=True)]
+    for r, p, p_adj, level in zip(decided, ps, stats.holm(tested),
+                                  stats.holm_levels(tested, alpha), strict=True):
         _decide(r, sets[r["question"]], p, float(p_adj), float(level), margin, word, step)
     return out
 
@@ -208,6 +211,7 @@ def _one(table: TrialTable, design: Design, spec: Interaction, min_per_choice: i
                                   f"{ca.levels[i]} - {ca.levels[j]} | {cb.levels[bq]}",
                                   est, se, w=w))
     cs = ContrastSet(pairs, te.df, bound=100.0 if table.unit == "pts" else math.inf,
+                     min_df=MIN_DF,
                      extra={"te": te, "ca": ca, "cb": cb, "b_levels": b_levels,
                             "weights": weights, "rows": rows, "ended": ended})
     r = _empty(spec, table, margin, "")
@@ -268,6 +272,8 @@ def _decide(r: dict[str, Any], cs: ContrastSet, p: float, p_holm: float, level: 
     te, ca, cb = cs.extra["te"], cs.extra["ca"], cs.extra["cb"]
     unit = r["unit"]
     known = not h.lost
+    if cs.untestable:
+        p, p_holm = math.nan, 1.0
     r.update(settled=state, significant=state == DIFFERENCE, p_value=p, p_holm=p_holm,
              ci_level=1 - cs.pair_level, estimate=h.est if known else math.nan,
              ci_low=h.ci_low, ci_high=h.ci_high)
@@ -283,7 +289,7 @@ def _decide(r: dict[str, Any], cs: ContrastSet, p: float, p_holm: float, level: 
         if not cs.extra["ended"]((i, j), (bl,)):
             est, se = math.nan, math.inf
         lo, hi = (clip(*stats.t_interval(est, se, te.df, 0.05), cs.bound)
-                  if math.isfinite(se) else (math.nan, math.nan))
+                  if math.isfinite(se) and not cs.untestable else (math.nan, math.nan))
         n = (cb.labels.count(cb.levels[bl]) if not cb.numeric else len(cb.labels))
         levels.append({"level": cb.levels[bl], "effect": est if math.isfinite(se) else math.nan,
                        "ci_low": lo, "ci_high": hi, "n": n})
@@ -299,6 +305,14 @@ def _decide(r: dict[str, Any], cs: ContrastSet, p: float, p_holm: float, level: 
         r["verdict"] = (f"open: too few trials reached the end of training in the cells of "
                         f"{r['params'][0]} x {r['params'][1]} to compare ({where}): no "
                         "estimate")
+    elif cs.untestable:
+        r["verdict"] = (f"open: too few trials to test it ({where}; the fit of the trials that "
+                        f"reached the end of training keeps {cs.df:.0f} residual degrees of "
+                        f"freedom, a test needs {cs.min_df:.0f}; estimate: {a_name} differs "
+                        f"by {_fmt(unit, h.est)} {unit} between {b1} and {b2}, with no "
+                        "interval it can vouch for)")
+        r["needed"] = (f"about {math.ceil(cs.min_df - cs.df)} more trials with both params "
+                       "that run to the end of training, or hpsearch verify's factorial twins")
     elif state == DIFFERENCE:
         r["verdict"] = (f"depends ({word}): {a_name} is {per}; difference {size} ({where}; "
                         f"Holm p={p_holm:.2g})")
@@ -320,7 +334,7 @@ def _decide(r: dict[str, Any], cs: ContrastSet, p: float, p_holm: float, level: 
                    "held fixed; intervals at the question's Holm level (per-level effects: "
                    "pointwise 95%). " + " ".join(te.notes))
     series = []
-    for lvl, theta, cov in te.by_level if known else []:
+    for lvl, theta, cov in te.by_level if known and not cs.untestable else []:
         est = float(h.w @ theta)
         se = float(np.sqrt(max(float(h.w @ cov @ h.w), 0.0)))
         lo, hi = clip(*stats.t_interval(est, se, te.df, 0.05), cs.bound)

@@ -21,7 +21,7 @@ from hpsearch.analysis.contrasts import (
 )
 from hpsearch.analysis.effects import LevelEffects
 from hpsearch.analysis.table import FINAL, TrialTable
-from hpsearch.schema import DIFFERENCE, EQUIVALENT, OPEN
+from hpsearch.schema import DIFFERENCE, EQUIVALENT
 
 POWER = 0.8          # "what it would take" plans for this power
 
