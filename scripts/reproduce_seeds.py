@@ -474,4 +474,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt as stop:  # SIGTERM too (hpsearch's Terminated): no traceback
+        print(f"[{time.strftime('%H:%M:%S')}] stopped ({stop or 'Ctrl-C'}): every finished "
+              "trial and training is stored; the same command resumes", file=sys.stderr)
+        raise SystemExit(143 if "SIGTERM" in str(stop) else 130) from None
