@@ -102,6 +102,11 @@ def interruptible() -> Iterator[None]:
         _State.defer = held
 
 
+def pending() -> KeyboardInterrupt | None:
+    """The stop signal held by :func:`deferred` and not raised yet, if any."""
+    return _State.pending
+
+
 def _raise_pending() -> None:
     if _State.pending is not None and not _State.defer:
         exc, _State.pending = _State.pending, None

@@ -11,15 +11,12 @@ import time
 import pytest
 
 from hpsearch.optimize.lockstep import Lockstep
+from hpsearch.optimize.signals import Terminated, interruptible, stop_signals
 
 
-def test_an_interrupt_stops_every_arm_mid_epoch_before_it_goes_on() -> None:
-    """Ctrl-C lands in the main thread while one arm is deep in an epoch and the other waits
-    for its turn: run() raises only once neither arm thread is left (an arm alive in torch
-    at interpreter exit aborts the process with exit 134)."""
-    started = threading.Event()
-    ended: list[str] = []
-
+def _arms(started: threading.Event, ended: list[str], cleanup: float = 0.0):
+    """Two arms whose epochs are 0.5 s of Python work; an arm that stops takes ``cleanup``
+    seconds to let go of what it trained with (freeing a model's tensors)."""
     def arm(name: str):
         def run(on_epoch):
             try:
@@ -30,16 +27,58 @@ def test_an_interrupt_stops_every_arm_mid_epoch_before_it_goes_on() -> None:
                         sum(range(1000))
                     on_epoch(epoch, 0.5)
             finally:
+                time.sleep(cleanup)
                 ended.append(name)
         return run
+    return [arm("a"), arm("b")]
 
-    threading.Timer(0.0, lambda: started.wait(10) and os.kill(os.getpid(), signal.SIGINT)).start()
+
+def _signal_once_started(started: threading.Event, signum: int, after: float = 0.0) -> None:
+    def send() -> None:
+        if started.wait(10):
+            time.sleep(after)
+            os.kill(os.getpid(), signum)
+    threading.Timer(0.0, send).start()
+
+
+def _new_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t not in before and t.is_alive()
+            and not isinstance(t, threading.Timer)]
+
+
+def test_an_interrupt_stops_every_arm_mid_epoch_before_it_goes_on() -> None:
+    """Ctrl-C lands in the main thread while one arm is deep in an epoch and the other waits
+    for its turn: run() raises only once neither arm thread is left (an arm alive in torch
+    at interpreter exit aborts the process with exit 134)."""
+    started, ended = threading.Event(), []
+    _signal_once_started(started, signal.SIGINT)
     before = set(threading.enumerate())
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        Lockstep([arm("a"), arm("b")], lambda e, m: False).run()
+        Lockstep(_arms(started, ended), lambda e, m: False).run()
     took = time.monotonic() - t0
-    left = [t for t in threading.enumerate() if t not in before and t.is_alive()
-            and not isinstance(t, threading.Timer)]
-    assert left == [] and ended == ["a"]  # b never got its turn
+    assert _new_threads(before) == [] and ended == ["a"]  # b never got its turn
     assert took < 2.0  # mid-epoch, not at the end of the 0.5 s epochs that follow
+
+
+@pytest.mark.parametrize("handler", ["python's", "stop_signals"])
+def test_an_interrupted_run_waits_for_the_arm_that_is_still_letting_go(handler: str) -> None:
+    """The abort seen after 961276e: on CPython 3.11 a KeyboardInterrupt raised inside
+    ``Thread.join()`` marks the running arm as stopped, so a wait on ``is_alive()`` went on
+    while the arm was still freeing its tensors, and the interpreter's exit ended that arm
+    inside torch (exit 134). run() must return only once the arm has let go, whichever
+    handler raised the interrupt (Python's own for SIGINT, or stop_signals' for SIGTERM)."""
+    started, ended = threading.Event(), []
+    arms = _arms(started, ended, cleanup=0.5)
+    before = set(threading.enumerate())
+    # 0.2 s into arm a's first epoch: the main thread is in its join (not still in start())
+    if handler == "stop_signals":
+        _signal_once_started(started, signal.SIGTERM, after=0.2)
+        with pytest.raises(Terminated), stop_signals(), interruptible():
+            Lockstep(arms, lambda e, m: False).run()
+    else:
+        _signal_once_started(started, signal.SIGINT, after=0.2)
+        with pytest.raises(KeyboardInterrupt):
+            Lockstep(arms, lambda e, m: False).run()
+    assert ended == ["a"], "run() went on while an arm was still letting go"
+    assert _new_threads(before) == []
