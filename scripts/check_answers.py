@@ -18,7 +18,14 @@ target:
   another) that contain it; accuracy means accuracy among trials that learned;
 - **trainability**: studies where a planted difference in how often training fails was
   called a difference (the answers' ``trainability`` key), and, for information, studies
-  with a trainability difference called on a param whose failure rate is not planted.
+  with a trainability difference called on a param whose failure rate is not planted;
+  **trainability coverage**: the share of printed failure-rate intervals (every pair of
+  choices, every choice against the rest) that contain the truth: 0 for a param the
+  failure rules do not name (not in ``FAILURE_PARAMS``, nor the row's planted one), and
+  for the row's planted choice param the planted failure probability averaged over each
+  choice's own trials (what the raw rates estimate, given the configs the sampler drew);
+  the other params the rules name (lr, hidden_layers, model, and activation where the row
+  plants nothing on it) are not scored.
 
 Budgets: the findings' (24 TPE trials x 10 epochs, as docs/findings.md), a large one
 (200 random trials x 4 epochs), both with the median pruner, and the large one unpruned for
@@ -176,8 +183,27 @@ def run_study(row: Row, seed: int) -> dict[str, Any]:
                             arms=PAIRED_ARMS if row.paired else None,
                             space=svm_space if row.space == "svm" else None,
                             dataset="digits" if row.space == "svm" else "mnist")
-    out = score(row, analyze(study, evaluators=()).to_dict())
+    out = score(row, analyze(study, evaluators=()).to_dict(), failure_truths(row, study))
     return {**out, "cpu_s": round(time.process_time() - cpu, 2)}
+
+
+def failure_truths(row: Row, study: optuna.Study) -> dict[str, dict[str, tuple[float, int]]]:
+    """For the row's planted trainability params: per choice, (the planted failure
+    probability averaged over the choice's trials, how many), over the trials the analysis
+    keeps (complete, or pruned after reporting)."""
+    from optuna.trial import TrialState
+
+    from hpsearch.planted import failure_rate
+
+    out: dict[str, dict[str, list[float]]] = {}
+    kept = [t for t in study.trials if t.state == TrialState.COMPLETE
+            or (t.state == TrialState.PRUNED and t.intermediate_values)]
+    for param in row.trainability:
+        for t in kept:
+            if param in t.params:
+                out.setdefault(param, {}).setdefault(str(t.params[param]), []).append(
+                    failure_rate(row.truth.failures, t.params))
+    return {p: {c: (sum(v) / len(v), len(v)) for c, v in by.items()} for p, by in out.items()}
 
 
 def _truth_of(row: Row, param: str, a: str, b: str) -> float | None:
@@ -217,9 +243,53 @@ def _intervals(row: Row, answer: Mapping[str, Any]) -> list[tuple[float, float, 
     return out
 
 
-def score(row: Row, doc: Mapping[str, Any]) -> dict[str, Any]:
+def _train_intervals(row: Row, answer: Mapping[str, Any],
+                     truths: Mapping[str, Mapping[str, tuple[float, int]]],
+                     ) -> list[tuple[float, float, float]]:
+    """(truth, low, high) in points of rate of every printed failure-rate interval of the
+    answer whose truth is known (the module docstring)."""
+    t = answer.get("trainability")
+    if not isinstance(t, Mapping):
+        return []
+    failing = SVM_FAILURE_PARAMS if row.space == "svm" else FAILURE_PARAMS
+    param = answer["param"]
+    planted = truths.get(answer["question"]) or truths.get(param)
+    n = t.get("choices") or {}
+
+    def planted_rate(choices: Sequence[str]) -> float | None:
+        """The planted failure probability averaged over these choices' trials, when the
+        trials it is over are the answer's (their counts agree)."""
+        if planted is None:
+            return None
+        got = [planted.get(str(c)) for c in choices]
+        if any(g is None or (n.get(c) or {}).get("n") != g[1]
+               for c, g in zip(choices, got, strict=True)):
+            return None
+        total = sum(g[1] for g in got if g is not None)
+        return sum(g[0] * g[1] for g in got if g is not None) / total if total else None
+
+    out = []
+    for r in [*(t.get("pairs") or []), *(t.get("contrasts") or [])]:
+        if r.get("ci_low") is None or r.get("ci_high") is None:
+            continue
+        if param not in failing and answer["question"] not in row.trainability:
+            truth: float | None = 0.0
+        else:   # b is a choice, or every choice but a pooled
+            rest = [str(c) for c in n if str(c) != str(r["a"])] if r["b"] not in n \
+                else [str(r["b"])]
+            a, b = planted_rate([str(r["a"])]), planted_rate(rest)
+            truth = 100 * (a - b) if a is not None and b is not None else None
+        if truth is not None:
+            out.append((truth, float(r["ci_low"]), float(r["ci_high"])))
+    return out
+
+
+def score(row: Row, doc: Mapping[str, Any],
+          truths: Mapping[str, Mapping[str, tuple[float, int]]] | None = None,
+          ) -> dict[str, Any]:
     """The counts of one study's analysis (``StudyAnalysis.to_dict()``): 0/1 flags per
-    study, and the intervals that covered their truth."""
+    study, and the intervals that covered their truth (``truths``: the planted failure
+    rates per choice of the row's trainability params, :func:`failure_truths`)."""
     answers = {a["question"]: a for a in doc["answers"] if a["param"] != row.hump}
     inter = {i["question"]: i for i in doc.get("interactions", [])}
     out: dict[str, Any] = {"covered": 0, "intervals": 0}
@@ -261,6 +331,11 @@ def score(row: Row, doc: Mapping[str, Any]) -> dict[str, Any]:
             out["covered"] += int(i["ci_low"] - 1e-9 <= 0.0 <= i["ci_high"] + 1e-9)
     failing = SVM_FAILURE_PARAMS if row.space == "svm" else FAILURE_PARAMS
     has = [a for a in answers.values() if isinstance(a.get("trainability"), Mapping)]
+    out["train_covered"] = out["train_intervals"] = 0
+    for a in has:
+        for truth, low, high in _train_intervals(row, a, truths or {}):
+            out["train_intervals"] += 1
+            out["train_covered"] += int(low - 1e-9 <= truth <= high + 1e-9)
     if has:
         out["train_false"] = int(any(
             a["trainability"].get("settled") == "difference" for a in has
@@ -345,6 +420,10 @@ def cells(row: Row, results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     k, m = count("train_false")
     if m:
         add("false trainability difference", k, m, None, True)
+    k = sum(r.get("train_covered", 0) for r in results)
+    m = sum(r.get("train_intervals", 0) for r in results)
+    if m:
+        add("trainability coverage", k, m, MIN_COVERAGE, False, unit="intervals")
     return out
 
 

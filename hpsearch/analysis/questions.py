@@ -153,7 +153,8 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
             schema.randomized(t) for t in everyone.trials)) else "associated"
         answer_trainability([(a, groups) for a, q in zip(answers, every, strict=True)
                              if (groups := _groups(q, everyone, min_per_choice))],
-                            failed, alpha=alpha, word=word)
+                            failed, alpha=alpha, word=word,
+                            params=[t.params for t in everyone.trials])
     if not factors and not numeric and "paired" not in by_design.values():
         return _only(answers, only)
     design = build_design(table.trials, list(factors.values()), min_per_choice)
