@@ -290,9 +290,13 @@ def _permutation_test(q: _Question, failed: np.ndarray, strata: np.ndarray,
         expect = n_g * k / n_s
         var += n_g * (n_s - n_g) * k * (n_s - k) / (n_s ** 2 * (n_s - 1))
         d_obs += np.bincount(lab[y], minlength=g) - expect
-        drawn = rng.permuted(np.tile(lab, (permutations, 1)), axis=1)[:, :k]
-        counts = (drawn[:, :, None] == np.arange(g)).sum(axis=1)
-        d_perm += counts - expect
+        # in chunks: a study of thousands of trials stays within tens of MB
+        step = max(1, min(permutations, 2_000_000 // (n_s * g)))
+        for start in range(0, permutations, step):
+            rows = min(step, permutations - start)
+            drawn = rng.permuted(np.tile(lab, (rows, 1)), axis=1)[:, :k]
+            counts = (drawn[:, :, None] == np.arange(g)).sum(axis=1)
+            d_perm[start:start + rows] += counts - expect
     one = slice(0, 1) if g == 2 else slice(0, g)     # two choices: one contrast
     with np.errstate(divide="ignore", invalid="ignore"):
         sd = np.where(var > 0, np.sqrt(var), np.inf)
