@@ -474,7 +474,8 @@ def render(table: Mapping[str, Sequence[Mapping[str, Any]]], meta: Mapping[str, 
     lines = ["# Calibration of the report's answers on realistic planted studies", "",
              "Written by `scripts/check_answers.py` (never edit by hand): "
              f"`{run['command']}` on commit `{run['commit']}`, up to {run['studies']} studies "
-             f"per row (each rate shows its n), {run['seconds']:.0f} s with {run['jobs']} "
+             f"per row, {FINDINGS_SCALE} times as many at the findings budget (each rate shows "
+             f"its n), {run['seconds']:.0f} s with {run['jobs']} "
              "processes"
              + (f" (judged again by `{meta['command']}`)" if meta.get("scores_from") else "")
              + ". What each "
