@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -19,6 +20,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # A suite started in the background by a non-interactive shell (`pytest &`, some CI
+    # runners) inherits an ignored SIGINT: the tests' Ctrl-C would never arrive, here or in
+    # the processes they start (an ignored signal stays ignored across exec; a handled one
+    # is reset to the default, which Python turns into KeyboardInterrupt).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
