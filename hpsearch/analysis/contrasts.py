@@ -113,6 +113,11 @@ class ContrastSet:
             return float(sps.f.sf(t * t / self.k, self.k, self.df))
         return float(min(1.0, len(self.pairs) * 2 * sps.t.sf(t, self.df)))
 
+    def tested_p(self) -> float:
+        """The p-value Holm's procedure sees: an untestable set stays in the family but never
+        rejects (p = 1), so it lends no level to the others."""
+        return 1.0 if self.untestable else self.p_value()
+
     def half_width(self, se: float, level: float) -> float:
         if self.method == "scheffe":
             return float(math.sqrt(self.k * sps.f.ppf(1 - level, self.k, self.df)) * se)

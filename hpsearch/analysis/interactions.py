@@ -132,9 +132,7 @@ def answer_interactions(table: TrialTable, design: Design, specs: Sequence[Inter
             sets[spec.id] = cs
     decided = [r for r in out if r["status"] == "answered"]
     ps = [sets[r["question"]].p_value() for r in decided]
-    # an untestable set (too few residual df) never rejects and lends no level to the rest
-    tested = [1.0 if sets[r["question"]].untestable else p for r, p in zip(decided, ps,
-                                                                          strict=True)]
+    tested = [sets[r["question"]].tested_p() for r in decided]
     for r, p, p_adj, level in zip(decided, ps, stats.holm(tested),
                                   stats.holm_levels(tested, alpha), strict=True):
         _decide(r, sets[r["question"]], p, float(p_adj), float(level), margin, word, step)

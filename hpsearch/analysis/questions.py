@@ -205,10 +205,7 @@ def answer_questions(trials: Sequence[FrozenTrial], *,
     decided = [a for a in answers if a.status == "answered"]
     ps = [sets[a.question].p_value() for a in decided]
     weights = [1.0 if a.family == "seeds" else STUDY_WEIGHT for a in decided]
-    # An untestable set (too few residual df at the end of training) stays in the family
-    # but never rejects: Holm sees p = 1 for it, so it lends no level to the others.
-    tested = [1.0 if sets[a.question].untestable else p for a, p in zip(decided, ps,
-                                                                          strict=True)]
+    tested = [sets[a.question].tested_p() for a in decided]
     adjusted, levels = stats.weighted_holm(tested, weights, alpha)
     for a, p, p_adj, level in zip(decided, ps, adjusted, levels, strict=True):
         a.p_value = math.nan if sets[a.question].untestable else p

@@ -109,7 +109,8 @@ def decide(a: Answer, cs: ContrastSet, p_holm: float, level: float, le: LevelEff
                          f"{named(a.param, w.b)} {span}; {where})")
     elif cs.untestable:
         more = math.ceil(cs.min_df - cs.df)
-        est = f"{named(a.param, win)} {op} {named(a.param, lose)} by {size.split(' [')[0]}"
+        est = (f"{named(a.param, win)} {op} {named(a.param, lose)} by "
+               f"{fmt(a.unit, abs(h.est))} {a.unit}")
         a.verdict = (f"open: too few trials to test it ({where}; the fit of the trials "
                      f"that carry {a.param} to the end of training keeps {cs.df:.0f} residual "
                      f"degrees of freedom, a test needs {cs.min_df:.0f}; "
