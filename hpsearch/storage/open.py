@@ -6,6 +6,7 @@ through :func:`mask` so that a password in a PostgreSQL URL is never printed or 
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import sqlite3
@@ -18,9 +19,9 @@ from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch import optuna_private
+from hpsearch import optuna_private, schema
 from hpsearch.errors import StorageError, StudyError
 from hpsearch.storage import specs
 from hpsearch.storage.checks import (
@@ -96,10 +97,23 @@ def open_storage(spec: str, *, create: bool = False, heartbeat: bool = False,
                            f"{error_reason(exc, spec)}") from None
 
 
+class _Retry(RetryHeartbeatStaleTrialCallback):
+    """Optuna's re-queue of a stale trial, less the journal heartbeat it would copy with the
+    other system attrs: a copy carrying its dead original's beat looks dead from the moment a
+    worker claims it until that worker's first beat, and another worker would fail it in
+    that window, spending its retry."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trial = copy.copy(trial)
+        trial.system_attrs = {key: value for key, value in trial.system_attrs.items()
+                              if key != schema.HEARTBEAT}
+        super().__call__(study, trial)
+
+
 def _retry(heartbeat: bool) -> RetryHeartbeatStaleTrialCallback | None:
     with warnings.catch_warnings():  # "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY) if heartbeat else None
+        return _Retry(max_retry=MAX_RETRY) if heartbeat else None
 
 
 class _TunedSQLiteConnection(sqlite3.Connection):

@@ -80,12 +80,14 @@ def test_a_killed_worker_is_retried_and_the_study_resumes(request, tmp_path, bac
     n = 6
     marker = tmp_path / "victim-trial"
     victim = _start(tmp_path, storage, n, sleep=30, trial_file=marker)
-    survivors = [_start(tmp_path, storage, n) for _ in range(2)]
     deadline = time.monotonic() + 120
     while not (marker.exists() and marker.read_text().strip()):
         assert time.monotonic() < deadline and victim.poll() is None, victim.communicate()
         time.sleep(0.2)
     killed = int(marker.read_text().split()[0])
+    # the survivors start once the victim is inside a trial: started together, on a loaded
+    # machine they could finish the whole study before the victim had imported its objective
+    survivors = [_start(tmp_path, storage, n) for _ in range(2)]
     time.sleep(0.5)
     victim.send_signal(signal.SIGKILL)
     victim.communicate(timeout=30)

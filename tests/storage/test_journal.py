@@ -21,6 +21,7 @@ from support.mounts import tiny_disk
 import hpsearch.storage.open
 from hpsearch.cli import main
 from hpsearch.optimize.study import FINISHED
+from hpsearch.optimize.workers import fail_stale_trials
 from hpsearch.schema import HEARTBEAT
 from hpsearch.space import PARAM_BY_NAME
 from hpsearch.storage import owner
@@ -146,6 +147,25 @@ def test_stale_journal_trials_are_those_of_dead_owners_or_old_heartbeats(tmp_pat
     # ids[4]: no heartbeat yet, started just now: stale only once its start is older than
     # the grace period (storage/test_kill_window.py: a kill before the first heartbeat)
     assert sorted(storage._get_stale_trial_ids(study._study_id)) == [ids[1], ids[3]]
+
+
+def test_a_requeued_copy_is_not_failed_for_its_originals_heartbeat(tmp_path):
+    """Optuna's retry copies the dead trial's system attrs, our heartbeat among them: the
+    worker that claims the copy owns a RUNNING trial whose beat names a dead pid until its
+    own first beat. Another worker must not fail it in that window (the copy's one retry
+    was once spent so, and the study kept a FAIL)."""
+    storage = open_storage(str(tmp_path / "s.log"), create=True, heartbeat=True)
+    study = optuna.create_study(storage=storage, direction="maximize")
+    dead = study.ask()
+    gone = _dead_pid()
+    _beat(storage, dead._trial_id, time=time.time(), pid=gone)
+    fail_stale_trials(study)
+    assert study.trials[dead.number].state == TrialState.FAIL
+    claimed = study.ask()  # the WAITING copy, as a live worker claims it
+    assert study.trials[claimed.number].system_attrs["failed_trial"] == dead.number
+    assert storage._get_stale_trial_ids(study._study_id) == []  # before its first beat
+    _beat(storage, claimed._trial_id, time=time.time(), pid=_dead_pid())  # its worker dies
+    assert storage._get_stale_trial_ids(study._study_id) == [claimed._trial_id]
 
 
 @pytest.mark.filterwarnings("error:Inconsistent parameter values:RuntimeWarning")
