@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
 from support.mounts import readonly_view, tiny_disk
 
-from hpsearch.best import best
+from hpsearch.best import best, bn_modes
 from hpsearch.cli import main
 from hpsearch.optimize import optimize
 from hpsearch.replay import study_data, study_settings
@@ -71,7 +71,7 @@ def test_best_reports_test_metrics(study_db, result):
     assert result.config.batch_norm == "before"
     bn = result.bn_train_vs_eval
     assert bn is not None and bn["eval_mode"] == result.test_accs[0]
-    assert 0 <= bn["train_mode"] <= 1
+    assert 0 <= bn["train_mode"] <= 1 and bn["n"] == 1 and bn["ci_low"] is None
 
     stored = study.user_attrs["best"]
     assert stored == json.loads(json.dumps(result.to_dict()))
@@ -125,11 +125,30 @@ def test_retrain_with_seeds(study_db, result, monkeypatch):
     d = r.to_dict()
     assert d["test_acc_n"] == 2 and d["seeds"] == [0, 1] and len(d["test_accs"]) == 2
     assert d["test_acc_std"] >= 0 and d["retrain"] is True
+    bn = d["bn_train_vs_eval"]  # every seed's model measured in both modes
+    assert bn["n"] == 2 and bn["eval_mode"] == pytest.approx(sum(d["test_accs"]) / 2)
+    assert any("paired over 2 seeds" in line for line in r.lines())
     assert len(d["train_seconds"]) == 2 and d["threads"] == 1  # one thread on a CPU
     assert torch.get_num_threads() == before  # restored for the caller
     # A re-run replaces the trial's artifacts in place: same ids, no second copy.
     assert r.artifacts == result.artifacts
     assert len(_trial_artifacts(load_study(study_db), r.trial_number)) == 3
+
+
+def test_bn_modes_are_paired_over_the_seeds():
+    """Each seed's model in both modes: a paired shift in points, its interval from the
+    signed-rank test (6 seeds is the least that reaches 0.05), none from one seed."""
+    evals = [0.90, 0.91, 0.89, 0.92, 0.90, 0.91]
+    trains = [e - d for e, d in zip(evals, [0.010, 0.012, 0.008, 0.011, 0.009, 0.013],
+                                    strict=True)]
+    bn = bn_modes(evals, trains)
+    assert bn["n"] == 6 and bn["eval_mode"] == pytest.approx(0.905)
+    assert bn["ci_high"] < 0 < -bn["ci_low"] and bn["p"] < 0.05
+    assert -1.3 < bn["shift"] < -0.8
+    few = bn_modes(evals[:3], trains[:3])
+    assert few["p"] > 0.05 and not (few["ci_high"] is not None and few["ci_high"] < 0)
+    one = bn_modes(evals[:1], trains[:1])
+    assert one["shift"] is None and one["train_mode"] == pytest.approx(trains[0])
 
 
 def test_training_threads_respects_omp_num_threads(monkeypatch):

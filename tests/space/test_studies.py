@@ -58,8 +58,14 @@ def test_reproduce_seeds_runs_end_to_end_on_digits(tmp_path):
     assert "Dataset **digits**" in text
     assert (tmp_path / "runs" / "findings-full.json").exists()
     rows = json.loads(out.with_suffix(".json").read_text())
-    assert [(r["seed"], r["id"]) for r in rows] == [("000", "bn_placement")]
+    assert [(r["seed"], r["id"]) for r in rows] == [("000", "bn_placement"),
+                                                    ("002", "bn_modes"), ("002", "per_class")]
     row = rows[0]
+    # the best BN model's modes: each of the 6 retrained seeds' models measured in both
+    bn = rows[1]
+    assert "6 seeds, each model in both modes" in bn["verdict"], bn
+    assert bn["settled"] in ("difference", "equivalent") or bn["needed"]
+    assert rows[2]["settled"] == "measured" and "weakest class" in rows[2]["verdict"]
     assert row["settled"] in ("difference", "equivalent", "open")
     # verify ran at the tuned best and at the seed's own config (its [seed] values)
     assert row["verify_best"] and row["verify_seed"]
@@ -78,7 +84,8 @@ def test_reproduce_seeds_runs_end_to_end_on_digits(tmp_path):
         capture_output=True, text=True, timeout=300, check=False)
     assert again.returncode == 0, again.stderr[-3000:]
     rows2 = json.loads((tmp_path / "again.json").read_text())
-    assert rows2[0]["settled"] == row["settled"]
+    assert [r["settled"] for r in rows2] == [r["settled"] for r in rows]
+    assert rows2[1]["verdict"] == bn["verdict"]
     assert rows2[0]["verify_best"]["estimate"] == row["verify_best"]["estimate"]
 
 
