@@ -34,8 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hpsearch import schema
 from hpsearch.analysis import MIN_EFFECT
+from hpsearch.text import param_value
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = ("bn_placement", "batchnorm_vs_none", "dense_bn_activation", "dropout_activation",
@@ -44,6 +47,12 @@ EVIDENCE = ROOT / "docs" / "seeds"
 # best --retrain's seeds: 6 is the least a paired signed-rank test (BN's eval vs train mode,
 # one model per seed) reaches 0.05 with.
 BEST_SEEDS = 6
+# "Dropout may hurt at few epochs and pay with more": verify's twins trained for EARLY_EPOCHS
+# and for the page's epochs on the same seeds; the change is the per-seed difference of the
+# two effects. Both answers are kept in the study user attr OVER_EPOCHS + question (verify's
+# own attr holds its last run only).
+EARLY_EPOCHS = 2
+OVER_EPOCHS = "seeds:over_epochs:"
 
 
 @dataclass(frozen=True)
@@ -200,6 +209,27 @@ def _verified(storage: str, study_name: str, question: str,
                   epochs=args.epochs, device=args.device).question_dict(question)
 
 
+def _verified_over_epochs(storage: str, study_name: str, question: str,
+                          args: argparse.Namespace) -> dict[str, Any] | None:
+    """verify's answer for ``question`` after EARLY_EPOCHS and after the page's epochs (runs
+    both, resuming from stored trainings, unless only stored answers are wanted)."""
+    from hpsearch.verify import verify
+
+    study = _study(storage, study_name)
+    early = min(EARLY_EPOCHS, args.epochs - 1)
+    if study is None or early < 1 or not any(t.state.name == "COMPLETE" for t in study.trials):
+        return None
+    key = OVER_EPOCHS + question
+    if args.no_new_verify or args.as_they_are:
+        return study.user_attrs.get(key)
+    got: dict[str, Any] = {}
+    for part, epochs in (("early", early), ("end", args.epochs)):
+        got[part] = verify(storage, question, seeds=args.seeds, study_name=study_name,
+                           epochs=epochs, device=args.device).question_dict(question)
+    study.set_user_attr(key, got)
+    return got
+
+
 def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Everything stored for one preset: its analysis, verify at the tuned best and at the
     seed's config for each claim that asks, ``best`` where a claim asks for it."""
@@ -211,7 +241,7 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
     study = _study(storage, name)
     out: dict[str, Any] = {"preset": name, "storage": _shown(storage),
                            "question": load_preset(name).question, "analysis": None,
-                           "verify": {}, "verify_seed": {}, "best": None,
+                           "verify": {}, "verify_seed": {}, "over_epochs": {}, "best": None,
                            "study_seconds": _span(study), "seed_study": False,
                            "finished": 0}
     if study is None:
@@ -220,6 +250,7 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if not out["finished"]:  # started, nothing finished yet: as if not started
         return out
     out["analysis"] = analyze(study).to_dict()
+    out["chance"] = study.user_attrs.get(schema.CHANCE)  # what "never learned" means here
     out["seed_study"] = _study(storage, f"{name}-seed") is not None
     t0 = time.perf_counter()
     for c in (c for c in CLAIMS if c.preset == name):
@@ -227,6 +258,8 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
             out["verify"][c.id] = _verified(storage, name, c.id, args)
             if c.kind == "question" and out["seed_study"]:
                 out["verify_seed"][c.id] = _verified(storage, f"{name}-seed", c.id, args)
+        if c.kind == "over_epochs":
+            out["over_epochs"][c.id] = _verified_over_epochs(storage, name, c.id, args)
         if c.kind == "best" and out["best"] is None:
             out["best"] = study.user_attrs.get(schema.BEST)
             if out["best"] is None and not (args.as_they_are or args.no_new_verify):
@@ -257,6 +290,8 @@ def _verify_summary(v: dict[str, Any] | None) -> dict[str, Any] | None:
             "ci_level": top.get("ci_level"), "seeds": top.get("n"),
             "comparison": top.get("label") or
             f"{top.get('alternative', '?')} vs {top.get('baseline', '?')}",
+            "never_learned": {param_value(str(v.get("param")), top.get(k)): n for k, n in
+                              (top.get("never_learned") or {}).items()},
             "trainings": v.get("trainings"), "margin": v.get("margin"),
             "rows": [{k: r.get(k) for k in ("settled", "shift", "ci_low", "ci_high", "n",
                                               "alternative", "baseline", "label")}
@@ -309,7 +344,8 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
         row.update(settled=row["study"]["settled"], source="study")
     if row["settled"] == "open":
         needed = (a or {}).get("needed") or ""
-        ran = row["verify_best"] and (row["verify_seed"] or not ev["seed_study"])
+        ran = row["verify_best"] and (row["verify_seed"] or not ev["seed_study"]
+                                      or c.kind == "interaction")  # no seed-config twins
         row["needed"] = "; ".join(x for x in (needed, "verify's seeds ran out before it "
                                               "settled" if ran else _remaining(ev, args)) if x)
     return row
@@ -317,18 +353,74 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
 
 def _over_epochs_row(row: dict[str, Any], a: dict[str, Any] | None, ev: dict[str, Any],
                      args: argparse.Namespace) -> dict[str, Any]:
+    """The effect after a few epochs and at the end, from verify's twins on the same seeds:
+    the row is settled by the change between them (a paired test over the seeds where all
+    four trainings learned); the study's effect over training is kept beside it."""
     series = (a or {}).get("effect_by_epoch") or []
     if len(series) >= 2:
-        first, last = series[0], series[-1]
-        row["over_epochs"] = {"first": first, "last": last}
-        row["verdict"] = (f"{first.get('label', 'epoch ' + str(first.get('epoch')))}: "
-                          f"{_fmt(first)}; end of training: {_fmt(last)}")
-        row["settled"] = (a or {}).get("settled", "open")
-        row["source"] = "study (the effect over training)"
-    if row["settled"] == "open":
-        row["needed"] = ("the effect at the end of training settled, and an earlier epoch's "
-                         "effect of the opposite sign; " + _remaining(ev, args))
+        row["over_epochs"] = {"first": series[0], "last": series[-1]}
+    v = (ev.get("over_epochs") or {}).get(row["id"])
+    change = _change_over_epochs(v, ev) if v else None
+    if change is None:
+        row["needed"] = (f"verify's twins after {EARLY_EPOCHS} epochs and after {args.epochs} "
+                         f"on the same seeds; " + _remaining(ev, args))
+        return row
+    row["over_epochs_verify"] = change
+    row["source"] = (f"verify at the tuned best after {change['early_epochs']} and after "
+                     f"{change['end_epochs']} epochs (the same seeds)")
+    row["verdict"] = (f"{change['what']}: after {change['early_epochs']} epochs "
+                      f"{_pts(change['early'])}; after {change['end_epochs']} "
+                      f"{_pts(change['end'])}; change {_pts(change['change'])}, "
+                      f"p={change['change']['p']:.2g} ({change['n']} seeds, paired)")
+    lo, hi = change["change"]["ci_low"], change["change"]["ci_high"]
+    if lo is not None and hi is not None and (lo > 0 or hi < 0):
+        row["settled"] = schema.DIFFERENCE
+    elif lo is not None and hi is not None and -MIN_EFFECT < lo and hi < MIN_EFFECT:
+        row["settled"] = schema.EQUIVALENT
+    else:
+        row["needed"] = ("more seeds at both lengths: the change's interval spans 0 and "
+                         f"reaches past +-{MIN_EFFECT} pts")
     return row
+
+
+def _change_over_epochs(v: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any] | None:
+    """Per seed, the twins' difference (alternative - baseline, pts) early and at the end,
+    and the paired statistics of end - early. Seeds where a training never learned are left
+    out (a failure to train is not an accuracy)."""
+    from hpsearch.analysis import never_learned, paired_stats
+
+    rows = [((v.get(part) or {}).get("rows") or [None])[0] for part in ("early", "end")]
+    if rows[0] is None or rows[1] is None or \
+            (rows[0]["baseline"], rows[0]["alternative"]) != \
+            (rows[1]["baseline"], rows[1]["alternative"]):
+        return None
+    k = min(len(r["baseline_accs"]) for r in rows)
+    accs = np.array([[r["baseline_accs"][:k], r["alternative_accs"][:k]] for r in rows])
+    chance = ev.get("chance")
+    keep = ~never_learned(accs.reshape(-1, k), chance).any(axis=0)
+    if keep.sum() < 2:
+        return None
+    diffs = 100 * (accs[:, 1, keep] - accs[:, 0, keep])  # [early, end] x seeds
+
+    def summary(d: Any) -> dict[str, Any]:
+        ps = paired_stats(np.zeros_like(d), d)
+        return {"shift": ps.shift, "p": ps.p_wilcoxon,
+                "ci_low": ps.ci_low if np.isfinite(ps.ci_low) else None,
+                "ci_high": ps.ci_high if np.isfinite(ps.ci_high) else None}
+
+    name = str(v["end"].get("param"))
+    return {"what": f"{name} switched from {param_value(name, rows[1]['baseline'])} to "
+                    f"{param_value(name, rows[1]['alternative'])}",
+            "early_epochs": v["early"].get("epochs"), "end_epochs": v["end"].get("epochs"),
+            "n": int(keep.sum()), "left_out": int((~keep).sum()),
+            "early": summary(diffs[0]), "end": summary(diffs[1]),
+            "change": summary(diffs[1] - diffs[0])}
+
+
+def _pts(e: dict[str, Any]) -> str:
+    ci = (f" [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}]" if e.get("ci_low") is not None
+          and e.get("ci_high") is not None else "")
+    return f"{e['shift']:+.2f} pts{ci}"
 
 
 def _best_row(row: dict[str, Any], c: Claim, ev: dict[str, Any],
@@ -383,8 +475,13 @@ def _verify_text(v: dict[str, Any] | None) -> str:
     ci = (f" [{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]" if v.get("ci_low") is not None
           else "")
     level = f" at {100 * v['ci_level']:.1f}%" if v.get("ci_level") else ""
+    failed = {k: n for k, n in (v.get("never_learned") or {}).items() if n}
+    failures = ("; never learned: " + ", ".join(f"{k} on {n} of {v['seeds']} seeds"
+                                                for k, n in failed.items())) if failed else ""
+    if v.get("estimate") is None:  # no seed where both learned: no accuracy to compare
+        return f"{v['settled']}: {v['comparison']}: no accuracy difference{failures}"
     return (f"{v['settled']}: {v['comparison']}: {v['estimate']:+.2f} pts{ci}{level}, "
-            f"{v['seeds']} seeds")
+            f"{v['seeds']} seeds{failures}")
 
 
 def _survives(row: dict[str, Any]) -> str:

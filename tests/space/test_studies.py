@@ -107,3 +107,29 @@ def test_seed_table_fixes_the_seeds_values_and_is_checked(tmp_path):
             parse_preset({**doc, "seed": seed}, name="x", source="x.toml")
     with pytest.raises(ConfigError, match="no \\[seed\\] table"):
         load_preset("cnn_regularization").at_seed()
+
+
+def test_reproduce_seeds_answers_dropout_over_training_from_verify(tmp_path):
+    """003's "dropout may hurt at few epochs and pay with more": verify's twins after 2
+    epochs and after the page's 3, on the same seeds, and the paired change between them;
+    kept in the study, so the page comes back the same from the stored evidence."""
+    runs, out = tmp_path / "runs", tmp_path / "findings.md"
+    common = [sys.executable, str(ROOT / "scripts" / "reproduce_seeds.py"), "--dataset",
+              "digits", "--trials", "2", "--epochs", "3", "--val-size", "300",
+              "--presets", "dropout_activation", "--work-dir", str(runs)]
+    proc = subprocess.run([*common, "--seeds", "6", "--train-size", "0", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["id"]: r for r in json.loads(out.with_suffix(".json").read_text())}
+    row = rows["dropout"]
+    assert row["source"] == "verify at the tuned best after 2 and after 3 epochs (the same seeds)"
+    change = row["over_epochs_verify"]
+    assert (change["early_epochs"], change["end_epochs"]) == (2, 3)
+    assert change["n"] + change["left_out"] == 6 and "change" in row["verdict"]
+    assert row["settled"] in ("difference", "equivalent") or row["needed"].startswith("more")
+    assert "0.30000000000000004" not in out.read_text()  # values as the space writes them
+    again = subprocess.run([*common, "--as-they-are", "--out", str(tmp_path / "again.md")],
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    rows2 = {r["id"]: r for r in json.loads((tmp_path / "again.json").read_text())}
+    assert rows2["dropout"]["verdict"] == row["verdict"]
