@@ -183,14 +183,13 @@ def _study(storage: str, name: str) -> Any:
 
 
 def _span(study: Any) -> float:
-    """Seconds from the first trial's start to the last one's end (0: no such study)."""
+    """Seconds of training in the study's finished trials (0: no such study). Not the span
+    from first start to last end: a study resumed across sessions has hours of gaps."""
     if study is None:
         return 0.0
-    done = [t for t in study.trials if t.datetime_start and t.datetime_complete]
-    if not done:
-        return 0.0
-    return (max(t.datetime_complete for t in done)
-            - min(t.datetime_start for t in done)).total_seconds()
+    return sum((t.datetime_complete - t.datetime_start).total_seconds() for t in study.trials
+               if t.state.name in ("COMPLETE", "PRUNED")
+               and t.datetime_start and t.datetime_complete)
 
 
 def _verified(storage: str, study_name: str, question: str,
@@ -305,8 +304,12 @@ def _remaining(ev: dict[str, Any], args: argparse.Namespace, what: str = "verify
         return (f"the study has not started ({args.trials} configs x {args.epochs} epochs on "
                 f"{args.dataset} still to train: hours of CPU); {cmd}")
     if ev["finished"] < args.trials:
-        return (f"the study stands at {ev['finished']} of {args.trials} configs: the run "
-                f"stopped when its session's time ran out; {cmd}")
+        per = ev["study_seconds"] / ev["finished"] / 60
+        left = per * (args.trials - ev["finished"]) / 60
+        return (f"the study stands at {ev['finished']} of {args.trials} configs (a config "
+                f"took {per:.0f} min here on average, so about {left:.0f} h of training "
+                f"remain, and its verify after it): the runs stopped when their sessions' "
+                f"time ran out; {cmd}")
     return (f"the study is complete; {what} has not run on it yet (the CPU went to the "
             f"studies first); {cmd}")
 
