@@ -487,16 +487,49 @@ def _verify_text(v: dict[str, Any] | None) -> str:
             f"{v['seeds']} seeds{failures}")
 
 
+OFF = ("none", "0", "0.0")  # a question's "off" choice (no batch norm, no dropout)
+
+
+def _directions(v: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """A verify's settled differences as ``{(winner, loser): text}``, and for a comparison
+    with an "off" choice also under ``("on", "off")``: BN before beating none at one config
+    and BN after beating it at another is the same finding."""
+    out: dict[tuple[str, str], str] = {}
+    for r in v.get("rows") or []:
+        if r.get("settled") != schema.DIFFERENCE or not r.get("shift"):
+            continue
+        win, lose = ((str(r["alternative"]), str(r["baseline"])) if r["shift"] > 0
+                     else (str(r["baseline"]), str(r["alternative"])))
+        out[(win, lose)] = f"{win} > {lose}"
+        if lose in OFF or win in OFF:
+            out[("off", "on") if win in OFF else ("on", "off")] = f"{win} > {lose}"
+    return out
+
+
 def _survives(row: dict[str, Any]) -> str:
-    """Does the effect at the seed's config survive tuning? (both verify answers needed)"""
+    """Does the effect at the seed's config survive tuning? The same winner of the same
+    comparison at both configs (both verify answers needed)."""
     b, s = row.get("verify_best"), row.get("verify_seed")
     if not b or not s:
         return "—"
     if b["settled"] == "open" or s["settled"] == "open":
         return "not yet known (a verify is open)"
-    if b["settled"] == s["settled"]:
-        return "yes" if b["settled"] == "difference" else "equivalent at both"
-    return f"no: {s['settled']} at the seed's config, {b['settled']} once tuned"
+    if b["settled"] == s["settled"] == schema.EQUIVALENT:
+        return "equivalent at both"
+    if b["settled"] != s["settled"]:
+        return f"no: {s['settled']} at the seed's config, {b['settled']} once tuned"
+    tuned, seed = _directions(b), _directions(s)
+    same = [k for k in seed if k in tuned]
+    if same:
+        k = same[0]
+        return (f"yes: {seed[k]} at the seed's config, {tuned[k]} once tuned"
+                if seed[k] != tuned[k] else f"yes: {seed[k]} at both")
+    flipped = [k for k in seed if (k[1], k[0]) in tuned]
+    if flipped:
+        k = flipped[0]
+        return f"no, reversed: {seed[k]} at the seed's config, {tuned[(k[1], k[0])]} once tuned"
+    return (f"not comparable: {', '.join(seed.values())} at the seed's config, "
+            f"{', '.join(tuned.values())} once tuned")
 
 
 # ------------------------------------------------------------------------------ the page
