@@ -535,6 +535,17 @@ def _survives(row: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------ the page
 
 
+def _failures(tr: dict[str, Any] | None) -> str:
+    """A question's failures to train, where any trial never learned: the counts per choice
+    and the trainability answer's state (the accuracy verdict is among trials that learned)."""
+    choices = (tr or {}).get("choices") or {}
+    if not any(c.get("never_learned") for c in choices.values()):
+        return ""
+    counts = ", ".join(f"{k} {c['never_learned']}/{c['n']}" for k, c in choices.items())
+    return f"; never learned: {counts} ({tr['settled']} on how often training fails)" \
+        if tr else ""
+
+
 def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
            args: argparse.Namespace) -> str:
     """docs/findings.md from the rows (every figure comes from the stored evidence)."""
@@ -573,7 +584,8 @@ def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
     for r in rows:
         ev = evs[r["preset"]]
         state = r["settled"] + (f" ({r['source']})" if r["source"] else "")
-        study = (r["verdict"] or "—") + (f" (n={ev['finished']})" if ev["finished"] else "")
+        study = ((r["verdict"] or "—") + _failures((r.get("study") or {}).get("trainability"))
+                 + (f" (n={ev['finished']})" if ev["finished"] else ""))
         if r["settled"] == "open" and r["needed"]:
             study += f"<br>*would settle it:* {r['needed']}"
         lines.append(f"| {r['seed']} | {r['claim']} | `{r['preset']}` | {state} | {study} | "
@@ -587,7 +599,8 @@ def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
                   f"{ev['study_seconds'] / 60:.1f} min of training stored)", ""]
         for a in ev["analysis"]["answers"]:
             if a["status"] != "not_sampled":
-                lines.append(f"- **{a['question']}**: {a['verdict']}")
+                lines.append(f"- **{a['question']}**: {a['verdict']}"
+                             + _failures(a.get("trainability")))
         lines.append("")
     return "\n".join(lines)
 
