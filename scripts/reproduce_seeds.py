@@ -575,7 +575,9 @@ def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
         "",
         "Reproduce: `python scripts/reproduce_seeds.py --presets PRESET` resumes from the "
         "committed databases; `hpsearch report docs/seeds/PRESET-"
-        f"{args.dataset}.db` gives the study's answers.",
+        f"{args.dataset}.db --study-name PRESET` gives the study's answers and verify's "
+        "(each database also holds `PRESET-seed`, the seed's own config, and verify's "
+        "stored trainings).",
         "",
         "| seed | claim | preset | answer | study (n) | verify at the tuned best | "
         "verify at the seed's config | survives tuning? |",
