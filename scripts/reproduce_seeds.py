@@ -440,8 +440,11 @@ def _best_row(row: dict[str, Any], c: Claim, ev: dict[str, Any],
             row["verdict"] = "the best config has no batch norm, so its modes cannot differ"
             row["needed"] = "a best config with batch norm"
             return row
+        size = (b.get("config") or {}).get("batch_size")
         row["verdict"] = (f"eval mode {100 * bn['eval_mode']:.2f}% vs train mode "
-                          f"{100 * bn['train_mode']:.2f}% on the test set")
+                          f"{100 * bn['train_mode']:.2f}% on the test set (train mode: "
+                          f"batches of {size}, the model's batch size, each normalized by "
+                          f"its own statistics)")
         if bn.get("ci_low") is None:
             row["needed"] = (f"{BEST_SEEDS} seeds' models, each measured in both modes, for "
                              f"an interval (have {bn.get('n', 1)})")

@@ -118,6 +118,22 @@ def test_bn_train_mode_does_not_touch_running_stats(study_db, result):
     assert not result.model.training
 
 
+def test_bn_train_mode_uses_the_configs_batch_size(study_db, result):
+    """Train mode normalizes each batch by its own statistics: batches as large as the model
+    was trained with (128 here), not evaluation's 2,048, whose statistics are close to the
+    running ones and would hide the difference."""
+    data = study_data(study_settings(load_study(study_db)), "cpu")
+    seen: list[int] = []
+    bn = next(m for m in result.model.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    handle = bn.register_forward_pre_hook(lambda _m, args: seen.append(len(args[0])))
+    try:
+        bn_batch_stats_accuracy(result.model, data, result.config)
+    finally:
+        handle.remove()
+    assert result.config.batch_size == 128 and sum(seen) == len(data.test_y)
+    assert max(seen) <= 128 and min(seen) >= 64
+
+
 def test_retrain_with_seeds(study_db, result, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()

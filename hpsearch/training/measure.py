@@ -12,7 +12,6 @@ from torch import nn
 from hpsearch.space import TrialConfig
 from hpsearch.training.device import DeviceProfile, profile_for
 from hpsearch.training.device_data import DeviceData
-from hpsearch.training.loop import EVAL_BATCH
 from hpsearch.training.models import build_model
 
 # ---------------------------------------------------------------------------- measurements
@@ -42,8 +41,10 @@ def bn_batch_stats_accuracy(model: nn.Module, data: DeviceData, cfg: TrialConfig
 
     Works on a deep copy, because train-mode BN updates its running statistics. Only the BN
     layers switch mode (dropout stays off), so the difference to :func:`evaluate` is BN's
-    alone. Batches are about ``EVAL_BATCH`` large and of near-equal size, so no batch is a
-    single example (train-mode BN cannot normalize that).
+    alone. Batches are about the config's ``batch_size`` (the model evaluated as it was
+    trained: batches of 2,048 have statistics close to the running ones and hide what the
+    mode changes), of near-equal size, so no batch is a single example (train-mode BN
+    cannot normalize that).
     """
     profile = profile_for(data.device, profile)
     twin = copy.deepcopy(model).eval()
@@ -51,7 +52,7 @@ def bn_batch_stats_accuracy(model: nn.Module, data: DeviceData, cfg: TrialConfig
         if isinstance(module, _BN):
             module.train()
     x_all, y_all = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
-    n_batches = max(1, math.ceil(len(y_all) / EVAL_BATCH))
+    n_batches = max(1, min(len(y_all) // 2, math.ceil(len(y_all) / max(2, cfg.batch_size))))
     correct = torch.zeros((), device=data.device)
     for idx in torch.arange(len(y_all), device=data.device).tensor_split(n_batches):
         x = data.prepare(x_all[idx], input_norm=cfg.input_norm)
