@@ -357,8 +357,9 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
 def _over_epochs_row(row: dict[str, Any], a: dict[str, Any] | None, ev: dict[str, Any],
                      args: argparse.Namespace) -> dict[str, Any]:
     """The effect after a few epochs and at the end, from verify's twins on the same seeds:
-    the row is settled by the change between them (a paired test over the seeds where all
-    four trainings learned); the study's effect over training is kept beside it."""
+    the row is settled where both effects' signs are known, or by the change between them (a
+    paired test over the seeds where all four trainings learned); the study's effect over
+    training is kept beside it."""
     series = (a or {}).get("effect_by_epoch") or []
     if len(series) >= 2:
         row["over_epochs"] = {"first": series[0], "last": series[-1]}
@@ -371,12 +372,17 @@ def _over_epochs_row(row: dict[str, Any], a: dict[str, Any] | None, ev: dict[str
     row["over_epochs_verify"] = change
     row["source"] = (f"verify at the tuned best after {change['early_epochs']} and after "
                      f"{change['end_epochs']} epochs (the same seeds)")
+    e, f = change["early"], change["end"]
     row["verdict"] = (f"{change['what']}: after {change['early_epochs']} epochs "
-                      f"{_pts(change['early'])}; after {change['end_epochs']} "
-                      f"{_pts(change['end'])}; change {_pts(change['change'])}, "
-                      f"p={change['change']['p']:.2g} ({change['n']} seeds, paired)")
+                      f"{_pts(e)} ({e['n']} seeds, Holm p={e['p']:.2g}); after "
+                      f"{change['end_epochs']} {_pts(f)} ({f['n']} seeds, Holm p={f['p']:.2g});"
+                      f" change {_pts(change['change'])}, nominal p="
+                      f"{change['change']['p']:.2g} (the {change['n']} seeds both used)")
+    row["verdict"] += _reading(change)
     lo, hi = change["change"]["ci_low"], change["change"]["ci_high"]
-    if lo is not None and hi is not None and (lo > 0 or hi < 0):
+    if _sign(change["early"]) and _sign(change["end"]):
+        row["settled"] = schema.DIFFERENCE  # the effect's sign known at both lengths
+    elif lo is not None and hi is not None and (lo > 0 or hi < 0):
         row["settled"] = schema.DIFFERENCE
     elif lo is not None and hi is not None and -MIN_EFFECT < lo and hi < MIN_EFFECT:
         row["settled"] = schema.EQUIVALENT
@@ -384,6 +390,33 @@ def _over_epochs_row(row: dict[str, Any], a: dict[str, Any] | None, ev: dict[str
         row["needed"] = ("more seeds at both lengths: the change's interval spans 0 and "
                          f"reaches past +-{MIN_EFFECT} pts")
     return row
+
+
+def _sign(e: dict[str, Any]) -> int:
+    """+1 or -1 where an effect's interval excludes 0 (and verify, where it answered,
+    called it a difference), else 0."""
+    if e.get("settled", schema.DIFFERENCE) != schema.DIFFERENCE:
+        return 0
+    lo, hi = e.get("ci_low"), e.get("ci_high")
+    return 0 if lo is None or hi is None or lo <= 0 <= hi else (1 if lo > 0 else -1)
+
+
+def _reading(change: dict[str, Any]) -> str:
+    """What the two effects say of "hurts at few epochs, pays with more"."""
+    early, end = _sign(change["early"]), _sign(change["end"])
+    n = change["end_epochs"]
+    if early < 0 and end > 0:
+        return f": it hurts early and pays after {n} epochs, as the claim says"
+    if early < 0 and end < 0:
+        grew = _sign(change["change"])
+        how = (", and the cost grew" if grew < 0 else ", and the cost shrank" if grew > 0
+               else "")
+        return f": it hurts at both lengths{how}; it did not pay within {n} epochs"
+    if early >= 0 and end < 0:
+        return f": it hurts after {n} epochs"
+    if end > 0:
+        return f": it helps after {n} epochs"
+    return ""
 
 
 def _change_over_epochs(v: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any] | None:
@@ -403,21 +436,35 @@ def _change_over_epochs(v: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]
     keep = ~never_learned(accs.reshape(-1, k), chance).any(axis=0)
     if keep.sum() < 2:
         return None
-    diffs = 100 * (accs[:, 1, keep] - accs[:, 0, keep])  # [early, end] x seeds
+    # Oriented as the question's effect: the "on" choice minus "off" where one is off
+    # (dropout 0.4 vs 0), else alternative minus baseline.
+    on, off = ((rows[1]["baseline"], rows[1]["alternative"])
+               if param_value("", rows[1]["alternative"]) in OFF
+               else (rows[1]["alternative"], rows[1]["baseline"]))
+    sign = -1 if on == rows[1]["baseline"] else 1
+    diffs = sign * 100 * (accs[:, 1, keep] - accs[:, 0, keep])  # [early, end] x seeds
 
-    def summary(d: Any) -> dict[str, Any]:
-        ps = paired_stats(np.zeros_like(d), d)
-        return {"shift": ps.shift, "p": ps.p_wilcoxon,
-                "ci_low": ps.ci_low if np.isfinite(ps.ci_low) else None,
-                "ci_high": ps.ci_high if np.isfinite(ps.ci_high) else None}
+    def verified(r: dict[str, Any]) -> dict[str, Any]:
+        """verify's own answer, oriented: its interval holds for its sequential looks."""
+        lo, hi, shift = r.get("ci_low"), r.get("ci_high"), r.get("shift")
+        if sign < 0:
+            lo, hi = (None if hi is None else -hi), (None if lo is None else -lo)
+            shift = None if shift is None else -shift
+        return {"shift": shift, "p": r.get("p_holm"), "ci_low": lo, "ci_high": hi,
+                "settled": r.get("settled"), "n": r.get("n")}
+
+    ps = paired_stats(diffs[0], diffs[1])  # end - early, per seed
 
     name = str(v["end"].get("param"))
-    return {"what": f"{name} switched from {param_value(name, rows[1]['baseline'])} to "
-                    f"{param_value(name, rows[1]['alternative'])}",
+    return {"what": f"{name}={param_value(name, on)} vs {param_value(name, off)}",
             "early_epochs": v["early"].get("epochs"), "end_epochs": v["end"].get("epochs"),
             "n": int(keep.sum()), "left_out": int((~keep).sum()),
-            "early": summary(diffs[0]), "end": summary(diffs[1]),
-            "change": summary(diffs[1] - diffs[0])}
+            "early": verified(rows[0]), "end": verified(rows[1]),
+            # a fixed-sample test on the seeds both runs used (each stopped on its own
+            # looks, so this p is nominal)
+            "change": {"shift": ps.shift, "p": ps.p_wilcoxon,
+                       "ci_low": ps.ci_low if np.isfinite(ps.ci_low) else None,
+                       "ci_high": ps.ci_high if np.isfinite(ps.ci_high) else None}}
 
 
 def _pts(e: dict[str, Any]) -> str:
