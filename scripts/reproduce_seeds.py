@@ -344,14 +344,41 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
     if chosen:
         row.update(settled=chosen["settled"], source="verify at the tuned best")
     elif row["study"] and row["study"]["settled"] != "open":
-        row.update(settled=row["study"]["settled"], source="study")
+        row.update(settled=row["study"]["settled"], source="study" + _against(
+            (a or {}).get("headline_winner"), row))
     if row["settled"] == "open":
         needed = (a or {}).get("needed") or ""
         ran = row["verify_best"] and (row["verify_seed"] or not ev["seed_study"]
                                       or c.kind == "interaction")  # no seed-config twins
-        row["needed"] = "; ".join(x for x in (needed, "verify's seeds ran out before it "
-                                              "settled" if ran else _remaining(ev, args)) if x)
+        row["needed"] = "; ".join(x for x in (needed, _ran_out(ev, c.id) if ran
+                                              else _remaining(ev, args)) if x)
     return row
+
+
+def _ran_out(ev: dict[str, Any], question: str) -> str:
+    """An open verify: its seeds ran out, and what verify says would settle it (the last
+    clause of its verdict, "about N seeds would ...")."""
+    v = ev["verify"].get(question) or {}
+    top = max(v.get("rows") or [{}], key=lambda r: abs(r.get("shift") or 0.0))
+    verdict = str(top.get("verdict") or "")
+    hint = next((part.strip() for part in reversed(verdict.replace(";", ",").split(","))
+                 if "seeds would" in part), "")
+    seeds = v.get("seeds")
+    return (f"verify's {seeds} seeds ran out before it settled" if seeds else
+            "verify's seeds ran out before it settled") + (f" ({hint})" if hint else "")
+
+
+def _against(winner: Any, row: dict[str, Any]) -> str:
+    """Where the study's answer (an effect averaged over the configs it sampled) and a
+    verify at one config disagree: that verify found the study's winner the loser."""
+    if winner is None:
+        return ""
+    where = [label for label, key in (("the tuned best", "verify_best"),
+                                      ("the seed's config", "verify_seed"))
+             if row[key] and row[key]["settled"] == schema.DIFFERENCE
+             and any(lose == str(winner) for _, lose in _directions(row[key]))]
+    return (f"; verify at {' and '.join(where)} finds the opposite: the study's effect is "
+            f"over the configs it sampled" if where else "")
 
 
 def _over_epochs_row(row: dict[str, Any], a: dict[str, Any] | None, ev: dict[str, Any],
