@@ -15,32 +15,20 @@ machine shared with other people:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+from benchmarks.common import busy
 
 from hpsearch import schema
 from hpsearch.storage import load_study
 
 STUDY_CMD = ["optimize", "--dataset", "digits", "--trials", "12", "--epochs", "4", "-q"]
-
-
-@contextlib.contextmanager
-def busy(n: int) -> Iterator[None]:
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-    try:
-        yield
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
 
 
 def run_best(db: str, seeds: int, threads: str | None) -> dict[str, float]:

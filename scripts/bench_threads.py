@@ -19,34 +19,21 @@ then the medians per setting and their ratio:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+from benchmarks.common import busy
 
 from hpsearch import schema
 from hpsearch.storage import load_study
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@contextlib.contextmanager
-def busy(n: int) -> Iterator[None]:
-    """``n`` other processes spinning on a core each, stopped (by their id) at the end."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-    try:
-        yield
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
 
 
 def run_study(directory: Path, trials: int, threads: str | None) -> dict[str, float]:

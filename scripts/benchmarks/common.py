@@ -10,6 +10,8 @@ import platform
 import re
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -160,3 +162,16 @@ def machine_slug(info: dict[str, Any]) -> str:
     name = re.sub(r"\((r|tm)\)|\bcpu\b|@.*$", "", name.lower())
     slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-")[:40].strip("-")
     return f"{slug or 'unknown'}-{info['cores']}c"
+
+
+@contextlib.contextmanager
+def busy(n: int) -> Iterator[None]:
+    """``n`` other processes spinning on a core each, stopped (by their id) at the end: a
+    machine whose cores are shared, as CI's and a laptop's are."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
