@@ -12,13 +12,11 @@ import torch
 from click.testing import CliRunner
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
 from support.mounts import readonly_view, tiny_disk
+from support.studies import trained_study
 
 from hpsearch.best import best, bn_modes
 from hpsearch.cli import main
-from hpsearch.optimize import optimize
 from hpsearch.replay import study_data, study_settings
-from hpsearch.settings import Settings
-from hpsearch.space.presets import Preset
 from hpsearch.storage.open import load_study
 from hpsearch.storage.specs import artifact_dir
 from hpsearch.training.loop import evaluate
@@ -29,20 +27,10 @@ from hpsearch.training.measure import (
     per_class_accuracy,
 )
 
-SMALL_BN_MLP = ["model=mlp", "hidden_layers=1", "hidden_units=64", "batch_norm=before",
-                "optimizer=adam", "lr=0.003..0.03", "augmentation=none", "dropout=0.0",
-                "weight_penalty=none", "scheduler=none", "batch_size=128"]
-
 
 @pytest.fixture(scope="module")
 def study_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    db = str(tmp_path_factory.mktemp("best") / "s.db")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OMP_NUM_THREADS", "1")  # optimize sets torch's threads from it
-        optimize(Preset().with_overrides(SMALL_BN_MLP),
-                 Settings(dataset="digits", epochs=2, trials=3, storage=db, val_size=300),
-                 progress=False)
-    return db
+    return trained_study(str(tmp_path_factory.mktemp("best") / "s.db"), epochs=2, trials=3)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,16 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
+from hpsearch.optimize import optimize
+from hpsearch.settings import Settings
+from hpsearch.space import Preset
 from hpsearch.space.params import PARAMS, Param, config_from_params
 from hpsearch.storage.open import open_storage
+
+# A one-layer batch-norm MLP: a trial trains on digits in about a second.
+SMALL_MLP = ["model=mlp", "hidden_layers=1", "hidden_units=64", "batch_norm=before",
+             "optimizer=adam", "lr=0.003..0.03", "augmentation=none", "dropout=0.0",
+             "weight_penalty=none", "scheduler=none", "batch_size=128"]
 
 EVIL = "<script>alert(1)</script>"
 EVIL_ATTR = '<img src=x onerror="alert(2)">'
@@ -112,3 +120,16 @@ def small_study(spec: str, name: str, n_trials: int = 1) -> None:
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=n_trials)
     del study
     gc.collect()
+
+
+def trained_study(spec: str, *, epochs: int = 1, trials: int = 2) -> str:
+    """A small study of ``SMALL_MLP`` trained for real on digits (verify and best tests), on
+    one torch thread; returns ``spec``."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")  # optimize sets torch's threads from it
+        optimize(Preset().with_overrides(SMALL_MLP),
+                 Settings(storage=spec, dataset="digits", epochs=epochs, trials=trials,
+                          val_size=300), progress=False)
+    return spec

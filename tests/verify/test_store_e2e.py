@@ -13,20 +13,15 @@ import textwrap
 
 import pytest
 from optuna.trial import TrialState
+from support.studies import trained_study
 
-from hpsearch.optimize import optimize
 from hpsearch.schema import TRAINING
-from hpsearch.settings import Settings
-from hpsearch.space import Preset
 from hpsearch.storage import open_storage, study_names
 from hpsearch.verify import verify
 from hpsearch.verify.store import COMPANION, stored_trainings
 
 pytestmark = pytest.mark.e2e
 
-SMALL_MLP = ["model=mlp", "hidden_layers=1", "hidden_units=64", "batch_norm=before",
-             "optimizer=adam", "lr=0.003..0.03", "augmentation=none", "dropout=0.0",
-             "weight_penalty=none", "scheduler=none", "batch_size=128"]
 
 # Runs the CLI with trainer.<name> replaced by one that SIGKILLs the process on call <at>.
 CHILD = textwrap.dedent("""
@@ -47,24 +42,12 @@ CHILD = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def study_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    db = str(tmp_path_factory.mktemp("store_e2e") / "s.db")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OMP_NUM_THREADS", "1")
-        optimize(Preset().with_overrides(SMALL_MLP),
-                 Settings(storage=db, dataset="digits", epochs=1, trials=2, val_size=300),
-                 progress=False)
-    return db
+    return trained_study(str(tmp_path_factory.mktemp("store_e2e") / "s.db"))
 
 
 @pytest.fixture(scope="module")
 def journal_log(tmp_path_factory: pytest.TempPathFactory) -> str:
-    log = str(tmp_path_factory.mktemp("store_e2e") / "s.log")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OMP_NUM_THREADS", "1")
-        optimize(Preset().with_overrides(SMALL_MLP),
-                 Settings(storage=log, dataset="digits", epochs=1, trials=2, val_size=300),
-                 progress=False)
-    return log
+    return trained_study(str(tmp_path_factory.mktemp("store_e2e") / "s.log"))
 
 
 def _kill_at(spec: str, patched: str, at: int, fuse: str) -> subprocess.CompletedProcess:

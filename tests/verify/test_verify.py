@@ -8,16 +8,14 @@ import numpy as np
 import optuna
 import pytest
 from click.testing import CliRunner
+from support.studies import trained_study
 
 from hpsearch import schema
 from hpsearch.analysis.seeds.paired import paired_stats, seeds_needed
 from hpsearch.analysis.stats import holm
 from hpsearch.cli import main
 from hpsearch.errors import ConfigError, StudyError
-from hpsearch.optimize import optimize
-from hpsearch.settings import Settings
 from hpsearch.space.params import TrialConfig
-from hpsearch.space.presets import Preset
 from hpsearch.space.questions import QUESTION_BY_ID
 from hpsearch.storage.open import load_study
 from hpsearch.training.datasets import load_dataset
@@ -28,20 +26,10 @@ from hpsearch.verify.run import default_seeds
 from hpsearch.verify.store import COMPANION, stored_trainings
 from hpsearch.verify.twins import make_twin, twin_values
 
-SMALL_MLP = ["model=mlp", "hidden_layers=1", "hidden_units=64", "batch_norm=before",
-             "optimizer=adam", "lr=0.003..0.03", "augmentation=none", "dropout=0.0",
-             "weight_penalty=none", "scheduler=none", "batch_size=128"]
-SETTINGS = dict(dataset="digits", epochs=2, trials=3, val_size=300)
-
 
 @pytest.fixture(scope="module")
 def study_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    db = str(tmp_path_factory.mktemp("verify") / "s.db")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OMP_NUM_THREADS", "1")  # optimize sets torch's threads from it
-        optimize(Preset().with_overrides(SMALL_MLP), Settings(storage=db, **SETTINGS),
-                 progress=False)
-    return db
+    return trained_study(str(tmp_path_factory.mktemp("verify") / "s.db"), epochs=2, trials=3)
 
 
 @pytest.fixture(scope="module")

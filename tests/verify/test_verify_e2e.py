@@ -17,32 +17,21 @@ from collections import Counter
 import optuna
 import pytest
 from optuna.trial import TrialState
+from support.studies import trained_study
 
-from hpsearch.optimize import optimize
 from hpsearch.schema import TRAINING
-from hpsearch.settings import Settings
-from hpsearch.space.presets import Preset
 from hpsearch.storage import open_storage, study_names
 from hpsearch.verify import verify
 from hpsearch.verify.store import COMPANION, stored_trainings
 
 pytestmark = pytest.mark.e2e
 
-SMALL_MLP = ["model=mlp", "hidden_layers=1", "hidden_units=64", "batch_norm=before",
-             "optimizer=adam", "lr=0.003..0.03", "augmentation=none", "dropout=0.0",
-             "weight_penalty=none", "scheduler=none", "batch_size=128"]
 ARGS = dict(question="init", seeds=8, epochs=1, fuse=1)   # 4 twins x 8 seeds, one look
 
 
 @pytest.fixture(scope="module")
 def study_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    db = str(tmp_path_factory.mktemp("verify_e2e") / "s.db")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OMP_NUM_THREADS", "1")
-        optimize(Preset().with_overrides(SMALL_MLP),
-                 Settings(storage=db, dataset="digits", epochs=1, trials=2, val_size=300),
-                 progress=False)
-    return db
+    return trained_study(str(tmp_path_factory.mktemp("verify_e2e") / "s.db"))
 
 
 def copy_db(src: str, dst: str) -> None:
