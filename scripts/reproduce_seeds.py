@@ -545,8 +545,8 @@ def _best_row(row: dict[str, Any], c: Claim, ev: dict[str, Any],
         if per:
             lo, hi = min(per, key=per.__getitem__), max(per, key=per.__getitem__)
             row["verdict"] = (f"test accuracy {100 * b['test_acc']:.2f}% (n={b['test_acc_n']}"
-                              f" seeds); weakest class {lo} {100 * per[lo]:.1f}%, strongest "
-                              f"{hi} {100 * per[hi]:.1f}%")
+                              f" seeds); per class (seed {b['seeds'][0]}'s model): weakest "
+                              f"{lo} {100 * per[lo]:.1f}%, strongest {hi} {100 * per[hi]:.1f}%")
             row["settled"] = "measured"
     return row
 
