@@ -29,6 +29,7 @@ ROW_KEYS = {
     "threads": {"seconds", "slowdown"},
     "fused_digits": {"ks", "trainings_per_min", "ratio_vs_k1", "other_widths"},
     "fused_seed000": {"ks", "trainings_per_min", "ratio_vs_k1", "dataset"},
+    "fused_cnn004": {"ks", "trainings_per_min", "ratio_vs_k1", "dataset"},
     "fused_optimize": {"default_speedup", "fixed_architecture_speedup", "default_groups",
                        "fixed_architecture_groups"},
     "verify_seeds": {"seeds", "ratio"},
@@ -95,7 +96,7 @@ def test_quick_run_writes_every_row(tmp_path):
     stub = study["stub_seconds_per_trial"]
     assert set(stub) == {"sqlite", "sqlite-rollback", "journal", "memory"}
     assert all(v > 0 for v in stub.values()) and stub["memory"] < stub["sqlite"]
-    for name in ("fused_digits", "fused_seed000"):  # every K ran, K = 1 is the baseline
+    for name in ("fused_digits", "fused_seed000", "fused_cnn004"):  # every K, K = 1 the base
         assert doc["rows"][name]["ks"] == QUICK_KS
     # the fixed-architecture trials share one fused model; the default space's may not
     assert doc["rows"]["fused_optimize"]["fixed_architecture_groups"] == [[2]]

@@ -1,6 +1,6 @@
 """The fused trainer (``hpsearch.training.fused``): trainings per minute at K models per
-fused run, for a digits MLP and for seed 000's MLP, and whether fusing a study's sampled
-trials would pay (rows fused_digits, fused_seed000, fused_optimize)."""
+fused run, for a digits MLP, seed 000's MLP and seed 004's CNN, and whether fusing a study's
+sampled trials would pay (rows fused_digits, fused_seed000, fused_cnn004, fused_optimize)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ from hpsearch.training.fused import PER_MEMBER, fuse_groups, train_many
 FUSED_DIGITS_CFG = TrialConfig(hidden_units=128, hidden_layers=2, optimizer="adam", lr=0.003)
 FUSED_DIGITS_WIDTHS = ((64, 1), (256, 2), (512, 2))  # (hidden_units, hidden_layers), halving
 FUSED_EVAL = 1_000
+# Seed 004's CNN as cnn_regularization trains it (a stored config of that study): its paired
+# configs train 4 weight-penalty arms of this shape, so K = 4 is what fusing the arms of one
+# config would be.
+CNN004_CFG = TrialConfig(model="cnn", cnn_channels=16, cnn_fc_units=100, dropout2d=0.2,
+                         optimizer="adamw", lr=0.0037, batch_size=128, weight_penalty="l2",
+                         l2=1e-4, input_norm="standardize")
+CNN004_KS = (1, 2, 4)
 
 
 
@@ -96,6 +103,20 @@ def row_fused_seed000(ctx: Context) -> dict[str, Any]:
     n = None if ctx.device.type == "cuda" and not ctx.args.quick else ctx.sizes.fuse_train
     data = subset(data, Sizes(n_train=n, n_eval=ctx.sizes.n_eval or FUSED_EVAL))
     row = _trainings_per_minute(ctx, SEED_CFG, data, ctx.sizes.fuse_ks, 1)
+    row["dataset"] = data.name
+    row["pass"] = None
+    return row
+
+
+def row_fused_cnn004(ctx: Context) -> dict[str, Any]:
+    """Seed 004's CNN (conv 16-32-64, FC 100) trained K at a time on the same images as
+    ``fused_seed000``: would fusing the arms of a cnn_regularization config pay here?"""
+    data = ctx.data if ctx.data.input_shape == (1, 28, 28) else mnist_sized(
+        ctx.device, 1_000 if ctx.args.quick else 60_000)
+    n = None if ctx.device.type == "cuda" and not ctx.args.quick else ctx.sizes.fuse_train
+    data = subset(data, Sizes(n_train=n, n_eval=ctx.sizes.n_eval or FUSED_EVAL))
+    ks = tuple(k for k in CNN004_KS if k <= max(ctx.sizes.fuse_ks))
+    row = _trainings_per_minute(ctx, CNN004_CFG, data, ks, 1)
     row["dataset"] = data.name
     row["pass"] = None
     return row

@@ -32,7 +32,7 @@ from hpsearch.training import DeviceData, available_datasets, load_dataset, reso
 RESULTS = Path(__file__).resolve().parent / "results"  # one JSON file per machine
 
 ROWS = ("epoch", "efficiency", "accuracy", "study", "memory", "threads", "compile", "bf16",
-        "fused_digits", "fused_seed000", "fused_optimize", "verify_seeds")
+        "fused_digits", "fused_seed000", "fused_cnn004", "fused_optimize", "verify_seeds")
 TARGETS = {
     "epoch": "hpsearch >= 3x faster per epoch at batch 32",
     "efficiency": ">= 50% of this machine's matmul FLOP/s",
@@ -44,6 +44,7 @@ TARGETS = {
     "bf16": "|bf16 - fp32| <= 0.5 accuracy points",
     "fused_digits": "fused K = 16 >= 4x the trainings/min of K = 1",
     "fused_seed000": "(information: trainings/min at K = 1, 4, 16, 64)",
+    "fused_cnn004": "(information: would fusing a CNN config's 4 arms pay?)",
     "fused_optimize": "(information: would fusing a study's trials pay?)",
     "verify_seeds": "verify at 32 seeds costs <= 2x verify at 8 seeds (whole process)",
 }
@@ -53,12 +54,14 @@ ROW_FUNCS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "memory": optimize.row_memory, "threads": training.row_threads,
     "compile": training.row_compile, "bf16": training.row_bf16,
     "fused_digits": fused.row_fused_digits, "fused_seed000": fused.row_fused_seed000,
+    "fused_cnn004": fused.row_fused_cnn004,
     "fused_optimize": fused.row_fused_optimize, "verify_seeds": verify.row_verify_seeds,
 }
 ROW_TITLES = {"epoch": "epoch ratio", "efficiency": "efficiency", "accuracy": "time to accuracy",
               "study": "study throughput", "memory": "memory", "threads": "threads",
               "compile": "torch.compile", "bf16": "bf16 parity",
               "fused_digits": "fused, digits MLP", "fused_seed000": "fused, seed 000 MLP",
+              "fused_cnn004": "fused, seed 004 CNN",
               "fused_optimize": "fused trials", "verify_seeds": "verify 8 vs 32 seeds"}
 
 
