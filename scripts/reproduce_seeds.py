@@ -667,6 +667,19 @@ def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
         "(each database also holds `PRESET-seed`, the seed's own config, and verify's "
         "stored trainings).",
         "",
+        "How to read a row. The **study** column is the effect over the configs the study "
+        "sampled (the question's param assigned within each config, the rest varying), "
+        "among trials that learned; trials that never learned (at chance) are counted "
+        "apart as failures to train. **verify** is the effect at one config: twins that "
+        "differ only in the question's param, trained on the same seeds and tested on the "
+        "test set, seeds added in looks until the answer is settled. The two can differ "
+        "and both be right: ReLU can beat sigmoid on average over learning rates and "
+        "optimizers, and not at the tuned config. The **answer** is verify's at the tuned "
+        "best where it settled, else the study's. A comparison is *equivalent* only when its "
+        "interval lies within +-0.5 pts and the failure rates to learn are bounded within "
+        "+-5 pts too, which takes about 100 seeds; with fewer, a comparison that is within "
+        "0.5 pts on accuracy stays open and says so.",
+        "",
         "| seed | claim | preset | answer | study (n) | verify at the tuned best | "
         "verify at the seed's config | survives tuning? |",
         "|---|---|---|---|---|---|---|---|",
