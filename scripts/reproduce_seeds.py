@@ -676,9 +676,9 @@ def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
         "and both be right: ReLU can beat sigmoid on average over learning rates and "
         "optimizers, and not at the tuned config. The **answer** is verify's at the tuned "
         "best where it settled, else the study's. verify calls twins *equivalent* only "
-        "when their interval lies within +-0.5 pts and the failure rates to learn are bounded within "
-        "+-5 pts too, which takes about 100 seeds; with fewer, a comparison that is within "
-        "0.5 pts on accuracy stays open and says so.",
+        "when their interval lies within +-0.5 pts and the failure rates to learn are "
+        "bounded within +-5 pts too, which takes about 100 seeds; with fewer, a comparison "
+        "that is within 0.5 pts on accuracy stays open and says so.",
         "",
         "| seed | claim | preset | answer | study (n) | verify at the tuned best | "
         "verify at the seed's config | survives tuning? |",
