@@ -126,6 +126,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-new-verify", action="store_true",
                     help="answer from the studies as they are: verify only what a verify "
                          "run already stored (a study's verify is resumable: run it alone)")
+    ap.add_argument("--long-epochs", type=int, default=None,
+                    help="the longest verify of an over-training claim (default: the "
+                         "preset's own epochs, the seed's length, where it exceeds --epochs; "
+                         "0: none)")
     ap.add_argument("--presets", nargs="+", default=list(PRESETS))
     ap.add_argument("--device", default="auto")
     ap.add_argument("--jobs", type=int, default=1)
@@ -204,14 +208,22 @@ def _verified(storage: str, study_name: str, question: str,
     stored = study.user_attrs.get(schema.verify_key(question))
     if args.no_new_verify or args.as_they_are:
         return stored
-    return verify(storage, question, seeds=args.seeds, study_name=study_name,
-                  epochs=args.epochs, device=args.device).question_dict(question)
+    ran = verify(storage, question, seeds=args.seeds, study_name=study_name,
+                 epochs=args.epochs, device=args.device).question_dict(question)
+    # verify keeps the stored answer when this run's family or seeds are smaller (an answer
+    # from 24 seeds is not replaced by one from 16): the page shows what the study holds.
+    study = _study(storage, study_name)
+    return (study.user_attrs.get(schema.verify_key(question)) if study is not None
+            else None) or ran
 
 
 def _verified_over_epochs(storage: str, study_name: str, question: str,
                           args: argparse.Namespace) -> dict[str, Any] | None:
-    """verify's answer for ``question`` after EARLY_EPOCHS and after the page's epochs (runs
-    both, resuming from stored trainings, unless only stored answers are wanted)."""
+    """verify's answer for ``question`` after EARLY_EPOCHS, after the page's epochs and after
+    the seed's own length where it is longer (``--long-epochs``): the parts "early", "end"
+    and "long". Runs each, resuming from stored trainings, unless only stored answers are
+    wanted."""
+    from hpsearch.space import load_preset
     from hpsearch.verify import verify
 
     study = _study(storage, study_name)
@@ -221,8 +233,12 @@ def _verified_over_epochs(storage: str, study_name: str, question: str,
     key = OVER_EPOCHS + question
     if args.no_new_verify or args.as_they_are:
         return study.user_attrs.get(key)
+    long = (args.long_epochs if args.long_epochs is not None
+            else int(load_preset(study_name).settings.get("epochs", 0)))
+    parts = [("early", early), ("end", args.epochs)] + (
+        [("long", long)] if long > args.epochs else [])
     got: dict[str, Any] = {}
-    for part, epochs in (("early", early), ("end", args.epochs)):
+    for part, epochs in parts:
         got[part] = verify(storage, question, seeds=args.seeds, study_name=study_name,
                            epochs=epochs, device=args.device).question_dict(question)
     study.set_user_attr(key, got)
@@ -391,10 +407,11 @@ def _against(winner: Any, row: dict[str, Any]) -> str:
 
 def _over_epochs_row(row: dict[str, Any], a: dict[str, Any] | None, ev: dict[str, Any],
                      args: argparse.Namespace) -> dict[str, Any]:
-    """The effect after a few epochs and at the end, from verify's twins on the same seeds:
-    the row is settled where both effects' signs are known, or by the change between them (a
-    paired test over the seeds where all four trainings learned); the study's effect over
-    training is kept beside it."""
+    """The effect after a few epochs, at the page's length and at the seed's own (where
+    longer), from verify's twins on the same seeds: the row is settled where the effect's
+    sign is known at the shortest and the longest, or by the change between them (a paired
+    test over the seeds where every training learned); the study's effect over training is
+    kept beside it."""
     series = (a or {}).get("effect_by_epoch") or []
     if len(series) >= 2:
         row["over_epochs"] = {"first": series[0], "last": series[-1]}
@@ -405,24 +422,29 @@ def _over_epochs_row(row: dict[str, Any], a: dict[str, Any] | None, ev: dict[str
                          f"on the same seeds; " + _remaining(ev, args))
         return row
     row["over_epochs_verify"] = change
-    row["source"] = (f"verify at the tuned best after {change['early_epochs']} and after "
-                     f"{change['end_epochs']} epochs (the same seeds)")
-    e, f = change["early"], change["end"]
-    row["verdict"] = (f"{change['what']}: after {change['early_epochs']} epochs "
-                      f"{_pts(e)} ({e['n']} seeds, Holm p={e['p']:.2g}); after "
-                      f"{change['end_epochs']} {_pts(f)} ({f['n']} seeds, Holm p={f['p']:.2g});"
-                      f" change {_pts(change['change'])}, nominal p="
-                      f"{change['change']['p']:.2g} (the {change['n']} seeds both used)")
-    row["verdict"] += _reading(change)
+    lengths = change["lengths"]
+    row["source"] = (f"verify at the tuned best after "
+                     f"{', '.join(str(x['epochs']) for x in lengths[:-1])} and "
+                     f"{lengths[-1]['epochs']} epochs (the same seeds)")
+    from hpsearch.space import load_preset
+
+    own = load_preset(row["preset"]).settings.get("epochs")
+    seed_length = {"long": " (the seed's length)"} if lengths[-1]["epochs"] == own else {}
+    row["verdict"] = (f"{change['what']}: " + "; ".join(
+        f"after {x['epochs']} epochs{seed_length.get(x['part'], '')} {_pts(x)} "
+        f"({x['n']} seeds, Holm p={x['p']:.2g})" for x in lengths)
+        + f"; change from {lengths[0]['epochs']} to {lengths[-1]['epochs']} epochs "
+        f"{_pts(change['change'])}, nominal p={change['change']['p']:.2g} (the "
+        f"{change['n']} seeds all used)" + _reading(change))
     lo, hi = change["change"]["ci_low"], change["change"]["ci_high"]
-    if _sign(change["early"]) and _sign(change["end"]):
-        row["settled"] = schema.DIFFERENCE  # the effect's sign known at both lengths
+    if _sign(lengths[0]) and _sign(lengths[-1]):
+        row["settled"] = schema.DIFFERENCE  # the effect's sign known at both ends
     elif lo is not None and hi is not None and (lo > 0 or hi < 0):
         row["settled"] = schema.DIFFERENCE
     elif lo is not None and hi is not None and -MIN_EFFECT < lo and hi < MIN_EFFECT:
         row["settled"] = schema.EQUIVALENT
     else:
-        row["needed"] = ("more seeds at both lengths: the change's interval spans 0 and "
+        row["needed"] = ("more seeds at every length: the change's interval spans 0 and "
                          f"reaches past +-{MIN_EFFECT} pts")
     return row
 
@@ -437,16 +459,18 @@ def _sign(e: dict[str, Any]) -> int:
 
 
 def _reading(change: dict[str, Any]) -> str:
-    """What the two effects say of "hurts at few epochs, pays with more"."""
-    early, end = _sign(change["early"]), _sign(change["end"])
-    n = change["end_epochs"]
+    """What the shortest and the longest effect say of "hurts at few epochs, pays with
+    more"."""
+    first, last = change["lengths"][0], change["lengths"][-1]
+    early, end = _sign(first), _sign(last)
+    n = last["epochs"]
     if early < 0 and end > 0:
         return f": it hurts early and pays after {n} epochs, as the claim says"
     if early < 0 and end < 0:
         grew = _sign(change["change"])
         how = (", and the cost grew" if grew < 0 else ", and the cost shrank" if grew > 0
                else "")
-        return f": it hurts at both lengths{how}; it did not pay within {n} epochs"
+        return f": it hurts at every length{how}; it did not pay within {n} epochs"
     if early >= 0 and end < 0:
         return f": it hurts after {n} epochs"
     if end > 0:
@@ -454,48 +478,48 @@ def _reading(change: dict[str, Any]) -> str:
     return ""
 
 
+PARTS = ("early", "end", "long")  # the over-training verify runs, shortest first
+
+
 def _change_over_epochs(v: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any] | None:
-    """Per seed, the twins' difference (alternative - baseline, pts) early and at the end,
-    and the paired statistics of end - early. Seeds where a training never learned are left
-    out (a failure to train is not an accuracy)."""
+    """Per seed, the twins' difference (pts) at every length verify ran, each length's
+    answer as verify gave it, and the paired statistics of the longest minus the shortest.
+    Seeds where a training never learned are left out of the change (a failure to train is
+    not an accuracy)."""
     from hpsearch.analysis import never_learned, paired_stats
 
-    rows = [((v.get(part) or {}).get("rows") or [None])[0] for part in ("early", "end")]
-    if rows[0] is None or rows[1] is None or \
-            (rows[0]["baseline"], rows[0]["alternative"]) != \
-            (rows[1]["baseline"], rows[1]["alternative"]):
+    parts = [p for p in PARTS if (v.get(p) or {}).get("rows")]
+    rows = [v[p]["rows"][0] for p in parts]
+    if len(rows) < 2 or len({(r["baseline"], r["alternative"]) for r in rows}) != 1:
         return None
     k = min(len(r["baseline_accs"]) for r in rows)
     accs = np.array([[r["baseline_accs"][:k], r["alternative_accs"][:k]] for r in rows])
-    chance = ev.get("chance")
-    keep = ~never_learned(accs.reshape(-1, k), chance).any(axis=0)
+    keep = ~never_learned(accs.reshape(-1, k), ev.get("chance")).any(axis=0)
     if keep.sum() < 2:
         return None
     # Oriented as the question's effect: the "on" choice minus "off" where one is off
     # (dropout 0.4 vs 0), else alternative minus baseline.
-    on, off = ((rows[1]["baseline"], rows[1]["alternative"])
-               if param_value("", rows[1]["alternative"]) in OFF
-               else (rows[1]["alternative"], rows[1]["baseline"]))
-    sign = -1 if on == rows[1]["baseline"] else 1
-    diffs = sign * 100 * (accs[:, 1, keep] - accs[:, 0, keep])  # [early, end] x seeds
+    base, alt = rows[0]["baseline"], rows[0]["alternative"]
+    on, off = (base, alt) if param_value("", alt) in OFF else (alt, base)
+    sign = -1 if on == base else 1
+    diffs = sign * 100 * (accs[:, 1, keep] - accs[:, 0, keep])  # lengths x seeds
 
-    def verified(r: dict[str, Any]) -> dict[str, Any]:
+    def verified(part: str, r: dict[str, Any]) -> dict[str, Any]:
         """verify's own answer, oriented: its interval holds for its sequential looks."""
         lo, hi, shift = r.get("ci_low"), r.get("ci_high"), r.get("shift")
         if sign < 0:
             lo, hi = (None if hi is None else -hi), (None if lo is None else -lo)
             shift = None if shift is None else -shift
-        return {"shift": shift, "p": r.get("p_holm"), "ci_low": lo, "ci_high": hi,
+        return {"part": part, "epochs": v[part].get("epochs"), "shift": shift,
+                "p": r.get("p_holm"), "ci_low": lo, "ci_high": hi,
                 "settled": r.get("settled"), "n": r.get("n")}
 
-    ps = paired_stats(diffs[0], diffs[1])  # end - early, per seed
-
-    name = str(v["end"].get("param"))
+    ps = paired_stats(diffs[0], diffs[-1])  # longest - shortest, per seed
+    name = str(v[parts[-1]].get("param"))
     return {"what": f"{name}={param_value(name, on)} vs {param_value(name, off)}",
-            "early_epochs": v["early"].get("epochs"), "end_epochs": v["end"].get("epochs"),
+            "lengths": [verified(p, r) for p, r in zip(parts, rows, strict=True)],
             "n": int(keep.sum()), "left_out": int((~keep).sum()),
-            "early": verified(rows[0]), "end": verified(rows[1]),
-            # a fixed-sample test on the seeds both runs used (each stopped on its own
+            # a fixed-sample test on the seeds every run used (each stopped on its own
             # looks, so this p is nominal)
             "change": {"shift": ps.shift, "p": ps.p_wilcoxon,
                        "ci_low": ps.ci_low if np.isfinite(ps.ci_low) else None,

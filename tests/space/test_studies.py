@@ -112,20 +112,22 @@ def test_seed_table_fixes_the_seeds_values_and_is_checked(tmp_path):
 
 def test_reproduce_seeds_answers_dropout_over_training_from_verify(tmp_path):
     """003's "dropout may hurt at few epochs and pay with more": verify's twins after 2
-    epochs and after the page's 3, on the same seeds, and the paired change between them;
-    kept in the study, so the page comes back the same from the stored evidence."""
+    epochs, after the page's 3 and after the seed's own length (4 here), on the same seeds,
+    and the paired change from the shortest to the longest; kept in the study, so the page
+    comes back the same from the stored evidence."""
     runs, out = tmp_path / "runs", tmp_path / "findings.md"
     common = [sys.executable, str(ROOT / "scripts" / "reproduce_seeds.py"), "--dataset",
               "digits", "--trials", "2", "--epochs", "3", "--val-size", "300",
-              "--presets", "dropout_activation", "--work-dir", str(runs)]
+              "--long-epochs", "4", "--presets", "dropout_activation", "--work-dir", str(runs)]
     proc = subprocess.run([*common, "--seeds", "6", "--train-size", "0", "--out", str(out)],
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {r["id"]: r for r in json.loads(out.with_suffix(".json").read_text())}
     row = rows["dropout"]
-    assert row["source"] == "verify at the tuned best after 2 and after 3 epochs (the same seeds)"
+    assert row["source"] == "verify at the tuned best after 2, 3 and 4 epochs (the same seeds)"
     change = row["over_epochs_verify"]
-    assert (change["early_epochs"], change["end_epochs"]) == (2, 3)
+    assert [x["epochs"] for x in change["lengths"]] == [2, 3, 4]
+    assert "after 4 epochs" in row["verdict"] and "seed's length" not in row["verdict"]
     assert change["n"] + change["left_out"] == 6 and "change" in row["verdict"]
     assert row["settled"] in ("difference", "equivalent") or row["needed"].startswith("more")
     assert "0.30000000000000004" not in out.read_text()  # values as the space writes them
