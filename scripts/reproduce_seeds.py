@@ -186,6 +186,15 @@ def _study(storage: str, name: str) -> Any:
         return None
 
 
+def _config_minutes(study: Any) -> list[float]:
+    """Minutes each config that ran to the end of training took (pruned ones stop early)."""
+    if study is None:
+        return []
+    return [(t.datetime_complete - t.datetime_start).total_seconds() / 60
+            for t in study.trials if t.state.name == "COMPLETE"
+            and t.datetime_start and t.datetime_complete]
+
+
 def _span(study: Any) -> float:
     """Seconds of training in the study's finished trials (0: no such study). Not the span
     from first start to last end: a study resumed across sessions has hours of gaps."""
@@ -258,6 +267,7 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
                            "question": load_preset(name).question, "analysis": None,
                            "verify": {}, "verify_seed": {}, "over_epochs": {}, "best": None,
                            "study_seconds": _span(study), "seed_study": False,
+                           "config_minutes": _config_minutes(study),
                            "finished": 0}
     if study is None:
         return out
@@ -322,12 +332,18 @@ def _remaining(ev: dict[str, Any], args: argparse.Namespace, what: str = "verify
         return (f"the study has not started ({args.trials} configs x {args.epochs} epochs on "
                 f"{args.dataset} still to train: hours of CPU); {cmd}")
     if ev["finished"] < args.trials:
-        per = ev["study_seconds"] / ev["finished"] / 60
-        left = per * (args.trials - ev["finished"]) / 60
-        return (f"the study stands at {ev['finished']} of {args.trials} configs (a config "
-                f"took {per:.0f} min here on average, so about {left:.0f} h of training "
-                f"remain, and its verify after it): the runs stopped when their sessions' "
-                f"time ran out; {cmd}")
+        left = args.trials - ev["finished"]
+        took = ev.get("config_minutes") or [ev["study_seconds"] / ev["finished"] / 60]
+        lo, hi = min(took), max(took)
+        cost = (f"a config that ran to the end took {lo:.0f} to {hi:.0f} min here (the "
+                f"least on a machine it had to itself), so {left * lo / 60:.0f} to "
+                f"{left * hi / 60:.0f} h of training remain"
+                if hi > 1.2 * lo else f"a config took about {lo:.0f} min here, so about "
+                f"{left * lo / 60:.0f} h of training remain")
+        return (f"the study stands at {ev['finished']} of {args.trials} configs ({cost}, "
+                f"less where pruning stops a config early, and its verify after it): the "
+                f"runs stopped when their "
+                f"sessions' time ran out; {cmd}")
     return (f"the study is complete; {what} has not run on it yet (the CPU went to the "
             f"studies first); {cmd}")
 
