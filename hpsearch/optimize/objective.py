@@ -19,7 +19,7 @@ from hpsearch.optimize.designs import Arms
 from hpsearch.optimize.lockstep import Lockstep
 from hpsearch.optimize.signals import check
 from hpsearch.settings import Settings
-from hpsearch.space import Preset, TrialConfig, sample_config
+from hpsearch.space import Preset, TrialConfig, arm_config, sample_config
 from hpsearch.training import DeviceData, EpochMetrics, TrainResult, threads_for, train
 
 
@@ -42,7 +42,8 @@ class Objective:
         self.ceiling = torch.get_num_threads()  # run_worker set the worker's share
 
     def __call__(self, trial: optuna.Trial) -> float:
-        cfg = sample_config(trial, self.preset)
+        cfg = sample_config(trial, self.preset, arms=None if self.paired is None
+                            else (self.paired.param, self.paired.values))
         # The worker's share of the cores is the ceiling; an MLP on a CPU takes one thread
         # (training.threads_for says why, docs/performance.md has the measurement).
         torch.set_num_threads(threads_for(cfg.model, self.data.device, self.ceiling))
@@ -114,7 +115,7 @@ class Objective:
         whose ``stop_reason`` is the joint one; each arm's curve and final value are the
         trial's user attr ``arms`` (what the paired analysis reads).
         """
-        cfgs = [cfg.replace(**{arms.param: v}) for v in arms.values]
+        cfgs = [arm_config(cfg, arms.param, v) for v in arms.values]
         best = [0.0] * len(cfgs)
 
         def decide(epoch: int, metrics: list[EpochMetrics]) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from hpsearch.space.params import PARAMS, TrialConfig, Value
+from hpsearch.space.params import PARAMS, TrialConfig, Value, config_from_params
 from hpsearch.space.presets import Preset, load_preset, parse_preset
 
 # ---------------------------------------------------------------------------- sampling
@@ -22,13 +22,21 @@ class Suggester(Protocol):
                       step: float | None = None) -> float: ...
 
 
-def sample_config(trial: Suggester, preset: Preset | None = None) -> TrialConfig:
-    """Sample one config: fixed params are not suggested, inactive ones keep "off"."""
+def sample_config(trial: Suggester, preset: Preset | None = None, *,
+                  arms: tuple[str, Sequence[Value]] | None = None) -> TrialConfig:
+    """Sample one config: fixed params are not suggested, inactive ones keep "off".
+
+    ``arms`` (a param and its values: the paired design, which trains the config under each)
+    samples every param that is active under any of those values, so each arm has what it
+    needs: the l2 strength of a weight_penalty=l2 arm, the gamma of a step-scheduler arm.
+    The config holds the first value; :func:`arm_config` makes each arm's.
+    """
     preset = preset or Preset()
     values: dict[str, Value] = {}
     for base in PARAMS:
         p = preset.param(base.name)
-        if not p.active(values):
+        if not (p.active(values) or (arms is not None and any(
+                p.active({**values, arms[0]: v}) for v in arms[1]))):
             values[p.name] = p.default
         elif p.name in preset.fixed:
             values[p.name] = preset.fixed[p.name]
@@ -63,3 +71,10 @@ def suggest_config(trial: Suggester, fixed: Mapping[str, Any] | None = None, *,
                                    if k not in extra.fixed}, **extra.narrowed},
                       settings=base.settings)
     return sample_config(trial, base)
+
+
+def arm_config(cfg: TrialConfig, param: str, value: Value) -> TrialConfig:
+    """``cfg`` with ``param`` set to ``value`` and the params that value turns off reset to
+    their "off" default (an arm with weight_penalty=none trains with l2 = 0, whatever the
+    l2 arm was given)."""
+    return config_from_params({**cfg.as_dict(), param: value})

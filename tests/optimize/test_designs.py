@@ -120,6 +120,50 @@ def test_optimize_with_a_design_records_it_and_refuses_what_it_cannot_design(
                  progress=False)
 
 
+def test_paired_arms_get_the_params_their_choice_turns_on() -> None:
+    """The paired design trains one config under every arm: a weight_penalty=l2 arm needs
+    an l2 strength even when the config's own (first) value is none. Sampling for the arms
+    samples every param some arm turns on; each arm keeps only its own. Before, every
+    cnn_regularization arm trained with l2 = l1 = 0: four identical runs, read as
+    "equivalent"."""
+    from hpsearch.space import arm_config, sample_config
+
+    preset = load_preset("cnn_regularization")
+    arms = question_arms(preset, "paired")
+    assert arms is not None and arms.param == "weight_penalty"
+    trial = optuna.create_study().ask()
+    cfg = sample_config(trial, preset, arms=(arms.param, arms.values))
+    assert {"l2", "l1"} <= set(trial.params)
+    by_arm = {v: arm_config(cfg, arms.param, v) for v in arms.values}
+    assert by_arm["none"].l2 == by_arm["none"].l1 == 0.0
+    assert by_arm["l2"].l2 == trial.params["l2"] > 0 and by_arm["l2"].l1 == 0.0
+    assert by_arm["l1"].l1 == trial.params["l1"] > 0 and by_arm["l1"].l2 == 0.0
+    assert by_arm["l1_l2"].l2 > 0 and by_arm["l1_l2"].l1 > 0
+    # without arms, an inactive param is not sampled at all (the other designs)
+    plain = optuna.create_study().ask()
+    if sample_config(plain, preset).weight_penalty == "none":
+        assert "l2" not in plain.params
+
+
+def test_a_paired_study_trains_arms_that_differ(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from hpsearch.optimize import optimize
+    from hpsearch.settings import Settings
+    from hpsearch.storage import load_study
+
+    db = str(tmp_path / "w.db")
+    # penalties strong enough to show in 2 epochs on digits
+    preset = load_preset("cnn_regularization").with_overrides(
+        ["model=mlp", "hidden_layers=1", "hidden_units=64", "augmentation=none",
+         "l2=0.05..0.1", "l1=0.0005..0.001", "optimizer=adam", "lr=0.003..0.01"])
+    optimize(preset, Settings(dataset="digits", trials=2, epochs=2, storage=db,
+                              design="paired", study_name="w", val_size=300, pruner="none"),
+             progress=False)
+    for t in load_study(db, "w").trials:
+        arms = t.user_attrs[ARMS]
+        curves = {k: tuple(v["val_acc"]) for k, v in arms.items()}
+        assert len(set(curves.values())) > 1, curves  # l1/l2 change the training
+
+
 # ---------------------------------------------------------------------------- lockstep
 
 
