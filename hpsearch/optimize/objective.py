@@ -19,7 +19,7 @@ from hpsearch.optimize.designs import Arms
 from hpsearch.optimize.lockstep import Lockstep
 from hpsearch.optimize.signals import check
 from hpsearch.settings import Settings
-from hpsearch.space import Preset, TrialConfig, arm_config, sample_config
+from hpsearch.space import Preset, TrialConfig, sample_config
 from hpsearch.training import DeviceData, EpochMetrics, TrainResult, threads_for, train
 
 
@@ -115,7 +115,7 @@ class Objective:
         whose ``stop_reason`` is the joint one; each arm's curve and final value are the
         trial's user attr ``arms`` (what the paired analysis reads).
         """
-        cfgs = [arm_config(cfg, arms.param, v) for v in arms.values]
+        cfgs = [cfg.replace(**{arms.param: v}) for v in arms.values]
         best = [0.0] * len(cfgs)
 
         def decide(epoch: int, metrics: list[EpochMetrics]) -> bool:

@@ -26,11 +26,11 @@ from hpsearch.space.questions import (
     Question,
     interaction,
 )
-from hpsearch.space.suggest import arm_config, sample_config, suggest_config
+from hpsearch.space.suggest import sample_config, suggest_config
 
 __all__ = [
     "PARAMS", "PARAM_BY_NAME", "Param", "TrialConfig", "Value", "active_params",
     "config_from_params", "Preset", "load_preset", "parse_preset", "QUESTIONS",
-    "QUESTION_BY_ID", "Question", "arm_config", "sample_config", "suggest_config", "INTERACTIONS",
+    "QUESTION_BY_ID", "Question", "sample_config", "suggest_config", "INTERACTIONS",
     "INTERACTION_BY_ID", "Interaction", "interaction",
 ]

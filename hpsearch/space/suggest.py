@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from hpsearch.space.params import PARAMS, TrialConfig, Value, config_from_params
+from hpsearch.space.params import PARAMS, TrialConfig, Value
 from hpsearch.space.presets import Preset, load_preset, parse_preset
 
 # ---------------------------------------------------------------------------- sampling
@@ -29,7 +29,8 @@ def sample_config(trial: Suggester, preset: Preset | None = None, *,
     ``arms`` (a param and its values: the paired design, which trains the config under each)
     samples every param that is active under any of those values, so each arm has what it
     needs: the l2 strength of a weight_penalty=l2 arm, the gamma of a step-scheduler arm.
-    The config holds the first value; :func:`arm_config` makes each arm's.
+    The config holds the first value; ``cfg.replace(param=value)`` makes each arm's (it
+    resets what that value turns off: the none arm trains with l2 = 0).
     """
     preset = preset or Preset()
     values: dict[str, Value] = {}
@@ -71,10 +72,3 @@ def suggest_config(trial: Suggester, fixed: Mapping[str, Any] | None = None, *,
                                    if k not in extra.fixed}, **extra.narrowed},
                       settings=base.settings)
     return sample_config(trial, base)
-
-
-def arm_config(cfg: TrialConfig, param: str, value: Value) -> TrialConfig:
-    """``cfg`` with ``param`` set to ``value`` and the params that value turns off reset to
-    their "off" default (an arm with weight_penalty=none trains with l2 = 0, whatever the
-    l2 arm was given)."""
-    return config_from_params({**cfg.as_dict(), param: value})

@@ -123,10 +123,10 @@ def test_optimize_with_a_design_records_it_and_refuses_what_it_cannot_design(
 def test_paired_arms_get_the_params_their_choice_turns_on() -> None:
     """The paired design trains one config under every arm: a weight_penalty=l2 arm needs
     an l2 strength even when the config's own (first) value is none. Sampling for the arms
-    samples every param some arm turns on; each arm keeps only its own. Before, every
-    cnn_regularization arm trained with l2 = l1 = 0: four identical runs, read as
-    "equivalent"."""
-    from hpsearch.space import arm_config, sample_config
+    samples every param some arm turns on; each arm (``cfg.replace``) keeps only its own.
+    Before, every cnn_regularization arm trained with l2 = l1 = 0: four identical runs,
+    read as "equivalent"."""
+    from hpsearch.space import sample_config
 
     preset = load_preset("cnn_regularization")
     arms = question_arms(preset, "paired")
@@ -134,7 +134,7 @@ def test_paired_arms_get_the_params_their_choice_turns_on() -> None:
     trial = optuna.create_study().ask()
     cfg = sample_config(trial, preset, arms=(arms.param, arms.values))
     assert {"l2", "l1"} <= set(trial.params)
-    by_arm = {v: arm_config(cfg, arms.param, v) for v in arms.values}
+    by_arm = {v: cfg.replace(**{arms.param: v}) for v in arms.values}
     assert by_arm["none"].l2 == by_arm["none"].l1 == 0.0
     assert by_arm["l2"].l2 == trial.params["l2"] > 0 and by_arm["l2"].l1 == 0.0
     assert by_arm["l1"].l1 == trial.params["l1"] > 0 and by_arm["l1"].l2 == 0.0
