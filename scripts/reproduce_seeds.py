@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from hpsearch import schema
-from hpsearch.analysis import MIN_EFFECT
+from hpsearch.analysis import MIN_EFFECT, settle
 from hpsearch.text import param_value
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,9 +221,7 @@ def _verified(storage: str, study_name: str, question: str,
                  epochs=args.epochs, device=args.device).question_dict(question)
     # verify keeps the stored answer when this run's family or seeds are smaller (an answer
     # from 24 seeds is not replaced by one from 16): the page shows what the study holds.
-    study = _study(storage, study_name)
-    return (study.user_attrs.get(schema.verify_key(question)) if study is not None
-            else None) or ran
+    return study.user_attrs.get(schema.verify_key(question)) or ran
 
 
 def _verified_over_epochs(storage: str, study_name: str, question: str,
@@ -393,7 +391,8 @@ def _ran_out(ev: dict[str, Any], question: str) -> str:
     """An open verify: its seeds ran out, and what verify says would settle it."""
     v = ev["verify"].get(question) or {}
     top = max(v.get("rows") or [{}], key=lambda r: abs(r.get("shift") or 0.0))
-    said = f"verify's {v.get('seeds', '')} seeds ran out before it settled".replace("  ", " ")
+    said = f"verify's {v['seeds']} seeds" if v.get("seeds") else "verify's seeds"
+    said += " ran out before it settled"
     if top.get("accuracy_settled") == schema.EQUIVALENT and top.get("failures_seeds_needed"):
         arms = 4 if v.get("kind") == "interaction" else 2  # factorial cells, or twins
         more = (int(top["failures_seeds_needed"]) - int(v.get("seeds") or 0)) * arms
@@ -455,11 +454,9 @@ def _over_epochs_row(row: dict[str, Any], a: dict[str, Any] | None, ev: dict[str
     lo, hi = change["change"]["ci_low"], change["change"]["ci_high"]
     if _sign(lengths[0]) and _sign(lengths[-1]):
         row["settled"] = schema.DIFFERENCE  # the effect's sign known at both ends
-    elif lo is not None and hi is not None and (lo > 0 or hi < 0):
-        row["settled"] = schema.DIFFERENCE
-    elif lo is not None and hi is not None and -MIN_EFFECT < lo and hi < MIN_EFFECT:
-        row["settled"] = schema.EQUIVALENT
-    else:
+    elif lo is not None and hi is not None:
+        row["settled"] = settle([(lo, hi)], MIN_EFFECT)
+    if row["settled"] == schema.OPEN:
         row["needed"] = ("more seeds at every length: the change's interval spans 0 and "
                          f"reaches past +-{MIN_EFFECT} pts")
     return row
@@ -571,14 +568,11 @@ def _best_row(row: dict[str, Any], c: Claim, ev: dict[str, Any],
             row["needed"] = (f"{BEST_SEEDS} seeds' models, each measured in both modes, for "
                              f"an interval (have {bn.get('n', 1)})")
             return row
-        lo, hi, margin = bn["ci_low"], bn["ci_high"], MIN_EFFECT
+        lo, hi = bn["ci_low"], bn["ci_high"]
         row["verdict"] += (f"; train mode {bn['shift']:+.2f} pts [{lo:+.2f}, {hi:+.2f}] "
                            f"(95%, {bn['n']} seeds, each model in both modes, p={bn['p']:.2g})")
-        if lo > 0 or hi < 0:
-            row["settled"] = schema.DIFFERENCE
-        elif -margin < lo and hi < margin:
-            row["settled"] = schema.EQUIVALENT
-        else:
+        row["settled"] = settle([(lo, hi)], MIN_EFFECT)
+        if row["settled"] == schema.OPEN:
             row["needed"] = "more seeds: the interval spans 0 and reaches past the margin"
     else:
         per = {k: v for k, v in (b.get("per_class") or {}).items() if v is not None}
@@ -667,11 +661,10 @@ def _failures(tr: dict[str, Any] | None) -> str:
     """A question's failures to train, where any trial never learned: the counts per choice
     and the trainability answer's state (the accuracy verdict is among trials that learned)."""
     choices = (tr or {}).get("choices") or {}
-    if not any(c.get("never_learned") for c in choices.values()):
+    if not tr or not any(c.get("never_learned") for c in choices.values()):
         return ""
     counts = ", ".join(f"{k} {c['never_learned']}/{c['n']}" for k, c in choices.items())
-    return f"; never learned: {counts} ({tr['settled']} on how often training fails)" \
-        if tr else ""
+    return f"; never learned: {counts} ({tr['settled']} on how often training fails)"
 
 
 def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
