@@ -98,10 +98,7 @@ def row_fused_digits(ctx: Context) -> dict[str, Any]:
 def row_fused_seed000(ctx: Context) -> dict[str, Any]:
     """Seed 000's MLP (784-512-256-10, BN, dropout 0.5, batch 32) trained K at a time: one
     epoch of ``fuse_train`` images (all of them on CUDA) plus the validation images."""
-    data = ctx.data if ctx.data.input_shape == (1, 28, 28) else mnist_sized(
-        ctx.device, 1_000 if ctx.args.quick else 60_000)
-    n = None if ctx.device.type == "cuda" and not ctx.args.quick else ctx.sizes.fuse_train
-    data = subset(data, Sizes(n_train=n, n_eval=ctx.sizes.n_eval or FUSED_EVAL))
+    data = _seed_images(ctx)
     row = _trainings_per_minute(ctx, SEED_CFG, data, ctx.sizes.fuse_ks, 1)
     row["dataset"] = data.name
     row["pass"] = None
@@ -111,15 +108,21 @@ def row_fused_seed000(ctx: Context) -> dict[str, Any]:
 def row_fused_cnn004(ctx: Context) -> dict[str, Any]:
     """Seed 004's CNN (conv 16-32-64, FC 100) trained K at a time on the same images as
     ``fused_seed000``: would fusing the arms of a cnn_regularization config pay here?"""
-    data = ctx.data if ctx.data.input_shape == (1, 28, 28) else mnist_sized(
-        ctx.device, 1_000 if ctx.args.quick else 60_000)
-    n = None if ctx.device.type == "cuda" and not ctx.args.quick else ctx.sizes.fuse_train
-    data = subset(data, Sizes(n_train=n, n_eval=ctx.sizes.n_eval or FUSED_EVAL))
+    data = _seed_images(ctx)
     ks = tuple(k for k in CNN004_KS if k <= max(ctx.sizes.fuse_ks))
     row = _trainings_per_minute(ctx, CNN004_CFG, data, ks, 1)
     row["dataset"] = data.name
     row["pass"] = None
     return row
+
+
+def _seed_images(ctx: Context) -> DeviceData:
+    """The seed rows' images: the loaded 1x28x28 set (else a generated one), ``fuse_train``
+    of them on a CPU (all of them on CUDA), plus the evaluation images."""
+    data = ctx.data if ctx.data.input_shape == (1, 28, 28) else mnist_sized(
+        ctx.device, 1_000 if ctx.args.quick else 60_000)
+    n = None if ctx.device.type == "cuda" and not ctx.args.quick else ctx.sizes.fuse_train
+    return subset(data, Sizes(n_train=n, n_eval=ctx.sizes.n_eval or FUSED_EVAL))
 
 
 def mnist_sized(device: torch.device, n: int) -> DeviceData:
