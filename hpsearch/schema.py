@@ -29,6 +29,7 @@ DATA = "data"              # optimize: what the data was (RawDataset.fingerprint
 #                            "shape", "train", "test", "classes"); resume and re-runs check it
 QUESTION = "question"      # optimize: the preset's question id, when it has one
 BEST = "best"              # best: the best config retrained on the test split
+BIAS_TWINS = "bias_twins"  # hpsearch.bias: the best config with and without a bias before BN
 OBJECTIVE = "objective"    # optimize --objective: {"spec", "path", "module", "name", "sha256"}
 VERIFY = "verify:"         # verify: + question id -> {"rows": [...], ...} per question
 

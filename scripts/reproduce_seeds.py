@@ -63,7 +63,8 @@ class Claim:
     best and at the seed's config), "interaction" (the study's interaction answer and
     verify's factorial twins), "over_epochs" (the question's effect at the first analysed
     epoch and at the end), "best" (``hpsearch best --retrain``: ``part`` is ``bn_modes`` or
-    ``per_class``), "built_in" (trainer behaviour, not a searched param).
+    ``per_class``), "bias" (the best config with and without a bias before each BN, trained
+    as twins: :mod:`hpsearch.bias`; hpsearch builds those layers without one).
     """
 
     seed: str
@@ -87,8 +88,8 @@ CLAIMS: tuple[Claim, ...] = (
           "bn_placement", "best", part="bn_modes"),
     Claim("002", "per-class accuracy of the best BN model", "bn_placement", "best",
           part="per_class"),
-    Claim("002", "a Linear layer followed by BN needs no bias", "batchnorm_vs_none",
-          "built_in"),
+    Claim("002", "a Linear layer followed by BN needs no bias", "bn_placement", "bias",
+          "bias"),
     Claim("003", "ReLU + dropout beats sigmoid + dropout", "dropout_activation", "question",
           "activation"),
     Claim("003", "dropout may hurt at few epochs and pay with more", "dropout_activation",
@@ -257,6 +258,7 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
     seed's config for each claim that asks, ``best`` where a claim asks for it."""
     from hpsearch.analysis import analyze
     from hpsearch.best import best
+    from hpsearch.bias import bias_twins
     from hpsearch.space import load_preset
 
     storage = storage_of(name, args)
@@ -264,6 +266,7 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"preset": name, "storage": _shown(storage),
                            "question": load_preset(name).question, "analysis": None,
                            "verify": {}, "verify_seed": {}, "over_epochs": {}, "best": None,
+                           "bias": None,
                            "study_seconds": _span(study), "seed_study": False,
                            "config_minutes": _config_minutes(study),
                            "finished": 0}
@@ -288,6 +291,11 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
             if out["best"] is None and not (args.as_they_are or args.no_new_verify):
                 out["best"] = best(storage, study_name=name, retrain=True, seeds=BEST_SEEDS,
                                    device=args.device, data_dir=args.data_dir).to_dict()
+        if c.kind == "bias":
+            out["bias"] = study.user_attrs.get(schema.BIAS_TWINS)
+            if out["bias"] is None and not (args.as_they_are or args.no_new_verify):
+                out["bias"] = bias_twins(storage, study_name=name, seeds=BEST_SEEDS,
+                                         device=args.device, data_dir=args.data_dir)
     out["verify_seconds"] = time.perf_counter() - t0
     return out
 
@@ -352,13 +360,8 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
                            "kind": c.kind, "id": c.id or c.part, "storage": ev["storage"],
                            "settled": "open", "source": None, "verdict": None, "study": None,
                            "verify_best": None, "verify_seed": None, "needed": None}
-    if c.kind == "built_in":
-        row.update(source="trainer", verdict=(
-            "built in: every Linear or Conv layer followed by batch norm has bias=False, so "
-            "the study cannot compare it"),
-            needed="a `bias` param in the search space (not there: the seed's point is that "
-                   "BN's shift makes the bias redundant, which holds by construction)")
-        return row
+    if c.kind == "bias":
+        return _bias_row(row, ev, args)
     if c.kind == "best":
         return _best_row(row, c, ev, args)
     a = _answer(ev, c.kind, c.id)
@@ -582,6 +585,36 @@ def _best_row(row: dict[str, Any], c: Claim, ev: dict[str, Any],
                               f" seeds); per class (seed {b['seeds'][0]}'s model): weakest "
                               f"{lo} {100 * per[lo]:.1f}%, strongest {hi} {100 * per[hi]:.1f}%")
             row["settled"] = "measured"
+    return row
+
+
+def _bias_row(row: dict[str, Any], ev: dict[str, Any],
+              args: argparse.Namespace) -> dict[str, Any]:
+    b = ev.get("bias")
+    if not b:
+        row["needed"] = (f"{BEST_SEEDS} seeds of the best config trained with and without "
+                         "a bias before each BN; "
+                         + _remaining(ev, args, "the twins with and without the bias"))
+        return row
+    row["source"] = (f"twins with and without the bias (trial #{b['trial_number']}'s config "
+                     f"with BN before, {b['n']} seeds)")
+    ratio = b.get("grad_ratio")
+    row["verdict"] = (
+        f"with the bias {100 * float(np.mean(b['with_bias'])):.2f}% vs without "
+        f"{100 * float(np.mean(b['without_bias'])):.2f}% on the test set; twins from the "
+        "same weights on the same batches agree on "
+        f"{100 * min(b['agreement']):.2f}% or more of the test predictions"
+        + (f", and the bias's gradient is at most {ratio:.1g} of its layer's weight's "
+           "(rounding: BN's batch mean removes it)" if ratio is not None else ""))
+    if b.get("ci_low") is None:
+        row["needed"] = f"{BEST_SEEDS} seeds for an interval (have {b['n']})"
+        return row
+    lo, hi = b["ci_low"], b["ci_high"]
+    row["verdict"] += (f"; with minus without {b['shift']:+.2f} pts [{lo:+.2f}, {hi:+.2f}] "
+                       f"(95%, {b['n']} seeds, p={b['p']:.2g})")
+    row["settled"] = settle([(lo, hi)], MIN_EFFECT)
+    if row["settled"] == schema.OPEN:
+        row["needed"] = "more seeds: the interval spans 0 and reaches past the margin"
     return row
 
 

@@ -18,8 +18,9 @@ PACKAGE = ROOT / "hpsearch"
 PRESENTATION = ("hpsearch.report", "hpsearch.dashboard", "hpsearch.cli")
 COMPUTATION = ("hpsearch.space", "hpsearch.training", "hpsearch.objectives",
                "hpsearch.optimize", "hpsearch.storage", "hpsearch.analysis", "hpsearch.verify",
-               "hpsearch.best", "hpsearch.replay", "hpsearch.text", "hpsearch.settings",
-               "hpsearch.planted", "hpsearch.schema", "hpsearch.optuna_private")
+               "hpsearch.best", "hpsearch.bias", "hpsearch.replay", "hpsearch.text",
+               "hpsearch.settings", "hpsearch.planted", "hpsearch.schema",
+               "hpsearch.optuna_private")
 
 
 def module_name(path: Path) -> str:

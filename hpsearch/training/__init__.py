@@ -34,7 +34,7 @@ from hpsearch.training.measure import (
     load_model,
     per_class_accuracy,
 )
-from hpsearch.training.models import build_model
+from hpsearch.training.models import add_bias_before_bn, build_model
 from hpsearch.training.raw import RawDataset, search_dirs
 
 __all__ = [
@@ -43,6 +43,6 @@ __all__ = [
     "iter_many",
     "train_seeds",
     "bn_batch_stats_accuracy", "confusion_matrix", "load_model", "per_class_accuracy",
-    "build_model", "train_arrays", "EpochMetrics", "TrainResult", "evaluate", "resolve_device",
-    "train",
+    "add_bias_before_bn", "build_model", "train_arrays", "EpochMetrics", "TrainResult",
+    "evaluate", "resolve_device", "train",
 ]

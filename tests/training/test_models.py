@@ -9,7 +9,13 @@ import torch
 from torch import nn
 
 from hpsearch.space.params import TrialConfig
-from hpsearch.training.models import Dropout, build_model, count_params, l1_penalty
+from hpsearch.training.models import (
+    Dropout,
+    add_bias_before_bn,
+    build_model,
+    count_params,
+    l1_penalty,
+)
 
 torch.set_num_threads(1)
 
@@ -115,6 +121,39 @@ def test_bn_placement_and_bias(model_name: str, batch_norm: str) -> None:
             assert is_act[0] and not any(is_bn), after
     if model_name == "cnn" and batch_norm != "none":
         assert [type(m) for m in bns] == [nn.BatchNorm2d] * 3 + [nn.BatchNorm1d]
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_add_bias_before_bn_leaves_weights_and_the_global_rng_alone(model_name: str) -> None:
+    cfg = small(model=model_name, batch_norm="before")
+    torch.manual_seed(3)
+    plain = build(cfg)
+    after_plain = torch.rand(1)
+    torch.manual_seed(3)
+    twin = build(cfg)
+    added = add_bias_before_bn(twin, torch.Generator().manual_seed(0))
+    assert torch.equal(torch.rand(1), after_plain)  # the batches and masks to come: the same
+    hidden = [m for m in twin if isinstance(m, WEIGHT_LAYERS)][:-1]
+    assert [m.bias for m in hidden] == added and len(added) == len(hidden)
+    for m in hidden:  # PyTorch's default: uniform in +-1/sqrt(fan_in), not all zero
+        bound = 1 / math.sqrt(m.weight[0].numel())
+        assert 0 < m.bias.abs().max() <= bound
+    assert sum(p.numel() for p in twin.parameters()) == \
+        sum(p.numel() for p in plain.parameters()) + sum(b.numel() for b in added)
+    twin_state, plain_state = twin.state_dict(), plain.state_dict()
+    for name, value in plain_state.items():
+        assert torch.equal(value, twin_state[name]), name
+    assert len(set(twin_state) - set(plain_state)) == len(added)
+    # train mode: the batch mean takes the bias away, so the outputs agree up to rounding
+    x = torch.randn(16, 1, 8, 8)
+    plain.train(), twin.train()
+    torch.testing.assert_close(twin(x), plain(x), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("batch_norm", ["none", "after"])
+def test_add_bias_before_bn_refuses_a_model_without_bn_before(batch_norm: str) -> None:
+    with pytest.raises(ValueError, match="batch_norm must be 'before'"):
+        add_bias_before_bn(build(small(batch_norm=batch_norm)), torch.Generator())
 
 
 def test_activations_are_fresh_modules_with_leaky_slope() -> None:
