@@ -16,8 +16,10 @@ steps); a model trained for a handful of steps can still tell the twins apart.
 
 Reported, one model pair per seed: the paired shift of test accuracy (with minus without;
 verify's signed-rank shift, its 95% interval and p, for which 6 seeds are the fewest that
-reach 0.05), the share of test images both twins predict alike, and how far the biases moved
-from their init (with no gradient they should stay). Stored as the study user attr
+reach 0.05), the share of test images both twins predict alike (next to the share two seeds'
+models predict alike: rounding differences grow over training like a change of seed, only
+less), and the largest gradient the bias got next to its layer's weight's (zero up to
+rounding, where the rule holds). Stored as the study user attr
 :data:`hpsearch.schema.BIAS_TWINS`.
 """
 
@@ -92,6 +94,9 @@ def bias_twins(storage: str, *, study_name: str | None = None, seeds: int = MIN_
         "dataset": settings.dataset, "device": str(data.device),
         "without_bias": without, "with_bias": with_,
         "agreement": [r["agreement"] for r in rows],
+        # the yardstick: how alike two seeds' models (without the bias) predict
+        "seed_agreement": [float((a["pred"] == b["pred"]).float().mean())
+                           for a, b in zip(rows, rows[1:], strict=False)],
         "grad_ratio": max((r["grad_ratio"] for r in rows if r["grad_ratio"] is not None),
                           default=None),
         "shift": ps.shift, "p": ps.p_wilcoxon, "n": ps.n,
@@ -133,7 +138,7 @@ def _twins(cfg: TrialConfig, data: DeviceData, seed: int, epochs: int, patience:
     _, acc_without, pred_without = evaluate(plain.model, data, cfg, "test")
     _, acc_with, pred_with = evaluate(twin.model, data, cfg, "test")
     weight = float(peak["weight"])
-    return {"without": acc_without, "with": acc_with,
+    return {"without": acc_without, "with": acc_with, "pred": pred_without,
             "agreement": float((pred_without == pred_with).float().mean()),
             "grad_ratio": float(peak["bias"]) / weight if weight > 0 else None,
             "seconds": plain.seconds + twin.seconds}

@@ -604,6 +604,8 @@ def _bias_row(row: dict[str, Any], ev: dict[str, Any],
         f"{100 * float(np.mean(b['without_bias'])):.2f}% on the test set; twins from the "
         "same weights on the same batches agree on "
         f"{100 * min(b['agreement']):.2f}% or more of the test predictions"
+        + (f" (two seeds' models without it: {100 * float(np.mean(b['seed_agreement'])):.2f}%)"
+           if b.get("seed_agreement") else "")
         + (f", and the bias's gradient is at most {ratio:.1g} of its layer's weight's "
            "(rounding: BN's batch mean removes it)" if ratio is not None else ""))
     if b.get("ci_low") is None:

@@ -35,6 +35,9 @@ def test_the_twins_differ_by_rounding_only(result: dict) -> None:
     # The bias gets no gradient through BN's mean: rounding-sized next to its layer's weight.
     assert result["grad_ratio"] < 1e-4
     assert min(result["agreement"]) > 0.98
+    # closer than two seeds' models are: the twins differ by far less than a change of seed
+    assert len(result["seed_agreement"]) == 5
+    assert min(result["agreement"]) > max(result["seed_agreement"])
     assert -0.5 < result["ci_low"] <= result["shift"] <= result["ci_high"] < 0.5
 
 
