@@ -129,7 +129,8 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
                                                                time.gmtime()),
                   "header": header(study, storage, analysis), "analysis": analysis,
                   "verify": verify_results(study),
-                  "best": best_record(study.user_attrs.get(schema.BEST))})
+                  "best": best_record(study.user_attrs.get(schema.BEST),
+                                      study.user_attrs.get(schema.BIAS_TWINS))})
     if fmt == "html":
         from hpsearch.report.html import render
 

@@ -211,9 +211,17 @@ def best_table(best: Mapping[str, Any]) -> Table:
         rows.append(["test accuracy", acc(best["test_acc"]) + spread])
     bn = best.get("bn_train_vs_eval")
     if isinstance(bn, Mapping) and {"eval_mode", "train_mode"} <= set(bn):
+        paired = _paired(bn, "each model in both modes")  # its interval is the shift's
+        shift = bn["shift"] if paired else 100 * (bn["train_mode"] - bn["eval_mode"])
         rows.append(["batch norm: eval vs train mode",
                      f"{acc(bn['eval_mode'])} vs {acc(bn['train_mode'])} "
-                     f"({signed(100 * (bn['train_mode'] - bn['eval_mode']))} pts in train mode)"])
+                     f"({signed(shift)} pts in train mode{paired})"])
+    bias = best.get("bias_twins")
+    if isinstance(bias, Mapping) and isinstance(bias.get("agreement"), list):
+        rows.append(["batch norm: a bias before it (twins)",
+                     f"{signed(bias.get('shift'))} pts with it{_paired(bias, 'paired twins')}"
+                     f"; the twins agree on {min(bias['agreement']):.2%} or more of the test "
+                     "predictions"])
     for key in ("dataset", "epochs", "retrain", "created"):
         if best.get(key) is not None:
             rows.append([key, best[key]])
@@ -229,9 +237,18 @@ def best_table(best: Mapping[str, Any]) -> Table:
     skip = {"config", "per_class", "confusion", "classes", "trial_number", "val_acc",
             "retrain_val_acc", "test_acc", "test_acc_std", "test_acc_n", "test_accs",
             "bn_train_vs_eval", "dataset", "epochs", "retrain", "created", "seeds",
-            "artifacts", "study_name", "artifact_dir", "train_seconds", "threads"}
+            "artifacts", "study_name", "artifact_dir", "train_seconds", "threads",
+            "bias_twins"}
     rows += [[k, v] for k, v in flatten({k: v for k, v in best.items() if k not in skip})]
     return ["", "value"], rows
+
+
+def _paired(stats: Mapping[str, Any], how: str) -> str:
+    """`` [lo, hi] (95%, n seeds, how, p = ...)`` of a paired comparison, where it has one."""
+    lo, hi, p = stats.get("ci_low"), stats.get("ci_high"), stats.get("p")
+    if not all(isinstance(v, int | float) for v in (lo, hi, p)):
+        return ""
+    return f" [{signed(lo)}, {signed(hi)}] (95%, {stats.get('n')} seeds, {how}, p = {p:.2g})"
 
 
 def per_class_items(best: Mapping[str, Any]) -> list[tuple[str, float]]:

@@ -95,16 +95,20 @@ def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def best_record(value: Any) -> dict[str, Any] | None:
+def best_record(value: Any, bias_twins: Any = None) -> dict[str, Any] | None:
     """The study's ``best`` user attr in the shape readers rely on, or None.
 
     Another tool (or a hand edit) may have stored anything under that key: parts that are
     malformed (a confusion matrix whose cells are not counts, per-class accuracies that are
     not numbers, class names that are not strings) are dropped, not rendered.
+    ``bias_twins``: the ``bias_twins`` user attr (:mod:`hpsearch.bias`, run on the best
+    config), kept as ``"bias_twins"`` when it is a dict.
     """
     if not isinstance(value, dict):
         return None
     out = dict(value)
+    if isinstance(bias_twins, dict):
+        out["bias_twins"] = bias_twins
     confusion = out.get("confusion")
     if confusion is not None and not (
             isinstance(confusion, list) and confusion

@@ -178,6 +178,26 @@ def test_verify_and_best_are_shown_when_present(tmp_path):
     assert doc["best"]["test_acc"] == 0.965
 
 
+def test_the_best_models_bn_answers_are_shown_with_their_intervals(tmp_path):
+    db = plant_study(tmp_path / "s.log", 30)
+    study = load_study(db)
+    study.set_user_attr("best", {
+        "config": study.trials[0].user_attrs["config"], "test_acc": 0.88,
+        "bn_train_vs_eval": {"eval_mode": 0.8808, "train_mode": 0.8780, "n": 6,
+                             "shift": -0.29, "ci_low": -0.46, "ci_high": 0.0, "p": 0.062}})
+    md = report(db, fmt="md").text.replace("\\]", "]")  # Markdown escapes "]" in tables
+    # the paired shift with its own interval (not the difference of the means, -0.28)
+    assert ("| batch norm: eval vs train mode | 0.8808 vs 0.8780 (-0.29 pts in train mode "
+            "[-0.46, 0.00] (95%, 6 seeds, each model in both modes, p = 0.062)) |") in md, md
+    assert "a bias before it" not in md
+    study.set_user_attr("bias_twins", {"shift": -0.075, "ci_low": -0.19, "ci_high": 0.11,
+                                       "p": 0.22, "n": 6, "agreement": [0.9584, 0.987]})
+    for page in (report(db, fmt="md").text.replace("\\]", "]"),
+                 report(db, out=tmp_path / "r.html", publish=False).text):
+        assert ("-0.07 pts with it [-0.19, +0.11] (95%, 6 seeds, paired twins, p = 0.22); "
+                "the twins agree on 95.84% or more") in page
+
+
 # ---------------------------------------------------------------------------- CLI
 
 
