@@ -12,6 +12,7 @@ settle it on their own (:mod:`hpsearch.analysis.questions`).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,18 +26,51 @@ from hpsearch import schema
 from hpsearch.optuna_private import set_trial_user_attr
 
 
+class TrialSeededRandom(BaseSampler):
+    """Independent uniform draws that depend only on the seed, the trial number and the param.
+
+    Optuna's ``RandomSampler(seed=s)`` draws from one generator per process, so every
+    process with the same seed draws the same sequence: a study resumed in a new process
+    drew its first configs again (a 24-config study held trial 0's config twice), and two
+    workers of one study drew each other's. Here each draw comes from a generator seeded by
+    ``(seed, trial number, param name)``: trial numbers are unique within a study, so no two
+    trials share their draws, and the same study re-run draws the same configs.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self._seed = seed
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial,
+                                    ) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return {}
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        key = [self._seed % 2**32, trial.number, zlib.crc32(param_name.encode())]
+        seed = int(np.random.SeedSequence(key).generate_state(1)[0])
+        # A fresh RandomSampler per draw: Optuna's own uniform draw for every distribution
+        # (log, step, int, categorical), from a generator no other trial or param shares.
+        return RandomSampler(seed=seed).sample_independent(study, trial, param_name,
+                                                           param_distribution)
+
+
 class RandomizedShare(BaseSampler):
     """``base`` for most trials; trial k is drawn at random with probability ``share``.
 
-    Which trials are random depends only on ``seed`` and the trial number, so every
-    worker of a distributed study agrees, and a resumed study continues the same plan.
+    Which trials are random, and their draws (:class:`TrialSeededRandom`), depend only on
+    ``seed`` and the trial number, so every worker of a distributed study agrees, and a
+    resumed study continues the same plan.
     """
 
     def __init__(self, base: BaseSampler, *, share: float, seed: int,
                  n_startup: int = 10) -> None:
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"share must be in [0, 1], got {share!r}")
-        self._base, self._random = base, RandomSampler(seed=seed)
+        self._base, self._random = base, TrialSeededRandom(seed)
         self._share, self._seed, self._n_startup = share, seed, n_startup
 
     def is_randomized(self, number: int) -> bool:
@@ -72,5 +106,5 @@ class RandomizedShare(BaseSampler):
         self._base.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
+        # The randomized draws need no reseeding: each trial's are its own already.
         self._base.reseed_rng()
-        self._random.reseed_rng()

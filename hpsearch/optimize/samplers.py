@@ -16,7 +16,7 @@ def make_sampler(name: str, seed: int, random_share: float = 0.0,
     """
     import warnings
 
-    from hpsearch.optimize.randomized import RandomizedShare
+    from hpsearch.optimize.randomized import RandomizedShare, TrialSeededRandom
 
     def share(base: optuna.samplers.BaseSampler) -> optuna.samplers.BaseSampler:
         return RandomizedShare(base, share=random_share, seed=seed) if random_share else base
@@ -24,7 +24,7 @@ def make_sampler(name: str, seed: int, random_share: float = 0.0,
     samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
         "tpe": lambda: share(optuna.samplers.TPESampler(seed=seed, multivariate=True,
                                                         group=True)),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "random": lambda: TrialSeededRandom(seed),  # resumes and workers draw anew
         "gp": lambda: share(optuna.samplers.GPSampler(seed=seed)),
         "cmaes": lambda: share(optuna.samplers.CmaEsSampler(seed=seed,
                                                             warn_independent_sampling=False)),

@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from hpsearch.analysis import answer_questions
-from hpsearch.optimize.randomized import RandomizedShare
+from hpsearch.optimize.randomized import RandomizedShare, TrialSeededRandom
 from hpsearch.optimize.samplers import make_sampler
 from hpsearch.planted import BN_TRUTH, planted_study
 from hpsearch.schema import RANDOMIZED
@@ -46,7 +46,46 @@ def test_randomized_trials_are_marked_and_drawn_independently_of_the_results() -
 def test_a_plain_share_of_zero_is_plain_tpe() -> None:
     assert isinstance(make_sampler("tpe", 0, 0.0), optuna.samplers.TPESampler)
     assert isinstance(make_sampler("tpe", 0, 0.2), RandomizedShare)
-    assert isinstance(make_sampler("random", 0, 0.2), optuna.samplers.RandomSampler)
+    assert isinstance(make_sampler("random", 0, 0.2), TrialSeededRandom)
+
+
+@pytest.mark.parametrize("name", ["tpe", "random"])
+def test_a_resumed_study_and_a_second_worker_draw_new_configs(name: str, tmp_path) -> None:
+    """Each process makes its own sampler with the study's seed. Optuna's RandomSampler
+    draws one sequence per seed, so a resumed study (a new process) drew its first configs
+    again, and a second worker drew the first one's: here every trial's draws are its own."""
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(storage=storage, study_name="s", direction="maximize")
+
+    def run(n: int) -> None:  # a process: its own sampler, with the study's seed
+        study = optuna.load_study(study_name="s", storage=storage,
+                                  sampler=make_sampler(name, 7, 0.2))
+        for _ in range(n):
+            trial = study.ask()
+            sample_config(trial)
+            study.tell(trial, 0.5)
+
+    run(3)
+    run(3)  # resumed
+    # two workers, interleaved
+    a, b = (optuna.load_study(study_name="s", storage=storage,
+                              sampler=make_sampler(name, 7, 0.2)) for _ in range(2))
+    for _ in range(2):
+        for study in (a, b):
+            trial = study.ask()
+            sample_config(trial)
+            study.tell(trial, 0.5)
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    assert len(trials) == 10
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 10
+    # and the same study again draws the same configs (a seed still means something)
+    again = f"sqlite:///{tmp_path / 'again.db'}"
+    optuna.create_study(storage=again, study_name="s", direction="maximize")
+    storage_was, storage = storage, again
+    run(3)
+    first = optuna.load_study(study_name="s", storage=storage_was).trials[:3]
+    assert [t.params for t in optuna.load_study(study_name="s", storage=again).trials] == \
+        [t.params for t in first]
 
 
 def test_randomized_share_settles_what_it_can_alone() -> None:
