@@ -11,7 +11,12 @@ breaks a test here instead of a study.
   ``before_trial``, through the storage, as Optuna's own samplers do;
 - :func:`trials_view`: a read-only stand-in for a ``Study`` that Optuna's importance
   evaluators accept (they call ``get_trials``, ``directions`` and the private
-  ``_is_multi_objective``), so bootstraps need no real study.
+  ``_is_multi_objective``), so bootstraps need no real study;
+- :func:`seed_tpe_for_trial`: TPE's two generators (``TPESampler._rng``, its candidates,
+  and ``TPESampler._random_sampler``, its startup and independent draws) seeded per trial,
+  so a resumed study or a second worker does not draw what the first process drew;
+- :func:`enqueued`: whether a trial's params were fixed by ``enqueue_trial`` (the
+  ``fixed_params`` system attr).
 
 Where hpsearch subclasses an Optuna storage it overrides the private hooks in place (they
 are the subclass's own methods): :mod:`hpsearch.storage.open` (``RDBStorage.
@@ -28,6 +33,8 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch import schema
 
 
 def storage_of(study: optuna.Study) -> tuple[BaseStorage, int]:
@@ -67,3 +74,26 @@ class _TrialsView:
 def trials_view(trials: list[FrozenTrial], direction: StudyDirection) -> optuna.Study:
     """``trials`` as a study for ``optuna.importance.get_param_importances``."""
     return cast(optuna.Study, _TrialsView(trials, direction))
+
+
+def seed_tpe_for_trial(sampler: optuna.samplers.BaseSampler, seeds: Sequence[int]) -> bool:
+    """Seed a ``TPESampler``'s generators from ``seeds`` (two ints) before one trial; False
+    for another sampler (left as it is).
+
+    ``TPESampler(seed=s)`` seeds both once, in its constructor: every process that builds it
+    (a resumed study, each worker of a shared one) starts the same sequences, so its random
+    startup repeats earlier configs exactly, and two workers that see the same trials
+    propose the same candidates. ``reseed_rng()`` (public) reseeds from the OS, which would
+    make a seeded study irreproducible.
+    """
+    if not isinstance(sampler, optuna.samplers.TPESampler):
+        return False
+    sampler._rng.rng.seed(seeds[0])
+    sampler._random_sampler._rng.rng.seed(seeds[1])
+    return True
+
+
+def enqueued(trial: FrozenTrial) -> bool:
+    """Whether ``study.enqueue_trial`` fixed this trial's params (a person's choice, or a
+    retried trial's copy), rather than a sampler."""
+    return schema.FIXED_PARAMS in trial.system_attrs

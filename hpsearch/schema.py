@@ -52,6 +52,7 @@ NOTE = "hpsearch:note"             # a user's objective: {"filled": {param: {...
 
 # Trial system attrs.
 HEARTBEAT = "hpsearch:heartbeat"   # journal files: {"time", "owner"} of a running trial
+FIXED_PARAMS = "fixed_params"      # Optuna's own system attr: the params enqueue_trial fixed
 
 
 # ---------------------------------------------------------------------------- the values

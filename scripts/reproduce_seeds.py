@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from hpsearch import schema
-from hpsearch.analysis import MIN_EFFECT, settle
+from hpsearch.analysis import MIN_EFFECT, repeated_draws, settle
 from hpsearch.text import param_value
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,8 +167,12 @@ def run_study(name: str, args: argparse.Namespace, *, at_seed: bool = False) -> 
         if not preset.seed:
             return 0.0
         preset = preset.at_seed()
+    # A study resumed by hpsearch before its draws were seeded per trial may hold replayed
+    # configs, which the analysis leaves out: the budget is distinct configs.
+    replays = 0 if at_seed else len(repeated_draws(_trials(storage_of(name, args), name)))
     settings = Settings(dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
-                        trials=1 if at_seed else args.trials, storage=storage_of(name, args),
+                        trials=1 if at_seed else args.trials + replays,
+                        storage=storage_of(name, args),
                         device=args.device, jobs=args.jobs, val_size=args.val_size,
                         study_name=preset.name, train_size=args.train_size or None)
     t0 = time.perf_counter()
@@ -185,6 +189,11 @@ def _study(storage: str, name: str) -> Any:
         return optuna.load_study(study_name=name, storage=f"sqlite:///{storage}")
     except KeyError:
         return None
+
+
+def _trials(storage: str, name: str) -> list[Any]:
+    study = _study(storage, name)
+    return [] if study is None else study.get_trials(deepcopy=False)
 
 
 def _config_minutes(study: Any) -> list[float]:
@@ -272,7 +281,8 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
                            "finished": 0}
     if study is None:
         return out
-    out["finished"] = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    out["finished"] = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials) \
+        - len(repeated_draws(study.trials))  # the analysis leaves replayed configs out
     if not out["finished"]:  # started, nothing finished yet: as if not started
         return out
     out["analysis"] = analyze(study).to_dict()

@@ -10,7 +10,14 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import TrialState
 
 from hpsearch.analysis import EVALUATORS
-from hpsearch.optuna_private import set_trial_user_attr, storage_of, trial_id, trials_view
+from hpsearch.optuna_private import (
+    enqueued,
+    seed_tpe_for_trial,
+    set_trial_user_attr,
+    storage_of,
+    trial_id,
+    trials_view,
+)
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -44,6 +51,33 @@ def test_a_sampler_records_a_fact_about_the_running_trial() -> None:
     study = optuna.create_study(sampler=Marking(seed=0))
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
     assert [t.user_attrs["marked"] for t in study.trials] == [0, 1, 2]
+
+
+def test_tpe_is_seeded_through_its_two_generators() -> None:
+    """Seeded alike, two TPE samplers draw alike (startup and candidates); seeded apart,
+    apart; and another sampler is left alone."""
+    def draws(seeds: list[int]) -> list[float]:
+        sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=3)
+        study = optuna.create_study(sampler=sampler)
+        out = []
+        for _ in range(6):  # 3 startup draws, then TPE's candidates
+            trial = study.ask()
+            assert seed_tpe_for_trial(sampler, seeds)
+            out.append(trial.suggest_float("x", 0, 1))  # sampled after the seeding
+            study.tell(trial, out[-1])
+        return out
+
+    assert draws([1, 2]) == draws([1, 2])
+    a, b = draws([1, 2]), draws([3, 4])
+    assert a[0] != b[0] and a[-1] != b[-1]
+    assert not seed_tpe_for_trial(optuna.samplers.RandomSampler(), [1, 2])
+
+
+def test_enqueued_trials_are_told_apart() -> None:
+    study = optuna.create_study()
+    study.enqueue_trial({"x": 0.5})
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert [enqueued(t) for t in study.trials] == [True, False]
 
 
 @pytest.mark.parametrize("name", sorted(EVALUATORS))

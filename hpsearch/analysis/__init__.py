@@ -50,12 +50,13 @@ from hpsearch.analysis.seeds import (
     seeds_needed,
 )
 from hpsearch.analysis.stats import min_pairs_for, settle
-from hpsearch.analysis.study import analyze, param_importances
+from hpsearch.analysis.study import analyze, param_importances, repeated_draws
 
 __all__ = [
     "EVALUATORS", "Answer", "ChoiceSummary", "Effect", "Importance", "StudyAnalysis",
     "learning_curves", "pruning_stats", "ALPHA", "MIN_EFFECT", "POWER", "PairedStats",
     "paired_stats", "seeds_needed", "answer_questions", "analyze", "param_importances",
+    "repeated_draws",
     "settle", "objective_index", "one_objective", "never_learned", "Decision", "LookPlan",
     "plan_looks", "run_looks", "min_pairs_for", "paired_effects", "FAILURE_MARGIN", "gate",
 ]

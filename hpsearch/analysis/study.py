@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import optuna
+from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch import schema
@@ -21,6 +22,7 @@ from hpsearch.analysis.questions import answer_questions, resolve_margin
 from hpsearch.analysis.table import finished_table
 from hpsearch.analysis.trainability import TOLERANCE, never_learned, study_chance
 from hpsearch.errors import ConfigError, StudyError
+from hpsearch.optuna_private import enqueued
 from hpsearch.space import (
     INTERACTION_BY_ID,
     INTERACTIONS,
@@ -75,6 +77,15 @@ def _analyze(study: optuna.Study, evaluators: Sequence[str], n_bootstrap_importa
     if not any(t.state.is_finished() for t in trials):
         raise StudyError(f"study {study.study_name!r} has no finished trials yet")
     notes: list[str] = []
+    sampler = schema.setting(study, "sampler")
+    repeats = repeated_draws(trials)
+    if repeats:
+        pairs = ", ".join(f"#{k} = #{v}" for k, v in sorted(repeats.items()))
+        notes.append(f"{len(repeats)} trial(s) repeat an earlier one's every param "
+                     f"({pairs}): left out. A sampler's draws cannot repeat a continuous "
+                     "param (hpsearch's draws used to restart in every process: a resumed "
+                     "study, or a second worker, drew the same configs again)")
+        trials = [t for t in trials if t.number not in repeats]
     direction = study.directions[0]
     if len(study.directions) > 1:
         notes.append(f"multi-objective study ({len(study.directions)} objectives): questions "
@@ -91,7 +102,7 @@ def _analyze(study: optuna.Study, evaluators: Sequence[str], n_bootstrap_importa
                      "are in objective units, and \"equivalent\" needs a margin in those "
                      "units (--margin)" if margin is None else "the objective is not an "
                      "accuracy in [0, 1] that is maximized: effects are in objective units")
-    sampler, epochs = schema.setting(study, "sampler"), schema.setting(study, "epochs")
+    epochs = schema.setting(study, "epochs")
     randomized = True if sampler in RANDOMIZED_SAMPLERS else None
     if sampler is None and table.trials:
         notes.append("the sampler is not recorded (not an hpsearch study): differences read "
@@ -218,6 +229,33 @@ def _not_ours(answers: Sequence[Any], inter: Sequence[dict[str, Any]], *,
             x[key] = words(x.get(key))
         if not epochs:
             x["effect_by_epoch"] = []
+
+
+def repeated_draws(trials: Sequence[FrozenTrial]) -> dict[int, int]:
+    """Finished trials a sampler drew whose every param repeats an earlier finished one's,
+    where a param is a continuous float: ``{repeat's number: the first one's}``.
+
+    A sampler's draw (uniform, or from TPE's densities) repeats a continuous value with
+    probability 0, so such a trial is a replayed sequence: Optuna's samplers seed their
+    generators once per process, so a resumed study drew its first configs again and
+    workers drew each other's, until hpsearch seeded every trial's draws
+    (:class:`hpsearch.optimize.randomized.TrialSeededRandom`). Trials whose params were
+    enqueued (a person's replicate) are not draws and stay. A repeat of a failed trial
+    stays too: the failure left no data, so the repeat is that config's only one.
+    """
+    first: dict[tuple[tuple[str, Any], ...], int] = {}
+    out: dict[int, int] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED) or enqueued(t) \
+                or not any(isinstance(d, FloatDistribution) and d.step is None
+                           for d in t.distributions.values()):
+            continue
+        key = tuple(sorted(t.params.items()))
+        if key in first:
+            out[t.number] = first[key]
+        else:
+            first[key] = t.number
+    return out
 
 
 def _interaction_specs(table: Any, names: Sequence[str], *,

@@ -25,6 +25,7 @@ from hpsearch.analysis import (
     learning_curves,
     param_importances,
     pruning_stats,
+    repeated_draws,
 )
 from hpsearch.errors import ConfigError, StudyError
 from hpsearch.planted import BN_TRUTH, NULL_TRUTH, Truth, planted_study
@@ -83,6 +84,32 @@ def test_every_finished_trial_counts(bn_study: optuna.Study, bn_analysis: StudyA
     bn = by_id(bn_analysis.answers)["batch_norm"]
     assert sum(c.n for c in bn.choices) == n_complete + n_pruned  # ... and all of them count
     assert sum(c.n_end for c in bn.choices) == n_complete
+
+
+def test_replayed_draws_are_left_out_and_said(bn_study: optuna.Study) -> None:
+    """A trial whose every param (a continuous one among them) repeats an earlier finished
+    trial's is a replayed random sequence, not a draw: left out, with a note. A person's
+    enqueued replicate and the repeat of a failed trial stay, and so does a repeat where
+    every param is a choice (two draws can agree there)."""
+    src = bn_study.get_trials(states=(TrialState.COMPLETE,))[:12]
+    study = optuna.create_study(direction="maximize")
+    for t in src[:11]:
+        study.add_trial(t)
+    study.add_trial(src[0])  # #11 replays #0
+    study.add_trial(create_trial(state=TrialState.FAIL, params=src[11].params,
+                                 distributions=src[11].distributions))
+    study.add_trial(src[11])  # #13 repeats a failed trial: that config's only data
+    study.add_trial(create_trial(  # #14: enqueued, as study.enqueue_trial marks them
+        value=src[2].value, params=src[2].params, distributions=src[2].distributions,
+        user_attrs=src[2].user_attrs, system_attrs={"fixed_params": src[2].params}))
+    choices = {"c": CategoricalDistribution(["a", "b"])}
+    study.add_trial(create_trial(value=0.5, params={"c": "a"}, distributions=choices))
+    study.add_trial(create_trial(value=0.6, params={"c": "a"}, distributions=choices))
+    study.add_trial(src[1])  # #17 replays #1
+    assert repeated_draws(study.trials) == {11: 0, 17: 1}
+    notes = analyze(study, n_bootstrap_importance=0, n_noise=0).notes
+    assert any(n.startswith("2 trial(s) repeat an earlier one's every param (#11 = #0, "
+                            "#17 = #1): left out") for n in notes), notes
 
 
 def test_intervals_agree_with_the_decision(bn_analysis: StudyAnalysis) -> None:

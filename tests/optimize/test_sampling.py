@@ -88,6 +88,32 @@ def test_a_resumed_study_and_a_second_worker_draw_new_configs(name: str, tmp_pat
         [t.params for t in first]
 
 
+def test_tpes_own_random_startup_does_not_repeat_on_resume(tmp_path) -> None:
+    """TPE draws at random itself until 10 trials finished; with failures among the first
+    ten, trials 10 and on are TPE's random draws, not the randomized share's. A resumed
+    process used to replay them (the seeds' bn_placement study: trial 10 = trial 0)."""
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(storage=storage, study_name="s", direction="maximize")
+
+    def run(numbers: range) -> None:
+        study = optuna.load_study(study_name="s", storage=storage,
+                                  sampler=make_sampler("tpe", 7, 0.2))
+        for n in numbers:
+            trial = study.ask()
+            sample_config(trial)
+            if n < 5:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(trial, 0.5)
+
+    run(range(12))
+    run(range(12, 14))  # resumed: 9 finished, so TPE still draws at random
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    assert not trials[12].user_attrs.get(RANDOMIZED) or not trials[13].user_attrs.get(
+        RANDOMIZED)  # at least one is TPE's own draw
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 14
+
+
 def test_randomized_share_settles_what_it_can_alone() -> None:
     """A default-sampler study whose randomized trials settle batch norm on their own: the
     adjusted answer over all trials then says "matters"."""
