@@ -297,17 +297,25 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
         if c.kind == "over_epochs":
             out["over_epochs"][c.id] = _verified_over_epochs(storage, name, c.id, args)
         if c.kind == "best" and out["best"] is None:
-            out["best"] = study.user_attrs.get(schema.BEST)
+            out["best"] = _of_best(study, study.user_attrs.get(schema.BEST))
             if out["best"] is None and not (args.as_they_are or args.no_new_verify):
                 out["best"] = best(storage, study_name=name, retrain=True, seeds=BEST_SEEDS,
                                    device=args.device, data_dir=args.data_dir).to_dict()
         if c.kind == "bias":
-            out["bias"] = study.user_attrs.get(schema.BIAS_TWINS)
+            out["bias"] = _of_best(study, study.user_attrs.get(schema.BIAS_TWINS))
             if out["bias"] is None and not (args.as_they_are or args.no_new_verify):
                 out["bias"] = bias_twins(storage, study_name=name, seeds=BEST_SEEDS,
                                          device=args.device, data_dir=args.data_dir)
     out["verify_seconds"] = time.perf_counter() - t0
     return out
+
+
+def _of_best(study: Any, stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A result stored for the study's best trial, or None once another trial is best (the
+    study went on after it was measured: it is measured again)."""
+    if not stored or stored.get("trial_number") != study.best_trial.number:
+        return None
+    return stored
 
 
 # ------------------------------------------------------------------------------ the rows
