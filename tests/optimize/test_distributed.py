@@ -69,6 +69,9 @@ def _check_trials(url: str, study_name: str, n: int, preset: Preset = FAST) -> l
         for name, value in preset.fixed.items():
             assert getattr(cfg, name) == value and name not in t.params
     assert set(PARAM_BY_NAME) >= {k for t in finished for k in t.params}
+    # every worker draws its own configs (each process's sampler used to replay one sequence)
+    drawn = [tuple(sorted(t.params.items())) for t in finished if t.params]
+    assert len(set(drawn)) == len(drawn), "two trials drew the same config"
     return trials
 
 
