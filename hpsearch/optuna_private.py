@@ -12,9 +12,10 @@ breaks a test here instead of a study.
 - :func:`trials_view`: a read-only stand-in for a ``Study`` that Optuna's importance
   evaluators accept (they call ``get_trials``, ``directions`` and the private
   ``_is_multi_objective``), so bootstraps need no real study;
-- :func:`seed_tpe_for_trial`: TPE's two generators (``TPESampler._rng``, its candidates,
-  and ``TPESampler._random_sampler``, its startup and independent draws) seeded per trial,
-  so a resumed study or a second worker does not draw what the first process drew;
+- :func:`seed_for_trial`: a sampler's own generators (TPE's and GP's ``_rng``, CMA-ES's
+  ``_cma_rng``, and the ``RandomSampler`` each keeps for its startup and independent
+  draws, ``._rng``) seeded per trial, so a resumed study or a second worker does not draw
+  what the first process drew;
 - :func:`enqueued`: whether a trial's params were fixed by ``enqueue_trial`` (the
   ``fixed_params`` system attr).
 
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import optuna
+from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -76,21 +78,29 @@ def trials_view(trials: list[FrozenTrial], direction: StudyDirection) -> optuna.
     return cast(optuna.Study, _TrialsView(trials, direction))
 
 
-def seed_tpe_for_trial(sampler: optuna.samplers.BaseSampler, seeds: Sequence[int]) -> bool:
-    """Seed a ``TPESampler``'s generators from ``seeds`` (two ints) before one trial; False
-    for another sampler (left as it is).
+def seed_for_trial(sampler: optuna.samplers.BaseSampler, seeds: Sequence[int]) -> bool:
+    """Seed a sampler's own generators from ``seeds`` (two ints) before one trial: TPE's and
+    GP's candidates and CMA-ES's start (``_rng``, ``_cma_rng``), and the random sampler
+    each falls back on for its startup and for params it cannot model (``_random_sampler``,
+    ``_independent_sampler``). False for a sampler with none of these (left as it is).
 
-    ``TPESampler(seed=s)`` seeds both once, in its constructor: every process that builds it
-    (a resumed study, each worker of a shared one) starts the same sequences, so its random
+    Optuna's samplers seed them once, in their constructor: every process that builds one
+    (a resumed study, each worker of a shared one) starts the same sequences, so a random
     startup repeats earlier configs exactly, and two workers that see the same trials
     propose the same candidates. ``reseed_rng()`` (public) reseeds from the OS, which would
     make a seeded study irreproducible.
     """
-    if not isinstance(sampler, optuna.samplers.TPESampler):
-        return False
-    sampler._rng.rng.seed(seeds[0])
-    sampler._random_sampler._rng.rng.seed(seeds[1])
-    return True
+    seeded = False
+    for name in ("_rng", "_cma_rng"):
+        if isinstance(getattr(sampler, name, None), LazyRandomState):
+            getattr(sampler, name).rng.seed(seeds[0])
+            seeded = True
+    for name in ("_random_sampler", "_independent_sampler"):
+        inner = getattr(sampler, name, None)
+        if isinstance(inner, optuna.samplers.RandomSampler):
+            inner._rng.rng.seed(seeds[1])
+            seeded = True
+    return seeded
 
 
 def enqueued(trial: FrozenTrial) -> bool:

@@ -3,6 +3,9 @@ works: each check fails when an Optuna release renames or changes one of these."
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import optuna
 import pytest
 from optuna.importance import get_param_importances
@@ -10,9 +13,10 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import TrialState
 
 from hpsearch.analysis import EVALUATORS
+from hpsearch.optimize.randomized import TrialSeededRandom
 from hpsearch.optuna_private import (
     enqueued,
-    seed_tpe_for_trial,
+    seed_for_trial,
     set_trial_user_attr,
     storage_of,
     trial_id,
@@ -53,7 +57,7 @@ def test_a_sampler_records_a_fact_about_the_running_trial() -> None:
     assert [t.user_attrs["marked"] for t in study.trials] == [0, 1, 2]
 
 
-def test_tpe_is_seeded_through_its_two_generators() -> None:
+def test_samplers_are_seeded_through_their_own_generators() -> None:
     """Seeded alike, two TPE samplers draw alike (startup and candidates); seeded apart,
     apart; and another sampler is left alone."""
     def draws(seeds: list[int]) -> list[float]:
@@ -62,7 +66,7 @@ def test_tpe_is_seeded_through_its_two_generators() -> None:
         out = []
         for _ in range(6):  # 3 startup draws, then TPE's candidates
             trial = study.ask()
-            assert seed_tpe_for_trial(sampler, seeds)
+            assert seed_for_trial(sampler, seeds)
             out.append(trial.suggest_float("x", 0, 1))  # sampled after the seeding
             study.tell(trial, out[-1])
         return out
@@ -70,7 +74,15 @@ def test_tpe_is_seeded_through_its_two_generators() -> None:
     assert draws([1, 2]) == draws([1, 2])
     a, b = draws([1, 2]), draws([3, 4])
     assert a[0] != b[0] and a[-1] != b[-1]
-    assert not seed_tpe_for_trial(optuna.samplers.RandomSampler(), [1, 2])
+    assert seed_for_trial(optuna.samplers.RandomSampler(), [1, 2])
+    assert not seed_for_trial(TrialSeededRandom(0), [1, 2])  # no generator of its own
+    # GP and CMA-ES keep the same kinds of generator under these names
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for sampler in (optuna.samplers.GPSampler(seed=0), optuna.samplers.CmaEsSampler(seed=0)):
+            assert seed_for_trial(sampler, [1, 2])
+            inner = sampler._independent_sampler
+            assert inner._rng.rng.randint(1 << 30) == np.random.RandomState(2).randint(1 << 30)
 
 
 def test_enqueued_trials_are_told_apart() -> None:

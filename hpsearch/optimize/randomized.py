@@ -23,7 +23,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch import schema
-from hpsearch.optuna_private import seed_tpe_for_trial, set_trial_user_attr
+from hpsearch.optuna_private import seed_for_trial, set_trial_user_attr
 
 
 class TrialSeededRandom(BaseSampler):
@@ -96,10 +96,10 @@ class RandomizedShare(BaseSampler):
         return sampler.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        # TPE's own generators too (its startup draws and candidates), for the same reason
-        # as TrialSeededRandom; another base keeps its own.
+        # The base's own generators too (TPE's startup draws and candidates, GP's, CMA-ES's),
+        # for the same reason as TrialSeededRandom.
         key = np.random.SeedSequence([self._seed % 2**32, trial.number, 0x7BE])
-        seed_tpe_for_trial(self._base, [int(x) for x in key.generate_state(2)])
+        seed_for_trial(self._base, [int(x) for x in key.generate_state(2)])
         self._base.before_trial(study, trial)
         if self.is_randomized(trial.number):
             # Optuna's own samplers record per-trial facts through the storage like this.

@@ -12,14 +12,18 @@ def make_sampler(name: str, seed: int, random_share: float = 0.0,
     """TPE by default. ``group=True`` lets multivariate TPE model the conditional space.
 
     ``random_share`` > 0 draws that share of the adaptive samplers' trials at random
-    (:class:`.randomized.RandomizedShare`), so the study is an experiment too.
+    (:class:`.randomized.RandomizedShare`), so the study is an experiment too; at 0 the
+    adaptive sampler draws every trial (the wrapper still seeds it per trial).
     """
     import warnings
 
     from hpsearch.optimize.randomized import RandomizedShare, TrialSeededRandom
 
     def share(base: optuna.samplers.BaseSampler) -> optuna.samplers.BaseSampler:
-        return RandomizedShare(base, share=random_share, seed=seed) if random_share else base
+        # Share 0 keeps the wrapper (no trial drawn at random, not even the first ten) for
+        # its per-trial seeding of the base's generators: a resumed study draws anew.
+        return RandomizedShare(base, share=random_share, seed=seed,
+                               n_startup=10 if random_share else 0)
 
     samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
         "tpe": lambda: share(optuna.samplers.TPESampler(seed=seed, multivariate=True,

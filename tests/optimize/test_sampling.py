@@ -44,7 +44,8 @@ def test_randomized_trials_are_marked_and_drawn_independently_of_the_results() -
 
 
 def test_a_plain_share_of_zero_is_plain_tpe() -> None:
-    assert isinstance(make_sampler("tpe", 0, 0.0), optuna.samplers.TPESampler)
+    plain = make_sampler("tpe", 0, 0.0)  # wrapped only for its per-trial seeding
+    assert isinstance(plain, RandomizedShare) and not any(map(plain.is_randomized, range(50)))
     assert isinstance(make_sampler("tpe", 0, 0.2), RandomizedShare)
     assert isinstance(make_sampler("random", 0, 0.2), TrialSeededRandom)
 
