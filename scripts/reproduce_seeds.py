@@ -281,8 +281,9 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
                            "finished": 0}
     if study is None:
         return out
-    out["finished"] = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials) \
-        - len(repeated_draws(study.trials))  # the analysis leaves replayed configs out
+    out["replays"] = len(repeated_draws(study.trials))  # the analysis leaves them out
+    out["finished"] = sum(t.state.name in ("COMPLETE", "PRUNED")
+                          for t in study.trials) - out["replays"]
     if not out["finished"]:  # started, nothing finished yet: as if not started
         return out
     out["analysis"] = analyze(study).to_dict()
@@ -784,7 +785,9 @@ def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
     for name, ev in evs.items():
         if ev.get("analysis") is None:
             continue
-        lines += [f"### `{name}` ({ev['finished']} configs, "
+        replays = (f"; {ev['replays']} more replayed an earlier config and are left out"
+                   if ev.get("replays") else "")
+        lines += [f"### `{name}` ({ev['finished']} configs{replays}, "
                   f"{ev['study_seconds'] / 60:.1f} min of training stored)", ""]
         for a in ev["analysis"]["answers"]:
             if a["status"] != "not_sampled":
