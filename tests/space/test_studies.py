@@ -114,7 +114,7 @@ def test_seed_table_fixes_the_seeds_values_and_is_checked(tmp_path):
         with pytest.raises(ConfigError, match=words):
             parse_preset({**doc, "seed": seed}, name="x", source="x.toml")
     with pytest.raises(ConfigError, match="no \\[seed\\] table"):
-        load_preset("cnn_regularization").at_seed()
+        load_preset("full").at_seed()
 
 
 def test_reproduce_seeds_answers_dropout_over_training_from_verify(tmp_path):
