@@ -220,8 +220,8 @@ def best_table(best: Mapping[str, Any]) -> Table:
     if isinstance(bias, Mapping) and isinstance(bias.get("agreement"), list):
         rows.append(["batch norm: a bias before it (twins)",
                      f"{signed(bias.get('shift'))} pts with it{_paired(bias, 'paired twins')}"
-                     f"; the twins agree on {min(bias['agreement']):.2%} or more of the test "
-                     "predictions"])
+                     f"; the twins (this config with BN before the activation) agree on "
+                     f"{min(bias['agreement']):.2%} or more of the test predictions"])
     for key in ("dataset", "epochs", "retrain", "created"):
         if best.get(key) is not None:
             rows.append([key, best[key]])

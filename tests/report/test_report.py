@@ -195,7 +195,8 @@ def test_the_best_models_bn_answers_are_shown_with_their_intervals(tmp_path):
     for page in (report(db, fmt="md").text.replace("\\]", "]"),
                  report(db, out=tmp_path / "r.html", publish=False).text):
         assert ("-0.07 pts with it [-0.19, +0.11] (95%, 6 seeds, paired twins, p = 0.22); "
-                "the twins agree on 95.84% or more") in page
+                "the twins (this config with BN before the activation) agree on 95.84% or "
+                "more") in page
 
 
 # ---------------------------------------------------------------------------- CLI
