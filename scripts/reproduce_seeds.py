@@ -281,6 +281,7 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
                            "finished": 0}
     if study is None:
         return out
+    out["started"] = bool(study.trials)
     out["replays"] = len(repeated_draws(study.trials))  # the analysis leaves them out
     out["finished"] = sum(t.state.name in ("COMPLETE", "PRUNED")
                           for t in study.trials) - out["replays"]
@@ -354,7 +355,9 @@ def _remaining(ev: dict[str, Any], args: argparse.Namespace, what: str = "verify
     """Why the budget that would settle a row was not spent, and the command that spends it."""
     cmd = f"`python scripts/reproduce_seeds.py --presets {ev['preset']}` (resumes)"
     if ev.get("analysis") is None:
-        return (f"the study has not started ({args.trials} configs x {args.epochs} epochs on "
+        state = ("has started, and no config has finished yet" if ev.get("started")
+                 else "has not started")
+        return (f"the study {state} ({args.trials} configs x {args.epochs} epochs on "
                 f"{args.dataset} still to train: hours of CPU); {cmd}")
     if ev["finished"] < args.trials:
         left = args.trials - ev["finished"]
