@@ -593,12 +593,7 @@ def _best_row(row: dict[str, Any], c: Claim, ev: dict[str, Any],
             row["needed"] = (f"{BEST_SEEDS} seeds' models, each measured in both modes, for "
                              f"an interval (have {bn.get('n', 1)})")
             return row
-        lo, hi = bn["ci_low"], bn["ci_high"]
-        row["verdict"] += (f"; train mode {bn['shift']:+.2f} pts [{lo:+.2f}, {hi:+.2f}] "
-                           f"(95%, {bn['n']} seeds, each model in both modes, p={bn['p']:.2g})")
-        row["settled"] = settle([(lo, hi)], MIN_EFFECT)
-        if row["settled"] == schema.OPEN:
-            row["needed"] = "more seeds: the interval spans 0 and reaches past the margin"
+        _settle_paired(row, bn, "train mode", "each model in both modes, ")
     else:
         per = {k: v for k, v in (b.get("per_class") or {}).items() if v is not None}
         if per:
@@ -633,13 +628,19 @@ def _bias_row(row: dict[str, Any], ev: dict[str, Any],
     if b.get("ci_low") is None:
         row["needed"] = f"{BEST_SEEDS} seeds for an interval (have {b['n']})"
         return row
-    lo, hi = b["ci_low"], b["ci_high"]
-    row["verdict"] += (f"; with minus without {b['shift']:+.2f} pts [{lo:+.2f}, {hi:+.2f}] "
-                       f"(95%, {b['n']} seeds, p={b['p']:.2g})")
+    _settle_paired(row, b, "with minus without", "")
+    return row
+
+
+def _settle_paired(row: dict[str, Any], stats: dict[str, Any], what: str, how: str) -> None:
+    """A paired comparison's shift and interval added to the row's verdict, which it settles
+    (within the margin: equivalent; clear of 0: a difference; else open, for more seeds)."""
+    lo, hi = stats["ci_low"], stats["ci_high"]
+    row["verdict"] += (f"; {what} {stats['shift']:+.2f} pts [{lo:+.2f}, {hi:+.2f}] "
+                       f"(95%, {stats['n']} seeds, {how}p={stats['p']:.2g})")
     row["settled"] = settle([(lo, hi)], MIN_EFFECT)
     if row["settled"] == schema.OPEN:
         row["needed"] = "more seeds: the interval spans 0 and reaches past the margin"
-    return row
 
 
 def _fmt(e: dict[str, Any]) -> str:
