@@ -94,6 +94,23 @@ def test_reproduce_seeds_runs_end_to_end_on_digits(tmp_path):
     rows2 = json.loads((tmp_path / "again.json").read_text())
     assert [r["settled"] for r in rows2] == [r["settled"] for r in rows]
     assert rows2[1]["verdict"] == bn["verdict"] and rows2[3]["verdict"] == bias["verdict"]
+    # Measured on a trial that is no longer the best (the study went on): not shown as the
+    # best's; the rows say what would measure it again.
+    tuned = optuna.load_study(study_name="bn_placement",
+                              storage=f"sqlite:///{tmp_path / 'runs' / 'bn_placement-digits.db'}")
+    for key in ("best", "bias_twins"):
+        tuned.set_user_attr(key, {**tuned.user_attrs[key], "trial_number": 999})
+    stale = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "reproduce_seeds.py"), "--dataset", "digits",
+         "--trials", "2", "--epochs", "1", "--presets", "bn_placement", "--as-they-are",
+         "--work-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "stale.md")],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert stale.returncode == 0, stale.stderr[-3000:]
+    rows3 = json.loads((tmp_path / "stale.json").read_text())
+    for r in rows3[1:]:
+        assert r["settled"] == "open" and r["verdict"] is None, r
+    assert "--retrain --seeds 6" in rows3[1]["needed"]
+    assert "with and without a bias" in rows3[3]["needed"]
     assert rows2[0]["verify_best"]["estimate"] == row["verify_best"]["estimate"]
 
 
