@@ -205,6 +205,26 @@ def _config_minutes(study: Any) -> list[float]:
             and t.datetime_start and t.datetime_complete]
 
 
+def _wall_minutes_per_config(study: Any) -> float | None:
+    """Minutes of the study's running time (the union of its finished trials' spans, so
+    neither the gaps between sessions nor configs trained side by side count twice) per
+    finished config; None before one finished."""
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in study.trials
+                   if t.state.name in ("COMPLETE", "PRUNED")
+                   and t.datetime_start and t.datetime_complete)
+    if not spans:
+        return None
+    total, (start, end) = 0.0, spans[0]
+    for a, b in spans[1:]:
+        if a > end:
+            total += (end - start).total_seconds()
+            start, end = a, b
+        else:
+            end = max(end, b)
+    total += (end - start).total_seconds()
+    return total / 60 / len(spans)
+
+
 def _span(study: Any) -> float:
     """Seconds of training in the study's finished trials (0: no such study). Not the span
     from first start to last end: a study resumed across sessions has hours of gaps."""
@@ -285,6 +305,7 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
     out["replays"] = len(repeated_draws(study.trials))  # the analysis leaves them out
     out["finished"] = sum(t.state.name in ("COMPLETE", "PRUNED")
                           for t in study.trials) - out["replays"]
+    out["wall_minutes_per_config"] = _wall_minutes_per_config(study)
     if not out["finished"]:  # started, nothing finished yet: as if not started
         return out
     out["analysis"] = analyze(study).to_dict()
@@ -363,11 +384,13 @@ def _remaining(ev: dict[str, Any], args: argparse.Namespace, what: str = "verify
         left = args.trials - ev["finished"]
         took = ev.get("config_minutes") or [ev["study_seconds"] / ev["finished"] / 60]
         lo, hi = min(took), max(took)
-        cost = (f"a config that ran to the end took {lo:.0f} to {hi:.0f} min here (the "
-                f"least on a machine it had to itself), so {left * lo / 60:.0f} to "
-                f"{left * hi / 60:.0f} h of training remain"
-                if hi > 1.2 * lo else f"a config took about {lo:.0f} min here, so about "
-                f"{left * lo / 60:.0f} h of training remain")
+        each = (f"a config that ran to the end took {lo:.0f} to {hi:.0f} min here"
+                if hi > 1.2 * lo else f"a config took about {lo:.0f} min here")
+        # The pace of the study's own running time: configs trained side by side (--jobs)
+        # finish faster than one config's time says.
+        pace = ev.get("wall_minutes_per_config") or lo
+        cost = (f"{each}, and the study finished one every {pace:.0f} min of its running "
+                f"time, so about {left * pace / 60:.0f} h of training remain")
         return (f"the study stands at {ev['finished']} of {args.trials} configs ({cost}, "
                 f"less where pruning stops a config early, and its verify after it): the "
                 f"runs stopped when their "
