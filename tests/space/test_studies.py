@@ -111,6 +111,17 @@ def test_reproduce_seeds_runs_end_to_end_on_digits(tmp_path):
         assert r["settled"] == "open" and r["verdict"] is None, r
     assert "--retrain --seeds 6" in rows3[1]["needed"]
     assert "with and without a bias" in rows3[3]["needed"]
+    # Read against a larger budget, the study is unfinished: the hours left come from its
+    # own pace (its running time per finished config).
+    short = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "reproduce_seeds.py"), "--dataset", "digits",
+         "--trials", "5", "--epochs", "1", "--presets", "bn_placement", "--as-they-are",
+         "--work-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "short.md")],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert short.returncode == 0, short.stderr[-3000:]
+    needed = json.loads((tmp_path / "short.json").read_text())[3]["needed"]  # the bias row
+    assert "the study stands at 2 of 5 configs" in needed, needed
+    assert "and the study finished one every" in needed and "h of training remain" in needed
     assert rows2[0]["verify_best"]["estimate"] == row["verify_best"]["estimate"]
 
 
