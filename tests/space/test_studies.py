@@ -85,13 +85,7 @@ def test_reproduce_seeds_runs_end_to_end_on_digits(tmp_path):
     if row["settled"] == "open":
         assert row["needed"], "an open row says what would settle it"
     # The page again from the stored evidence alone: the same rows, no training.
-    again = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "reproduce_seeds.py"), "--dataset", "digits",
-         "--trials", "2", "--epochs", "1", "--presets", "bn_placement", "--as-they-are",
-         "--work-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "again.md")],
-        capture_output=True, text=True, timeout=300, check=False)
-    assert again.returncode == 0, again.stderr[-3000:]
-    rows2 = json.loads((tmp_path / "again.json").read_text())
+    rows2 = _as_they_are(tmp_path, "again", 2)
     assert [r["settled"] for r in rows2] == [r["settled"] for r in rows]
     assert rows2[1]["verdict"] == bn["verdict"] and rows2[3]["verdict"] == bias["verdict"]
     # Measured on a trial that is no longer the best (the study went on): not shown as the
@@ -100,29 +94,30 @@ def test_reproduce_seeds_runs_end_to_end_on_digits(tmp_path):
                               storage=f"sqlite:///{tmp_path / 'runs' / 'bn_placement-digits.db'}")
     for key in ("best", "bias_twins"):
         tuned.set_user_attr(key, {**tuned.user_attrs[key], "trial_number": 999})
-    stale = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "reproduce_seeds.py"), "--dataset", "digits",
-         "--trials", "2", "--epochs", "1", "--presets", "bn_placement", "--as-they-are",
-         "--work-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "stale.md")],
-        capture_output=True, text=True, timeout=300, check=False)
-    assert stale.returncode == 0, stale.stderr[-3000:]
-    rows3 = json.loads((tmp_path / "stale.json").read_text())
+    rows3 = _as_they_are(tmp_path, "stale", 2)
     for r in rows3[1:]:
         assert r["settled"] == "open" and r["verdict"] is None, r
     assert "--retrain --seeds 6" in rows3[1]["needed"]
     assert "with and without a bias" in rows3[3]["needed"]
     # Read against a larger budget, the study is unfinished: the hours left come from its
     # own pace (its running time per finished config).
-    short = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "reproduce_seeds.py"), "--dataset", "digits",
-         "--trials", "5", "--epochs", "1", "--presets", "bn_placement", "--as-they-are",
-         "--work-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "short.md")],
-        capture_output=True, text=True, timeout=300, check=False)
-    assert short.returncode == 0, short.stderr[-3000:]
-    needed = json.loads((tmp_path / "short.json").read_text())[3]["needed"]  # the bias row
+    needed = _as_they_are(tmp_path, "short", 5)[3]["needed"]  # the bias row
     assert "the study stands at 2 of 5 configs" in needed, needed
     assert "and the study finished one every" in needed and "h of training remain" in needed
     assert rows2[0]["verify_best"]["estimate"] == row["verify_best"]["estimate"]
+
+
+def _as_they_are(tmp_path, name: str, trials: int) -> list[dict]:
+    """The digits page of bn_placement again from the stored evidence alone (no training),
+    against a budget of ``trials`` configs: its rows."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "reproduce_seeds.py"), "--dataset", "digits",
+         "--trials", str(trials), "--epochs", "1", "--presets", "bn_placement",
+         "--as-they-are", "--work-dir", str(tmp_path / "runs"),
+         "--out", str(tmp_path / f"{name}.md")],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((tmp_path / f"{name}.json").read_text())
 
 
 def test_seed_table_fixes_the_seeds_values_and_is_checked(tmp_path):
