@@ -10,6 +10,7 @@ the trial, stop the ``--jobs`` workers, one message) covers both.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,16 +64,26 @@ def stop_signals() -> Iterator[None]:
         _State.delivered = exc
         raise exc
 
+    def unraisable(info: Any) -> None:
+        # A stop signal raised inside a weakref callback or finalizer cannot propagate:
+        # Python reports it as "Exception ignored in ..." with a traceback, and check()
+        # raises it again where it can. The person sees the one stop message, not that.
+        if info.exc_value is not None and info.exc_value is _State.delivered:
+            return
+        hook_before(info)
+
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     for s, handler in previous.items():
         if handler is not signal.SIG_IGN:
             signal.signal(s, on_signal)
+    hook_before, sys.unraisablehook = sys.unraisablehook, unraisable
     _State.defer, _State.pending, _State.delivered = 0, None, None
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        sys.unraisablehook = hook_before
 
 
 @contextmanager

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
+import weakref
 
 import pytest
 
 from hpsearch.optimize.lockstep import Lockstep
-from hpsearch.optimize.signals import Terminated, interruptible, stop_signals
+from hpsearch.optimize.signals import Terminated, check, interruptible, stop_signals
 
 
 def _arms(started: threading.Event, ended: list[str], cleanup: float = 0.0):
@@ -82,3 +84,29 @@ def test_an_interrupted_run_waits_for_the_arm_that_is_still_letting_go(handler: 
             Lockstep(arms, lambda e, m: False).run()
     assert ended == ["a"], "run() went on while an arm was still letting go"
     assert _new_threads(before) == []
+
+
+def test_a_stop_signal_inside_a_weakref_callback_is_raised_again_without_a_traceback(
+        capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Garbage collection runs weakref callbacks (SQLAlchemy's among them) at any allocation;
+    a stop signal that lands in one cannot propagate, and Python printed "Exception ignored
+    in ..." with a traceback (seen in CI). check() raises it again; nothing else is shown."""
+    class Owner:
+        pass
+
+    def callback(ref: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(10_000):  # the handler runs here, inside the callback
+            pass
+
+    # Python's own hook, as a user's process has (pytest's collects these instead)
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)
+    with pytest.raises(Terminated), stop_signals():
+        owner = Owner()
+        ref = weakref.ref(owner, callback)
+        del owner  # the callback runs, the signal's Terminated is swallowed ...
+        assert ref() is None
+        check()  # ... and raised again here
+    err = capfd.readouterr().err
+    assert "Exception ignored" not in err and "Traceback" not in err, err
+    assert sys.unraisablehook is sys.__unraisablehook__  # restored on the way out
