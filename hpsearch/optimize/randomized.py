@@ -26,6 +26,13 @@ from hpsearch import schema
 from hpsearch.optuna_private import seed_for_trial, set_trial_user_attr
 
 
+def trial_seeds(seed: int, number: int, salt: int, *, n: int = 1) -> list[int]:
+    """``n`` seeds for one trial's draws, from the study's seed, the trial number and a
+    ``salt`` (which draws they are for): no two trials or uses share them."""
+    key = np.random.SeedSequence([seed % 2**32, number, salt])
+    return [int(x) for x in key.generate_state(n)]
+
+
 class TrialSeededRandom(BaseSampler):
     """Independent uniform draws that depend only on the seed, the trial number and the param.
 
@@ -50,8 +57,7 @@ class TrialSeededRandom(BaseSampler):
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        key = [self._seed % 2**32, trial.number, zlib.crc32(param_name.encode())]
-        seed = int(np.random.SeedSequence(key).generate_state(1)[0])
+        (seed,) = trial_seeds(self._seed, trial.number, zlib.crc32(param_name.encode()))
         # A fresh RandomSampler per draw: Optuna's own uniform draw for every distribution
         # (log, step, int, categorical), from a generator no other trial or param shares.
         return RandomSampler(seed=seed).sample_independent(study, trial, param_name,
@@ -98,8 +104,7 @@ class RandomizedShare(BaseSampler):
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         # The base's own generators too (TPE's startup draws and candidates, GP's, CMA-ES's),
         # for the same reason as TrialSeededRandom.
-        key = np.random.SeedSequence([self._seed % 2**32, trial.number, 0x7BE])
-        seed_for_trial(self._base, [int(x) for x in key.generate_state(2)])
+        seed_for_trial(self._base, trial_seeds(self._seed, trial.number, 0x7BE, n=2))
         self._base.before_trial(study, trial)
         if self.is_randomized(trial.number):
             # Optuna's own samplers record per-trial facts through the storage like this.
