@@ -124,12 +124,10 @@ def _twins(cfg: TrialConfig, data: DeviceData, seed: int, epochs: int, patience:
 
     def with_bias(c: TrialConfig, shape: tuple[int, int, int], n: int) -> nn.Module:
         model = build_model(c, shape, n)
-        added = add_bias_before_bn(model, torch.Generator().manual_seed(seed))
-        for m in model.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)) and any(m.bias is b for b in added):
-                m.weight.register_hook(track("weight"))
-        for b in added:
-            b.register_hook(track("bias"))
+        for layer in add_bias_before_bn(model, torch.Generator().manual_seed(seed)):
+            assert layer.bias is not None  # it was just given one
+            layer.weight.register_hook(track("weight"))
+            layer.bias.register_hook(track("bias"))
         return model
 
     plain = train(cfg, data, epochs=epochs, patience=patience, seed=seed)

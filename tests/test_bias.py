@@ -50,7 +50,7 @@ def test_a_bias_that_is_not_cancelled_is_seen(study_db: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The measurement can fail: with the BN layers taken out the bias is a real parameter,
     and its gradient is the size of its layer's weight's."""
-    def without_bn(model: nn.Module, generator: torch.Generator) -> list[nn.Parameter]:
+    def without_bn(model: nn.Module, generator: torch.Generator) -> list[nn.Module]:
         added = add_bias_before_bn(model, generator)
         for i, m in enumerate(model):
             if isinstance(m, nn.BatchNorm1d):

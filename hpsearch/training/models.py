@@ -149,18 +149,19 @@ def _has_bias(cfg: TrialConfig) -> bool:
     return cfg.batch_norm != "before"
 
 
-def add_bias_before_bn(model: nn.Module, generator: torch.Generator) -> list[nn.Parameter]:
+def add_bias_before_bn(model: nn.Module, generator: torch.Generator,
+                       ) -> list[nn.Linear | nn.Conv2d]:
     """Give every Linear or Conv layer that feeds a batch norm the bias it was built without.
 
     For seed 002's "a layer followed by BN needs no bias", tested rather than assumed
     (:mod:`hpsearch.bias`). The biases are PyTorch's default init, uniform in
     ``+-1/sqrt(fan_in)``, drawn from ``generator``: the global RNG is untouched, so a model
     built by ``build_model`` right after ``torch.manual_seed(s)`` and then given biases has
-    the same weights, dropout masks and batches as its twin without them. Returns the new
-    biases, in layer order; a model with no such layer is a ``ValueError``.
+    the same weights, dropout masks and batches as its twin without them. Returns the layers
+    given a bias, in order; a model with no such layer is a ``ValueError``.
     """
     modules = list(model.modules())
-    added = []
+    added: list[nn.Linear | nn.Conv2d] = []
     for layer, after in zip(modules, modules[1:], strict=False):
         if isinstance(layer, WEIGHT_LAYERS) and layer.bias is None \
                 and isinstance(after, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -168,7 +169,7 @@ def add_bias_before_bn(model: nn.Module, generator: torch.Generator) -> list[nn.
             bound = 1 / fan_in ** 0.5
             values = torch.empty(layer.weight.shape[0], device=layer.weight.device)
             layer.bias = nn.Parameter(values.uniform_(-bound, bound, generator=generator))
-            added.append(layer.bias)
+            added.append(layer)
     if not added:
         raise ValueError("no Linear or Conv layer without a bias feeds a batch norm here "
                          "(batch_norm must be 'before')")

@@ -134,12 +134,12 @@ def test_add_bias_before_bn_leaves_weights_and_the_global_rng_alone(model_name: 
     added = add_bias_before_bn(twin, torch.Generator().manual_seed(0))
     assert torch.equal(torch.rand(1), after_plain)  # the batches and masks to come: the same
     hidden = [m for m in twin if isinstance(m, WEIGHT_LAYERS)][:-1]
-    assert [m.bias for m in hidden] == added and len(added) == len(hidden)
+    assert added == hidden and all(m.bias is not None for m in added)
     for m in hidden:  # PyTorch's default: uniform in +-1/sqrt(fan_in), not all zero
         bound = 1 / math.sqrt(m.weight[0].numel())
         assert 0 < m.bias.abs().max() <= bound
     assert sum(p.numel() for p in twin.parameters()) == \
-        sum(p.numel() for p in plain.parameters()) + sum(b.numel() for b in added)
+        sum(p.numel() for p in plain.parameters()) + sum(m.bias.numel() for m in added)
     twin_state, plain_state = twin.state_dict(), plain.state_dict()
     for name, value in plain_state.items():
         assert torch.equal(value, twin_state[name]), name
