@@ -301,10 +301,11 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
                            "finished": 0}
     if study is None:
         return out
-    out["started"] = bool(study.trials)
-    out["replays"] = len(repeated_draws(study.trials))  # the analysis leaves them out
+    trials = study.get_trials(deepcopy=False)  # read once (study.trials copies them all)
+    out["started"] = bool(trials)
+    out["replays"] = len(repeated_draws(trials))  # the analysis leaves them out
     out["finished"] = sum(t.state.name in ("COMPLETE", "PRUNED")
-                          for t in study.trials) - out["replays"]
+                          for t in trials) - out["replays"]
     out["wall_minutes_per_config"] = _wall_minutes_per_config(study)
     if not out["finished"]:  # started, nothing finished yet: as if not started
         return out
