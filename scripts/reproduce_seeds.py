@@ -65,6 +65,11 @@ class Claim:
     epoch and at the end), "best" (``hpsearch best --retrain``: ``part`` is ``bn_modes`` or
     ``per_class``), "bias" (the best config with and without a bias before each BN, trained
     as twins: :mod:`hpsearch.bias`; hpsearch builds those layers without one).
+
+    ``at``: the config whose verify answers a "question" claim. "best" (the tuned best; the
+    study's answer where it is open); "seed" for a claim about a value only the seed's config
+    has (weight decay 0.1: the study samples the strength, so neither it nor the tuned best
+    tests 0.1).
     """
 
     seed: str
@@ -73,6 +78,7 @@ class Claim:
     kind: str
     id: str = ""
     part: str = ""
+    at: str = "best"
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -97,7 +103,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("003", "dropout goes well with ReLU (and not with sigmoid)", "dropout_activation",
           "interaction", "dropout_x_activation"),
     Claim("004", "weight_decay = 0.1 destroyed accuracy", "cnn_regularization", "question",
-          "weight_penalty"),
+          "weight_penalty", at="seed"),
     Claim("004", "He init for ReLU", "cnn_regularization", "interaction", "init_x_activation"),
     Claim("004", "schedulers compared", "cnn_regularization", "question", "scheduler"),
     Claim("004", "optimizers compared", "cnn_regularization", "question", "optimizer"),
@@ -248,7 +254,8 @@ def _verified(storage: str, study_name: str, question: str,
     if args.no_new_verify or args.as_they_are:
         return stored
     ran = verify(storage, question, seeds=args.seeds, study_name=study_name,
-                 epochs=args.epochs, device=args.device).question_dict(question)
+                 epochs=args.epochs, device=args.device,
+                 jobs=args.jobs).question_dict(question)
     # verify keeps the stored answer when this run's family or seeds are smaller (an answer
     # from 24 seeds is not replaced by one from 16): the page shows what the study holds.
     return study.user_attrs.get(schema.verify_key(question)) or ran
@@ -277,7 +284,8 @@ def _verified_over_epochs(storage: str, study_name: str, question: str,
     got: dict[str, Any] = {}
     for part, epochs in parts:
         got[part] = verify(storage, question, seeds=args.seeds, study_name=study_name,
-                           epochs=epochs, device=args.device).question_dict(question)
+                           epochs=epochs, device=args.device,
+                           jobs=args.jobs).question_dict(question)
     study.set_user_attr(key, got)
     return got
 
@@ -307,6 +315,8 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
     out["finished"] = sum(t.state.name in ("COMPLETE", "PRUNED")
                           for t in trials) - out["replays"]
     out["wall_minutes_per_config"] = _wall_minutes_per_config(study)
+    out["minutes_per_training"] = _minutes_per_training(name, out["config_minutes"])
+    out["verify_plans"] = {}
     if not out["finished"]:  # started, nothing finished yet: as if not started
         return out
     out["analysis"] = analyze(study).to_dict()
@@ -315,9 +325,13 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     for c in (c for c in CLAIMS if c.preset == name):
         if c.kind in ("question", "interaction"):
-            out["verify"][c.id] = _verified(storage, name, c.id, args)
-            if c.kind == "question" and out["seed_study"]:
-                out["verify_seed"][c.id] = _verified(storage, f"{name}-seed", c.id, args)
+            # The config that answers the claim first: a session's CPU goes to it.
+            at = ["best"] + (["seed"] if c.kind == "question" and out["seed_study"] else [])
+            for where in sorted(at, key=lambda w: w != c.at):
+                of = name if where == "best" else f"{name}-seed"
+                out["verify_plans"].setdefault(c.id, {})[where] = _planned(storage, of, c.id)
+                out["verify" if where == "best" else "verify_seed"][c.id] = _verified(
+                    storage, of, c.id, args)
         if c.kind == "over_epochs":
             out["over_epochs"][c.id] = _verified_over_epochs(storage, name, c.id, args)
         if c.kind == "best" and out["best"] is None:
@@ -332,6 +346,31 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
                                          device=args.device, data_dir=args.data_dir)
     out["verify_seconds"] = time.perf_counter() - t0
     return out
+
+
+def _planned(storage: str, study_name: str, question: str) -> tuple[int, int, int] | None:
+    """What verify of ``question`` at the study's best would train: (twins, seeds at its
+    first look, seeds at most); None where it has nothing to compare."""
+    from hpsearch.errors import ConfigError
+    from hpsearch.verify import planned_trainings
+
+    study = _study(storage, study_name)
+    try:
+        return None if study is None else planned_trainings(study, question)
+    except ConfigError:
+        return None
+
+
+def _minutes_per_training(name: str, config_minutes: list[float]) -> float | None:
+    """One training's minutes here: a config that ran to the end trained one arm per choice
+    of the preset's question (the paired design)."""
+    from hpsearch.space import QUESTION_BY_ID, load_preset
+
+    if not config_minutes:
+        return None
+    question = QUESTION_BY_ID.get(load_preset(name).question or "")
+    arms = (len(load_preset(name).param(question.param).choices) or 2) if question else 1
+    return float(np.median(config_minutes)) / arms
 
 
 def _of_best(study: Any, stored: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -373,8 +412,10 @@ def _verify_summary(v: dict[str, Any] | None) -> dict[str, Any] | None:
                      for r in rows]}
 
 
-def _remaining(ev: dict[str, Any], args: argparse.Namespace, what: str = "verify") -> str:
-    """Why the budget that would settle a row was not spent, and the command that spends it."""
+def _remaining(ev: dict[str, Any], args: argparse.Namespace, what: str = "verify",
+               cost: str = "") -> str:
+    """Why the budget that would settle a row was not spent (``cost``: what it is, where
+    known), and the command that spends it."""
     cmd = f"`python scripts/reproduce_seeds.py --presets {ev['preset']}` (resumes)"
     if ev.get("analysis") is None:
         state = ("has started, and no config has finished yet" if ev.get("started")
@@ -396,8 +437,8 @@ def _remaining(ev: dict[str, Any], args: argparse.Namespace, what: str = "verify
                 f"less where pruning stops a config early, and its verify after it): the "
                 f"runs stopped when their "
                 f"sessions' time ran out; {cmd}")
-    return (f"the study is complete; {what} has not run on it yet (the CPU went to the "
-            f"studies first); {cmd}")
+    return (f"the study is complete; {what} has not run on it yet"
+            + (f" ({cost})" if cost else "") + f": the CPU went to the studies first; {cmd}")
 
 
 def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -420,25 +461,59 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
         return _over_epochs_row(row, a, ev, args)
     row["verify_best"] = _verify_summary(ev["verify"].get(c.id))
     row["verify_seed"] = _verify_summary(ev["verify_seed"].get(c.id))
-    chosen = row["verify_best"] if row["verify_best"] and \
-        row["verify_best"]["settled"] != "open" else None
+    key = VERIFY_AT[c.at]
+    chosen = row[key] if row[key] and row[key]["settled"] != "open" else None
     if chosen:
-        row.update(settled=chosen["settled"], source="verify at the tuned best")
-    elif row["study"] and row["study"]["settled"] != "open":
+        row.update(settled=chosen["settled"], source=f"verify at {WHERE[c.at]}")
+    elif c.at == "best" and row["study"] and row["study"]["settled"] != "open":
         row.update(settled=row["study"]["settled"], source="study" + _against(
             (a or {}).get("headline_winner"), row))
     if row["settled"] == "open":
-        needed = (a or {}).get("needed") or ""
-        ran = row["verify_best"] and (row["verify_seed"] or not ev["seed_study"]
-                                      or c.kind == "interaction")  # no seed-config twins
-        row["needed"] = "; ".join(x for x in (needed, _ran_out(ev, c.id) if ran
-                                              else _remaining(ev, args)) if x)
+        needed = (a or {}).get("needed") or "" if c.at == "best" else (
+            f"the claim is about the seed's own value ({_seed_values(c.preset)}), which only "
+            "verify at the seed's config trains (the study samples it)")
+        wanted = [VERIFY_AT[c.at]] + (["verify_seed"] if c.at == "best" and ev["seed_study"]
+                                      and c.kind == "question" else [])  # seed-config twins
+        ran = all(row[k] for k in wanted)
+        row["needed"] = "; ".join(x for x in (needed, _ran_out(ev, c.id, key) if ran
+                                              else _remaining(ev, args, cost=_cost(ev, c)))
+                                  if x)
     return row
 
 
-def _ran_out(ev: dict[str, Any], question: str) -> str:
+VERIFY_AT = {"best": "verify_best", "seed": "verify_seed"}  # a claim's config: its row key
+WHERE = {"best": "the tuned best", "seed": "the seed's config"}
+
+
+def _seed_values(preset: str) -> str:
+    from hpsearch.space import load_preset
+
+    seed = load_preset(preset).seed
+    return ", ".join(f"{k}={param_value(k, v)}" for k, v in seed.items())
+
+
+def _cost(ev: dict[str, Any], c: Claim) -> str:
+    """The trainings verify of a claim's question still needs at each config it runs at,
+    and their CPU time at the study's own pace (a config trains one arm per choice)."""
+    plans = ev.get("verify_plans", {}).get(c.id) or {}
+    per = ev.get("minutes_per_training")
+    parts = []
+    if c.at == "seed" and not ev.get("seed_study"):
+        parts.append(f"at the seed's config, once its study (`{c.preset}-seed`: the one "
+                     "config trained under each choice) has run")
+    for where in sorted((w for w in plans if plans[w]), key=lambda w: w != c.at):
+        twins, first, most = plans[where]
+        lo, hi = twins * first, twins * most
+        time = (f", about {lo * per / 60:.0f} to {hi * per / 60:.0f} h of one core at "
+                f"{per:.0f} min a training" if per else "")
+        parts.append(f"at {WHERE[where]} {twins} twins x {first} to {most} seeds = {lo} to "
+                     f"{hi} trainings{time}")
+    return "verify " + "; ".join(parts) if parts else ""
+
+
+def _ran_out(ev: dict[str, Any], question: str, key: str = "verify_best") -> str:
     """An open verify: its seeds ran out, and what verify says would settle it."""
-    v = ev["verify"].get(question) or {}
+    v = ev["verify" if key == "verify_best" else "verify_seed"].get(question) or {}
     top = max(v.get("rows") or [{}], key=lambda r: abs(r.get("shift") or 0.0))
     said = f"verify's {v['seeds']} seeds" if v.get("seeds") else "verify's seeds"
     said += " ran out before it settled"
@@ -790,7 +865,9 @@ def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
         "test set, seeds added in looks until the answer is settled. The two can differ "
         "and both be right: ReLU can beat sigmoid on average over learning rates and "
         "optimizers, and not at the tuned config. The **answer** is verify's at the tuned "
-        "best where it settled, else the study's. verify calls twins *equivalent* only "
+        "best where it settled, else the study's; a claim about a value only the seed's "
+        "config has (weight decay 0.1) is answered by verify at the seed's config alone. "
+        "verify calls twins *equivalent* only "
         "when their interval lies within +-0.5 pts and the failure rates to learn are "
         "bounded within +-5 pts too, which takes about 100 seeds; with fewer, a comparison "
         "that is within 0.5 pts on accuracy stays open and says so.",

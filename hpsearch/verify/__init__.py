@@ -8,6 +8,6 @@
 """
 
 from hpsearch.verify.result import VerifyResult, VerifyRow
-from hpsearch.verify.run import verify
+from hpsearch.verify.run import planned_trainings, verify
 
-__all__ = ["VerifyResult", "VerifyRow", "verify"]
+__all__ = ["VerifyResult", "VerifyRow", "planned_trainings", "verify"]

@@ -135,6 +135,43 @@ def _plan(q: Question, trials: list[FrozenTrial], prov: Mapping[str, Any],
     return plans
 
 
+def _comparisons(questions: Sequence[Question], inters: Sequence[Interaction],
+                 trials: list[FrozenTrial], prov: Mapping[str, Any],
+                 own: Callable[[Question], Any] | None = None,
+                 ) -> tuple[list[_Row], list[_IRow]]:
+    """verify's comparisons at ``trials``: a row per alternative twin of each question
+    (``own``: the plan of a user's objective's question) and per factorial contrast of
+    each interaction."""
+    plans = ((q, own(q) if own else _plan(q, trials, prov)) for q in questions)
+    rows: list[_Row] = [(q, n, rank, value, base, alt) for q, plan in plans
+                        for n, rank, value, base, alts in plan for alt in alts]
+    irows: list[_IRow] = [(x, t.number, rank, a, b, cells) for x in inters
+                          for rank, t in enumerate(trials)
+                          for a, b, cells in factorial_cells(x.params, trial_config(t), prov)]
+    return rows, irows
+
+
+def planned_trainings(study: Any, question: str, *, top_k: int = 1,
+                      alpha: float = ALPHA) -> tuple[int, int, int]:
+    """What ``verify(question=...)`` of one built-in question or interaction would train at
+    the study's top-``top_k``, before it trains anything: ``(twins, first, most)``, each
+    twin trained once per seed, ``first`` seeds at its first look (where it stops if every
+    seed agrees) and ``most`` by default."""
+    trials = complete_trials(study)[:top_k]
+    prov = schema.provenance(study) or {}
+    rows, irows = _comparisons(
+        [QUESTION_BY_ID[question]] if question in QUESTION_BY_ID else [],
+        [INTERACTION_BY_ID[question]] if question in INTERACTION_BY_ID else [], trials, prov)
+    terms = [_terms(r) for r in rows] + [_cell_terms(r[5]) for r in irows]
+    if not terms:
+        raise ConfigError(f"verify of {question!r} has nothing to compare in study "
+                          f"{study.study_name!r}")
+    family = len(terms)
+    most = default_seeds(family, alpha)
+    return (len({cfg for t in terms for cfg, _ in t}),
+            plan_looks(most, alpha / family).looks[0], most)
+
+
 def sampled_questions(trials: Sequence[FrozenTrial]) -> list[Question]:
     """The questions whose param the study's trials sampled (not fixed by a preset)."""
     sampled = {p for t in trials for p in t.params}
@@ -209,13 +246,8 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
     settings = (own_settings(study) if loaded
                 else study_settings(study, epochs=epochs, data_dir=data_dir, dataset=dataset))
     prov = schema.provenance(study) or {}
-    plans = ((q, own_plan(q, trials, study) if loaded else _plan(q, trials, prov))
-             for q in questions)
-    rows: list[_Row] = [(q, n, rank, own, base, alt) for q, plan in plans
-                        for n, rank, own, base, alts in plan for alt in alts]
-    irows: list[_IRow] = [(x, t.number, rank, a, b, cells) for x in inters
-                          for rank, t in enumerate(trials)
-                          for a, b, cells in factorial_cells(x.params, trial_config(t), prov)]
+    rows, irows = _comparisons(questions, inters, trials, prov,
+                               (lambda q: own_plan(q, trials, study)) if loaded else None)
     terms = [_terms(r) for r in rows] + [_cell_terms(r[5]) for r in irows]
     labels = {cfg: f"#{n} {q.param}={value}" for q, n, _, _, *tw in rows for value, cfg in tw}
     labels.update({cfg: f"#{n} {x.params[0]}={a[i]} {x.params[1]}={b[j]}"

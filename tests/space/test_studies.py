@@ -166,3 +166,52 @@ def test_reproduce_seeds_answers_dropout_over_training_from_verify(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     rows2 = {r["id"]: r for r in json.loads((tmp_path / "again.json").read_text())}
     assert rows2["dropout"]["verdict"] == row["verdict"]
+
+
+def _seeds_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reproduce_seeds",
+                                                  ROOT / "scripts" / "reproduce_seeds.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _verified(settled: str, shift: float, lo: float, hi: float) -> dict:
+    row = {"settled": settled, "shift": shift, "ci_low": lo, "ci_high": hi, "n": 10,
+           "ci_level": 0.95, "baseline": "none", "alternative": "l2"}
+    return {"settled": settled, "seeds": 10, "margin": 0.5, "rows": [row]}
+
+
+def test_a_claim_about_the_seeds_own_value_is_answered_at_the_seeds_config():
+    """004's "weight decay 0.1 destroyed accuracy": the study samples the strength and the
+    tuned best has its own, so only verify at the seed's config (l2=0.1) answers it; the
+    study's and the tuned best's differences are shown beside it, not taken for it."""
+    rs = _seeds_script()
+    [claim] = [c for c in rs.CLAIMS if c.id == "weight_penalty"]
+    assert claim.at == "seed"
+    args = rs.parse_args([])
+    ev = {"preset": "cnn_regularization", "storage": "s.db", "seed_study": True,
+          "finished": 24, "study_seconds": 60.0, "config_minutes": [16.0],
+          "minutes_per_training": 4.0,
+          "analysis": {"answers": [{"question": "weight_penalty", "settled": "difference",
+                                    "verdict": "matters: l2 > none", "status": "answered"}],
+                       "interactions": []},
+          "verify": {"weight_penalty": _verified("difference", 1.0, 0.5, 1.5)},
+          "verify_seed": {}, "verify_plans": {"weight_penalty": {"seed": (4, 9, 18),
+                                                                 "best": (4, 9, 18)}}}
+    row = rs.claim_row(claim, ev, args)
+    assert row["settled"] == "open" and row["verify_best"]["settled"] == "difference"
+    assert "the seed's own value (l2=0.1)" in row["needed"]
+    assert "at the seed's config 4 twins x 9 to 18 seeds = 36 to 72 trainings" in row["needed"]
+    assert row["needed"].index("the seed's config 4 twins") < row["needed"].index("tuned best")
+    ev["verify_seed"] = {"weight_penalty": _verified("difference", -60.0, -70.0, -50.0)}
+    row = rs.claim_row(claim, ev, args)
+    assert (row["settled"], row["source"]) == ("difference", "verify at the seed's config")
+    # A claim about the tuned config still falls back on the study's settled answer.
+    [other] = [c for c in rs.CLAIMS if c.id == "augmentation"]
+    ev["analysis"]["answers"].append({"question": "augmentation", "settled": "equivalent",
+                                      "verdict": "no difference", "status": "answered"})
+    assert rs.claim_row(other, ev, args)["settled"] == "equivalent"

@@ -83,7 +83,9 @@ def test_verify_dropout_x_activation_end_to_end(tmp_path, monkeypatch):
     from hpsearch.optimize import optimize
     from hpsearch.settings import Settings
     from hpsearch.space.presets import Preset
-    from hpsearch.verify import verify
+    from hpsearch.storage.open import load_study
+    from hpsearch.verify import planned_trainings, verify
+    from hpsearch.verify.run import default_seeds
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     db = str(tmp_path / "s.db")
@@ -98,6 +100,8 @@ def test_verify_dropout_x_activation_end_to_end(tmp_path, monkeypatch):
     assert row.kind == "interaction" and row.params == ("dropout", "activation")
     assert row.settled in ("difference", "equivalent", "open")
     assert len(row.cells) == 4 and 0 < result.trainings <= result.trainings_fixed == 32
+    twins, first, most = planned_trainings(load_study(db), "dropout_x_activation")
+    assert twins == 4 and most == default_seeds(1) and 1 < first < most  # known beforehand
     d = result.question_dict("dropout_x_activation")
     assert d["kind"] == "interaction" and d["rows"][0]["kind"] == "interaction"
     assert d["rows"][0]["label"].startswith("effect of dropout (")

@@ -12,6 +12,7 @@ from support.studies import trained_study
 
 from hpsearch import schema
 from hpsearch.analysis.seeds.paired import paired_stats, seeds_needed
+from hpsearch.analysis.seeds.sequential import plan_looks
 from hpsearch.analysis.stats import holm
 from hpsearch.cli import main
 from hpsearch.errors import ConfigError, StudyError
@@ -21,7 +22,7 @@ from hpsearch.storage.open import load_study
 from hpsearch.training.datasets import load_dataset
 from hpsearch.training.device_data import DeviceData
 from hpsearch.training.loop import evaluate, train
-from hpsearch.verify import verify
+from hpsearch.verify import planned_trainings, verify
 from hpsearch.verify.run import default_seeds
 from hpsearch.verify.store import COMPANION, stored_trainings
 from hpsearch.verify.twins import make_twin, twin_values
@@ -146,6 +147,15 @@ def test_verify_bn_placement_end_to_end(study_db, bn_result):
     assert srow["settled"] == stored["settled"]
     assert stored["trainings"] == stored["trainings_fixed"] == 12  # one look: the fixed plan
     assert stored["dataset"] == "digits" and stored["epochs"] == 2
+
+
+def test_planned_trainings_are_what_verify_trains(study_db, bn_result):
+    """The trainings a verify needs, known before it trains (what the findings page says
+    an open row would cost): its twins, the seeds of its first look and its cap."""
+    twins, first, most = planned_trainings(load_study(study_db), "bn_placement")
+    assert twins * len(bn_result.seeds) == bn_result.trainings_fixed
+    assert most == default_seeds(1)
+    assert first == plan_looks(most, 0.05).looks[0] < most
 
 
 def test_pairing_is_real(study_db, bn_result):
