@@ -321,7 +321,9 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
         return out
     out["analysis"] = analyze(study).to_dict()
     out["chance"] = study.user_attrs.get(schema.CHANCE)  # what "never learned" means here
-    out["seed_study"] = _study(storage, f"{name}-seed") is not None
+    seed = _study(storage, f"{name}-seed")
+    out["seed_study"] = seed is not None
+    out["seed_config"] = _seed_config(name, seed)
     t0 = time.perf_counter()
     for c in (c for c in CLAIMS if c.preset == name):
         if c.kind in ("question", "interaction"):
@@ -346,6 +348,24 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
                                          device=args.device, data_dir=args.data_dir)
     out["verify_seconds"] = time.perf_counter() - t0
     return out
+
+
+def _seed_config(name: str, seed: Any) -> dict[str, Any] | None:
+    """The seed's config as trained: the preset's ``[seed]`` values and what its study drew
+    once from the rest of the preset's space (the seed does not say), the question's param
+    left out (trained under each choice)."""
+    from hpsearch.space import QUESTION_BY_ID, load_preset
+
+    trial = next((t for t in seed.get_trials(deepcopy=False)
+                  if t.state.name == "COMPLETE"), None) if seed is not None else None
+    if trial is None:
+        return None
+    preset = load_preset(name)
+    question = QUESTION_BY_ID.get(preset.question or "")
+    return {"trial": trial.number,
+            "seed": {k: param_value(k, v) for k, v in preset.seed.items()},
+            "drawn": {k: param_value(k, v) for k, v in trial.params.items()
+                      if question is None or k != question.param}}
 
 
 def _planned(storage: str, study_name: str, question: str) -> tuple[int, int, int] | None:
@@ -894,6 +914,13 @@ def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
                    if ev.get("replays") else "")
         lines += [f"### `{name}` ({ev['finished']} configs{replays}, "
                   f"{ev['study_seconds'] / 60:.1f} min of training stored)", ""]
+        if ev.get("seed_config"):
+            sc = ev["seed_config"]
+            drawn = ", ".join(f"{k}={v}" for k, v in sc["drawn"].items()) or "nothing"
+            lines += [f"The seed's config (`{name}-seed`, trial #{sc['trial']}): the seed's "
+                      f"{', '.join(f'{k}={v}' for k, v in sc['seed'].items())}; drawn once "
+                      f"from the rest of the preset's space (the seed does not say): {drawn}. "
+                      "The study's answers:", ""]
         for a in ev["analysis"]["answers"]:
             if a["status"] != "not_sampled":
                 lines.append(f"- **{a['question']}**: {a['verdict']}"

@@ -56,6 +56,9 @@ def test_reproduce_seeds_runs_end_to_end_on_digits(tmp_path):
     text = out.read_text()
     assert "| 000 | BN before the activation did better than after | `bn_placement` |" in text
     assert "Dataset **digits**" in text
+    # the seed's config as trained: its values, and what was drawn where the seed is silent
+    assert "The seed's config (`bn_placement-seed`, trial #0): the seed's dropout=0.5, " \
+        "lr=0.01, momentum=0.5, batch_size=32; drawn once" in text
     assert (tmp_path / "runs" / "findings-full.json").exists()
     rows = json.loads(out.with_suffix(".json").read_text())
     assert [(r["seed"], r["id"]) for r in rows] == [("000", "bn_placement"),
