@@ -69,7 +69,8 @@ class Claim:
     ``at``: the config whose verify answers a "question" claim. "best" (the tuned best; the
     study's answer where it is open); "seed" for a claim about a value only the seed's config
     has (weight decay 0.1: the study samples the strength, so neither it nor the tuned best
-    tests 0.1).
+    tests 0.1). ``focus``: the two choices the claim compares, where the question has more
+    (none vs l2 of weight_penalty's four): the row is that comparison's.
     """
 
     seed: str
@@ -79,6 +80,7 @@ class Claim:
     id: str = ""
     part: str = ""
     at: str = "best"
+    focus: tuple[str, ...] = ()
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -103,7 +105,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("003", "dropout goes well with ReLU (and not with sigmoid)", "dropout_activation",
           "interaction", "dropout_x_activation"),
     Claim("004", "weight_decay = 0.1 destroyed accuracy", "cnn_regularization", "question",
-          "weight_penalty", at="seed"),
+          "weight_penalty", at="seed", focus=("none", "l2")),
     Claim("004", "He init for ReLU", "cnn_regularization", "interaction", "init_x_activation"),
     Claim("004", "schedulers compared", "cnn_regularization", "question", "scheduler"),
     Claim("004", "optimizers compared", "cnn_regularization", "question", "optimizer"),
@@ -411,13 +413,20 @@ def _answer(ev: dict[str, Any], kind: str, id_: str) -> dict[str, Any] | None:
     return next((a for a in ev["analysis"].get(key, []) if a["question"] == id_), None)
 
 
-def _verify_summary(v: dict[str, Any] | None) -> dict[str, Any] | None:
-    """verify's answer as one row: its state and the comparison it turns on."""
+def _verify_summary(v: dict[str, Any] | None,
+                    focus: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """verify's answer as one row: its state and the comparison it turns on (``focus``: the
+    comparison of those two choices where verify made it, with its own state; else the
+    largest shift, with the question's state)."""
     if not v or not v.get("rows"):
         return None
     rows = v["rows"]
     top = max(rows, key=lambda x: abs(x.get("shift") or 0.0))
-    return {"settled": v.get("settled", "open"), "estimate": top.get("shift"),
+    settled = v.get("settled", "open")
+    for r in rows:
+        if focus and {str(r.get("baseline")), str(r.get("alternative"))} == set(focus):
+            top, settled = r, r.get("settled", "open")
+    return {"settled": settled, "estimate": top.get("shift"),
             "ci_low": top.get("ci_low"), "ci_high": top.get("ci_high"),
             "ci_level": top.get("ci_level"), "seeds": top.get("n"),
             "comparison": top.get("label") or
@@ -479,8 +488,8 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
         row["verdict"] = a.get("verdict")
     if c.kind == "over_epochs":
         return _over_epochs_row(row, a, ev, args)
-    row["verify_best"] = _verify_summary(ev["verify"].get(c.id))
-    row["verify_seed"] = _verify_summary(ev["verify_seed"].get(c.id))
+    row["verify_best"] = _verify_summary(ev["verify"].get(c.id), c.focus)
+    row["verify_seed"] = _verify_summary(ev["verify_seed"].get(c.id), c.focus)
     key = VERIFY_AT[c.at]
     chosen = row[key] if row[key] and row[key]["settled"] != "open" else None
     if chosen:
@@ -495,7 +504,7 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
         wanted = [VERIFY_AT[c.at]] + (["verify_seed"] if c.at == "best" and ev["seed_study"]
                                       and c.kind == "question" else [])  # seed-config twins
         ran = all(row[k] for k in wanted)
-        row["needed"] = "; ".join(x for x in (needed, _ran_out(ev, c.id, key) if ran
+        row["needed"] = "; ".join(x for x in (needed, _ran_out(ev, c, key) if ran
                                               else _remaining(ev, args, cost=_cost(ev, c)))
                                   if x)
     return row
@@ -531,10 +540,14 @@ def _cost(ev: dict[str, Any], c: Claim) -> str:
     return "verify " + "; ".join(parts) if parts else ""
 
 
-def _ran_out(ev: dict[str, Any], question: str, key: str = "verify_best") -> str:
-    """An open verify: its seeds ran out, and what verify says would settle it."""
-    v = ev["verify" if key == "verify_best" else "verify_seed"].get(question) or {}
-    top = max(v.get("rows") or [{}], key=lambda r: abs(r.get("shift") or 0.0))
+def _ran_out(ev: dict[str, Any], c: Claim, key: str = "verify_best") -> str:
+    """An open verify: its seeds ran out, and what verify says would settle it (of the
+    claim's comparison where it has one)."""
+    v = ev["verify" if key == "verify_best" else "verify_seed"].get(c.id) or {}
+    rows = v.get("rows") or [{}]
+    top = next((r for r in rows if c.focus and {str(r.get("baseline")),
+                                                str(r.get("alternative"))} == set(c.focus)),
+               max(rows, key=lambda r: abs(r.get("shift") or 0.0)))
     said = f"verify's {v['seeds']} seeds" if v.get("seeds") else "verify's seeds"
     said += " ran out before it settled"
     if top.get("accuracy_settled") == schema.EQUIVALENT and top.get("failures_seeds_needed"):
