@@ -52,6 +52,9 @@ BEST_SEEDS = 6
 # two effects. Both answers are kept in the study user attr OVER_EPOCHS + question (verify's
 # own attr holds its last run only).
 EARLY_EPOCHS = 2
+# The seed study's user attr: the tuned trial whose params its config took where the seed is
+# silent (a preset with seed_rest = "tuned").
+SEED_FROM = "seeds:tuned_from"
 OVER_EPOCHS = "seeds:over_epochs:"
 
 
@@ -171,10 +174,20 @@ def run_study(name: str, args: argparse.Namespace, *, at_seed: bool = False) -> 
     from hpsearch.space import load_preset
 
     preset = load_preset(name)
+    tuned = None
     if at_seed:
         if not preset.seed:
             return 0.0
-        preset = preset.at_seed()
+        made = _study(storage_of(name, args), f"{name}-seed")
+        if preset.seed_rest == "tuned" and made is None:  # from the tuned best, once made
+            tuned = _study(storage_of(name, args), name).best_trial
+        elif preset.seed_rest == "tuned":  # made: resumed with the config it was made with
+            if SEED_FROM not in made.user_attrs:
+                raise SystemExit(f"{name}-seed in {storage_of(name, args)} was made with the "
+                                 "unstated params drawn, and the preset now takes them from "
+                                 "the tuned best: delete that study to make it again")
+            tuned = _study(storage_of(name, args), name).trials[made.user_attrs[SEED_FROM]]
+        preset = preset.at_seed(tuned.params if tuned else None)
     # A study resumed by hpsearch before its draws were seeded per trial may hold replayed
     # configs, which the analysis leaves out: the budget is distinct configs.
     replays = 0 if at_seed else len(repeated_draws(_trials(storage_of(name, args), name)))
@@ -185,6 +198,8 @@ def run_study(name: str, args: argparse.Namespace, *, at_seed: bool = False) -> 
                         study_name=preset.name, train_size=args.train_size or None)
     t0 = time.perf_counter()
     optimize(preset, settings, progress=False)
+    if tuned is not None:
+        _study(storage_of(name, args), preset.name).set_user_attr(SEED_FROM, tuned.number)
     return time.perf_counter() - t0
 
 
@@ -366,6 +381,7 @@ def _seed_config(name: str, seed: Any) -> dict[str, Any] | None:
     question = QUESTION_BY_ID.get(preset.question or "")
     return {"trial": trial.number,
             "seed": {k: param_value(k, v) for k, v in preset.seed.items()},
+            "tuned_from": seed.user_attrs.get(SEED_FROM),
             "drawn": {k: param_value(k, v) for k, v in trial.params.items()
                       if question is None or k != question.param}}
 
@@ -930,9 +946,12 @@ def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
         if ev.get("seed_config"):
             sc = ev["seed_config"]
             drawn = ", ".join(f"{k}={v}" for k, v in sc["drawn"].items()) or "nothing"
+            rest = (f"the rest (the seed does not say) as the tuned study's best trial "
+                    f"#{sc['tuned_from']} had them when it was made" if sc.get("tuned_from")
+                    is not None else "drawn once from the rest of the preset's space (the "
+                    f"seed does not say): {drawn}")
             lines += [f"The seed's config (`{name}-seed`, trial #{sc['trial']}): the seed's "
-                      f"{', '.join(f'{k}={v}' for k, v in sc['seed'].items())}; drawn once "
-                      f"from the rest of the preset's space (the seed does not say): {drawn}. "
+                      f"{', '.join(f'{k}={v}' for k, v in sc['seed'].items())}; {rest}. "
                       "The study's answers:", ""]
         for a in ev["analysis"]["answers"]:
             if a["status"] != "not_sampled":

@@ -38,6 +38,10 @@ class Preset:
     # The seed notebook's own values for params the preset searches (its ``[seed]`` table):
     # what the seed ran, where the seed says it. :meth:`at_seed` fixes them.
     seed: Mapping[str, Value] = field(default_factory=dict)
+    # Where the seed's config gets the params the seed does not state: "drawn" (once, from
+    # the preset's space) or "tuned" (the tuned study's best trial: for a seed that states
+    # little beyond the value its claim is about, so its config is one that trains).
+    seed_rest: str = "drawn"
 
     def param(self, name: str) -> Param:
         return self.narrowed.get(name, PARAM_BY_NAME[name])
@@ -56,16 +60,27 @@ class Preset:
             _apply(name, _parse_cli_value(raw.strip()), fixed, narrowed, f"{source} {text!r}")
         return dataclasses.replace(self, fixed=fixed, narrowed=narrowed)
 
-    def at_seed(self) -> Preset:
+    def at_seed(self, tuned: Mapping[str, Value] | None = None) -> Preset:
         """This preset with its ``[seed]`` values fixed: the seed's own config, as the seed
-        ran it where the seed says (params it does not name stay searched). The study's
-        question stays open, so a study of it trains the seed's config under each choice."""
+        ran it where the seed says. The params it does not name stay searched (drawn once
+        by a one-trial study), or with ``seed_rest = "tuned"`` take ``tuned``'s values (the
+        tuned study's best trial's params). The study's question stays open, so a study of
+        it trains the seed's config under each choice."""
         if not self.seed:
             raise ConfigError(f"preset {self.name!r} has no [seed] table: the seed notebook's "
                               "own values are not known")
-        narrowed = {k: v for k, v in self.narrowed.items() if k not in self.seed}
-        return dataclasses.replace(self, name=f"{self.name}-seed", fixed={**self.fixed,
-                                   **self.seed}, narrowed=narrowed, seed={})
+        rest: dict[str, Value] = {}
+        if self.seed_rest == "tuned":
+            if tuned is None:
+                raise ConfigError(f"preset {self.name!r} takes the seed's unstated params "
+                                  "from the tuned study's best trial: run that study first")
+            asked = QUESTION_BY_ID[self.question].param if self.question else None
+            rest = {k: v for k, v in tuned.items()
+                    if k in PARAM_BY_NAME and k not in self.fixed and k != asked}
+        fixed = {**self.fixed, **rest, **self.seed}
+        narrowed = {k: v for k, v in self.narrowed.items() if k not in fixed}
+        return dataclasses.replace(self, name=f"{self.name}-seed", fixed=fixed,
+                                   narrowed=narrowed, seed={})
 
 
 def _parse_cli_value(raw: str) -> Any:
@@ -144,7 +159,8 @@ def _apply(name: str, value: Any, fixed: dict[str, Value], narrowed: dict[str, P
         fixed[name] = _coerce(p, value, where)
 
 
-PRESET_KEYS = ("question", "description", "params", "settings", "seed")
+PRESET_KEYS = ("question", "description", "params", "settings", "seed", "seed_rest")
+SEED_RESTS = ("drawn", "tuned")
 
 
 
@@ -204,9 +220,12 @@ def parse_preset(doc: Mapping[str, Any], *, name: str, source: str) -> Preset:
     for key, value in params.items():
         _apply(key, value, fixed, narrowed, f"{source}: params.{key}")
     asked = QUESTION_BY_ID[question].param if question else None
+    rest = doc.get("seed_rest", "drawn")
+    if rest not in SEED_RESTS:
+        raise ConfigError(f"{source}: seed_rest = {rest!r}; allowed: {', '.join(SEED_RESTS)}")
     return Preset(name=name, question=question, description=str(doc.get("description", "")),
                   fixed=fixed, narrowed=narrowed, settings=dict(settings),
-                  seed=_seed_values(seed_table, narrowed, asked, source))
+                  seed=_seed_values(seed_table, narrowed, asked, source), seed_rest=rest)
 
 
 def _seed_values(table: Mapping[str, Any], narrowed: Mapping[str, Param], asked: str | None,

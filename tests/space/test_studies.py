@@ -141,6 +141,27 @@ def test_seed_table_fixes_the_seeds_values_and_is_checked(tmp_path):
             parse_preset({**doc, "seed": seed}, name="x", source="x.toml")
     with pytest.raises(ConfigError, match="no \\[seed\\] table"):
         load_preset("full").at_seed()
+    with pytest.raises(ConfigError, match="seed_rest = 'best'; allowed: drawn, tuned"):
+        parse_preset({**doc, "seed_rest": "best"}, name="x", source="x.toml")
+
+
+def test_a_seed_that_states_little_takes_the_rest_from_the_tuned_best():
+    """004 states its weight decay and little else: its config is the tuned best's with the
+    seed's values (drawn, the rest was RMSprop at lr 0.05, where nothing learned)."""
+    from hpsearch.errors import ConfigError
+
+    preset = load_preset("cnn_regularization")
+    assert preset.seed_rest == "tuned" and load_preset("bn_placement").seed_rest == "drawn"
+    with pytest.raises(ConfigError, match="run that study first"):
+        preset.at_seed()
+    best = {"weight_penalty": "l1", "l2": 3e-4, "l1": 2e-6, "optimizer": "adam", "lr": 1e-3,
+            "activation": "relu", "model": "mlp"}
+    seeded = preset.at_seed(best)
+    assert seeded.fixed["l2"] == 0.1 and seeded.fixed["l1"] == 2e-6  # the seed's value wins
+    assert seeded.fixed["optimizer"] == "adam" and seeded.fixed["activation"] == "relu"
+    assert seeded.fixed["model"] == "cnn"  # the preset's own fixed values stay
+    assert "weight_penalty" not in seeded.fixed  # the question: trained under each choice
+    assert "l2" not in seeded.narrowed
 
 
 def test_reproduce_seeds_answers_dropout_over_training_from_verify(tmp_path):
@@ -225,3 +246,41 @@ def test_a_claim_about_the_seeds_own_value_is_answered_at_the_seeds_config():
     ev["analysis"]["answers"].append({"question": "augmentation", "settled": "equivalent",
                                       "verdict": "no difference", "status": "answered"})
     assert rs.claim_row(other, ev, args)["settled"] == "equivalent"
+
+
+def test_reproduce_seeds_makes_a_tuned_rest_seed_config_from_the_best_and_keeps_it(tmp_path):
+    """A preset with seed_rest = "tuned" (a user's, in ./studies/): its seed study trains the
+    tuned best's params with the seed's values, records which trial, and a resume keeps
+    that config even after another trial became the best."""
+    (tmp_path / "studies").mkdir()
+    text = (ROOT / "studies" / "bn_placement.toml").read_text()
+    text = text.replace('question = "bn_placement"', 'question = "bn_placement"\n'
+                        'seed_rest = "tuned"').replace("dropout = 0.5\n", "")
+    text = text.replace("hidden_units = 512", "hidden_units = 64")
+    (tmp_path / "studies" / "tuned_rest.toml").write_text(text)
+    cmd = [sys.executable, str(ROOT / "scripts" / "reproduce_seeds.py"), "--dataset", "digits",
+           "--trials", "2", "--epochs", "1", "--val-size", "300", "--studies-only",
+           "--presets", "tuned_rest", "--work-dir", str(tmp_path / "runs")]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    storage = f"sqlite:///{tmp_path / 'runs' / 'tuned_rest-digits.db'}"
+    tuned = optuna.load_study(study_name="tuned_rest", storage=storage)
+    seed = optuna.load_study(study_name="tuned_rest-seed", storage=storage)
+    made_from = seed.user_attrs["seeds:tuned_from"]
+    assert made_from == tuned.best_trial.number
+    config = seed.trials[0].user_attrs["config"]
+    assert config["dropout"] == tuned.best_trial.params["dropout"]  # the tuned best's
+    assert config["lr"] == 0.01 and config["batch_size"] == 32      # the seed's
+    assert list(seed.trials[0].params) == ["batch_norm"]             # nothing drawn
+    # Another trial becomes the best: the seed study resumes with the config it has.
+    best = tuned.best_trial
+    tuned.add_trial(optuna.trial.create_trial(
+        params={**best.params, "dropout": 0.6 if best.params["dropout"] != 0.6 else 0.3},
+        distributions=best.distributions, value=1.0))
+    assert tuned.best_trial.number != made_from
+    again = subprocess.run([*cmd[:5], "3", *cmd[6:]], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    seed = optuna.load_study(study_name="tuned_rest-seed", storage=storage)
+    assert len(seed.trials) == 1 and seed.user_attrs["seeds:tuned_from"] == made_from
