@@ -179,7 +179,11 @@ def run_study(name: str, args: argparse.Namespace, *, at_seed: bool = False) -> 
         if not preset.seed:
             return 0.0
         made = _study(storage_of(name, args), f"{name}-seed")
-        if preset.seed_rest == "tuned" and made is None:  # from the tuned best, once made
+        # Stopped before its one trial finished, a study made from the tuned best has not
+        # recorded which trial yet: made again from the best.
+        fresh = made is None or (SEED_FROM not in made.user_attrs and not any(
+            t.state.name == "COMPLETE" for t in made.get_trials(deepcopy=False)))
+        if preset.seed_rest == "tuned" and fresh:  # from the tuned best, once made
             tuned = _study(storage_of(name, args), name).best_trial
         elif preset.seed_rest == "tuned":  # made: resumed with the config it was made with
             if SEED_FROM not in made.user_attrs:
