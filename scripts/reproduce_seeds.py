@@ -495,7 +495,8 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
     row: dict[str, Any] = {"seed": c.seed, "claim": c.text, "preset": c.preset,
                            "kind": c.kind, "id": c.id or c.part, "storage": ev["storage"],
                            "settled": "open", "source": None, "verdict": None, "study": None,
-                           "verify_best": None, "verify_seed": None, "needed": None}
+                           "verify_best": None, "verify_seed": None, "needed": None,
+                           "at": c.at}
     if c.kind == "bias":
         return _bias_row(row, ev, args)
     if c.kind == "best":
@@ -840,7 +841,10 @@ def _directions(v: dict[str, Any]) -> dict[tuple[str, str], str]:
 
 def _survives(row: dict[str, Any]) -> str:
     """Does the effect at the seed's config survive tuning? The same winner of the same
-    comparison at both configs (both verify answers needed)."""
+    comparison at both configs (both verify answers needed). Not asked of a claim about the
+    seed's own value: the two configs differ in that value, not in tuning."""
+    if row.get("at") == "seed":
+        return "not asked: the claim is about the seed's own value"
     b, s = row.get("verify_best"), row.get("verify_seed")
     if not b or not s:
         return "—"

@@ -234,6 +234,7 @@ def test_a_claim_about_the_seeds_own_value_is_answered_at_the_seeds_config():
     ev["verify_seed"] = {"weight_penalty": _verified("difference", -60.0, -70.0, -50.0)}
     row = rs.claim_row(claim, ev, args)
     assert (row["settled"], row["source"]) == ("difference", "verify at the seed's config")
+    assert rs._survives(row).startswith("not asked")
     # Its comparison (none vs l2) is the row, whatever the question's other comparisons say.
     v = ev["verify_seed"]["weight_penalty"]
     v["rows"] = [{**v["rows"][0], "alternative": "l1_l2", "shift": -70.0},
