@@ -135,6 +135,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--as-they-are", action="store_true",
                     help="answer from the stored studies and verify results as they are: "
                          "no training")
+    ap.add_argument("--from-evidence", type=Path, metavar="JSON",
+                    help="the page from a findings-full.json an earlier run wrote (the "
+                         "evidence read from the databases), without opening them")
     ap.add_argument("--no-new-verify", action="store_true",
                     help="answer from the studies as they are: verify only what a verify "
                          "run already stored (a study's verify is resumable: run it alone)")
@@ -974,6 +977,10 @@ def main(argv: list[str] | None = None) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     args = parse_args(argv)
+    if args.from_evidence:
+        evs = json.loads(args.from_evidence.read_text())
+        write_page({n: ev for n, ev in evs.items() if n in args.presets}, args)
+        return 0
     args.work_dir.mkdir(parents=True, exist_ok=True)
     # Every study first (the tuned one, then the seed's config), then the answers: a run
     # interrupted half-way resumes from the stored trials on re-run.
@@ -992,13 +999,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.presets:
         print(f"[{time.strftime('%H:%M:%S')}] answers {name} ...", file=sys.stderr, flush=True)
         evs[name] = evidence(name, args)
+    (args.work_dir / "findings-full.json").write_text(json.dumps(evs, indent=1, default=str))
+    write_page(evs, args)
+    return 0
+
+
+def write_page(evs: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    """The page (``--out``) and its rows (``.json`` beside it) from each preset's evidence."""
     rows = [claim_row(c, evs[c.preset], args) for c in CLAIMS if c.preset in evs]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(rows, evs, args))
-    (args.work_dir / "findings-full.json").write_text(json.dumps(evs, indent=1, default=str))
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

@@ -192,61 +192,59 @@ def test_reproduce_seeds_answers_dropout_over_training_from_verify(tmp_path):
     assert rows2["dropout"]["verdict"] == row["verdict"]
 
 
-def _seeds_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("reproduce_seeds",
-                                                  ROOT / "scripts" / "reproduce_seeds.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def _verified(settled: str, shift: float, lo: float, hi: float) -> dict:
     row = {"settled": settled, "shift": shift, "ci_low": lo, "ci_high": hi, "n": 10,
            "ci_level": 0.95, "baseline": "none", "alternative": "l2"}
     return {"settled": settled, "seeds": 10, "margin": 0.5, "rows": [row]}
 
 
-def test_a_claim_about_the_seeds_own_value_is_answered_at_the_seeds_config():
+def _cnn_rows(tmp_path, ev: dict) -> dict[str, dict]:
+    """cnn_regularization's rows of the page written from ``ev`` (its evidence, as an
+    earlier run stored it in findings-full.json), by id; the page's text under "page"."""
+    evidence, out = tmp_path / "evidence.json", tmp_path / "page.md"
+    evidence.write_text(json.dumps({"cnn_regularization": ev}))
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce_seeds.py"),
+                           "--from-evidence", str(evidence), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["id"]: r for r in json.loads(out.with_suffix(".json").read_text())}
+    return {**rows, "page": {"text": out.read_text()}}
+
+
+def test_a_claim_about_the_seeds_own_value_is_answered_at_the_seeds_config(tmp_path):
     """004's "weight decay 0.1 destroyed accuracy": the study samples the strength and the
     tuned best has its own, so only verify at the seed's config (l2=0.1) answers it; the
     study's and the tuned best's differences are shown beside it, not taken for it."""
-    rs = _seeds_script()
-    [claim] = [c for c in rs.CLAIMS if c.id == "weight_penalty"]
-    assert claim.at == "seed"
-    args = rs.parse_args([])
     ev = {"preset": "cnn_regularization", "storage": "s.db", "seed_study": True,
           "finished": 24, "study_seconds": 60.0, "config_minutes": [16.0],
           "minutes_per_training": 4.0,
           "analysis": {"answers": [{"question": "weight_penalty", "settled": "difference",
-                                    "verdict": "matters: l2 > none", "status": "answered"}],
+                                    "verdict": "matters: l2 > none", "status": "answered"},
+                                   {"question": "augmentation", "settled": "equivalent",
+                                    "verdict": "no difference", "status": "answered"}],
                        "interactions": []},
           "verify": {"weight_penalty": _verified("difference", 1.0, 0.5, 1.5)},
-          "verify_seed": {}, "verify_plans": {"weight_penalty": {"seed": (4, 9, 18),
-                                                                 "best": (4, 9, 18)}}}
-    row = rs.claim_row(claim, ev, args)
+          "verify_seed": {}, "over_epochs": {},
+          "verify_plans": {"weight_penalty": {"seed": (4, 9, 18), "best": (4, 9, 18)}}}
+    row = _cnn_rows(tmp_path, ev)["weight_penalty"]
     assert row["settled"] == "open" and row["verify_best"]["settled"] == "difference"
     assert "the seed's own value (l2=0.1)" in row["needed"]
     assert "at the seed's config 4 twins x 9 to 18 seeds = 36 to 72 trainings" in row["needed"]
     assert row["needed"].index("the seed's config 4 twins") < row["needed"].index("tuned best")
     ev["verify_seed"] = {"weight_penalty": _verified("difference", -60.0, -70.0, -50.0)}
-    row = rs.claim_row(claim, ev, args)
+    rows = _cnn_rows(tmp_path, ev)
+    row = rows["weight_penalty"]
     assert (row["settled"], row["source"]) == ("difference", "verify at the seed's config")
-    assert rs._survives(row).startswith("not asked")
+    assert "| not asked: the claim is about the seed's own value |" in rows["page"]["text"]
+    # A claim about the tuned config still falls back on the study's settled answer.
+    assert rows["augmentation"]["settled"] == "equivalent"
     # Its comparison (none vs l2) is the row, whatever the question's other comparisons say.
     v = ev["verify_seed"]["weight_penalty"]
     v["rows"] = [{**v["rows"][0], "alternative": "l1_l2", "shift": -70.0},
                  {**v["rows"][0], "alternative": "l1", "settled": "open", "shift": 0.1},
                  {**v["rows"][0], "settled": "open", "shift": -0.3}]
-    row = rs.claim_row(claim, ev, args)
+    row = _cnn_rows(tmp_path, ev)["weight_penalty"]
     assert row["settled"] == "open" and row["verify_seed"]["comparison"] == "l2 vs none"
-    # A claim about the tuned config still falls back on the study's settled answer.
-    [other] = [c for c in rs.CLAIMS if c.id == "augmentation"]
-    ev["analysis"]["answers"].append({"question": "augmentation", "settled": "equivalent",
-                                      "verdict": "no difference", "status": "answered"})
-    assert rs.claim_row(other, ev, args)["settled"] == "equivalent"
 
 
 def test_reproduce_seeds_makes_a_tuned_rest_seed_config_from_the_best_and_keeps_it(tmp_path):
