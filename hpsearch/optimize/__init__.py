@@ -11,8 +11,9 @@
 from hpsearch.optimize.designs import Arms, DesignedSampler, designed
 from hpsearch.optimize.run import OptimizeSummary, optimize
 from hpsearch.optimize.samplers import make_pruner, make_sampler
-from hpsearch.optimize.signals import Terminated
+from hpsearch.optimize.signals import Terminated, exit_with_parent
 from hpsearch.optimize.study import default_study_name, git_hash
 
 __all__ = ["Arms", "DesignedSampler", "OptimizeSummary", "Terminated", "default_study_name",
-           "designed", "git_hash", "make_pruner", "make_sampler", "optimize"]
+           "designed", "exit_with_parent", "git_hash", "make_pruner", "make_sampler",
+           "optimize"]

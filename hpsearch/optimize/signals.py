@@ -9,6 +9,8 @@ the trial, stop the ``--jobs`` workers, one message) covers both.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import sys
 import threading
@@ -137,3 +139,21 @@ def check() -> None:
     if _State.delivered is not None and not _State.defer:
         exc, _State.delivered = _State.delivered, None
         raise exc
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def exit_with_parent(parent: int) -> None:
+    """In a ``--jobs`` worker: SIGTERM when the process that started it (pid ``parent``) dies,
+    however it died (SIGKILL; or SIGTERM to a program that calls the library with no
+    handler for it), so no worker goes on training alone. Linux's ``PR_SET_PDEATHSIG``;
+    elsewhere nothing (a worker there ends with its own work)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the line above could ask
+        os.kill(os.getpid(), signal.SIGTERM)

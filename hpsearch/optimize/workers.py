@@ -28,6 +28,7 @@ from hpsearch.optimize.signals import (
     Terminated,
     check,
     deferred,
+    exit_with_parent,
     interrupt_reason,
     interruptible,
     stop_signals,
@@ -283,10 +284,11 @@ def run_worker(preset: Preset, settings: Settings,
                    same_failures=SAME_FAILURES if loaded is not None else None)
 
 
-def _worker_entry(preset: Preset, settings: Settings) -> None:
+def _worker_entry(preset: Preset, settings: Settings, parent: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         with stop_signals():
+            exit_with_parent(parent)
             run_worker(preset, settings)
     except KeyboardInterrupt as exc:
         sys.exit(143 if isinstance(exc, Terminated) else 130)
@@ -299,7 +301,8 @@ def run_jobs(preset: Preset, settings: Settings, study: optuna.Study,
              data: DeviceData | None, progress: bool,
              loaded: LoadedObjective | None = None) -> None:
     bar = ProgressBar(study, settings.trials, count(study, FINISHED)) if progress else None
-    procs = [mp.get_context("spawn").Process(target=_worker_entry, args=(preset, settings),
+    procs = [mp.get_context("spawn").Process(target=_worker_entry,
+                                             args=(preset, settings, os.getpid()),
                                              daemon=False)
              for _ in range(settings.jobs - 1)]
     for p in procs:

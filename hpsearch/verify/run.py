@@ -438,10 +438,13 @@ def _interaction_row(ir: _IRow, acc: Mapping[Training, float], d: Decision,
 # ---------------------------------------------------------------------------- workers
 
 
-def _worker_entry(kwargs: dict[str, Any]) -> None:
+def _worker_entry(kwargs: dict[str, Any], parent: int) -> None:
     import optuna
 
+    from hpsearch.optimize import exit_with_parent
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    exit_with_parent(parent)  # its trainings are stored as they finish: nothing is lost
     try:
         verify(**kwargs)
     except KeyboardInterrupt:
@@ -450,7 +453,7 @@ def _worker_entry(kwargs: dict[str, Any]) -> None:
 
 def _start_workers(n: int, kwargs: dict[str, Any]) -> list[Any]:
     """``n`` more processes running the same verify: they share its trainings."""
-    procs = [mp.get_context("spawn").Process(target=_worker_entry, args=(kwargs,))
+    procs = [mp.get_context("spawn").Process(target=_worker_entry, args=(kwargs, os.getpid()))
              for _ in range(n)]
     for p in procs:
         p.start()

@@ -124,3 +124,63 @@ def test_two_workers_train_every_training_once(study_db, tmp_path):
     done = Counter(t.user_attrs[TRAINING]["key"] for t in trials
                    if t.state == TrialState.COMPLETE)
     assert set(done.values()) == {1} and len(done) == 40 + 24   # 3 twins at 3 epochs
+
+
+def _spawned_by(pid: int) -> list[int]:
+    """The multiprocessing workers (spawned) whose parent is ``pid``, from /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                spawned = b"spawn_main" in f.read()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and spawned:
+            out.append(int(entry))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG: Linux")
+def test_a_worker_stops_when_the_verify_that_started_it_is_killed(study_db, tmp_path):
+    """SIGKILL leaves a parent no chance to stop its ``--jobs`` workers (nor does SIGTERM to
+    a program calling the library without a handler): each worker goes when its parent
+    does, instead of training on alone, and what it stored stays."""
+    db = str(tmp_path / "orphans.db")
+    copy_db(study_db, db)
+    # 4 twins x 60 seeds x up to 100 epochs: a worker left alone trained on for 20 s here
+    # (before workers went with their parent); it is given 8 s to go
+    proc = hpsearch_verify(db, "--question", "init", "--seeds", "60", "--epochs", "100",
+                           "--fuse", "1", "--jobs", "2", "-q")
+    deadline, workers = time.monotonic() + 120, []
+    while time.monotonic() < deadline and proc.poll() is None and not workers:
+        time.sleep(0.2)
+        workers = _spawned_by(proc.pid)
+    assert workers, "verify --jobs 2 started no worker"
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            if trained_keys(db):  # training under way (the worker has its data)
+                break
+        except (ValueError, KeyError):
+            continue
+    assert proc.poll() is None, "verify finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    gone = time.monotonic() + 8
+    while time.monotonic() < gone and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "a worker trains on without its parent"
+    keys = trained_keys(db)
+    assert len(keys) == len(set(keys)) >= 1
