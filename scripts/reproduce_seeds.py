@@ -352,7 +352,7 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
     for c in (c for c in CLAIMS if c.preset == name):
         if c.kind in ("question", "interaction"):
             # The config that answers the claim first: a session's CPU goes to it.
-            at = ["best"] + (["seed"] if c.kind == "question" and out["seed_study"] else [])
+            at = ["best"] + (["seed"] if _twins_at_seed(c, out) else [])
             for where in sorted(at, key=lambda w: w != c.at):
                 of = name if where == "best" else f"{name}-seed"
                 out["verify_plans"].setdefault(c.id, {})[where] = _planned(storage, of, c.id)
@@ -393,15 +393,20 @@ def _seed_config(name: str, seed: Any) -> dict[str, Any] | None:
                       if question is None or k != question.param}}
 
 
-def _planned(storage: str, study_name: str, question: str) -> tuple[int, int, int] | None:
+def _planned(storage: str, study_name: str,
+             question: str) -> tuple[int, int, int, int] | None:
     """What verify of ``question`` at the study's best would train: (twins, seeds at its
-    first look, seeds at most); None where it has nothing to compare."""
+    first look, seeds at most, trainings the study's verify has stored: of any question);
+    None where it has nothing to compare."""
     from hpsearch.errors import ConfigError
     from hpsearch.verify import planned_trainings
+    from hpsearch.verify.store import COMPANION
 
-    study = _study(storage, study_name)
+    study, stored = _study(storage, study_name), _study(storage, study_name + COMPANION)
+    done = 0 if stored is None else sum(t.state.name == "COMPLETE"
+                                        for t in stored.get_trials(deepcopy=False))
     try:
-        return None if study is None else planned_trainings(study, question)
+        return None if study is None else (*planned_trainings(study, question), done)
     except ConfigError:
         return None
 
@@ -489,7 +494,8 @@ def _remaining(ev: dict[str, Any], args: argparse.Namespace, what: str = "verify
                 f"less where pruning stops a config early, and its verify after it): the "
                 f"runs stopped when their "
                 f"sessions' time ran out; {cmd}")
-    return (f"the study is complete; {what} has not run on it yet"
+    started = "has not finished on it" if "stored" in cost else "has not run on it yet"
+    return (f"the study is complete; {what} {started}"
             + (f" ({cost})" if cost else "") + f": the CPU went to the studies first; {cmd}")
 
 
@@ -525,13 +531,21 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
         needed = (a or {}).get("needed") or "" if c.at == "best" else (
             f"the claim is about the seed's own value ({_seed_values(c.preset)}), which only "
             "verify at the seed's config trains (the study samples it)")
-        wanted = [VERIFY_AT[c.at]] + (["verify_seed"] if c.at == "best" and ev["seed_study"]
-                                      and c.kind == "question" else [])  # seed-config twins
+        wanted = [VERIFY_AT[c.at]] + (["verify_seed"] if c.at == "best"
+                                      and _twins_at_seed(c, ev) else [])
         ran = all(row[k] for k in wanted)
         row["needed"] = "; ".join(x for x in (needed, _ran_out(ev, c, key) if ran
                                               else _remaining(ev, args, cost=_cost(ev, c)))
                                   if x)
     return row
+
+
+def _twins_at_seed(c: Claim, ev: dict[str, Any]) -> bool:
+    """Is the claim verified at the seed's config too? Its preset's own question is (issue
+    28: answered at both, side by side), and a claim about the seed's value; the other
+    questions a preset's study answers are verified at the tuned best alone."""
+    return (c.kind == "question" and bool(ev.get("seed_study"))
+            and (c.id == ev.get("question") or c.at == "seed"))
 
 
 VERIFY_AT = {"best": "verify_best", "seed": "verify_seed"}  # a claim's config: its row key
@@ -555,12 +569,13 @@ def _cost(ev: dict[str, Any], c: Claim) -> str:
         parts.append(f"at the seed's config, once its study (`{c.preset}-seed`: the one "
                      "config trained under each choice) has run")
     for where in sorted((w for w in plans if plans[w]), key=lambda w: w != c.at):
-        twins, first, most = plans[where]
+        twins, first, most, stored = plans[where]
         lo, hi = twins * first, twins * most
         time = (f", about {lo * per / 60:.0f} to {hi * per / 60:.0f} h of one core at "
                 f"{per:.0f} min a training" if per else "")
         parts.append(f"at {WHERE[where]} {twins} twins x {first} to {most} seeds = {lo} to "
-                     f"{hi} trainings{time}")
+                     f"{hi} trainings{time}" + (f"; {stored} of them stored" if stored
+                                                else ""))
     return "verify " + "; ".join(parts) if parts else ""
 
 

@@ -225,11 +225,13 @@ def test_a_claim_about_the_seeds_own_value_is_answered_at_the_seeds_config(tmp_p
                        "interactions": []},
           "verify": {"weight_penalty": _verified("difference", 1.0, 0.5, 1.5)},
           "verify_seed": {}, "over_epochs": {},
-          "verify_plans": {"weight_penalty": {"seed": (4, 9, 18), "best": (4, 9, 18)}}}
+          "verify_plans": {"weight_penalty": {"seed": (4, 9, 18, 5), "best": (4, 9, 18, 0)}}}
     row = _cnn_rows(tmp_path, ev)["weight_penalty"]
     assert row["settled"] == "open" and row["verify_best"]["settled"] == "difference"
     assert "the seed's own value (l2=0.1)" in row["needed"]
-    assert "at the seed's config 4 twins x 9 to 18 seeds = 36 to 72 trainings" in row["needed"]
+    assert "at the seed's config 4 twins x 9 to 18 seeds = 36 to 72 trainings, about 2 to 5 " \
+        "h of one core at 4 min a training; 5 of them stored" in row["needed"]
+    assert "verify has not finished on it" in row["needed"]
     assert row["needed"].index("the seed's config 4 twins") < row["needed"].index("tuned best")
     ev["verify_seed"] = {"weight_penalty": _verified("difference", -60.0, -70.0, -50.0)}
     rows = _cnn_rows(tmp_path, ev)
