@@ -29,7 +29,7 @@ from hpsearch.training.fused.trainer import (
     train_seeds,
 )
 from hpsearch.training.loop import evaluate, train
-from hpsearch.training.models import build_model
+from hpsearch.training.models import build_model, count_params
 
 # Largest |fused - alone| over every tensor of every member below, after 2 epochs of 10
 # steps: 9.5e-7 on this machine (torch 2.14.1 CPU, 1 thread); ATOL leaves 100x for others.
@@ -293,6 +293,16 @@ def test_max_fuse_on_a_cpu_fuses_small_models_only(data):
     assert max_fuse(TrialConfig(hidden_units=512, hidden_layers=2), data) == 1  # 165k
     with mock.patch.object(fused, "CPU_FUSE_FLOATS", 10 * 2_778):
         assert max_fuse(MLP, data) == 10  # K stacked copies within CPU_FUSE_FLOATS
+
+
+def test_max_fuse_on_a_cpu_counts_a_cnns_multiply_adds(data):
+    """Seed 004's CNN has fewer weights than the limit but slides them over every position:
+    about 2M multiply-adds a sample, and fused it lost (K = 2 0.9x, K = 4 0.8x)."""
+    cnn004 = TrialConfig(model="cnn", cnn_channels=16, cnn_fc_units=100)
+    model = build_model(cnn004, (1, 28, 28), 10)
+    assert count_params(model) < fused.CPU_FUSE_PARAMS
+    assert max_fuse(cnn004, mnist_shaped(data)) == 1
+    assert max_fuse(CNN, data) > 1  # 4 channels on 8x8 digits: small enough to gain
 
 
 def mnist_shaped(data: DeviceData) -> DeviceData:

@@ -111,22 +111,33 @@ def max_fuse(cfg: TrialConfig, data: DeviceData, profile: DeviceProfile | None =
     model = build_model(cfg, data.input_shape, data.n_classes)
     assert isinstance(model, nn.Sequential)
     n_params = count_params(model)
-    per_member = 4 * (6 * n_params + 4 * cfg.batch_size * _activations(model, data))
+    activations, macs = _per_sample(model, data)
+    per_member = 4 * (6 * n_params + 4 * cfg.batch_size * activations)
     k = int(MEMORY_SHARE * _free_bytes(data.device, profile)) // per_member
     if profile.cpu_fuse_cap:
-        k = 1 if n_params > CPU_FUSE_PARAMS else min(k, CPU_FUSE_FLOATS // n_params)
+        # An MLP's multiply-adds per sample are its weights; a CNN's are its weights times
+        # every position they slide over (seed 004's: 82k weights, millions of multiply-adds;
+        # fused K = 2 ran at 0.9x and K = 4 at 0.8x, docs/fused.md).
+        k = 1 if max(n_params, macs) > CPU_FUSE_PARAMS else min(k, CPU_FUSE_FLOATS // n_params)
     return max(1, min(MAX_FUSE, k))
 
 
-def _activations(model: nn.Sequential, data: DeviceData) -> int:
-    """Floats that one sample's forward pass leaves behind (every layer's output)."""
+def _per_sample(model: nn.Sequential, data: DeviceData) -> tuple[int, int]:
+    """One sample's forward pass: the floats it leaves behind (every layer's output) and
+    the multiply-adds of its Linear and Conv2d layers."""
     x = torch.zeros(1, *data.input_shape, device=next(model.parameters()).device)
-    total = 0
+    floats = macs = 0
     with torch.no_grad():
         for layer in model.eval():
-            x = layer(x)
-            total += x.numel()
-    return total
+            y = layer(x)
+            if isinstance(layer, nn.Linear):
+                macs += layer.in_features * layer.out_features
+            elif isinstance(layer, nn.Conv2d):
+                kh, kw = layer.kernel_size
+                macs += y.numel() * layer.in_channels // layer.groups * kh * kw
+            x = y
+            floats += x.numel()
+    return floats, macs
 
 
 def _free_bytes(device: torch.device, profile: DeviceProfile) -> int:
@@ -289,7 +300,7 @@ def train_fused(cfgs: Sequence[TrialConfig], data: DeviceData, *, epochs: int = 
     rows = sorted(range(len(cfgs)), key=lambda i: first[optimizer_key(cfgs[i])])
     members = [_member(i, cfgs[i], seeds[i], data, profile) for i in rows]
     net = FusedNet([m.model for m in members], [m.drop for m in members], profile)
-    net.act_floats = _activations(members[0].model, data)
+    net.act_floats = _per_sample(members[0].model, data)[0]
     if profile.channels_last and cfgs[0].model == "cnn":
         for m in members:
             m.model = m.model.to(memory_format=torch.channels_last)  # as train() returns it
