@@ -399,10 +399,11 @@ def _planned(storage: str, study_name: str,
     first look, seeds at most, trainings the study's verify has stored: of any question);
     None where it has nothing to compare."""
     from hpsearch.errors import ConfigError
+    from hpsearch.storage import COMPANION_SUFFIX
     from hpsearch.verify import planned_trainings
-    from hpsearch.verify.store import COMPANION
 
-    study, stored = _study(storage, study_name), _study(storage, study_name + COMPANION)
+    study, stored = _study(storage, study_name), _study(storage,
+                                                        study_name + COMPANION_SUFFIX)
     done = 0 if stored is None else sum(t.state.name == "COMPLETE"
                                         for t in stored.get_trials(deepcopy=False))
     try:
