@@ -26,7 +26,9 @@ from hpsearch.verify.store import COMPANION, stored_trainings
 
 pytestmark = pytest.mark.e2e
 
-ARGS = dict(question="init", seeds=8, epochs=1, fuse=1)   # 4 twins x 8 seeds, one look
+# 4 twins x 8 seeds, one look; 4 epochs, so that the run lasts long enough to be killed in
+# the middle (at 1 epoch its 32 trainings took ~3 s and a loaded machine's poll could miss it)
+ARGS = dict(question="init", seeds=8, epochs=4, fuse=1)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def test_killed_verify_resumes_with_only_what_is_missing(study_db, tmp_path):
     killed = str(tmp_path / "killed.db")
     copy_db(study_db, killed)
     cmd = [sys.executable, "-m", "hpsearch", "verify", killed, "--question", "init",
-           "--seeds", "8", "--epochs", "1", "--fuse", "1"]
+           "--seeds", "8", "--epochs", str(ARGS["epochs"]), "--fuse", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
