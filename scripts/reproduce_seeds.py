@@ -450,11 +450,8 @@ def _verify_summary(v: dict[str, Any] | None,
     if not v or not v.get("rows"):
         return None
     rows = v["rows"]
-    top = max(rows, key=lambda x: abs(x.get("shift") or 0.0))
-    settled = v.get("settled", "open")
-    for r in rows:
-        if focus and {str(r.get("baseline")), str(r.get("alternative"))} == set(focus):
-            top, settled = r, r.get("settled", "open")
+    top, focused = _claims_row(rows, focus)
+    settled = top.get("settled", "open") if focused else v.get("settled", "open")
     return {"settled": settled, "estimate": top.get("shift"),
             "ci_low": top.get("ci_low"), "ci_high": top.get("ci_high"),
             "ci_level": top.get("ci_level"), "seeds": top.get("n"),
@@ -580,14 +577,21 @@ def _cost(ev: dict[str, Any], c: Claim) -> str:
     return "verify " + "; ".join(parts) if parts else ""
 
 
+def _claims_row(rows: list[dict[str, Any]],
+                focus: tuple[str, ...]) -> tuple[dict[str, Any], bool]:
+    """The verify row a claim turns on: the comparison of its ``focus`` choices where verify
+    made it (True), else the largest shift (False)."""
+    for r in rows:
+        if focus and {str(r.get("baseline")), str(r.get("alternative"))} == set(focus):
+            return r, True
+    return max(rows, key=lambda r: abs(r.get("shift") or 0.0)), False
+
+
 def _ran_out(ev: dict[str, Any], c: Claim, key: str = "verify_best") -> str:
     """An open verify: its seeds ran out, and what verify says would settle it (of the
     claim's comparison where it has one)."""
     v = ev["verify" if key == "verify_best" else "verify_seed"].get(c.id) or {}
-    rows = v.get("rows") or [{}]
-    top = next((r for r in rows if c.focus and {str(r.get("baseline")),
-                                                str(r.get("alternative"))} == set(c.focus)),
-               max(rows, key=lambda r: abs(r.get("shift") or 0.0)))
+    top, _ = _claims_row(v.get("rows") or [{}], c.focus)
     said = f"verify's {v['seeds']} seeds" if v.get("seeds") else "verify's seeds"
     said += " ran out before it settled"
     if top.get("accuracy_settled") == schema.EQUIVALENT and top.get("failures_seeds_needed"):
