@@ -51,7 +51,7 @@ from optuna.trial import TrialState
 
 from hpsearch import schema
 from hpsearch.errors import ConfigError
-from hpsearch.report.format import OBSERVATIONAL, best_config
+from hpsearch.report.format import OBSERVATIONAL, best_config, name_verify
 from hpsearch.report.markdown import markdown, notes_markdown, summary_table
 from hpsearch.report.publish import (
     name_objective,
@@ -131,6 +131,7 @@ def report(storage: str, *, study_name: str | None = None, fmt: str = "html",
                   "verify": verify_results(study),
                   "best": best_record(study.user_attrs.get(schema.BEST),
                                       study.user_attrs.get(schema.BIAS_TWINS))})
+    name_verify(data)
     if fmt == "html":
         from hpsearch.report.html import render
 

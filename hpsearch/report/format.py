@@ -13,6 +13,7 @@ This module imports neither the report nor a renderer: the renderers import it.
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -398,16 +399,27 @@ VERIFY_NEEDS_OBJECTIVE = ("not run: verify needs the objective (hpsearch verify 
 
 
 def how_to_read(data: Mapping[str, Any]) -> str:
-    """:data:`OBSERVATIONAL` for this study: without epochs it names no training, and for
-    a study hpsearch did not make it names the verify that can run there."""
+    """:data:`OBSERVATIONAL` for this study: without epochs it names no training; it names
+    the verify that runs on this study's storage, or for a study hpsearch did not make the
+    verify that can run there."""
     text = OBSERVATIONAL
     if not ((data.get("analysis") or {}).get("pruning") or {}).get("max_epochs"):
         text = text.replace("the effect at the end of training, ", "").replace(
             " (pruned ones carried on from the epoch they reached)", "")
+    command = verify_command(data)
+    needs = command or VERIFY_NEEDS_OBJECTIVE.removeprefix("not run: ")
+    return text.replace("(`hpsearch verify STORAGE`)", f"(`{needs}`)" if command else
+                        f"({needs})")
+
+
+def verify_command(data: Mapping[str, Any]) -> str | None:
+    """``hpsearch verify`` for this study, as the report was given its storage (a password
+    masked); None where hpsearch did not make the study (verify needs its objective)."""
     if not own_study(data):
-        needs = VERIFY_NEEDS_OBJECTIVE.removeprefix("not run: ")
-        text = text.replace("(`hpsearch verify STORAGE`)", f"({needs})")
-    return text
+        return None
+    h = data.get("header") or {}
+    return (f"hpsearch verify {shlex.quote(str(h.get('storage') or 'STORAGE'))} "
+            f"--study-name {shlex.quote(str(h.get('study_name')))}")
 
 
 def own_study(data: Mapping[str, Any]) -> bool:
@@ -415,13 +427,29 @@ def own_study(data: Mapping[str, Any]) -> bool:
     return bool((data.get("header") or {}).get("provenance"))
 
 
+def name_verify(data: Mapping[str, Any]) -> None:
+    """The analysis' "`hpsearch verify STORAGE`" (its words know no storage) as this
+    study's own verify command (:func:`verify_command`), in every answer and interaction
+    of ``data``; a study hpsearch did not make already names the objective it needs."""
+    command = verify_command(data)
+    analysis = data.get("analysis") or {}
+    if command is None:
+        return
+    for a in [*(analysis.get("answers") or []), *(analysis.get("interactions") or [])]:
+        for key, text in a.items():
+            if isinstance(text, str):
+                a[key] = text.replace("`hpsearch verify STORAGE`", f"`{command}`")
+
+
 def verdict_rows(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
-                 own: bool = True) -> tuple[list[str], list[dict[str, Any]]]:
+                 command: str | None = "hpsearch verify STORAGE",
+                 ) -> tuple[list[str], list[dict[str, Any]]]:
     """The verdicts table every format shows: the answers' columns and a verify column.
 
     Rows are dicts of display values by key (``question`` is the title with its id); the
-    HTML adds its own markup from the answer itself. ``own``: hpsearch made the study (else
-    verify needs its objective, and says so).
+    HTML adds its own markup from the answer itself. ``command``: the study's verify
+    (:func:`verify_command`), which a question verify has not run on names with its
+    ``--question``; None: hpsearch did not make the study, and verify needs its objective.
     """
     cols = [*answer_columns(answers), "verify"]
     rows = []
@@ -439,7 +467,8 @@ def verdict_rows(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]
             row["needed"] = DASH
         v = verify.get(str(a.get("question")))
         row["verify"] = verify_summary(v) if v else DASH if a.get("status") != "answered" \
-            else "not run: hpsearch verify STORAGE" if own else VERIFY_NEEDS_OBJECTIVE
+            else f"not run: {command} --question {a.get('question')}" if command \
+            else VERIFY_NEEDS_OBJECTIVE
         rows.append(row)
     return cols, rows
 

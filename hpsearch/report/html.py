@@ -36,7 +36,6 @@ from hpsearch.report.format import (
     interaction_rows,
     label,
     oriented,
-    own_study,
     per_class_items,
     provenance_rows,
     pruning_table,
@@ -44,6 +43,7 @@ from hpsearch.report.format import (
     split_unsampled,
     top_trials_table,
     verdict_rows,
+    verify_command,
     verify_facts,
     verify_rows,
 )
@@ -70,7 +70,9 @@ font-variant-numeric:tabular-nums}
 svg.fig{width:100%;height:auto;display:block;margin:6px 0}figcaption{color:#555;
 font-size:13px}nav{position:sticky;top:0;background:#fff;padding:6px 0;
 border-bottom:1px solid #eee;z-index:1}nav a{margin-right:10px}
-code{background:#f4f4f4;padding:0 3px}details{margin:6px 0}summary{cursor:pointer}
+code{background:#f4f4f4;padding:0 3px}.nw{white-space:nowrap}.cmd{overflow-wrap:anywhere}
+details{margin:6px 0}
+summary{cursor:pointer}
 .facts th{background:none;font-weight:normal;color:#555}figure{margin:8px 0}
 """
 
@@ -88,7 +90,7 @@ def render(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
     sections = [
         ("questions", "Questions", _questions(a.get("answers") or [],
                                               data.get("verify") or {},
-                                              a.get("interactions") or [], own_study(data),
+                                              a.get("interactions") or [], verify_command(data),
                                               how_to_read(data))),
         ("interactions", "Interactions", _interactions(a.get("interactions") or [])),
         ("importance", "Importance", _importance(a)),
@@ -182,14 +184,15 @@ def _header(h: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _questions(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
-               interactions: Sequence[Mapping[str, Any]] = (), own: bool = True,
+               interactions: Sequence[Mapping[str, Any]] = (),
+               command: str | None = "hpsearch verify STORAGE",
                reading: str = OBSERVATIONAL) -> str:
     """The verdicts table, then one collapsed block per question with its other keys."""
     answers, unsampled = split_unsampled(answers, interactions)
     if not answers:
         return (f'<p class="muted">{esc(unsampled)}</p>' if unsampled else
                 '<p class="muted">No question could be answered from this study.</p>')
-    cols, rows = verdict_rows(answers, verify, own)
+    cols, rows = verdict_rows(answers, verify, command)
     head = "".join(f"<th>{esc(label(k))}</th>" for k in cols)
     body = []
     for x, row in zip(answers, rows, strict=True):
@@ -203,6 +206,8 @@ def _questions(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
                 cells.append(f"<td{sig}>{esc(row[k])}</td>")
             elif k.startswith("p_"):
                 cells.append(f'<td class="num">{esc(row[k])}</td>')
+            elif k == "verify" and str(row[k]).startswith(NOT_RUN):
+                cells.append(f"<td>{NOT_RUN}{_command(str(row[k])[len(NOT_RUN):])}</td>")
             else:
                 cells.append(f"<td>{esc(row[k])}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -219,6 +224,17 @@ def _questions(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
                        f"{esc(x.get('fidelity') or x.get('status') or 'details')}</summary>"
                        f"{details}</details>")
     return "".join(out)
+
+
+NOT_RUN = "not run: "
+
+
+def _command(text: str) -> str:
+    """A command line as code for a narrow cell: its options whole (a cell would break
+    ``--study-name`` at its hyphens), a long path or name broken where it must be."""
+    words = " ".join(f'<span class="nw">{esc(w)}</span>' if w.startswith("-") else esc(w)
+                     for w in text.split(" "))
+    return f'<code class="cmd">{words}</code>'
 
 
 def _answer_details(x: Mapping[str, Any], shown: set[str]) -> str:

@@ -25,7 +25,6 @@ from hpsearch.report.format import (
     how_to_read,
     interaction_rows,
     label,
-    own_study,
     p_value,
     per_class_items,
     provenance_rows,
@@ -36,6 +35,7 @@ from hpsearch.report.format import (
     top_trials_table,
     trainability_text,
     verdict_rows,
+    verify_command,
     verify_facts,
     verify_rows,
 )
@@ -71,18 +71,19 @@ def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 
 def answers_md(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
-               interactions: Sequence[Mapping[str, Any]] = (), own: bool = True,
+               interactions: Sequence[Mapping[str, Any]] = (),
+               command: str | None = "hpsearch verify STORAGE",
                reading: str = OBSERVATIONAL) -> list[str]:
     """The verdicts table and, per question, its other keys (choices, effects, caveat)."""
     answers, unsampled = split_unsampled(answers, interactions)
     if not answers:
         return [md(unsampled)] if unsampled else [
             "No question could be answered from this study."]
-    cols, rows = verdict_rows(answers, verify, own)
+    cols, rows = verdict_rows(answers, verify, command)
     out = table([label(k) for k in cols], [[r[k] for k in cols] for r in rows])
     if unsampled:
         out += ["", md(unsampled)]
-    out += ["", f"> {reading}"]
+    out += ["", f"> {md(reading)}"]
     for a in answers:
         details = _answer_details(a, set(cols) | {"title", "status", "significant"})
         if details:
@@ -141,9 +142,9 @@ def aligned(head: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = ""
 
 
 def note_answers(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
-                 own: bool = True) -> list[str]:
+                 command: str | None = "hpsearch verify STORAGE") -> list[str]:
     """The verdicts for the dashboard note: question, verdict, p (Holm), verify."""
-    cols, rows = verdict_rows(split_unsampled(answers)[0], verify, own)
+    cols, rows = verdict_rows(split_unsampled(answers)[0], verify, command)
     cols = [k for k in cols if k not in ("seed_claim", "needed")]
     return table([label(k) for k in cols], [[r[k] for k in cols] for r in rows])
 
@@ -154,7 +155,7 @@ def dashboard_tables(data: Mapping[str, Any]) -> list[tuple[str, str, list[str],
     The verdicts with each question's verify result beside it, and the ``best`` results.
     """
     answers, _ = split_unsampled(data["analysis"].get("answers") or [])
-    cols, rows = verdict_rows(answers, data.get("verify") or {}, own_study(data))
+    cols, rows = verdict_rows(answers, data.get("verify") or {}, verify_command(data))
     # The dashboard's card is half a page wide: what would settle an open question is in the
     # note and the report, not in a column that would squeeze the verdicts' words.
     cols = [k for k in cols if k not in ("seed_claim", "needed")]
@@ -210,7 +211,7 @@ def notes_markdown(data: Mapping[str, Any]) -> str:
              f"best value {acc(h['best_value'])} (trial #{h['best_trial_number']}); "
              f"trials: {md(states_text(h['n_trials']))}", ""]
     lines += note_answers(data["analysis"].get("answers", []), data.get("verify") or {},
-                          own_study(data))
+                          verify_command(data))
     lines += verify_md(data.get("verify") or {})
     best = data.get("best")
     if best:
@@ -229,7 +230,7 @@ def markdown(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] = ()) ->
     lines += ["", "## Questions", "", *answers_md(a.get("answers", []),
                                                   data.get("verify") or {},
                                                   a.get("interactions") or [],
-                                                  own_study(data), how_to_read(data))]
+                                                  verify_command(data), how_to_read(data))]
     if any(x.get("status") != "not_sampled" for x in a.get("interactions") or []):
         lines += ["", "## Interactions", "", *interactions_md(a["interactions"])]
     for ev, imp in (a.get("importances") or {}).items():

@@ -9,6 +9,7 @@ it: the terminal summary, the Markdown, the HTML page and, in headless Chromium,
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 import pytest
@@ -104,6 +105,27 @@ def test_questions_table_verify_column_is_compact_and_complete(verified):
     assert cell == ("l1 better (1 of 4); equivalent (±0.5 pts) (1 of 4); open (2 of 4); "
                     "13-16 seeds")
     assert len(cell) < 100
+
+
+def test_a_question_verify_has_not_run_names_the_verify_that_would_run_it(verified,
+                                                                                   tmp_path):
+    """The command is this study's, runnable as printed: its storage, its name, the
+    question; the reading guide names the same verify (no STORAGE placeholder)."""
+    doc = report(verified, fmt="json").data
+    waiting = [a for a in doc["analysis"]["answers"]
+               if a["status"] == "answered" and a["question"] not in doc["verify"]]
+    assert waiting
+    command = f"hpsearch verify {shlex.quote(verified)} --study-name {doc['header']['study_name']}"
+    assert fmt.verify_command(doc) == command
+    _, rows = fmt.verdict_rows(waiting, doc["verify"], command)
+    assert [r["verify"] for r in rows] == [f"not run: {command} --question {a['question']}"
+                                           for a in waiting]
+    for text in (report(verified, fmt="md").text, fmt.how_to_read(doc)):
+        assert "STORAGE" not in text and f"(`{command}`)" in text
+    # in the page's narrow column its options stay whole (not broken at --study-name's hyphens)
+    html = report(verified, fmt="html", out=tmp_path / "r.html", publish=False).text
+    assert 'not run: <code class="cmd">hpsearch verify ' in html
+    assert '<span class="nw">--study-name</span>' in html
 
 
 def test_terminal_report_prints_each_comparison_with_its_seeds(verified, tmp_path):
