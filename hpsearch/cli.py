@@ -399,6 +399,10 @@ def dashboard(storage: str, host: str, port: int) -> None:
                    "equivalent too (their rates within ±5 pts by their own interval).")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="Verify on the K best complete trials' configs.")
+@click.option("--baseline", metavar="VALUE",
+              help="With one built-in --question: the value of its param the others are "
+                   "compared with, in place of the best config's own (e.g. none, for a "
+                   "claim that a penalty hurts).")
 @setting_option("jobs", default=Settings().jobs, show_default=True, shown="",
                 help="Processes sharing the trainings (more machines: run the same command "
                      "against one PostgreSQL storage).")
@@ -412,8 +416,8 @@ def dashboard(storage: str, host: str, port: int) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or lines.")
 @friendly_errors
 def verify(storage: str, question: str | None, seeds: int | None, margin: float, top_k: int,
-           jobs: int, study_name: str | None, epochs: int | None, device: str,
-           dataset: str | None, data_dir: str | None, fuse: int | None,
+           baseline: str | None, jobs: int, study_name: str | None, epochs: int | None,
+           device: str, dataset: str | None, data_dir: str | None, fuse: int | None,
            objective: str | None, quiet: bool) -> None:
     """Paired re-runs: twins of the best config that differ only in one question's param."""
     import optuna
@@ -427,7 +431,7 @@ def verify(storage: str, question: str | None, seeds: int | None, margin: float,
         result = run(storage, question, seeds=seeds, top_k=top_k, study_name=study_name,
                      epochs=epochs, device=device, data_dir=data_dir, progress=bar,
                      fuse=fuse, margin=margin, jobs=jobs, objective=objective,
-                     on_start=_echo, dataset=dataset)
+                     on_start=_echo, dataset=dataset, baseline=baseline)
     finally:
         bar.close()
     # The plan was printed before the first training (click.echo flushes): a log reads plan,

@@ -73,7 +73,10 @@ class Claim:
     study's answer where it is open); "seed" for a claim about a value only the seed's config
     has (weight decay 0.1: the study samples the strength, so neither it nor the tuned best
     tests 0.1). ``focus``: the two choices the claim compares, where the question has more
-    (none vs l2 of weight_penalty's four): the row is that comparison's.
+    (none vs l2 of weight_penalty's four): the row is that comparison's, and verify where
+    the claim is answered compares every choice with the first (``verify --baseline``),
+    not with the config's own (at the seed's config that was l1, which made no none-vs-l2
+    comparison).
     """
 
     seed: str
@@ -265,24 +268,35 @@ def _span(study: Any) -> float:
                and t.datetime_start and t.datetime_complete)
 
 
-def _verified(storage: str, study_name: str, question: str,
-              args: argparse.Namespace) -> dict[str, Any] | None:
-    """verify's answer for one question: run (resumes from the stored trainings) unless
-    only stored answers are wanted; None where there is neither."""
+def _verified(storage: str, study_name: str, question: str, args: argparse.Namespace,
+              baseline: str | None = None) -> dict[str, Any] | None:
+    """verify's answer for one question (``baseline``: its comparisons with that value, as
+    ``verify --baseline`` makes them): run (resumes from the stored trainings) unless only
+    stored answers are wanted; None where there is neither."""
     from hpsearch.verify import verify
 
     study = _study(storage, study_name)
     if study is None or not any(t.state.name == "COMPLETE" for t in study.trials):
         return None
-    stored = study.user_attrs.get(schema.verify_key(question))
-    if args.no_new_verify or args.as_they_are:
-        return stored
-    ran = verify(storage, question, seeds=args.seeds, study_name=study_name,
-                 epochs=args.epochs, device=args.device,
-                 jobs=args.jobs).question_dict(question)
+    if not (args.no_new_verify or args.as_they_are):
+        verify(storage, question, seeds=args.seeds, study_name=study_name,
+               epochs=args.epochs, device=args.device, jobs=args.jobs, baseline=baseline)
+        study = _study(storage, study_name)
     # verify keeps the stored answer when this run's family or seeds are smaller (an answer
-    # from 24 seeds is not replaced by one from 16): the page shows what the study holds.
-    return study.user_attrs.get(schema.verify_key(question)) or ran
+    # from 24 seeds is not replaced by one from 16), and one against another baseline (this
+    # run's goes beside it): the page shows what the study holds against this baseline.
+    return _answer_against(study.user_attrs.get(schema.verify_key(question)), baseline)
+
+
+def _answer_against(stored: Any, baseline: str | None) -> dict[str, Any] | None:
+    """Of a stored verify answer and those kept beside it, the one against ``baseline`` on
+    the most seeds (None: the config's own value)."""
+    if not isinstance(stored, dict):
+        return None
+    answers = [stored, *(v for v in (stored.get("beside") or {}).values()
+                         if isinstance(v, dict))]
+    fits = [a for a in answers if a.get("baseline") == baseline]
+    return max(fits, key=lambda a: int(a.get("seeds") or 0), default=None)
 
 
 def _verified_over_epochs(storage: str, study_name: str, question: str,
@@ -356,8 +370,11 @@ def evidence(name: str, args: argparse.Namespace) -> dict[str, Any]:
             for where in sorted(at, key=lambda w: w != c.at):
                 of = name if where == "best" else f"{name}-seed"
                 out["verify_plans"].setdefault(c.id, {})[where] = _planned(storage, of, c.id)
+                # A claim about one value against another is verified against the first
+                # (weight decay 0.1 against none) where it is answered.
+                against = c.focus[0] if c.focus and where == c.at else None
                 out["verify" if where == "best" else "verify_seed"][c.id] = _verified(
-                    storage, of, c.id, args)
+                    storage, of, c.id, args, against)
         if c.kind == "over_epochs":
             out["over_epochs"][c.id] = _verified_over_epochs(storage, name, c.id, args)
         if c.kind == "best" and out["best"] is None:

@@ -281,6 +281,7 @@ class VerifyResult:
     saved: list[SavedResult] = field(default_factory=list)  # one per question
     objective: str | None = None    # a user's objective (its spec): values are its own
     direction: str = "maximize"
+    baseline: str | None = None     # the value compared with, where not the config's own
     # question -> the stored answer this run did not replace (a larger family's, or one on
     # more seeds): this run's answer went beside it (see :func:`merge_stored`)
     kept: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -307,8 +308,9 @@ class VerifyResult:
                  else {"kind": "interaction", "params": list(inter.params)})
         own = ({"objective": self.objective, "direction": self.direction}
                if self.objective else {})
+        against = {"baseline": self.baseline} if self.baseline is not None else {}
         return {
-            "question": question, **about, **own, "study_name": self.study_name,
+            "question": question, **about, **own, **against, "study_name": self.study_name,
             "seeds": len(self.seeds), "seed_list": list(self.seeds), "top_k": self.top_k,
             "dataset": self.dataset, "epochs": self.epochs, "split": "test",
             "n_test": self.n_test, "alpha": self.alpha, "family": len(self.rows),
@@ -397,7 +399,9 @@ def family_name(answer: dict[str, Any]) -> str:
     qs = [str(q) for q in answer.get("family_questions") or [answer.get("question")]]
     which = (f"{qs[0]} alone" if len(qs) == 1 else
              f"the family of {len(qs)} questions ({', '.join(qs)})")
-    return f"{which} on up to {answer.get('seeds')} seeds"
+    against = (f" against {answer['baseline']}" if answer.get("baseline") is not None
+               else "")
+    return f"{which}{against} on up to {answer.get('seeds')} seeds"
 
 
 def merge_stored(old: Any, new: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -406,8 +410,9 @@ def merge_stored(old: Any, new: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     verify's stored trainings are evidence, and so is the answer a run drew from them: a
     run replaces the stored answer only when its family holds every question of the stored
     one's and it may use as many seeds, so that a narrower re-run (``--question``, or a
-    smaller ``--seeds``), reading the same trainings, can never flip it. Otherwise the
-    stored answer stays, and the new one is kept beside it under ``beside``, named by its
+    smaller ``--seeds``), reading the same trainings, can never flip it; and only a run
+    against the same baseline (``--baseline``: other comparisons). Otherwise the stored
+    answer stays, and the new one is kept beside it under ``beside``, named by its
     family (:func:`family_name`). Answers stored beside an answer that is replaced stay.
     """
     if not isinstance(old, dict) or not isinstance(old.get("rows"), list):
@@ -415,7 +420,7 @@ def merge_stored(old: Any, new: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     old_family = {str(q) for q in old.get("family_questions") or [old.get("question")]}
     new_family = {str(q) for q in new.get("family_questions") or [new.get("question")]}
     old_seeds, new_seeds = old.get("seeds"), new.get("seeds")
-    covers = new_family >= old_family and (
+    covers = new_family >= old_family and old.get("baseline") == new.get("baseline") and (
         not isinstance(old_seeds, int) or not isinstance(new_seeds, int)
         or new_seeds >= old_seeds)
     beside = {k: v for k, v in (old.get("beside") or {}).items() if isinstance(v, dict)}

@@ -122,14 +122,22 @@ _IRow = tuple[Interaction, int, int, tuple[Value, Value], tuple[Value, Value],
 
 
 def _plan(q: Question, trials: list[FrozenTrial], prov: Mapping[str, Any],
-          ) -> list[tuple[int, int, Value, _Twin, list[_Twin]]]:
-    """Per trial: its number, rank, own value, the baseline twin and the alternative twins."""
+          baseline: str | None = None) -> list[tuple[int, int, Value, _Twin, list[_Twin]]]:
+    """Per trial: its number, rank, own value, the baseline twin and the alternative twins
+    (``baseline``: the twin whose value of the param reads so, in place of the config's)."""
     plans = []
     for rank, t in enumerate(trials):
         best = trial_config(t)
         base_value, alternatives = twin_values(q, best, prov)
-        twins: list[_Twin] = [(v, make_twin(best, q.param, v, prov))
-                              for v in (base_value, *alternatives)]
+        values = [base_value, *alternatives]
+        if baseline is not None:
+            at = next((i for i, v in enumerate(values) if str(v) == baseline), None)
+            if at is None:
+                raise ConfigError(f"--baseline {baseline!r} is not a value verify compares "
+                                  f"for {q.id}; choose from "
+                                  f"{', '.join(str(v) for v in values)}")
+            values = [values[at], *values[:at], *values[at + 1:]]
+        twins: list[_Twin] = [(v, make_twin(best, q.param, v, prov)) for v in values]
         assert len({cfg for _, cfg in twins}) == len(twins)  # every twin differs
         plans.append((t.number, rank, getattr(best, q.param), twins[0], twins[1:]))
     return plans
@@ -138,11 +146,11 @@ def _plan(q: Question, trials: list[FrozenTrial], prov: Mapping[str, Any],
 def _comparisons(questions: Sequence[Question], inters: Sequence[Interaction],
                  trials: list[FrozenTrial], prov: Mapping[str, Any],
                  own: Callable[[Question], Any] | None = None,
-                 ) -> tuple[list[_Row], list[_IRow]]:
+                 baseline: str | None = None) -> tuple[list[_Row], list[_IRow]]:
     """verify's comparisons at ``trials``: a row per alternative twin of each question
     (``own``: the plan of a user's objective's question) and per factorial contrast of
-    each interaction."""
-    plans = ((q, own(q) if own else _plan(q, trials, prov)) for q in questions)
+    each interaction; ``baseline``: see :func:`_plan`)."""
+    plans = ((q, own(q) if own else _plan(q, trials, prov, baseline)) for q in questions)
     rows: list[_Row] = [(q, n, rank, value, base, alt) for q, plan in plans
                         for n, rank, value, base, alts in plan for alt in alts]
     irows: list[_IRow] = [(x, t.number, rank, a, b, cells) for x in inters
@@ -191,7 +199,7 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
            fuse: int | None = None, jobs: int = 1,
            objective: str | None = None,
            on_start: Callable[[str], None] | None = None,
-           dataset: str | None = None) -> VerifyResult:
+           dataset: str | None = None, baseline: str | None = None) -> VerifyResult:
     """Paired re-runs of the top-``top_k`` configs' twins, on the test split, in looks.
 
     ``question`` None verifies every question the study sampled, as one Holm family.
@@ -211,7 +219,9 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
     is verified through it (:mod:`.own`): its categorical params are the questions, and
     each training is one call of the objective with the twin's params on the test split.
     ``on_start`` gets the plan (:meth:`VerifyResult.plan_line`) before the first training,
-    so a log reads plan, then progress.
+    so a log reads plan, then progress. ``baseline`` (one built-in ``question``): the value
+    of its param the others are compared with, in place of the config's own (a claim about
+    one value against another, at a config that has neither).
     """
     for name, value in (("seeds", 1 if seeds is None else seeds), ("top-k", top_k),
                         ("jobs", jobs)):
@@ -231,6 +241,10 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
             and question not in INTERACTION_BY_ID:
         raise ConfigError(f"unknown question {question!r}; known: "
                           f"{', '.join([*QUESTION_BY_ID, *INTERACTION_BY_ID])}")
+    if baseline is not None and (question is None or question not in QUESTION_BY_ID
+                                 or loaded is not None):
+        raise ConfigError("--baseline needs one built-in --question (one of "
+                          f"{', '.join(QUESTION_BY_ID)})")
     ranked = complete_trials(study)
     if loaded is None and schema.provenance(study) is None:
         raise ConfigError(foreign_message(study.study_name, "verify"))
@@ -247,7 +261,8 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
                 else study_settings(study, epochs=epochs, data_dir=data_dir, dataset=dataset))
     prov = schema.provenance(study) or {}
     rows, irows = _comparisons(questions, inters, trials, prov,
-                               (lambda q: own_plan(q, trials, study)) if loaded else None)
+                               (lambda q: own_plan(q, trials, study)) if loaded else None,
+                               baseline)
     terms = [_terms(r) for r in rows] + [_cell_terms(r[5]) for r in irows]
     labels = {cfg: f"#{n} {q.param}={value}" for q, n, _, _, *tw in rows for value, cfg in tw}
     labels.update({cfg: f"#{n} {x.params[0]}={a[i]} {x.params[1]}={b[j]}"
@@ -273,7 +288,8 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
     workers = _start_workers(jobs - 1, dict(
         storage=storage, question=question, seeds=seeds, top_k=top_k,
         study_name=study.study_name, epochs=epochs, device=device, data_dir=data_dir,
-        alpha=alpha, margin=margin, fuse=fuse, objective=objective, dataset=dataset))
+        alpha=alpha, margin=margin, fuse=fuse, objective=objective, dataset=dataset,
+        baseline=baseline))
     result = VerifyResult(questions=[q.id for q in questions] + [x.id for x in inters],
                           study_name=study.study_name,
                           seeds=list(range(seeds)), top_k=top_k,
@@ -283,7 +299,7 @@ def verify(storage: str, question: str | None = None, *, seeds: int | None = Non
                           margin=float(margin), looks=list(plan.looks),
                           trainings_fixed=len(twins) * seeds, family=family,
                           objective=loaded.spec if loaded else None,
-                          direction=study.direction.name.lower())
+                          direction=study.direction.name.lower(), baseline=baseline)
     try:
         if on_start is not None:
             on_start(result.plan_line())

@@ -44,6 +44,19 @@ def test_a_smaller_family_keeps_the_familys_answer_and_stores_its_own_beside() -
                                  "dropout, init, optimizer) on up to 26 seeds")
 
 
+def test_an_answer_against_another_baseline_never_replaces_the_stored_one() -> None:
+    """``verify --baseline`` makes other comparisons: its answer goes beside, named by its
+    baseline, and replaces only an answer against the same baseline."""
+    own = answer(["weight_penalty"], 18, "open")
+    against = {**answer(["weight_penalty"], 18, "difference"), "baseline": "none"}
+    stored, replaced = merge_stored(own, against)
+    assert not replaced and stored["settled"] == "open"
+    assert stored["beside"] == {"weight_penalty alone against none on up to 18 seeds": against}
+    assert merge_stored(against, own)[1] is False
+    more = {**against, "seeds": 24}
+    assert merge_stored(against, more) == (more, True)
+
+
 def test_the_seed_cap_in_help_is_the_one_used() -> None:
     text = CliRunner().invoke(main, ["verify", "--help"], terminal_width=300).output
     text = " ".join(text.split())

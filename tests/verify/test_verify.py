@@ -259,6 +259,40 @@ def test_a_narrower_rerun_never_replaces_the_familys_stored_answer(study_db, bn_
         study.set_user_attr(key, mine)
 
 
+def test_a_baseline_compares_the_other_choices_with_it(study_db, bn_result):
+    """``baseline``: the same twins and stored trainings, compared with the named value in
+    place of the config's own (the shift's sign turns); its answer is a different one, so
+    it goes beside the stored answer and is named by its baseline."""
+    study = load_study(study_db)
+    key = schema.verify_key("bn_placement")
+    mine = study.user_attrs[key]
+    [row] = bn_result.rows
+    try:
+        against = verify(study_db, "bn_placement", seeds=6, baseline=row.alternative)
+        assert against.trained_here == 0  # the same twins: every training stored
+        [turned] = against.rows
+        assert (turned.baseline, turned.alternative) == (row.alternative, row.baseline)
+        assert (turned.baseline_accs, turned.alternative_accs) == (row.alternative_accs,
+                                                                   row.baseline_accs)
+        assert turned.stats.shift == pytest.approx(-row.stats.shift)
+        stored = load_study(study_db).user_attrs[key]
+        assert stored["rows"] == mine["rows"] and "baseline" not in stored
+        beside = stored["beside"][f"bn_placement alone against {row.alternative} on up to "
+                                  "6 seeds"]
+        assert beside["baseline"] == row.alternative
+    finally:
+        study.set_user_attr(key, mine)
+    with pytest.raises(ConfigError, match=r"--baseline 'none' is not a value verify "
+                                          r"compares for bn_placement; choose from before, "
+                                          r"after"):
+        verify(study_db, "bn_placement", seeds=6, baseline="none")
+    with pytest.raises(ConfigError, match="--baseline needs one built-in --question"):
+        verify(study_db, seeds=9, baseline="none")
+    result = CliRunner().invoke(main, ["verify", study_db, "--baseline", "before", "-q"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "--baseline needs one built-in --question" in result.output
+
+
 def test_cli_verify_prints_progress_lines_off_a_terminal(study_db):
     result = CliRunner().invoke(main, ["verify", study_db, "--question", "dropout",
                                        "--seeds", "6", "--epochs", "1", "--margin", "2"])
