@@ -278,14 +278,15 @@ def _verified(storage: str, study_name: str, question: str, args: argparse.Names
     study = _study(storage, study_name)
     if study is None or not any(t.state.name == "COMPLETE" for t in study.trials):
         return None
+    ran = None
     if not (args.no_new_verify or args.as_they_are):
-        verify(storage, question, seeds=args.seeds, study_name=study_name,
-               epochs=args.epochs, device=args.device, jobs=args.jobs, baseline=baseline)
-        study = _study(storage, study_name)
+        ran = verify(storage, question, seeds=args.seeds, study_name=study_name,
+                     epochs=args.epochs, device=args.device, jobs=args.jobs,
+                     baseline=baseline).question_dict(question)
     # verify keeps the stored answer when this run's family or seeds are smaller (an answer
     # from 24 seeds is not replaced by one from 16), and one against another baseline (this
     # run's goes beside it): the page shows what the study holds against this baseline.
-    return _answer_against(study.user_attrs.get(schema.verify_key(question)), baseline)
+    return _answer_against(study.user_attrs.get(schema.verify_key(question)), baseline) or ran
 
 
 def _answer_against(stored: Any, baseline: str | None) -> dict[str, Any] | None:

@@ -24,6 +24,10 @@ from hpsearch.text import DASH, num, param_value, plural
 
 Table = tuple[list[str], list[list[Any]]]
 
+# verify's command where the study is not known (the analysis' words name no storage), and
+# how a verify cell that names one begins.
+ANY_VERIFY = "hpsearch verify STORAGE"
+NOT_RUN = "not run: "
 OBSERVATIONAL = ("How to read the verdicts: differences are in accuracy points (objective x "
                  "100; objective units for other objectives), the effect at the end of "
                  "training, adjusted for every other param the study sampled, from all "
@@ -38,7 +42,7 @@ OBSERVATIONAL = ("How to read the verdicts: differences are in accuracy points (
                  "chose the params together, so the study alone is observational; "
                  "\"matters\": randomized trials settle it. The verify column is the causal "
                  "answer: twins of the best config that differ only in that param, on the "
-                 "same seeds, on the test set (`hpsearch verify STORAGE`).")
+                 f"same seeds, on the test set (`{ANY_VERIFY}`).")
 TOP_TRIALS = 10
 # Settings that say how a trial was run, shown in the header; the rest go to provenance.
 SETTINGS_SHOWN = ("epochs", "trials", "sampler", "pruner", "patience", "seed", "jobs", "device")
@@ -394,7 +398,7 @@ def split_unsampled(answers: Sequence[Mapping[str, Any]],
 
 
 # Where a study hpsearch did not make has no verify to run (hpsearch.analysis.study).
-VERIFY_NEEDS_OBJECTIVE = ("not run: verify needs the objective (hpsearch verify STORAGE "
+VERIFY_NEEDS_OBJECTIVE = (f"{NOT_RUN}verify needs the objective ({ANY_VERIFY} "
                           "--objective FILE.py:NAME)")
 
 
@@ -407,9 +411,10 @@ def how_to_read(data: Mapping[str, Any]) -> str:
         text = text.replace("the effect at the end of training, ", "").replace(
             " (pruned ones carried on from the epoch they reached)", "")
     command = verify_command(data)
-    needs = command or VERIFY_NEEDS_OBJECTIVE.removeprefix("not run: ")
-    return text.replace("(`hpsearch verify STORAGE`)", f"(`{needs}`)" if command else
-                        f"({needs})")
+    if command is None:
+        needs = VERIFY_NEEDS_OBJECTIVE.removeprefix(NOT_RUN)
+        return text.replace(f"(`{ANY_VERIFY}`)", f"({needs})")
+    return _named(text, command)
 
 
 def verify_command(data: Mapping[str, Any]) -> str | None:
@@ -422,6 +427,11 @@ def verify_command(data: Mapping[str, Any]) -> str | None:
             f"--study-name {shlex.quote(str(h.get('study_name')))}")
 
 
+def _named(text: str, command: str) -> str:
+    """``text`` with the generic "`hpsearch verify STORAGE`" as ``command``."""
+    return text.replace(f"`{ANY_VERIFY}`", f"`{command}`")
+
+
 def own_study(data: Mapping[str, Any]) -> bool:
     """Whether hpsearch made the study (it stored its provenance): verify can retrain it."""
     return bool((data.get("header") or {}).get("provenance"))
@@ -432,18 +442,17 @@ def name_verify(data: Mapping[str, Any]) -> None:
     study's own verify command (:func:`verify_command`), in every answer and interaction
     of ``data``; a study hpsearch did not make already names the objective it needs."""
     command = verify_command(data)
-    analysis = data.get("analysis") or {}
     if command is None:
         return
+    analysis = data.get("analysis") or {}
     for a in [*(analysis.get("answers") or []), *(analysis.get("interactions") or [])]:
         for key, text in a.items():
             if isinstance(text, str):
-                a[key] = text.replace("`hpsearch verify STORAGE`", f"`{command}`")
+                a[key] = _named(text, command)
 
 
 def verdict_rows(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
-                 command: str | None = "hpsearch verify STORAGE",
-                 ) -> tuple[list[str], list[dict[str, Any]]]:
+                 command: str | None = ANY_VERIFY) -> tuple[list[str], list[dict[str, Any]]]:
     """The verdicts table every format shows: the answers' columns and a verify column.
 
     Rows are dicts of display values by key (``question`` is the title with its id); the
@@ -467,7 +476,7 @@ def verdict_rows(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any]
             row["needed"] = DASH
         v = verify.get(str(a.get("question")))
         row["verify"] = verify_summary(v) if v else DASH if a.get("status") != "answered" \
-            else f"not run: {command} --question {a.get('question')}" if command \
+            else f"{NOT_RUN}{command} --question {a.get('question')}" if command \
             else VERIFY_NEEDS_OBJECTIVE
         rows.append(row)
     return cols, rows

@@ -24,6 +24,8 @@ from hpsearch.report.figures import params as figure_params
 from hpsearch.report.figures import svg
 from hpsearch.report.figures import trials as figure_trials
 from hpsearch.report.format import (
+    ANY_VERIFY,
+    NOT_RUN,
     OBSERVATIONAL,
     VERIFY_NOTE,
     acc,
@@ -185,7 +187,7 @@ def _header(h: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
 
 def _questions(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
                interactions: Sequence[Mapping[str, Any]] = (),
-               command: str | None = "hpsearch verify STORAGE",
+               command: str | None = ANY_VERIFY,
                reading: str = OBSERVATIONAL) -> str:
     """The verdicts table, then one collapsed block per question with its other keys."""
     answers, unsampled = split_unsampled(answers, interactions)
@@ -206,8 +208,8 @@ def _questions(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
                 cells.append(f"<td{sig}>{esc(row[k])}</td>")
             elif k.startswith("p_"):
                 cells.append(f'<td class="num">{esc(row[k])}</td>')
-            elif k == "verify" and str(row[k]).startswith(NOT_RUN):
-                cells.append(f"<td>{NOT_RUN}{_command(str(row[k])[len(NOT_RUN):])}</td>")
+            elif k == "verify" and command and str(row[k]).startswith(NOT_RUN + command):
+                cells.append(f"<td>{NOT_RUN}{_command(str(row[k]).removeprefix(NOT_RUN))}</td>")
             else:
                 cells.append(f"<td>{esc(row[k])}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -224,9 +226,6 @@ def _questions(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
                        f"{esc(x.get('fidelity') or x.get('status') or 'details')}</summary>"
                        f"{details}</details>")
     return "".join(out)
-
-
-NOT_RUN = "not run: "
 
 
 def _command(text: str) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpsearch.report.format import (
+    ANY_VERIFY,
     OBSERVATIONAL,
     VERIFY_NOTE,
     acc,
@@ -72,7 +73,7 @@ def table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 def answers_md(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
                interactions: Sequence[Mapping[str, Any]] = (),
-               command: str | None = "hpsearch verify STORAGE",
+               command: str | None = ANY_VERIFY,
                reading: str = OBSERVATIONAL) -> list[str]:
     """The verdicts table and, per question, its other keys (choices, effects, caveat)."""
     answers, unsampled = split_unsampled(answers, interactions)
@@ -142,7 +143,7 @@ def aligned(head: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = ""
 
 
 def note_answers(answers: Sequence[Mapping[str, Any]], verify: Mapping[str, Any],
-                 command: str | None = "hpsearch verify STORAGE") -> list[str]:
+                 command: str | None = ANY_VERIFY) -> list[str]:
     """The verdicts for the dashboard note: question, verdict, p (Holm), verify."""
     cols, rows = verdict_rows(split_unsampled(answers)[0], verify, command)
     cols = [k for k in cols if k not in ("seed_claim", "needed")]

@@ -259,6 +259,7 @@ def test_a_study_hpsearch_did_not_make_reads_as_one(tmp_path):
     assert "--objective FILE.py:NAME" in md
     html = report(storage, out=tmp_path / "svm.html", publish=False).text
     assert 'id="pruning"' not in html and 'aria-label="over-training"' not in html
+    assert 'class="cmd"' not in html  # "verify needs the objective" is words, not a command
     assert html.count("Not sampled in this study") == 1
     summary = report(storage, fmt="json").summary
     assert summary.count("Not sampled in this study") == 1
