@@ -127,7 +127,8 @@ def face_bypasses(module: str, found: list[tuple[str, str | None]]) -> list[str]
 
 
 # Scripts that time or soak a package's internals, and the modules they reach into.
-REACH_IN = {"benchmarks/fused.py": {"hpsearch.training.datasets", "hpsearch.training.fused"},
+REACH_IN = {"benchmarks/common.py": {"hpsearch.training.datasets"},
+            "benchmarks/fused.py": {"hpsearch.training.fused"},
             "benchmarks/optimize.py": {"hpsearch.optimize.study", "hpsearch.optimize.workers"},
             "soak.py": {"hpsearch.optimize.study", "hpsearch.optimize.workers"}}
 

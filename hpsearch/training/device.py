@@ -43,7 +43,9 @@ class DeviceProfile:
     # scaling. On by default on CUDA only: hpsearch trains in fp32 on CPUs (README
     # "Performance"; scripts/bench.py's bf16 row measures what a CPU would give).
     bf16: bool = False
-    # CNN weights and the fused trainer's conv input in channels_last (cuDNN's fast layout).
+    # CNN weights and the fused trainer's conv input in channels_last: cuDNN's fast layout,
+    # and oneDNN's on a CPU (seed 004's CNN trains about 1.4x as fast there: scripts/bench.py
+    # --only cnn_layout), so every device but MPS takes it.
     channels_last: bool = False
     # Fused optimizer kernels where torch has them for the device (loop.FUSED_DEVICES).
     fused_optimizer: bool = True
@@ -71,7 +73,7 @@ class DeviceProfile:
             # The memory query stays the device's own: a CPU has no mem_get_info.
             return cls(bf16=True, channels_last=True, member_generators=True,
                        cuda_memory=cuda, cpu_fuse_cap=False)
-        return cls(cpu_fuse_cap=device.type == "cpu")
+        return cls(channels_last=device.type == "cpu", cpu_fuse_cap=device.type == "cpu")
 
     def replace(self, **changes: bool) -> DeviceProfile:
         return dataclasses.replace(self, **changes)

@@ -21,13 +21,21 @@ import optuna
 import torch
 
 from hpsearch.space import TrialConfig
-from hpsearch.training import DeviceData
+from hpsearch.training import DeviceData, RawDataset
+from hpsearch.training.datasets import DIGITS
 
 SCHEMA = 1
 # Seed 000: MLP 784-512-256-10, BN before ReLU, dropout 0.5, SGD lr 0.01 momentum 0.5, batch 32.
 SEED_CFG = TrialConfig(hidden_units=512, hidden_layers=2, taper="halve", batch_norm="before",
                        dropout=0.5, optimizer="sgd", lr=0.01, momentum=0.5, batch_size=32,
                        input_norm="standardize")
+# Seed 004's CNN as cnn_regularization trains it (a stored config of that study): its paired
+# configs train 4 weight-penalty arms of this shape, so K = 4 is what fusing the arms of one
+# config would be.
+CNN004_CFG = TrialConfig(model="cnn", cnn_channels=16, cnn_fc_units=100, dropout2d=0.2,
+                         optimizer="adamw", lr=0.0037, batch_size=128, weight_penalty="l2",
+                         l2=1e-4, input_norm="standardize")
+SEED_EVAL = 1_000  # evaluation images of the rows that train the seeds' models on a CPU
 BIG_BATCH = 256                      # hpsearch's "default-ish" batch for throughput rows
 # The memory row's study: a small MLP space, so 100 trials stay short (the study row runs
 # the default space, as `hpsearch optimize --dataset digits --epochs 3` does).
@@ -135,6 +143,26 @@ def subset(data: DeviceData, sizes: Sizes) -> DeviceData:
 def with_test_as_val(data: DeviceData) -> DeviceData:
     """The same data with the test split in the validation slot (for the accuracy row)."""
     return dataclasses.replace(data, val_x=data.test_x, val_y=data.test_y)
+
+
+def seed_images(ctx: Context) -> DeviceData:
+    """The seed rows' images: the loaded 1x28x28 set (else a generated one), ``fuse_train``
+    of them on a CPU (all of them on CUDA), plus the evaluation images."""
+    data = ctx.data if ctx.data.input_shape == (1, 28, 28) else mnist_sized(
+        ctx.device, 1_000 if ctx.args.quick else 60_000)
+    n = None if ctx.device.type == "cuda" and not ctx.args.quick else ctx.sizes.fuse_train
+    return subset(data, Sizes(n_train=n, n_eval=ctx.sizes.n_eval or SEED_EVAL))
+
+
+def mnist_sized(device: torch.device, n: int) -> DeviceData:
+    """A generated set of ``n`` 1x28x28 images (the seed MLP's input) when no MNIST-sized set
+    is loaded: random pixels and labels, since only the work is measured."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    raw = RawDataset("synthetic-28x28", x, y, x[:n // 6], y[:n // 6], classes=DIGITS,
+                     source="generated")
+    return DeviceData.create(raw, device=device)
 
 
 

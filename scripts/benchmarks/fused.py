@@ -9,33 +9,25 @@ import time
 from typing import Any
 
 import optuna
-import torch
 
 from benchmarks.common import (
+    CNN004_CFG,
     SEED_CFG,
     STUDY_EPOCHS,
     Context,
-    Sizes,
     median,
     paired_ratio,
+    seed_images,
     subset,
     timed,
 )
 from hpsearch.space import Preset, TrialConfig, active_params, sample_config
-from hpsearch.training import DeviceData, RawDataset, TrainResult, load_dataset, train
-from hpsearch.training.datasets import DIGITS
+from hpsearch.training import DeviceData, TrainResult, load_dataset, train
 from hpsearch.training.fused import PER_MEMBER, fuse_groups, train_many
 
 # The fused rows: the digits MLP of the threads row; seed 000's MLP on fuse_train images.
 FUSED_DIGITS_CFG = TrialConfig(hidden_units=128, hidden_layers=2, optimizer="adam", lr=0.003)
 FUSED_DIGITS_WIDTHS = ((64, 1), (256, 2), (512, 2))  # (hidden_units, hidden_layers), halving
-FUSED_EVAL = 1_000
-# Seed 004's CNN as cnn_regularization trains it (a stored config of that study): its paired
-# configs train 4 weight-penalty arms of this shape, so K = 4 is what fusing the arms of one
-# config would be.
-CNN004_CFG = TrialConfig(model="cnn", cnn_channels=16, cnn_fc_units=100, dropout2d=0.2,
-                         optimizer="adamw", lr=0.0037, batch_size=128, weight_penalty="l2",
-                         l2=1e-4, input_norm="standardize")
 CNN004_KS = (1, 2, 4)
 
 
@@ -98,7 +90,7 @@ def row_fused_digits(ctx: Context) -> dict[str, Any]:
 def row_fused_seed000(ctx: Context) -> dict[str, Any]:
     """Seed 000's MLP (784-512-256-10, BN, dropout 0.5, batch 32) trained K at a time: one
     epoch of ``fuse_train`` images (all of them on CUDA) plus the validation images."""
-    data = _seed_images(ctx)
+    data = seed_images(ctx)
     row = _trainings_per_minute(ctx, SEED_CFG, data, ctx.sizes.fuse_ks, 1)
     row["dataset"] = data.name
     row["pass"] = None
@@ -108,32 +100,12 @@ def row_fused_seed000(ctx: Context) -> dict[str, Any]:
 def row_fused_cnn004(ctx: Context) -> dict[str, Any]:
     """Seed 004's CNN (conv 16-32-64, FC 100) trained K at a time on the same images as
     ``fused_seed000``: would fusing the arms of a cnn_regularization config pay here?"""
-    data = _seed_images(ctx)
+    data = seed_images(ctx)
     ks = tuple(k for k in CNN004_KS if k <= max(ctx.sizes.fuse_ks))
     row = _trainings_per_minute(ctx, CNN004_CFG, data, ks, 1)
     row["dataset"] = data.name
     row["pass"] = None
     return row
-
-
-def _seed_images(ctx: Context) -> DeviceData:
-    """The seed rows' images: the loaded 1x28x28 set (else a generated one), ``fuse_train``
-    of them on a CPU (all of them on CUDA), plus the evaluation images."""
-    data = ctx.data if ctx.data.input_shape == (1, 28, 28) else mnist_sized(
-        ctx.device, 1_000 if ctx.args.quick else 60_000)
-    n = None if ctx.device.type == "cuda" and not ctx.args.quick else ctx.sizes.fuse_train
-    return subset(data, Sizes(n_train=n, n_eval=ctx.sizes.n_eval or FUSED_EVAL))
-
-
-def mnist_sized(device: torch.device, n: int) -> DeviceData:
-    """A generated set of ``n`` 1x28x28 images (the seed MLP's input) when no MNIST-sized set
-    is loaded: random pixels and labels, since only the work is measured."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=g)
-    y = torch.randint(0, 10, (n,), generator=g)
-    raw = RawDataset("synthetic-28x28", x, y, x[:n // 6], y[:n // 6], classes=DIGITS,
-                     source="generated")
-    return DeviceData.create(raw, device=device)
 
 
 def row_fused_optimize(ctx: Context) -> dict[str, Any]:

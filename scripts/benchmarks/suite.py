@@ -32,7 +32,8 @@ from hpsearch.training import DeviceData, available_datasets, load_dataset, reso
 RESULTS = Path(__file__).resolve().parent / "results"  # one JSON file per machine
 
 ROWS = ("epoch", "efficiency", "accuracy", "study", "memory", "threads", "compile", "bf16",
-        "fused_digits", "fused_seed000", "fused_cnn004", "fused_optimize", "verify_seeds")
+        "cnn_layout", "fused_digits", "fused_seed000", "fused_cnn004", "fused_optimize",
+        "verify_seeds")
 TARGETS = {
     "epoch": "hpsearch >= 3x faster per epoch at batch 32",
     "efficiency": ">= 50% of this machine's matmul FLOP/s",
@@ -42,6 +43,7 @@ TARGETS = {
     "threads": "(information: 1 thread vs all cores)",
     "compile": "(information: torch.compile's break-even in epochs)",
     "bf16": "|bf16 - fp32| <= 0.5 accuracy points",
+    "cnn_layout": "(information: is a CNN faster in channels_last here? DeviceProfile's choice)",
     "fused_digits": "fused K = 16 >= 4x the trainings/min of K = 1",
     "fused_seed000": "(information: trainings/min at K = 1, 4, 16, 64)",
     "fused_cnn004": "(information: would fusing a CNN config's 4 arms pay?)",
@@ -53,6 +55,7 @@ ROW_FUNCS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "accuracy": training.row_accuracy, "study": optimize.row_study,
     "memory": optimize.row_memory, "threads": training.row_threads,
     "compile": training.row_compile, "bf16": training.row_bf16,
+    "cnn_layout": training.row_cnn_layout,
     "fused_digits": fused.row_fused_digits, "fused_seed000": fused.row_fused_seed000,
     "fused_cnn004": fused.row_fused_cnn004,
     "fused_optimize": fused.row_fused_optimize, "verify_seeds": verify.row_verify_seeds,
@@ -60,6 +63,7 @@ ROW_FUNCS: dict[str, Callable[[Context], dict[str, Any]]] = {
 ROW_TITLES = {"epoch": "epoch ratio", "efficiency": "efficiency", "accuracy": "time to accuracy",
               "study": "study throughput", "memory": "memory", "threads": "threads",
               "compile": "torch.compile", "bf16": "bf16 parity",
+              "cnn_layout": "CNN layout",
               "fused_digits": "fused, digits MLP", "fused_seed000": "fused, seed 000 MLP",
               "fused_cnn004": "fused, seed 004 CNN",
               "fused_optimize": "fused trials", "verify_seeds": "verify 8 vs 32 seeds"}

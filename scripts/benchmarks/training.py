@@ -1,6 +1,6 @@
 """The trainer against seed 000's loop: epoch time, FLOP/s efficiency, time to accuracy,
-torch threads, torch.compile and bf16 (rows epoch, efficiency, accuracy, threads, compile,
-bf16)."""
+torch threads, torch.compile, bf16 and the CNN's memory layout (rows epoch, efficiency,
+accuracy, threads, compile, bf16, cnn_layout)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from torch import nn
 
 from benchmarks.common import (
     BIG_BATCH,
+    CNN004_CFG,
     SEED_CFG,
     STUDY_EPOCHS,
     Context,
     median,
     paired_ratio,
+    seed_images,
     subset,
     timed,
     with_test_as_val,
@@ -277,3 +279,60 @@ def row_bf16(ctx: Context) -> dict[str, Any]:
                     f" ({diff:+.2f} pts), bf16 {speedup:.1f}x faster",
         "raw": {"acc": acc, "seconds": secs},
     }
+
+
+# The layouts' configs: seed 004's CNN as the fused rows train it, and with BN before tanh at
+# batch 256 (cnn_regularization's tuned best has that shape).
+LAYOUT_CFGS = {"no BN, batch 128": CNN004_CFG,
+               "BN before tanh, batch 256": CNN004_CFG.replace(
+                   batch_norm="before", activation="tanh", batch_size=256)}
+LAYOUT_EPOCHS = 2
+
+
+def row_cnn_layout(ctx: Context) -> dict[str, Any]:
+    """Seed 004's CNN trained by ``train()`` with its weights (so its activations) in
+    channels_last, against the default NCHW layout: same seeds, same images, back to back.
+    Decides ``DeviceProfile.channels_last`` on a CPU; the accuracy is there to show that the
+    layout changes only the order of the float sums (trainings diverge from rounding, as
+    they do between torch thread counts), not what is learned."""
+    data = seed_images(ctx)
+    own = DeviceProfile.for_device(ctx.device)
+    secs: dict[str, dict[bool, list[float]]] = {c: {False: [], True: []} for c in LAYOUT_CFGS}
+    acc: dict[str, dict[bool, list[float]]] = {c: {False: [], True: []} for c in LAYOUT_CFGS}
+    for rep in range(ctx.args.reps):
+        for name, cfg in LAYOUT_CFGS.items():
+            for last in (False, True):
+                r = train(cfg, data, epochs=LAYOUT_EPOCHS, patience=LAYOUT_EPOCHS, seed=rep,
+                          profile=own.replace(channels_last=last))
+                secs[name][last].append(r.seconds)
+                acc[name][last].append(r.val_acc)
+    bn_error = {("channels_last" if last else "NCHW"): bn_statistics_error(last)
+                for last in (False, True)}
+    speedup = {c: paired_ratio(v[False], v[True]) for c, v in secs.items()}
+    diff = {c: median([100 * (b - a) for a, b in zip(v[False], v[True], strict=True)])
+            for c, v in acc.items()}
+    layout = "channels_last" if own.channels_last else "NCHW"
+    return {
+        "n_train": len(data.train_y), "n_val": len(data.val_y), "epochs": LAYOUT_EPOCHS,
+        "speedup": speedup, "diff_points": diff, "profile_channels_last": own.channels_last,
+        "bn_max_error": bn_error, "pass": None,
+        "measured": "; ".join(f"{c}: channels_last {speedup[c]:.2f}x as fast as NCHW "
+                              f"(val acc {diff[c]:+.2f} pts)" for c in LAYOUT_CFGS)
+                    + "; BN's largest error (NCHW / channels_last): "
+                    + " / ".join(f"{v:.0e}" for v in bn_error.values())
+                    + f"; this device's profile: {layout}",
+        "raw": {"seconds": {c: {str(k): v for k, v in d.items()} for c, d in secs.items()},
+                "acc": {c: {str(k): v for k, v in d.items()} for c, d in acc.items()}},
+    }
+
+
+def bn_statistics_error(channels_last: bool) -> float:
+    """The largest error of train-mode BatchNorm2d's output against float64, on the first
+    conv block's activations of a batch of 256 (16 channels of 28x28: 200k values a
+    channel, mean 0.5, sd 0.3), on the CPU, where the two layouts' kernels sum the
+    statistics differently."""
+    x = 0.5 + 0.3 * torch.randn(256, 16, 28, 28, generator=torch.Generator().manual_seed(0))
+    exact = nn.functional.batch_norm(x.double(), None, None, training=True)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    got = nn.functional.batch_norm(x.contiguous(memory_format=fmt), None, None, training=True)
+    return float((got.double() - exact).abs().max())

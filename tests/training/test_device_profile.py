@@ -36,7 +36,8 @@ def data() -> DeviceData:
 
 
 def test_the_profile_follows_the_device_unless_forced(monkeypatch):
-    assert not AUTO.bf16 and not AUTO.channels_last and AUTO.cpu_fuse_cap
+    assert not AUTO.bf16 and AUTO.channels_last and AUTO.cpu_fuse_cap  # oneDNN's fast layout
+    assert not DeviceProfile.for_device(torch.device("mps")).channels_last
     cuda = DeviceProfile.for_device(torch.device("cuda"))  # a device object needs no GPU
     assert cuda.bf16 and cuda.channels_last and cuda.member_generators and cuda.cuda_memory
     assert not cuda.cpu_fuse_cap
@@ -70,10 +71,15 @@ def test_cuda_like_train_runs_bf16_autocast_and_channels_last(data):
     assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
     assert all(not w.is_contiguous() for w in convs[1:])  # NHWC (conv 1 has C = 1: both)
     assert 0 < result.val_acc <= 1 and result.history[0].train_loss > 0
-    # the CPU's own profile: fp32, the default layout
+    # the CPU's own profile: fp32, channels_last; the plain one: the default layout
     dtypes.clear()
-    plain = train(CNN, data, epochs=1, build=_recording_build(dtypes))
+    own = train(CNN, data, epochs=1, build=_recording_build(dtypes))
     assert set(dtypes) == {torch.float32}
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last)
+               and not m.weight.is_contiguous()
+               for m in list(own.model.modules()) if isinstance(m, nn.Conv2d)
+               and m.in_channels > 1)
+    plain = train(CNN, data, epochs=1, profile=DeviceProfile.for_device(CPU, "plain"))
     assert all(m.weight.is_contiguous() for m in plain.model.modules()
                if isinstance(m, nn.Conv2d))
 

@@ -17,6 +17,7 @@ from torch import nn
 
 import hpsearch.training.fused.trainer as fused
 from hpsearch.space.params import PARAM_BY_NAME, TrialConfig
+from hpsearch.training import DeviceProfile
 from hpsearch.training.datasets import load_dataset
 from hpsearch.training.device_data import DeviceData
 from hpsearch.training.fused.modules import FusedNet
@@ -58,13 +59,16 @@ def max_diff(a: nn.Module, b: nn.Module) -> float:
 
 
 def assert_members_match(cfgs: list[TrialConfig], seeds: list[int], data: DeviceData,
-                         epochs: int = EPOCHS, patience: int = EPOCHS) -> list[float]:
-    """Train fused and alone; returns each member's largest state difference."""
-    together = train_fused(cfgs, data, epochs=epochs, patience=patience, seeds=seeds)
+                         epochs: int = EPOCHS, patience: int = EPOCHS,
+                         profile: DeviceProfile | None = None) -> list[float]:
+    """Train fused and alone (``profile``: default, the CPU's own); returns each member's
+    largest state difference."""
+    together = train_fused(cfgs, data, epochs=epochs, patience=patience, seeds=seeds,
+                           profile=profile)
     one_example = 1 / len(data.val_y) + 1e-6
     diffs = []
     for cfg, seed, member in zip(cfgs, seeds, together, strict=True):
-        alone = train(cfg, data, epochs=epochs, patience=patience, seed=seed)
+        alone = train(cfg, data, epochs=epochs, patience=patience, seed=seed, profile=profile)
         assert isinstance(member.model, nn.Sequential) and not member.model.training
         assert (member.stop_reason, len(member.history), member.n_params) \
             == (alone.stop_reason, len(alone.history), alone.n_params)
@@ -99,7 +103,10 @@ CASES = {
        for m in ("mlp", "cnn") for bn in PARAM_BY_NAME["batch_norm"].choices},
     # ReLU then BN on the CNN's 2x2 maps is chaotic in train() itself: 1 and 2 torch threads
     # end 1e-2 apart after 10 steps (channels with near-zero variance amplify rounding by
-    # 1/sqrt(eps)). No trainer can match that to 1e-4, so that placement is checked with tanh.
+    # 1/sqrt(eps)). No trainer can match that to 1e-4, so that placement is checked with tanh,
+    # and in NCHW (NCHW_CASES): a CPU's channels_last BN sums its statistics less exactly
+    # (scripts/bench.py --only cnn_layout), and 1 seed in 8 of the fused and the alone run
+    # then ends 2e-3 apart in loss; in NCHW all 8 match to 5e-7.
     "cnn-bn-after": CNN.replace(batch_norm="after", activation="tanh"),
     **{f"act-{a}": MLP.replace(activation=a, batch_norm="before")
        for a in PARAM_BY_NAME["activation"].choices},
@@ -112,9 +119,15 @@ CASES = {
 }
 
 
+NCHW_CASES = {"cnn-bn-after"}
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_each_member_matches_the_config_trained_alone(data, name):
-    assert_members_match(*twins(CASES[name]), data)
+    own = DeviceProfile.for_device(torch.device("cpu"))
+    assert_members_match(*twins(CASES[name]), data,
+                         profile=own.replace(channels_last=False) if name in NCHW_CASES
+                         else own)
 
 
 @pytest.mark.parametrize("base", [MLP, CNN], ids=["mlp", "cnn"])
