@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -614,12 +615,19 @@ def _ran_out(ev: dict[str, Any], c: Claim, key: str = "verify_best") -> str:
     said += " ran out before it settled"
     if top.get("accuracy_settled") == schema.EQUIVALENT and top.get("failures_seeds_needed"):
         arms = 4 if v.get("kind") == "interaction" else 2  # factorial cells, or twins
-        more = (int(top["failures_seeds_needed"]) - int(v.get("seeds") or 0)) * arms
+        seeds = int(top["failures_seeds_needed"])
+        more = (seeds - int(v.get("seeds") or 0)) * arms
+        study = c.preset if key == "verify_best" else f"{c.preset}-seed"
+        against = (f" --baseline {shlex.quote(c.focus[0])}"
+                   if c.focus and key == VERIFY_AT[c.at] else "")
         return (f"{said}: equivalent within +-{v.get('margin')} pts in accuracy where both "
-                f"learned, but the failure rates to learn are not bounded: about "
-                f"{top['failures_seeds_needed']} seeds would bound them within "
-                f"{top.get('failures_margin')} pts (`verify --seeds`; {more} more trainings, "
-                f"not spent here: the CPU went to the questions still open on accuracy)")
+                f"learned, but the failure rates to learn are not bounded: about {seeds} "
+                f"seeds would bound them within {top.get('failures_margin')} pts "
+                f"(`hpsearch verify {shlex.quote(str(ev['storage']))} --study-name {study} "
+                f"--question {c.id}{against} --seeds {seeds}`, which resumes from the stored "
+                f"trainings: at most {more} more, fewer where another question's twins "
+                "stored them; not spent here: the CPU went to the questions still open on "
+                "accuracy)")
     verdict = str(top.get("verdict") or "")
     hint = next((part.strip() for part in reversed(verdict.replace(";", ",").split(","))
                  if "seeds would" in part), "")

@@ -249,6 +249,28 @@ def test_a_claim_about_the_seeds_own_value_is_answered_at_the_seeds_config(tmp_p
     assert row["settled"] == "open" and row["verify_seed"]["comparison"] == "l2 vs none"
 
 
+def test_an_open_verify_names_the_command_that_would_bound_its_failure_rates(tmp_path):
+    """Equivalent in accuracy at 24 seeds, failure rates not yet bounded: the row gives the
+    verify that would bound them, on the committed database, resuming its trainings."""
+    v = _verified("open", 0.04, -0.07, 0.23)
+    v["rows"][0].update(accuracy_settled="equivalent", failures_seeds_needed=102,
+                        baseline="relu", alternative="sigmoid")
+    v.update(seeds=24, margin=0.5, kind="question")
+    ev = {"preset": "cnn_regularization", "storage": "docs/seeds/my study.db",
+          "seed_study": False, "finished": 24, "study_seconds": 60.0,
+          "config_minutes": [16.0], "minutes_per_training": 4.0,
+          "analysis": {"answers": [{"question": "scheduler", "settled": "open",
+                                    "verdict": "open", "status": "answered"}],
+                       "interactions": []},
+          "verify": {"scheduler": v}, "verify_seed": {}, "over_epochs": {},
+          "verify_plans": {"scheduler": {"best": (6, 10, 20, 48)}}}
+    row = _cnn_rows(tmp_path, ev)["scheduler"]
+    assert row["settled"] == "open"
+    assert ("`hpsearch verify 'docs/seeds/my study.db' --study-name cnn_regularization "
+            "--question scheduler --seeds 102`") in row["needed"]
+    assert "at most 156 more" in row["needed"]
+
+
 def test_reproduce_seeds_makes_a_tuned_rest_seed_config_from_the_best_and_keeps_it(tmp_path):
     """A preset with seed_rest = "tuned" (a user's, in ./studies/): its seed study trains the
     tuned best's params with the seed's values, records which trial, and a resume keeps
