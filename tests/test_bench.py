@@ -27,6 +27,7 @@ ROW_KEYS = {
     "study": {"trials_per_min_jobs1", "trials_per_min_jobs2", "optuna_share",
               "seconds_per_trial", "optuna_seconds_per_trial", "stub_seconds_per_trial"},
     "threads": {"seconds", "slowdown"},
+    "cnn_layout": {"speedup", "diff_points", "bn_max_error", "profile_channels_last"},
     "fused_digits": {"ks", "trainings_per_min", "ratio_vs_k1", "other_widths"},
     "fused_seed000": {"ks", "trainings_per_min", "ratio_vs_k1", "dataset"},
     "fused_cnn004": {"ks", "trainings_per_min", "ratio_vs_k1", "dataset"},
@@ -98,6 +99,11 @@ def test_quick_run_writes_every_row(tmp_path):
     assert all(v > 0 for v in stub.values()) and stub["memory"] < stub["sqlite"]
     for name in ("fused_digits", "fused_seed000", "fused_cnn004"):  # every K, K = 1 the base
         assert doc["rows"][name]["ks"] == QUICK_KS
+    # both layouts of every config trained, the CPU's own profile the faster one here
+    layout = doc["rows"]["cnn_layout"]
+    assert all(set(v) == {"False", "True"} for v in layout["raw"]["seconds"].values())
+    assert all(v > 0 for v in layout["speedup"].values()) and layout["profile_channels_last"]
+    assert set(layout["bn_max_error"]) == {"NCHW", "channels_last"} and "CNN layout" in table
     # the fixed-architecture trials share one fused model; the default space's may not
     assert doc["rows"]["fused_optimize"]["fixed_architecture_groups"] == [[2]]
     assert doc["rows"]["verify_seeds"]["seeds"] == [6, 12] and "verify 8 vs 32" in table
