@@ -77,7 +77,9 @@ class Claim:
     (none vs l2 of weight_penalty's four): the row is that comparison's, and verify where
     the claim is answered compares every choice with the first (``verify --baseline``),
     not with the config's own (at the seed's config that was l1, which made no none-vs-l2
-    comparison).
+    comparison). ``says``: the choice the claim says wins and the one it says loses ("on"
+    for any of a question's choices but its "off" one, as BN before or after against none),
+    where it names them: the answer then says whether the evidence goes the claim's way.
     """
 
     seed: str
@@ -88,15 +90,16 @@ class Claim:
     part: str = ""
     at: str = "best"
     focus: tuple[str, ...] = ()
+    says: tuple[str, str] | tuple[()] = ()
 
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("000", "BN before the activation did better than after", "bn_placement", "question",
-          "bn_placement"),
+          "bn_placement", says=("before", "after")),
     Claim("001", "Dense -> BN -> act beats Dense -> act -> BN (Adam, 256-128-64)",
-          "dense_bn_activation", "question", "bn_placement"),
+          "dense_bn_activation", "question", "bn_placement", says=("before", "after")),
     Claim("002", "BN 97.8% vs none 94.1% after 10 epochs of SGD", "batchnorm_vs_none",
-          "question", "batch_norm"),
+          "question", "batch_norm", says=("on", "off")),
     # The best BN model: bn_placement's best has batch norm by construction (batchnorm_vs_none's
     # best may have none, and then neither claim is about it).
     Claim("002", "a BN model must be evaluated in eval mode (running statistics)",
@@ -106,13 +109,13 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("002", "a Linear layer followed by BN needs no bias", "bn_placement", "bias",
           "bias"),
     Claim("003", "ReLU + dropout beats sigmoid + dropout", "dropout_activation", "question",
-          "activation"),
+          "activation", says=("relu", "sigmoid")),
     Claim("003", "dropout may hurt at few epochs and pay with more", "dropout_activation",
           "over_epochs", "dropout"),
     Claim("003", "dropout goes well with ReLU (and not with sigmoid)", "dropout_activation",
           "interaction", "dropout_x_activation"),
     Claim("004", "weight_decay = 0.1 destroyed accuracy", "cnn_regularization", "question",
-          "weight_penalty", at="seed", focus=("none", "l2")),
+          "weight_penalty", at="seed", focus=("none", "l2"), says=("none", "l2")),
     Claim("004", "He init for ReLU", "cnn_regularization", "interaction", "init_x_activation"),
     Claim("004", "schedulers compared", "cnn_regularization", "question", "scheduler"),
     Claim("004", "optimizers compared", "cnn_regularization", "question", "optimizer"),
@@ -522,6 +525,7 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
                            "kind": c.kind, "id": c.id or c.part, "storage": ev["storage"],
                            "settled": "open", "source": None, "verdict": None, "study": None,
                            "verify_best": None, "verify_seed": None, "needed": None,
+                           "on_claim": "",
                            "at": c.at}
     if c.kind == "bias":
         return _bias_row(row, ev, args)
@@ -544,6 +548,7 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
     elif c.at == "best" and row["study"] and row["study"]["settled"] != "open":
         row.update(settled=row["study"]["settled"], source="study" + _against(
             (a or {}).get("headline_winner"), row))
+    row["on_claim"] = _on_claim(c, row, a)
     if row["settled"] == "open":
         needed = (a or {}).get("needed") or "" if c.at == "best" else (
             f"the claim is about the seed's own value ({_seed_values(c.preset)}), which only "
@@ -555,6 +560,36 @@ def claim_row(c: Claim, ev: dict[str, Any], args: argparse.Namespace) -> dict[st
                                               else _remaining(ev, args, cost=_cost(ev, c)))
                                   if x)
     return row
+
+
+def _on_claim(c: Claim, row: dict[str, Any], a: dict[str, Any] | None) -> str:
+    """Whether a settled answer goes the way the claim says (``c.says``): "as the claim
+    says", "the opposite of the claim" or, for an equivalence, that neither wins; "" where
+    the claim names no winner, the answer is open, or its difference is between other
+    choices."""
+    if not c.says or row["settled"] == "open":
+        return ""
+    if row["settled"] == schema.EQUIVALENT:
+        return "neither wins by the margin, where the claim says one does"
+    win, lose = c.says
+    if (row["source"] or "").startswith("study"):
+        # the study's difference: its headline pair's winner
+        winner = str((a or {}).get("headline_winner"))
+        won = "on" if win == "on" and winner not in OFF else winner
+        return ("as the claim says" if won == win else
+                f"the opposite of the claim ({winner} won)" if won == lose else "")
+    found = _directions(row[VERIFY_AT[c.at]] or {})
+    pair = (win, lose) if (win, lose) in found else (lose, win) if (lose, win) in found else None
+    if pair is None:
+        return ""
+    said = ("as the claim says" if pair == (win, lose) else "the opposite of the claim")
+    # The study's difference the other way is an average over the configs it sampled.
+    study = row["study"] or {}
+    winner = str((a or {}).get("headline_winner"))
+    other = study.get("settled") == schema.DIFFERENCE and winner == pair[1]
+    return f"{said} ({found[pair]}" + (
+        f"; the study's {pair[1]} > {pair[0]} is over the configs it sampled)" if other
+        else ")")
 
 
 def _twins_at_seed(c: Claim, ev: dict[str, Any]) -> bool:
@@ -972,7 +1007,8 @@ def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
         "and both be right: ReLU can beat sigmoid on average over learning rates and "
         "optimizers, and not at the tuned config. The **answer** is verify's at the tuned "
         "best where it settled, else the study's; a claim about a value only the seed's "
-        "config has (weight decay 0.1) is answered by verify at the seed's config alone. "
+        "config has (weight decay 0.1) is answered by verify at the seed's config alone; "
+        "where the claim names a winner, the answer says whether it goes the claim's way. "
         "verify calls twins *equivalent* only "
         "when their interval lies within +-0.5 pts and the failure rates to learn are "
         "bounded within +-5 pts too, which takes about 100 seeds; with fewer, a comparison "
@@ -984,7 +1020,8 @@ def render(rows: list[dict[str, Any]], evs: dict[str, dict[str, Any]],
     ]
     for r in rows:
         ev = evs[r["preset"]]
-        state = r["settled"] + (f" ({r['source']})" if r["source"] else "")
+        state = (r["settled"] + (f" ({r['source']})" if r["source"] else "")
+                 + (f": {r['on_claim']}" if r.get("on_claim") else ""))
         study = ((r["verdict"] or "—") + _failures((r.get("study") or {}).get("trainability"))
                  + (f" (n={ev['finished']})" if ev["finished"] else ""))
         if r["settled"] == "open" and r["needed"]:

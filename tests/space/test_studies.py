@@ -237,9 +237,17 @@ def test_a_claim_about_the_seeds_own_value_is_answered_at_the_seeds_config(tmp_p
     rows = _cnn_rows(tmp_path, ev)
     row = rows["weight_penalty"]
     assert (row["settled"], row["source"]) == ("difference", "verify at the seed's config")
+    # l2 lost to none by 60 pts: the claim's way ("destroyed"), and the page says so
+    assert row["on_claim"] == "as the claim says (none > l2)"
+    assert "verify at the seed's config): as the claim says (none > l2) |" in rows["page"]["text"]
+    ev_up = json.loads(json.dumps(ev))
+    ev_up["verify_seed"]["weight_penalty"]["rows"][0].update(shift=2.0, ci_low=1.0, ci_high=3.0)
+    assert _cnn_rows(tmp_path, ev_up)["weight_penalty"]["on_claim"] == \
+        "the opposite of the claim (l2 > none)"
     assert "| not asked: the claim is about the seed's own value |" in rows["page"]["text"]
     # A claim about the tuned config still falls back on the study's settled answer.
     assert rows["augmentation"]["settled"] == "equivalent"
+    assert rows["augmentation"]["on_claim"] == ""  # "flip is wrong for digits" names no winner
     # Its comparison (none vs l2) is the row, whatever the question's other comparisons say.
     v = ev["verify_seed"]["weight_penalty"]
     v["rows"] = [{**v["rows"][0], "alternative": "l1_l2", "shift": -70.0},
