@@ -113,7 +113,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("003", "dropout may hurt at few epochs and pay with more", "dropout_activation",
           "over_epochs", "dropout"),
     Claim("003", "dropout goes well with ReLU (and not with sigmoid)", "dropout_activation",
-          "interaction", "dropout_x_activation"),
+          "interaction", "dropout_x_activation", says=("relu", "sigmoid")),
     Claim("004", "weight_decay = 0.1 destroyed accuracy", "cnn_regularization", "question",
           "weight_penalty", at="seed", focus=("none", "l2"), says=("none", "l2")),
     Claim("004", "He init for ReLU", "cnn_regularization", "interaction", "init_x_activation"),
@@ -583,6 +583,8 @@ def _on_claim(c: Claim, row: dict[str, Any], a: dict[str, Any] | None) -> str:
     if pair is None:
         return ""
     said = ("as the claim says" if pair == (win, lose) else "the opposite of the claim")
+    if c.kind == "interaction":  # the winner is where the first param's effect is better
+        found = {pair: f"{c.id.split('_x_')[0]} does better with {pair[0]} than with {pair[1]}"}
     # The study's difference the other way is an average over the configs it sampled.
     study = row["study"] or {}
     winner = str((a or {}).get("headline_winner"))

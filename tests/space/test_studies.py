@@ -198,11 +198,11 @@ def _verified(settled: str, shift: float, lo: float, hi: float) -> dict:
     return {"settled": settled, "seeds": 10, "margin": 0.5, "rows": [row]}
 
 
-def _cnn_rows(tmp_path, ev: dict) -> dict[str, dict]:
-    """cnn_regularization's rows of the page written from ``ev`` (its evidence, as an
-    earlier run stored it in findings-full.json), by id; the page's text under "page"."""
+def _cnn_rows(tmp_path, ev: dict, preset: str = "cnn_regularization") -> dict[str, dict]:
+    """A preset's rows of the page written from ``ev`` (its evidence, as an earlier run
+    stored it in findings-full.json), by id; the page's text under "page"."""
     evidence, out = tmp_path / "evidence.json", tmp_path / "page.md"
-    evidence.write_text(json.dumps({"cnn_regularization": ev}))
+    evidence.write_text(json.dumps({preset: ev}))
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce_seeds.py"),
                            "--from-evidence", str(evidence), "--out", str(out)],
                           capture_output=True, text=True, timeout=120, check=False)
@@ -277,6 +277,27 @@ def test_an_open_verify_names_the_command_that_would_bound_its_failure_rates(tmp
     assert ("`hpsearch verify 'docs/seeds/my study.db' --study-name cnn_regularization "
             "--question scheduler --seeds 102`") in row["needed"]
     assert "at most 156 more" in row["needed"]
+
+
+def test_an_interaction_claim_is_read_as_where_its_first_param_does_better(tmp_path):
+    """003's "dropout goes well with ReLU (and not with sigmoid)": verify's factorial twins
+    find dropout's effect 0.36 pts better with sigmoid, which is the opposite of the claim."""
+    v = _verified("difference", 0.36, 0.18, 0.52)
+    v["rows"][0].update(baseline="relu", alternative="sigmoid")
+    v["kind"] = "interaction"
+    ev = {"preset": "dropout_activation", "storage": "s.db", "seed_study": True,
+          "finished": 24, "study_seconds": 60.0, "config_minutes": [1.0],
+          "minutes_per_training": 1.0, "analysis": {"answers": [], "interactions": []},
+          "verify": {"dropout_x_activation": v}, "verify_seed": {}, "over_epochs": {},
+          "verify_plans": {}}
+    rows = _cnn_rows(tmp_path, ev, "dropout_activation")
+    row = rows["dropout_x_activation"]
+    assert (row["settled"], row["source"]) == ("difference", "verify at the tuned best")
+    assert row["on_claim"] == \
+        "the opposite of the claim (dropout does better with sigmoid than with relu)"
+    v["rows"][0].update(shift=-0.36, ci_low=-0.52, ci_high=-0.18)
+    assert _cnn_rows(tmp_path, ev, "dropout_activation")["dropout_x_activation"][
+        "on_claim"] == "as the claim says (dropout does better with relu than with sigmoid)"
 
 
 def test_reproduce_seeds_makes_a_tuned_rest_seed_config_from_the_best_and_keeps_it(tmp_path):
