@@ -572,10 +572,10 @@ def _on_claim(c: Claim, row: dict[str, Any], a: dict[str, Any] | None) -> str:
     if row["settled"] == schema.EQUIVALENT:
         return "neither wins by the margin, where the claim says one does"
     win, lose = c.says
+    # the study's difference: its headline pair's winner, as the claim names its side
+    winner = str((a or {}).get("headline_winner"))
+    won = ("off" if winner in OFF else "on") if "on" in c.says else winner
     if (row["source"] or "").startswith("study"):
-        # the study's difference: its headline pair's winner
-        winner = str((a or {}).get("headline_winner"))
-        won = "on" if win == "on" and winner not in OFF else winner
         return ("as the claim says" if won == win else
                 f"the opposite of the claim ({winner} won)" if won == lose else "")
     found = _directions(row[VERIFY_AT[c.at]] or {})
@@ -586,9 +586,7 @@ def _on_claim(c: Claim, row: dict[str, Any], a: dict[str, Any] | None) -> str:
     if c.kind == "interaction":  # the winner is where the first param's effect is better
         found = {pair: f"{c.id.split('_x_')[0]} does better with {pair[0]} than with {pair[1]}"}
     # The study's difference the other way is an average over the configs it sampled.
-    study = row["study"] or {}
-    winner = str((a or {}).get("headline_winner"))
-    other = study.get("settled") == schema.DIFFERENCE and winner == pair[1]
+    other = (row["study"] or {}).get("settled") == schema.DIFFERENCE and won == pair[1]
     return f"{said} ({found[pair]}" + (
         f"; the study's {pair[1]} > {pair[0]} is over the configs it sampled)" if other
         else ")")

@@ -300,6 +300,23 @@ def test_an_interaction_claim_is_read_as_where_its_first_param_does_better(tmp_p
         "on_claim"] == "as the claim says (dropout does better with relu than with sigmoid)"
 
 
+def test_a_claim_for_any_bn_is_read_against_none_from_the_study_too(tmp_path):
+    """002's "BN beats none" names BN's side "on": a study whose winner is none is the
+    opposite of the claim, one whose winner is BN before is the claim's way."""
+    ev = {"preset": "batchnorm_vs_none", "storage": "s.db", "seed_study": False,
+          "finished": 24, "study_seconds": 60.0, "config_minutes": [1.0],
+          "minutes_per_training": 1.0,
+          "analysis": {"answers": [{"question": "batch_norm", "settled": "difference",
+                                    "verdict": "matters: none > before", "status": "answered",
+                                    "headline_winner": "none"}], "interactions": []},
+          "verify": {}, "verify_seed": {}, "over_epochs": {}, "verify_plans": {}}
+    row = _cnn_rows(tmp_path, ev, "batchnorm_vs_none")["batch_norm"]
+    assert row["source"] == "study" and row["on_claim"] == "the opposite of the claim (none won)"
+    ev["analysis"]["answers"][0]["headline_winner"] = "before"
+    row = _cnn_rows(tmp_path, ev, "batchnorm_vs_none")["batch_norm"]
+    assert row["on_claim"] == "as the claim says"
+
+
 def test_reproduce_seeds_makes_a_tuned_rest_seed_config_from_the_best_and_keeps_it(tmp_path):
     """A preset with seed_rest = "tuned" (a user's, in ./studies/): its seed study trains the
     tuned best's params with the seed's values, records which trial, and a resume keeps
